@@ -1,0 +1,32 @@
+//! The wire contract of mqtt-home: every topic name and every payload type, defined once.
+//!
+//! Daemons, tests, the control CLI and the scenario runner all build topics with [`Topics`] and
+//! encode or decode payloads with the [`Payload`] trait, so a topic string or a field name is
+//! written exactly once in the code base. `docs/protocol.md` documents the same contract for
+//! people pointing their own tools at the broker.
+//!
+//! Decoding is strict and total: any byte string yields either a typed message or a
+//! [`DecodeError`] that says what was wrong. Commands also accept the bare words a person types
+//! into `mosquitto_pub` (`ON`, `OFF`, `50`, `ARM_AWAY`).
+//!
+//! This crate depends on serde only: nothing async, nothing MQTT-client specific.
+
+mod device;
+mod lighting;
+mod payload;
+mod security;
+mod time;
+mod topics;
+
+pub use device::{Announce, Availability, DeviceKind};
+pub use lighting::{CircadianPhase, CircadianReading, Effect, LightCommand, LightSource, LightState, Power};
+pub use payload::{DecodeError, Payload};
+pub use security::{
+    AlarmCommand, AlarmState, ArmMode, ContactState, MotionState, PanelAction, PanelCommand, PanelEvent,
+    PanelEventKind, PanelState, PanelStatus, SensorKind, SensorReading, SensorState, SirenState,
+};
+pub use time::Timestamp;
+pub use topics::{DEFAULT_TOPIC_ROOT, IdError, Qos, Topic, TopicError, Topics, validate_id};
+
+/// The version every daemon announces, taken from the workspace version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

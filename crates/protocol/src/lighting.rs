@@ -1,0 +1,303 @@
+//! Smart-lighting payloads: the sun's phase, light commands and light state.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+use crate::device::clip;
+use crate::payload::{DecodeError, Payload, decode_json, is_json, text};
+
+/// `ON` / `OFF`, shared by lights and the siren.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Power {
+    On,
+    Off,
+}
+
+impl Power {
+    /// Reads a bare `ON` / `OFF` (any case) as typed by a person.
+    pub fn from_word(word: &str) -> Option<Power> {
+        if word.eq_ignore_ascii_case("on") {
+            Some(Power::On)
+        } else if word.eq_ignore_ascii_case("off") {
+            Some(Power::Off)
+        } else {
+            None
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Power::On => "ON",
+            Power::Off => "OFF",
+        }
+    }
+}
+
+/// The sun's phase, as the circadian sensor publishes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CircadianPhase {
+    Sunrise,
+    Morning,
+    Sunset,
+    Night,
+}
+
+impl CircadianPhase {
+    /// The four phases in the order of a day.
+    pub const ALL: [CircadianPhase; 4] =
+        [CircadianPhase::Sunrise, CircadianPhase::Morning, CircadianPhase::Sunset, CircadianPhase::Night];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircadianPhase::Sunrise => "sunrise",
+            CircadianPhase::Morning => "morning",
+            CircadianPhase::Sunset => "sunset",
+            CircadianPhase::Night => "night",
+        }
+    }
+
+    /// The phase after this one.
+    pub fn next(self) -> CircadianPhase {
+        match self {
+            CircadianPhase::Sunrise => CircadianPhase::Morning,
+            CircadianPhase::Morning => CircadianPhase::Sunset,
+            CircadianPhase::Sunset => CircadianPhase::Night,
+            CircadianPhase::Night => CircadianPhase::Sunrise,
+        }
+    }
+}
+
+impl std::fmt::Display for CircadianPhase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Retained on `<root>/lights/circadian_rhythm`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CircadianReading {
+    pub phase: CircadianPhase,
+    pub device_id: String,
+    pub ts: Timestamp,
+    /// The sun's elevation in degrees, in `sun` mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elevation_deg: Option<f64>,
+}
+
+impl Payload for CircadianReading {
+    const WHAT: &'static str = "circadian reading";
+}
+
+/// Who asked for a light's current setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LightSource {
+    Circadian,
+    Motion,
+    Manual,
+    Alarm,
+}
+
+impl LightSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LightSource::Circadian => "circadian",
+            LightSource::Motion => "motion",
+            LightSource::Manual => "manual",
+            LightSource::Alarm => "alarm",
+        }
+    }
+}
+
+/// A light effect, for bulbs that announce the capability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    /// Steady light.
+    None,
+    /// Blink at about 1 Hz (the alarm).
+    Flash,
+}
+
+/// Sent to `<root>/lights/<id>/set`. Every field is optional; a missing `source` means `manual`.
+///
+/// Accepted bare forms: `ON`, `OFF`, and a brightness `0`–`100` (`0` turns the light off).
+#[derive(Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LightCommand {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Power>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brightness: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_temp_k: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Effect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<LightSource>,
+}
+
+impl std::fmt::Debug for LightCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.encode()))
+    }
+}
+
+/// The coldest and warmest colour temperatures a command may ask for, in kelvin.
+pub const COLOR_TEMP_RANGE_K: std::ops::RangeInclusive<u16> = 1000..=10_000;
+
+impl LightCommand {
+    /// On at `brightness` %, with `color_temp_k`, on behalf of `source`.
+    pub fn set(brightness: u8, color_temp_k: Option<u16>, source: LightSource) -> LightCommand {
+        LightCommand {
+            state: Some(Power::On),
+            brightness: Some(brightness),
+            color_temp_k,
+            effect: None,
+            source: Some(source),
+        }
+    }
+
+    /// Off, on behalf of `source`.
+    pub fn off(source: LightSource) -> LightCommand {
+        LightCommand { state: Some(Power::Off), source: Some(source), ..LightCommand::default() }
+    }
+
+    /// The source, `manual` when the sender gave none (a person or a dashboard).
+    pub fn source_or_manual(&self) -> LightSource {
+        self.source.unwrap_or(LightSource::Manual)
+    }
+}
+
+impl Payload for LightCommand {
+    const WHAT: &'static str = "light command";
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let s = text(Self::WHAT, bytes)?;
+        let command = if is_json(s) {
+            decode_json(Self::WHAT, bytes)?
+        } else if let Some(power) = Power::from_word(s) {
+            LightCommand { state: Some(power), ..LightCommand::default() }
+        } else if let Ok(brightness) = s.parse::<u8>() {
+            LightCommand { brightness: Some(brightness), ..LightCommand::default() }
+        } else {
+            return Err(DecodeError::invalid(
+                Self::WHAT,
+                format!("`{}` is not JSON, ON, OFF or a brightness 0-100", clip(s)),
+            ));
+        };
+        command.validate()?;
+        Ok(command)
+    }
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        if self.state.is_none() && self.brightness.is_none() && self.color_temp_k.is_none() && self.effect.is_none() {
+            return Err(DecodeError::invalid(
+                Self::WHAT,
+                "needs at least one of state, brightness, color_temp_k, effect",
+            ));
+        }
+        if let Some(b) = self.brightness.filter(|b| *b > 100) {
+            return Err(DecodeError::invalid(Self::WHAT, format!("brightness {b} is outside 0-100")));
+        }
+        if let Some(k) = self.color_temp_k.filter(|k| !COLOR_TEMP_RANGE_K.contains(k)) {
+            return Err(DecodeError::invalid(Self::WHAT, format!("color_temp_k {k} is outside 1000-10000")));
+        }
+        Ok(())
+    }
+}
+
+/// Retained on `<root>/lights/<id>/state` by the bulb itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LightState {
+    pub state: Power,
+    pub brightness: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_temp_k: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<Effect>,
+    pub source: LightSource,
+    pub device_id: String,
+    pub ts: Timestamp,
+}
+
+impl Payload for LightState {
+    const WHAT: &'static str = "light state";
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        if self.brightness > 100 {
+            return Err(DecodeError::invalid(Self::WHAT, format!("brightness {} is outside 0-100", self.brightness)));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn light_commands_accept_json_and_bare_words() {
+        let cases: &[(&str, LightCommand)] = &[
+            ("ON", LightCommand { state: Some(Power::On), ..Default::default() }),
+            ("off", LightCommand { state: Some(Power::Off), ..Default::default() }),
+            (" 50\n", LightCommand { brightness: Some(50), ..Default::default() }),
+            (
+                r#"{"state":"ON","brightness":50}"#,
+                LightCommand { state: Some(Power::On), brightness: Some(50), ..Default::default() },
+            ),
+            (
+                r#"{"state":"ON","brightness":30,"color_temp_k":2700,"source":"circadian"}"#,
+                LightCommand::set(30, Some(2700), LightSource::Circadian),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(LightCommand::decode(input.as_bytes()).as_ref(), Ok(expected), "{input}");
+        }
+    }
+
+    #[test]
+    fn light_commands_reject_what_is_wrong() {
+        let cases = [
+            ("", "empty"),
+            ("101", "brightness 101 is outside 0-100"),
+            ("dim", "not JSON"),
+            (r#"{"state":"ON","brightness":101}"#, "outside 0-100"),
+            (r#"{"brightnes":50}"#, "unknown field `brightnes`"),
+            (r#"{"state":"on"}"#, "unknown variant `on`"),
+            (r#"{"color_temp_k":200}"#, "outside 1000-10000"),
+            ("{}", "needs at least one"),
+            ("{", "EOF"),
+        ];
+        for (input, needle) in cases {
+            let err = LightCommand::decode(input.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{input}: {err}");
+            assert!(err.starts_with("light command"), "{err}");
+        }
+        assert!(LightCommand::decode(&[0xc3, 0x28]).is_err());
+    }
+
+    #[test]
+    fn light_command_round_trips() {
+        let command = LightCommand::set(5, Some(2200), LightSource::Circadian);
+        assert_eq!(LightCommand::decode(&command.encode()), Ok(command));
+        assert_eq!(
+            String::from_utf8(command.encode()).unwrap(),
+            r#"{"state":"ON","brightness":5,"color_temp_k":2200,"source":"circadian"}"#
+        );
+    }
+
+    #[test]
+    fn circadian_phases_cycle_in_order() {
+        let mut p = CircadianPhase::Sunrise;
+        let mut seen = vec![];
+        for _ in 0..4 {
+            seen.push(p);
+            p = p.next();
+        }
+        assert_eq!(seen, CircadianPhase::ALL);
+        assert_eq!(p, CircadianPhase::Sunrise);
+    }
+}

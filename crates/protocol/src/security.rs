@@ -1,0 +1,514 @@
+//! Home-security payloads: sensor readings, the alarm panel (Home Assistant's
+//! `alarm_control_panel` vocabulary) and the siren.
+
+use serde::{Deserialize, Serialize};
+
+use crate::device::clip;
+use crate::payload::{DecodeError, Payload, decode_json, is_json, text};
+use crate::{Power, Timestamp};
+
+/// The kinds of binary sensor, each with its own topic level under `<root>/security/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SensorKind {
+    Motion,
+    Door,
+    Window,
+}
+
+impl SensorKind {
+    pub const ALL: [SensorKind; 3] = [SensorKind::Motion, SensorKind::Door, SensorKind::Window];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SensorKind::Motion => "motion",
+            SensorKind::Door => "door",
+            SensorKind::Window => "window",
+        }
+    }
+
+    pub(crate) fn from_topic_level(level: &str) -> Option<SensorKind> {
+        SensorKind::ALL.into_iter().find(|k| k.as_str() == level)
+    }
+
+    /// The state meaning "something is happening": `MOTION` or `OPEN`.
+    pub fn active(self) -> SensorState {
+        match self {
+            SensorKind::Motion => SensorState::Motion,
+            SensorKind::Door | SensorKind::Window => SensorState::Open,
+        }
+    }
+
+    /// The resting state: `NO_MOTION` or `CLOSED`.
+    pub fn idle(self) -> SensorState {
+        match self {
+            SensorKind::Motion => SensorState::NoMotion,
+            SensorKind::Door | SensorKind::Window => SensorState::Closed,
+        }
+    }
+}
+
+impl std::fmt::Display for SensorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A binary sensor's state: `MOTION`/`NO_MOTION` for motion, `OPEN`/`CLOSED` for contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SensorState {
+    Motion,
+    NoMotion,
+    Open,
+    Closed,
+}
+
+/// `MOTION`/`NO_MOTION` by its usual name.
+pub type MotionState = SensorState;
+/// `OPEN`/`CLOSED` by its usual name.
+pub type ContactState = SensorState;
+
+impl SensorState {
+    /// `MOTION` or `OPEN`.
+    pub fn is_active(self) -> bool {
+        matches!(self, SensorState::Motion | SensorState::Open)
+    }
+
+    /// The kind of sensor that reports this state.
+    pub fn fits(self, kind: SensorKind) -> bool {
+        self == kind.active() || self == kind.idle()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SensorState::Motion => "MOTION",
+            SensorState::NoMotion => "NO_MOTION",
+            SensorState::Open => "OPEN",
+            SensorState::Closed => "CLOSED",
+        }
+    }
+
+    fn from_word(word: &str) -> Option<SensorState> {
+        [SensorState::Motion, SensorState::NoMotion, SensorState::Open, SensorState::Closed]
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(word))
+    }
+}
+
+/// Retained on `<root>/security/<kind>/<id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorReading {
+    pub state: SensorState,
+    pub device_id: String,
+    pub ts: Timestamp,
+}
+
+impl Payload for SensorReading {
+    const WHAT: &'static str = "sensor reading";
+}
+
+impl SensorReading {
+    /// Decodes a reading on a `kind` topic and checks the state fits the kind (a door cannot say `MOTION`).
+    ///
+    /// A bare `OPEN`, `CLOSED`, `MOTION` or `NO_MOTION` is accepted too (`device_id` is then empty
+    /// and `ts` zero), so a person can simulate a sensor with `mosquitto_pub`.
+    pub fn decode_for(kind: SensorKind, bytes: &[u8]) -> Result<SensorReading, DecodeError> {
+        let s = text(Self::WHAT, bytes)?;
+        let reading = if is_json(s) {
+            decode_json(Self::WHAT, bytes)?
+        } else {
+            let state = SensorState::from_word(s).ok_or_else(|| {
+                DecodeError::invalid(Self::WHAT, format!("`{}` is not JSON or a sensor state", clip(s)))
+            })?;
+            SensorReading { state, device_id: String::new(), ts: Timestamp(0) }
+        };
+        if !reading.state.fits(kind) {
+            return Err(DecodeError::invalid(
+                Self::WHAT,
+                format!(
+                    "a {kind} sensor reports {} or {}, not {}",
+                    kind.active().as_str(),
+                    kind.idle().as_str(),
+                    reading.state.as_str()
+                ),
+            ));
+        }
+        Ok(reading)
+    }
+}
+
+/// The three armed modes of the panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArmMode {
+    Away,
+    Home,
+    Night,
+}
+
+impl ArmMode {
+    pub const ALL: [ArmMode; 3] = [ArmMode::Away, ArmMode::Home, ArmMode::Night];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArmMode::Away => "away",
+            ArmMode::Home => "home",
+            ArmMode::Night => "night",
+        }
+    }
+
+    /// The Home Assistant state of a panel armed in this mode.
+    pub fn armed_state(self) -> PanelState {
+        match self {
+            ArmMode::Away => PanelState::ArmedAway,
+            ArmMode::Home => PanelState::ArmedHome,
+            ArmMode::Night => PanelState::ArmedNight,
+        }
+    }
+}
+
+impl std::fmt::Display for ArmMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The panel's state, in Home Assistant's lowercase `alarm_control_panel` strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PanelState {
+    Disarmed,
+    Arming,
+    ArmedHome,
+    ArmedAway,
+    ArmedNight,
+    Pending,
+    Triggered,
+}
+
+impl PanelState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PanelState::Disarmed => "disarmed",
+            PanelState::Arming => "arming",
+            PanelState::ArmedHome => "armed_home",
+            PanelState::ArmedAway => "armed_away",
+            PanelState::ArmedNight => "armed_night",
+            PanelState::Pending => "pending",
+            PanelState::Triggered => "triggered",
+        }
+    }
+}
+
+impl std::fmt::Display for PanelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The actions of Home Assistant's alarm panel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PanelAction {
+    ArmAway,
+    ArmHome,
+    ArmNight,
+    Disarm,
+    Trigger,
+}
+
+impl PanelAction {
+    const ALL: [PanelAction; 5] =
+        [PanelAction::ArmAway, PanelAction::ArmHome, PanelAction::ArmNight, PanelAction::Disarm, PanelAction::Trigger];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PanelAction::ArmAway => "ARM_AWAY",
+            PanelAction::ArmHome => "ARM_HOME",
+            PanelAction::ArmNight => "ARM_NIGHT",
+            PanelAction::Disarm => "DISARM",
+            PanelAction::Trigger => "TRIGGER",
+        }
+    }
+
+    /// The mode an arm action asks for.
+    pub fn arm_mode(self) -> Option<ArmMode> {
+        match self {
+            PanelAction::ArmAway => Some(ArmMode::Away),
+            PanelAction::ArmHome => Some(ArmMode::Home),
+            PanelAction::ArmNight => Some(ArmMode::Night),
+            PanelAction::Disarm | PanelAction::Trigger => None,
+        }
+    }
+}
+
+/// Sent to `<root>/security/panel/set`: `{"action":"ARM_AWAY","code":"1234","force":false}` or a bare `ARM_AWAY`.
+///
+/// Its `Debug` never shows the code. Home Assistant sends `"code":"None"` when it has no code;
+/// that, and an empty string, read as no code.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelCommand {
+    pub action: PanelAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+}
+
+impl std::fmt::Debug for PanelCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PanelCommand")
+            .field("action", &self.action)
+            .field("code", &self.code.as_ref().map(|_| "<redacted>"))
+            .field("force", &self.force)
+            .finish()
+    }
+}
+
+impl Payload for PanelCommand {
+    const WHAT: &'static str = "panel command";
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let s = text(Self::WHAT, bytes)?;
+        let mut command: PanelCommand = if is_json(s) {
+            // serde's messages quote the offending value; for a panel command that could be a PIN.
+            decode_json(Self::WHAT, bytes).map_err(|e| match e {
+                DecodeError::Json { what, detail } => DecodeError::Json { what, detail: redact_json_detail(&detail) },
+                other => other,
+            })?
+        } else {
+            let action =
+                PanelAction::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s)).ok_or_else(|| {
+                    DecodeError::invalid(
+                        Self::WHAT,
+                        "not JSON and not one of ARM_AWAY, ARM_HOME, ARM_NIGHT, DISARM, TRIGGER",
+                    )
+                })?;
+            PanelCommand { action, code: None, force: false }
+        };
+        if matches!(command.code.as_deref(), Some("") | Some("None")) {
+            command.code = None;
+        }
+        Ok(command)
+    }
+}
+
+/// Keeps serde's position information but drops any quoted value, which might be a PIN.
+fn redact_json_detail(detail: &str) -> String {
+    let mut out = String::new();
+    let mut in_quote = false;
+    for c in detail.chars() {
+        match c {
+            '`' if !in_quote => {
+                in_quote = true;
+                out.push_str("`…");
+            }
+            '`' => {
+                in_quote = false;
+                out.push('`');
+            }
+            _ if in_quote => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Retained on `<root>/security/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelStatus {
+    /// Home Assistant's state string; `value_template: {{ value_json.state }}`.
+    pub state: PanelState,
+    /// The mode being armed, armed, or that tripped (absent when disarmed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ArmMode>,
+    /// Whether arming would succeed without `force`.
+    pub ready: bool,
+    /// Entry and perimeter sensors open now.
+    pub open_sensors: Vec<String>,
+    /// Sensors bypassed for this arming.
+    pub bypassed: Vec<String>,
+    /// Sensors offline or silent past their supervision window.
+    pub troubles: Vec<String>,
+    /// Seconds left of the exit or entry delay, or of the siren time while triggered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_remaining_s: Option<u64>,
+    /// The sensor (or `panel` for a TRIGGER command) that last tripped the alarm, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_trigger: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_trigger_ts: Option<Timestamp>,
+    /// The user who last armed or disarmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_by: Option<String>,
+    /// Seconds until codes are accepted again after too many wrong ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockout_remaining_s: Option<u64>,
+    pub device_id: String,
+    pub ts: Timestamp,
+}
+
+impl Payload for PanelStatus {
+    const WHAT: &'static str = "panel status";
+}
+
+/// What happened, one per line of the panel's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PanelEventKind {
+    Arming,
+    Armed,
+    Disarmed,
+    FailedToArm,
+    EntryStarted,
+    Triggered,
+    AlarmEnded,
+    WrongCode,
+    Lockout,
+    CodeRefused,
+    Duress,
+    Trouble,
+    Restored,
+    Bypassed,
+}
+
+impl PanelEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PanelEventKind::Arming => "arming",
+            PanelEventKind::Armed => "armed",
+            PanelEventKind::Disarmed => "disarmed",
+            PanelEventKind::FailedToArm => "failed_to_arm",
+            PanelEventKind::EntryStarted => "entry_started",
+            PanelEventKind::Triggered => "triggered",
+            PanelEventKind::AlarmEnded => "alarm_ended",
+            PanelEventKind::WrongCode => "wrong_code",
+            PanelEventKind::Lockout => "lockout",
+            PanelEventKind::CodeRefused => "code_refused",
+            PanelEventKind::Duress => "duress",
+            PanelEventKind::Trouble => "trouble",
+            PanelEventKind::Restored => "restored",
+            PanelEventKind::Bypassed => "bypassed",
+        }
+    }
+}
+
+/// Published (not retained) on `<root>/security/events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PanelEvent {
+    pub event: PanelEventKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ArmMode>,
+    /// The user whose code was used (never the code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The sensors concerned (open, bypassed, tripped, in trouble).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensors: Vec<String>,
+    /// A sentence for people.
+    pub message: String,
+    pub device_id: String,
+    pub ts: Timestamp,
+}
+
+impl Payload for PanelEvent {
+    const WHAT: &'static str = "panel event";
+}
+
+/// Sent to `<root>/control/alarm` (QoS 2): `{"state":"ON","reason":"…"}`, or a bare `ON`/`OFF`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmCommand {
+    pub state: Power,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Payload for AlarmCommand {
+    const WHAT: &'static str = "alarm command";
+
+    fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let s = text(Self::WHAT, bytes)?;
+        if is_json(s) {
+            return decode_json(Self::WHAT, bytes);
+        }
+        Power::from_word(s)
+            .map(|state| AlarmCommand { state, reason: None })
+            .ok_or_else(|| DecodeError::invalid(Self::WHAT, format!("`{}` is not JSON, ON or OFF", clip(s))))
+    }
+}
+
+/// Retained on `<root>/security/alarm` by the siren.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlarmState {
+    pub state: Power,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When the siren entered this state.
+    pub since: Timestamp,
+    pub device_id: String,
+    pub ts: Timestamp,
+}
+
+impl Payload for AlarmState {
+    const WHAT: &'static str = "alarm state";
+}
+
+/// The siren's state by its usual name.
+pub type SirenState = AlarmState;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sensor_readings_must_fit_their_kind() {
+        let open = br#"{"state":"OPEN","device_id":"front","ts":"2026-11-22T18:04:05.120Z"}"#;
+        assert_eq!(SensorReading::decode_for(SensorKind::Door, open).unwrap().state, SensorState::Open);
+        let err = SensorReading::decode_for(SensorKind::Motion, open).unwrap_err().to_string();
+        assert!(err.contains("a motion sensor reports MOTION or NO_MOTION, not OPEN"), "{err}");
+        assert_eq!(SensorReading::decode_for(SensorKind::Motion, b"motion").unwrap().state, SensorState::Motion);
+        assert!(SensorReading::decode_for(SensorKind::Window, b"ajar").is_err());
+        assert!(SensorReading::decode_for(SensorKind::Window, br#"{"state":"OPEN"}"#).is_err());
+    }
+
+    #[test]
+    fn panel_commands_read_home_assistant_and_bare_words() {
+        let ha = PanelCommand::decode(br#"{"action":"DISARM","code":"1234"}"#).unwrap();
+        assert_eq!((ha.action, ha.code.as_deref(), ha.force), (PanelAction::Disarm, Some("1234"), false));
+        let none = PanelCommand::decode(br#"{"action":"ARM_AWAY","code":"None"}"#).unwrap();
+        assert_eq!(none.code, None);
+        let bare = PanelCommand::decode(b"arm_night").unwrap();
+        assert_eq!((bare.action, bare.code), (PanelAction::ArmNight, None));
+        let forced = PanelCommand::decode(br#"{"action":"ARM_HOME","force":true}"#).unwrap();
+        assert!(forced.force);
+        assert!(PanelCommand::decode(b"ARM_VACATION").is_err());
+        assert!(PanelCommand::decode(br#"{"action":"DISARM","pin":"1234"}"#).is_err());
+    }
+
+    #[test]
+    fn panel_command_errors_and_debug_never_show_the_code() {
+        let err = PanelCommand::decode(br#"{"action":"DISARM","code":4321}"#).unwrap_err().to_string();
+        assert!(!err.contains("4321"), "{err}");
+        let err = PanelCommand::decode(br#"{"action":"DISARM","code":"4321","x":"4321"}"#).unwrap_err().to_string();
+        assert!(!err.contains("4321"), "{err}");
+        let cmd = PanelCommand { action: PanelAction::Disarm, code: Some("4321".into()), force: false };
+        assert!(!format!("{cmd:?}").contains("4321"));
+    }
+
+    #[test]
+    fn alarm_commands_accept_bare_words() {
+        assert_eq!(AlarmCommand::decode(b"ON").unwrap(), AlarmCommand { state: Power::On, reason: None });
+        let json = AlarmCommand::decode(br#"{"state":"OFF","reason":"disarmed"}"#).unwrap();
+        assert_eq!((json.state, json.reason.as_deref()), (Power::Off, Some("disarmed")));
+        assert!(AlarmCommand::decode(b"LOUD").is_err());
+    }
+
+    #[test]
+    fn panel_states_are_home_assistant_strings() {
+        let json = serde_json::to_string(&[PanelState::ArmedAway, PanelState::Disarmed, PanelState::Pending]).unwrap();
+        assert_eq!(json, r#"["armed_away","disarmed","pending"]"#);
+    }
+}
