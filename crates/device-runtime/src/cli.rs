@@ -1,0 +1,75 @@
+//! The flags every binary takes. Each has an environment variable; a flag beats its variable.
+
+use std::path::PathBuf;
+
+use toml::Table;
+
+use crate::config::set;
+use crate::logging::LogFormat;
+
+/// Connection, identity and logging flags, flattened into every daemon's own `clap` parser.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CommonArgs {
+    /// Broker URL: mqtt://host:port, or mqtts://host:port for TLS [default: mqtt://127.0.0.1:1883]
+    #[arg(long, env = "MQTT_BROKER_URL", value_name = "URL", global = true)]
+    pub broker: Option<String>,
+
+    /// This device's id (one topic level, unique in the home)
+    #[arg(long, env = "MQTT_DEVICE_ID", value_name = "ID", global = true)]
+    pub id: Option<String>,
+
+    /// Config file [default: config/<daemon>.toml when it exists]
+    #[arg(long, env = "MQTT_HOME_CONFIG", value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+
+    /// First level of every topic [default: home]
+    #[arg(long, env = "MQTT_TOPIC_ROOT", value_name = "ROOT", global = true)]
+    pub topic_root: Option<String>,
+
+    /// MQTT user name
+    #[arg(long, env = "MQTT_USERNAME", value_name = "USER", global = true)]
+    pub username: Option<String>,
+
+    /// MQTT password (prefer the environment variable: flags show in `ps`)
+    #[arg(long, env = "MQTT_PASSWORD", value_name = "PASSWORD", hide_env_values = true, global = true)]
+    pub password: Option<String>,
+
+    /// CA certificate (PEM) for mqtts:// [default: the system's CA bundle]
+    #[arg(long, env = "MQTT_CA_FILE", value_name = "PEM", global = true)]
+    pub ca_file: Option<PathBuf>,
+
+    /// More log output (-v debug, -vv trace); RUST_LOG overrides
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// Log format
+    #[arg(long, env = "MQTT_HOME_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    /// Print the effective configuration (secrets redacted) and exit
+    #[arg(long, global = true)]
+    pub print_config: bool,
+}
+
+impl CommonArgs {
+    /// The `[mqtt]` keys these flags set, for [`crate::config::layer`].
+    pub fn overrides(&self) -> Table {
+        let mut t = Table::new();
+        let strings = [
+            ("mqtt.broker", &self.broker),
+            ("mqtt.id", &self.id),
+            ("mqtt.topic_root", &self.topic_root),
+            ("mqtt.username", &self.username),
+            ("mqtt.password", &self.password),
+        ];
+        for (key, value) in strings {
+            if let Some(v) = value {
+                set(&mut t, key, v.as_str());
+            }
+        }
+        if let Some(path) = &self.ca_file {
+            set(&mut t, "mqtt.ca_file", path.display().to_string());
+        }
+        t
+    }
+}

@@ -1,0 +1,81 @@
+//! The `main` of every daemon: parse flags, log, load the layered config, run until a signal.
+//!
+//! A daemon's binary is three lines: parse its clap struct, turn its own flags into config
+//! overrides, and call [`main`] with its `run(config, shutdown)` function.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use toml::Table;
+
+use crate::config::{ConfigError, MqttConfig, find_file, layer, merge, to_toml};
+use crate::{CommonArgs, Shutdown, logging};
+
+/// What a daemon's configuration offers the runtime.
+pub trait DaemonConfig: Serialize + DeserializeOwned + Default {
+    /// The daemon's name: its binary, and its file `config/<NAME>.toml`.
+    const NAME: &'static str;
+
+    fn mqtt(&self) -> &MqttConfig;
+
+    /// Checks what serde cannot; the default checks the `[mqtt]` section.
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.mqtt().validate()
+    }
+}
+
+/// Loads `C`: defaults < config file < environment and flags (`common` and the daemon's own `overrides`).
+pub fn load<C: DaemonConfig>(common: &CommonArgs, overrides: Table) -> Result<C, ConfigError> {
+    let file = find_file(common.config.as_deref(), C::NAME)?;
+    let mut top = common.overrides();
+    merge(&mut top, overrides);
+    let config: C = layer(&C::default(), file.as_deref(), top)?;
+    config.validate()?;
+    match &file {
+        Some(path) => tracing::debug!("{}: configuration from {}", C::NAME, path.display()),
+        None => tracing::debug!("{}: no config file, built-in defaults", C::NAME),
+    }
+    Ok(config)
+}
+
+/// Runs a daemon to completion and turns the outcome into an exit code (2: bad configuration, 1: failure).
+pub fn main<C, F, Fut>(common: CommonArgs, overrides: Table, run: F) -> ExitCode
+where
+    C: DaemonConfig,
+    F: FnOnce(C, Shutdown) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    logging::init(common.verbose, common.log_format);
+    let config = match load::<C>(&common, overrides) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("{}: error: {e:#}", C::NAME);
+            return ExitCode::from(2);
+        }
+    };
+    if common.print_config {
+        print!("{}", to_toml(&config));
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}: error: cannot start the async runtime: {e}", C::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        let shutdown = Shutdown::new();
+        shutdown.trigger_on_signals();
+        run(config, shutdown).await
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: error: {e:#}", C::NAME);
+            ExitCode::FAILURE
+        }
+    }
+}

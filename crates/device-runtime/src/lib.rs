@@ -1,0 +1,22 @@
+//! What every mqtt-home daemon shares, so that no daemon re-implements any of it:
+//!
+//! - [`config`]: layered configuration (built-in defaults < `config/<daemon>.toml` < environment < CLI flags),
+//!   strict about unknown keys, printable with `--print-config`.
+//! - [`cli`]: the flags every binary takes (`--broker`, `--id`, `--config`, `--topic-root`, credentials, logging).
+//! - [`link`]: the MQTT connection as production devices run it: one task owns the event loop, reconnects with
+//!   backoff and jitter, re-subscribes, announces itself, keeps a retained availability set by Last Will, and
+//!   refuses oversized payloads before they can wedge a persistent session.
+//! - [`shutdown`]: a cancellation token every task selects on, fired by Ctrl-C or SIGTERM.
+//! - [`daemon`]: the `main` of every binary in three lines.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod link;
+pub mod logging;
+pub mod shutdown;
+
+pub use cli::CommonArgs;
+pub use config::{ConfigError, MqttConfig, Secret};
+pub use link::{DeviceSpec, Inbound, Link, LinkError, Publisher};
+pub use shutdown::Shutdown;

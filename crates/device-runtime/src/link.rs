@@ -1,0 +1,487 @@
+//! The MQTT link: one task owns rumqttc's event loop and runs it the way production devices do.
+//!
+//! - Reconnects with exponential backoff and jitter (rumqttc has none: polling again at once spins
+//!   a core). A refused connection (bad credentials) is reported once, clearly, and retried slowly.
+//! - Subscribes on the first connect of the process, and again whenever the broker reports no
+//!   session (rumqttc does not restore subscriptions).
+//! - Last Will: `<root>/devices/<id>/availability` = `offline`, retained. On every connect it
+//!   publishes `online` and its announce message, retained. On shutdown it publishes `offline`
+//!   and disconnects cleanly, so the will is not needed.
+//! - Persistent session (clean session off, a stable client id) where the spec asks for it, so a
+//!   command sent during a short outage is delivered and a reading queued during it is not lost.
+//! - TCP_NODELAY on: with Nagle every hop waits for the next message or an ACK (10–22 ms per event
+//!   measured at 100 events/s instead of ~0.3 ms).
+//! - Payloads above `max_payload_bytes` are refused before sending (rumqttc would otherwise drop the
+//!   connection and, with a persistent session, re-send it after every reconnect, forever) and
+//!   ignored with one log line when received. The client's own incoming packet limit is set far
+//!   above that, so an oversized message never costs the connection.
+//!
+//! The event loop task never blocks: it uses `try_publish`/`try_subscribe`, and hands every
+//! message to the daemon through an unbounded channel, so nothing accepted is dropped.
+
+use std::fmt;
+use std::time::Duration;
+
+use protocol::{Announce, Availability, DeviceKind, Payload, Qos, Timestamp, Topic, Topics};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Outgoing,
+    Packet, QoS, SubscribeReasonCode, Transport,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::config::MqttConfig;
+use crate::shutdown::Shutdown;
+
+/// The largest packet the client accepts from the broker. Far above `max_payload_bytes` on purpose:
+/// rumqttc drops the connection on a packet above its limit, and the broker would redeliver it.
+const INCOMING_PACKET_LIMIT: usize = 16 * 1024 * 1024;
+/// Room for the topic and headers around a payload.
+const PACKET_OVERHEAD: usize = 4 * 1024;
+const FIRST_RETRY: Duration = Duration::from_millis(250);
+const LAST_RETRY: Duration = Duration::from_secs(30);
+const REFUSED_RETRY: Duration = Duration::from_secs(15);
+/// How long a clean shutdown may take to publish `offline` and disconnect.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Why the link cannot be set up or cannot send.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("broker URL `{url}` is not usable: {why}")]
+    BadUrl { url: String, why: String },
+    #[error("cannot read CA file {path}: {source}")]
+    CaFile { path: std::path::PathBuf, source: std::io::Error },
+    #[error("refused to publish {size} bytes on {topic}: the limit is {max} bytes (mqtt.max_payload_bytes)")]
+    PayloadTooLarge { topic: String, size: usize, max: usize },
+    #[error("the MQTT link has stopped; cannot publish on {topic}")]
+    Closed { topic: String },
+}
+
+/// A parsed `mqtt://` or `mqtts://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    pub fn parse(url: &str) -> Result<BrokerUrl, LinkError> {
+        let bad = |why: &str| LinkError::BadUrl { url: url.to_owned(), why: why.to_owned() };
+        let (scheme, rest) =
+            url.split_once("://").ok_or_else(|| bad("expected mqtt://host:port or mqtts://host:port"))?;
+        let tls = match scheme {
+            "mqtt" | "tcp" => false,
+            "mqtts" | "ssl" => true,
+            other => return Err(bad(&format!("unknown scheme `{other}`; use mqtt:// or mqtts://"))),
+        };
+        let rest = rest.trim_end_matches('/');
+        if rest.contains('/') || rest.contains('@') || rest.contains('?') {
+            return Err(bad("only host and port are allowed; give credentials with --username/--password"));
+        }
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed `[` in IPv6 address"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().map_err(|_| bad("port is not a number 1-65535"))?,
+                None if after.is_empty() => default_port,
+                None => return Err(bad("expected `:port` after the IPv6 address")),
+            };
+            (host.to_owned(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((host, port)) => (host.to_owned(), port.parse().map_err(|_| bad("port is not a number 1-65535"))?),
+                None => (rest.to_owned(), default_port),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("host is empty"));
+        }
+        if port == 0 {
+            return Err(bad("port 0 is not a broker port"));
+        }
+        Ok(BrokerUrl { tls, host, port })
+    }
+}
+
+impl fmt::Display for BrokerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "mqtts" } else { "mqtt" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{scheme}://{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// What a daemon is and what it listens to.
+#[derive(Debug, Clone)]
+pub struct DeviceSpec {
+    pub kind: DeviceKind,
+    pub capabilities: Vec<String>,
+    /// Topic filters to subscribe to, with their QoS.
+    pub subscriptions: Vec<(String, Qos)>,
+    /// Topics this device publishes state on (for the announce message).
+    pub state_topics: Vec<String>,
+    /// Topics this device takes commands on (for the announce message).
+    pub command_topics: Vec<String>,
+    /// Keep the session across disconnects (clean session off). Daemons that take commands want this.
+    pub persistent_session: bool,
+}
+
+impl DeviceSpec {
+    pub fn new(kind: DeviceKind) -> DeviceSpec {
+        DeviceSpec {
+            kind,
+            capabilities: Vec::new(),
+            subscriptions: Vec::new(),
+            state_topics: Vec::new(),
+            command_topics: Vec::new(),
+            persistent_session: true,
+        }
+    }
+}
+
+/// What the link hands to its daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// Connected (or reconnected) and subscribed; `online` has been published.
+    Connected { session_present: bool },
+    /// A message on one of the subscribed topics, no larger than `max_payload_bytes`.
+    Message { topic: String, payload: Vec<u8> },
+}
+
+/// Publishes on behalf of one device. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    client: AsyncClient,
+    topics: Topics,
+    device_id: String,
+    max_payload: usize,
+}
+
+impl fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher").field("device_id", &self.device_id).field("topics", &self.topics).finish()
+    }
+}
+
+impl Publisher {
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    pub fn device_id(&self) -> &str {
+        &self.device_id
+    }
+
+    /// Publishes `payload` on `topic` with the QoS and retain flag the contract gives the topic.
+    pub async fn send<P: Payload>(&self, topic: &Topic, payload: &P) -> Result<(), LinkError> {
+        self.send_bytes(&self.topics.name(topic), payload.encode(), topic.qos(), topic.retained()).await
+    }
+
+    /// Publishes raw bytes. Waits only while the link's request queue is full.
+    pub async fn send_bytes(&self, topic: &str, payload: Vec<u8>, qos: Qos, retain: bool) -> Result<(), LinkError> {
+        if payload.len() > self.max_payload {
+            return Err(LinkError::PayloadTooLarge {
+                topic: topic.to_owned(),
+                size: payload.len(),
+                max: self.max_payload,
+            });
+        }
+        self.client
+            .publish(topic, to_qos(qos), retain, payload)
+            .await
+            .map_err(|_| LinkError::Closed { topic: topic.to_owned() })
+    }
+}
+
+/// A running link: its publisher, its inbox, and the task that owns the event loop.
+pub struct Link {
+    pub publisher: Publisher,
+    pub inbox: mpsc::UnboundedReceiver<Inbound>,
+    task: JoinHandle<()>,
+}
+
+impl Link {
+    /// Starts the link's task. Connecting happens in the background: an unreachable broker is retried, not fatal.
+    pub fn start(config: &MqttConfig, spec: DeviceSpec, shutdown: Shutdown) -> Result<Link, LinkError> {
+        let url = BrokerUrl::parse(&config.broker)?;
+        let topics = Topics::new(&config.topic_root);
+        let id = config.id.clone();
+        let client_id = format!("{}-{}", config.topic_root.replace('/', "-"), id);
+        let availability = topics.name(&Topic::Availability(id.clone()));
+
+        let mut options = MqttOptions::new(client_id, url.host.clone(), url.port);
+        options
+            .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(1)))
+            .set_clean_session(!spec.persistent_session)
+            .set_max_packet_size(INCOMING_PACKET_LIMIT, config.max_payload_bytes + PACKET_OVERHEAD)
+            .set_last_will(LastWill::new(&availability, Availability::Offline.encode(), QoS::AtLeastOnce, true));
+        if let Some(user) = &config.username {
+            let password = config.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+            options.set_credentials(user.clone(), password);
+        }
+        if url.tls {
+            options.set_transport(tls_transport(config)?);
+        }
+
+        let (client, mut eventloop) = AsyncClient::new(options, 1024);
+        let mut network = NetworkOptions::new();
+        network.set_tcp_nodelay(true);
+        network.set_connection_timeout(5);
+        eventloop.set_network_options(network);
+
+        let (tx, inbox) = mpsc::unbounded_channel();
+        let announce = Announce {
+            device_id: id.clone(),
+            kind: spec.kind,
+            capabilities: spec.capabilities.clone(),
+            version: protocol::VERSION.to_owned(),
+            state_topics: spec.state_topics.clone(),
+            command_topics: spec.command_topics.clone(),
+            ts: Timestamp(0),
+        };
+        let driver = Driver {
+            client: client.clone(),
+            url,
+            spec,
+            availability,
+            announce_topic: topics.name(&Topic::Announce(id.clone())),
+            announce,
+            tx,
+            max_payload: config.max_payload_bytes,
+        };
+        let task = tokio::spawn(driver.run(eventloop, shutdown));
+        Ok(Link {
+            publisher: Publisher { client, topics, device_id: id, max_payload: config.max_payload_bytes },
+            inbox,
+            task,
+        })
+    }
+
+    /// Waits until the link's task has said goodbye (after shutdown was triggered).
+    pub async fn finish(self) {
+        drop(self.inbox);
+        let _ = self.task.await;
+    }
+}
+
+struct Driver {
+    client: AsyncClient,
+    url: BrokerUrl,
+    spec: DeviceSpec,
+    availability: String,
+    announce_topic: String,
+    announce: Announce,
+    tx: mpsc::UnboundedSender<Inbound>,
+    max_payload: usize,
+}
+
+impl Driver {
+    async fn run(mut self, mut eventloop: EventLoop, shutdown: Shutdown) {
+        let mut backoff = Backoff::default();
+        let mut subscribed_once = false;
+        let mut connected = false;
+        let mut failures: u32 = 0;
+        loop {
+            let event = tokio::select! {
+                biased;
+                () = shutdown.wait() => break,
+                event = eventloop.poll() => event,
+            };
+            match event {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    backoff = Backoff::default();
+                    if failures > 0 {
+                        tracing::info!("reconnected to {} after {failures} failed attempts", self.url);
+                    } else {
+                        tracing::info!("connected to {} as {}", self.url, self.announce.device_id);
+                    }
+                    failures = 0;
+                    connected = true;
+                    self.on_connected(ack.session_present, &mut subscribed_once);
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                    if publish.payload.len() > self.max_payload {
+                        tracing::warn!(
+                            "ignored a {} byte message on {}: larger than mqtt.max_payload_bytes ({})",
+                            publish.payload.len(),
+                            publish.topic,
+                            self.max_payload
+                        );
+                        continue;
+                    }
+                    let message = Inbound::Message { topic: publish.topic, payload: publish.payload.to_vec() };
+                    if self.tx.send(message).is_err() {
+                        tracing::debug!("daemon stopped reading; message dropped during shutdown");
+                    }
+                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
+                        let filters: Vec<&str> = self.spec.subscriptions.iter().map(|(f, _)| f.as_str()).collect();
+                        tracing::error!(
+                            "the broker refused a subscription among {filters:?}: check this user's ACL (mqtt.username)"
+                        );
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    connected = false;
+                    failures += 1;
+                    let delay = backoff.next(&error);
+                    self.report(&error, failures, delay);
+                    tokio::select! {
+                        () = shutdown.wait() => break,
+                        () = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        if connected {
+            self.goodbye(&mut eventloop).await;
+        }
+    }
+
+    fn on_connected(&mut self, session_present: bool, subscribed_once: &mut bool) {
+        let offline_is_cleared =
+            self.client.try_publish(&self.availability, QoS::AtLeastOnce, true, Availability::Online.encode());
+        self.announce.ts = Timestamp::now();
+        let announced = self.client.try_publish(&self.announce_topic, QoS::AtLeastOnce, true, self.announce.encode());
+        if offline_is_cleared.is_err() || announced.is_err() {
+            tracing::warn!("request queue full: could not publish availability/announce on this connect");
+        }
+        // On the first connect of this process we subscribe even if the broker kept our session:
+        // that makes it send the retained state again, which a restarted daemon needs.
+        if !self.spec.subscriptions.is_empty() && (!session_present || !*subscribed_once) {
+            let filters =
+                self.spec.subscriptions.iter().map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), to_qos(*q)));
+            if let Err(e) = self.client.try_subscribe_many(filters) {
+                tracing::error!("could not queue subscriptions: {e}");
+            }
+            *subscribed_once = true;
+        }
+        let _ = self.tx.send(Inbound::Connected { session_present });
+    }
+
+    fn report(&self, error: &ConnectionError, failures: u32, delay: Duration) {
+        let delay_s = delay.as_secs_f32();
+        let url = &self.url;
+        let message = match error {
+            ConnectionError::ConnectionRefused(
+                code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
+            ) => format!(
+                "broker {url} refused the connection ({code:?}): check --username/--password \
+                 (MQTT_USERNAME/MQTT_PASSWORD) and the broker's password file; retrying in {delay_s:.0} s"
+            ),
+            ConnectionError::ConnectionRefused(code) => {
+                format!("broker {url} refused the connection ({code:?}); retrying in {delay_s:.1} s")
+            }
+            ConnectionError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => format!(
+                "cannot reach broker {url}: connection refused; is it running? (set --broker or MQTT_BROKER_URL); \
+                 retrying in {delay_s:.1} s"
+            ),
+            other => format!("connection to {url} failed: {other}; retrying in {delay_s:.1} s"),
+        };
+        // The first failure is a warning; then one line per attempt would flood the log, so only
+        // every 10th attempt (and the slow, refused retries) reach the default level.
+        if failures == 1 || failures.is_multiple_of(10) || delay >= REFUSED_RETRY {
+            tracing::warn!("{message}");
+        } else {
+            tracing::debug!("{message}");
+        }
+    }
+
+    /// Publishes `offline` and disconnects, so the broker does not need the Last Will.
+    async fn goodbye(&self, eventloop: &mut EventLoop) {
+        let _ = self.client.try_publish(&self.availability, QoS::AtLeastOnce, true, Availability::Offline.encode());
+        let _ = self.client.try_disconnect();
+        let done = async {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        };
+        match tokio::time::timeout(GOODBYE_TIMEOUT, done).await {
+            Ok(()) => tracing::info!("published offline and disconnected from {}", self.url),
+            Err(_) => tracing::warn!("could not say goodbye to {} within {GOODBYE_TIMEOUT:?}", self.url),
+        }
+    }
+}
+
+/// Exponential backoff with jitter, reset on every ConnAck.
+#[derive(Debug, Default)]
+struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    fn next(&mut self, error: &ConnectionError) -> Duration {
+        let exp = FIRST_RETRY.saturating_mul(1 << self.attempt.min(8)).min(LAST_RETRY);
+        self.attempt += 1;
+        // "Equal jitter": half fixed, half random, so a home full of daemons does not reconnect in step.
+        let jittered = exp / 2 + exp.mul_f64(fastrand::f64() / 2.0);
+        if matches!(error, ConnectionError::ConnectionRefused(_)) { jittered.max(REFUSED_RETRY) } else { jittered }
+    }
+}
+
+fn to_qos(qos: Qos) -> QoS {
+    match qos {
+        Qos::AtMostOnce => QoS::AtMostOnce,
+        Qos::AtLeastOnce => QoS::AtLeastOnce,
+        Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+/// The system CA bundle used for `mqtts://` when no `--ca-file` is given.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+fn tls_transport(config: &MqttConfig) -> Result<Transport, LinkError> {
+    // rumqttc is built without a crypto provider of its own; ring is installed once per process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let path = config.ca_file.clone().unwrap_or_else(|| SYSTEM_CA_BUNDLE.into());
+    let ca = std::fs::read(&path).map_err(|source| LinkError::CaFile { path, source })?;
+    Ok(Transport::tls(ca, None, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls_parse() {
+        let ok = [
+            ("mqtt://127.0.0.1:1883", false, "127.0.0.1", 1883),
+            ("mqtt://broker", false, "broker", 1883),
+            ("mqtts://broker.lan", true, "broker.lan", 8883),
+            ("tcp://h:1884/", false, "h", 1884),
+            ("mqtt://[::1]:1999", false, "::1", 1999),
+            ("mqtts://[::1]", true, "::1", 8883),
+        ];
+        for (url, tls, host, port) in ok {
+            assert_eq!(BrokerUrl::parse(url).unwrap(), BrokerUrl { tls, host: host.into(), port }, "{url}");
+        }
+        for bad in
+            ["127.0.0.1:1883", "http://x", "mqtt://", "mqtt://h:x", "mqtt://h:0", "mqtt://u:p@h", "mqtt://h/path"]
+        {
+            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(BrokerUrl::parse("mqtt://[::1]:1").unwrap().to_string(), "mqtt://[::1]:1");
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_to_a_ceiling_and_refusals_wait_long() {
+        let io = || ConnectionError::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        let mut b = Backoff::default();
+        let delays: Vec<Duration> = (0..20).map(|_| b.next(&io())).collect();
+        assert!(delays[0] >= FIRST_RETRY / 2 && delays[0] <= FIRST_RETRY);
+        assert!(delays[3] >= FIRST_RETRY * 4 && delays[3] <= FIRST_RETRY * 8);
+        assert!(delays.iter().all(|d| *d <= LAST_RETRY));
+        assert!(delays[19] >= LAST_RETRY / 2);
+        let refused = ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized);
+        assert!(Backoff::default().next(&refused) >= REFUSED_RETRY);
+    }
+}

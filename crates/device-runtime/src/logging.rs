@@ -1,0 +1,29 @@
+//! Logging for people (`text`, the default) or for log shippers (`json`).
+
+use tracing_subscriber::EnvFilter;
+
+/// The two log formats `--log-format` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Installs the global subscriber. `verbosity` counts `-v` flags; `RUST_LOG` overrides both.
+///
+/// rumqttc logs through the `log` crate; its lines are bridged in, at `warn` unless asked for.
+pub fn init(verbosity: u8, format: LogFormat) {
+    let level = match verbosity {
+        0 => "info,rumqttc=warn,rumqttd=warn",
+        1 => "debug,rumqttc=info,rumqttd=info",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(verbosity > 0);
+    // A second init (several daemons in one process, or tests) keeps the first subscriber.
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
