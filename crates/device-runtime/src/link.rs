@@ -20,6 +20,8 @@
 //! message to the daemon through an unbounded channel, so nothing accepted is dropped.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use protocol::{Announce, Availability, DeviceKind, Payload, Qos, Timestamp, Topic, Topics};
@@ -159,6 +161,8 @@ pub struct Publisher {
     topics: Topics,
     device_id: String,
     max_payload: usize,
+    /// Publish requests queued so far, compared at shutdown with those written.
+    queued: Arc<AtomicU64>,
 }
 
 impl fmt::Debug for Publisher {
@@ -193,7 +197,9 @@ impl Publisher {
         self.client
             .publish(topic, to_qos(qos), retain, payload)
             .await
-            .map_err(|_| LinkError::Closed { topic: topic.to_owned() })
+            .map_err(|_| LinkError::Closed { topic: topic.to_owned() })?;
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        Ok(())
     }
 }
 
@@ -243,7 +249,9 @@ impl Link {
             command_topics: spec.command_topics.clone(),
             ts: Timestamp(0),
         };
+        let queued = Arc::new(AtomicU64::new(0));
         let driver = Driver {
+            queued: queued.clone(),
             client: client.clone(),
             url,
             spec,
@@ -255,7 +263,7 @@ impl Link {
         };
         let task = tokio::spawn(driver.run(eventloop, shutdown));
         Ok(Link {
-            publisher: Publisher { client, topics, device_id: id, max_payload: config.max_payload_bytes },
+            publisher: Publisher { client, topics, device_id: id, max_payload: config.max_payload_bytes, queued },
             inbox,
             task,
         })
@@ -277,19 +285,54 @@ struct Driver {
     announce: Announce,
     tx: mpsc::UnboundedSender<Inbound>,
     max_payload: usize,
+    queued: Arc<AtomicU64>,
 }
 
 impl Driver {
     async fn run(mut self, mut eventloop: EventLoop, shutdown: Shutdown) {
+        // Goodbye: `offline` goes through the request queue, behind everything the daemon already
+        // sent. The DISCONNECT follows once every queued publish is written and acknowledged, so a
+        // reading published just before shutdown is delivered, not cut off with the socket.
+        let goodbye = {
+            let (client, shutdown, topic) = (self.client.clone(), shutdown.clone(), self.availability.clone());
+            let queued = self.queued.clone();
+            tokio::spawn(async move {
+                shutdown.wait().await;
+                if client.try_publish(topic, QoS::AtLeastOnce, true, Availability::Offline.encode()).is_ok() {
+                    queued.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        let mut written: u64 = 0;
+        let mut disconnecting = false;
         let mut backoff = Backoff::default();
         let mut subscribed_once = false;
         let mut connected = false;
         let mut failures: u32 = 0;
+        let mut goodbye_deadline: Option<tokio::time::Instant> = None;
         loop {
-            let event = tokio::select! {
-                biased;
-                () = shutdown.wait() => break,
-                event = eventloop.poll() => event,
+            let event = if connected {
+                // A poll is never cancelled while connected: it may hold a request it has taken from
+                // the queue but not yet written, and dropping it would lose that request.
+                if shutdown.is_triggered() {
+                    let deadline =
+                        *goodbye_deadline.get_or_insert_with(|| tokio::time::Instant::now() + GOODBYE_TIMEOUT);
+                    match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+                        Ok(event) => event,
+                        Err(_) => {
+                            tracing::warn!("could not say goodbye to {} within {GOODBYE_TIMEOUT:?}", self.url);
+                            break;
+                        }
+                    }
+                } else {
+                    eventloop.poll().await
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    () = shutdown.wait() => break,
+                    event = eventloop.poll() => event,
+                }
             };
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -326,7 +369,13 @@ impl Driver {
                         );
                     }
                 }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => {
+                    tracing::info!("published offline and disconnected from {}", self.url);
+                    break;
+                }
+                Ok(Event::Outgoing(Outgoing::Publish(_))) => written += 1,
                 Ok(_) => {}
+                Err(_) if shutdown.is_triggered() => break,
                 Err(error) => {
                     connected = false;
                     failures += 1;
@@ -338,10 +387,13 @@ impl Driver {
                     }
                 }
             }
+            let all_written = written >= self.queued.load(Ordering::SeqCst);
+            if shutdown.is_triggered() && connected && !disconnecting && all_written && eventloop.state.inflight() == 0
+            {
+                disconnecting = self.client.try_disconnect().is_ok();
+            }
         }
-        if connected {
-            self.goodbye(&mut eventloop).await;
-        }
+        goodbye.abort();
     }
 
     fn on_connected(&mut self, session_present: bool, subscribed_once: &mut bool) {
@@ -349,6 +401,8 @@ impl Driver {
             self.client.try_publish(&self.availability, QoS::AtLeastOnce, true, Availability::Online.encode());
         self.announce.ts = Timestamp::now();
         let announced = self.client.try_publish(&self.announce_topic, QoS::AtLeastOnce, true, self.announce.encode());
+        let sent = u64::from(offline_is_cleared.is_ok()) + u64::from(announced.is_ok());
+        self.queued.fetch_add(sent, Ordering::SeqCst);
         if offline_is_cleared.is_err() || announced.is_err() {
             tracing::warn!("request queue full: could not publish availability/announce on this connect");
         }
@@ -390,24 +444,6 @@ impl Driver {
             tracing::warn!("{message}");
         } else {
             tracing::debug!("{message}");
-        }
-    }
-
-    /// Publishes `offline` and disconnects, so the broker does not need the Last Will.
-    async fn goodbye(&self, eventloop: &mut EventLoop) {
-        let _ = self.client.try_publish(&self.availability, QoS::AtLeastOnce, true, Availability::Offline.encode());
-        let _ = self.client.try_disconnect();
-        let done = async {
-            loop {
-                match eventloop.poll().await {
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        };
-        match tokio::time::timeout(GOODBYE_TIMEOUT, done).await {
-            Ok(()) => tracing::info!("published offline and disconnected from {}", self.url),
-            Err(_) => tracing::warn!("could not say goodbye to {} within {GOODBYE_TIMEOUT:?}", self.url),
         }
     }
 }
