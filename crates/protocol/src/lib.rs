@@ -19,7 +19,9 @@ mod time;
 mod topics;
 
 pub use device::{Announce, Availability, DeviceKind};
-pub use lighting::{CircadianPhase, CircadianReading, Effect, LightCommand, LightSource, LightState, Power};
+pub use lighting::{
+    COLOR_TEMP_RANGE_K, CircadianPhase, CircadianReading, Effect, LightCommand, LightSource, LightState, Power,
+};
 pub use payload::{DecodeError, Payload};
 pub use security::{
     AlarmCommand, AlarmState, ArmMode, ContactState, MotionState, PanelAction, PanelCommand, PanelEvent,

@@ -1,0 +1,512 @@
+//! The light controller's decisions: a pure function of (state, input, now) → (state, actions).
+//!
+//! For each bulb the wanted light is, in order of precedence:
+//! 1. the alarm is triggered → 100 %, flashing (`alarm`);
+//! 2. a manual command was seen less than `manual_override_min` ago → leave the bulb alone;
+//! 3. motion in its room now, or less than `motion_timeout_s` ago → the motion level (`motion`);
+//! 4. the current circadian phase's level (`circadian`), off at 0 %.
+//!
+//! A command is sent only when the wanted light differs from what was last sent to that bulb, so
+//! repeated readings (heartbeats, retained messages after a reconnect) cause no traffic. Each
+//! decision is a [`BulbCommand`] value, applied to a bulb by the MQTT edge.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use protocol::{CircadianPhase, Effect, LightCommand, LightSource, Power, Timestamp};
+
+use crate::config::{Config, Level};
+
+/// What the controller hears about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Phase(CircadianPhase),
+    Motion {
+        sensor: String,
+        active: bool,
+    },
+    /// A motion sensor went offline (Last Will): its last `MOTION` no longer holds.
+    SensorOffline {
+        sensor: String,
+    },
+    /// Someone other than this controller commanded a bulb (source `manual`).
+    ManualCommand {
+        bulb: String,
+    },
+    /// A bulb announced itself `online`: it may have lost its setting.
+    BulbOnline {
+        bulb: String,
+    },
+    /// The alarm panel is (or is no longer) triggered.
+    Alarm {
+        triggered: bool,
+    },
+    /// Time passed; deadlines may have expired.
+    Tick,
+}
+
+/// A command for one bulb — the value the edge turns into a `LightCommand` on `<root>/lights/<id>/set`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BulbCommand {
+    SetBrightness { bulb: String, brightness: u8, color_temp_k: Option<u16>, source: LightSource },
+    TurnOff { bulb: String, source: LightSource },
+    Flash { bulb: String },
+}
+
+impl BulbCommand {
+    pub fn bulb(&self) -> &str {
+        match self {
+            BulbCommand::SetBrightness { bulb, .. }
+            | BulbCommand::TurnOff { bulb, .. }
+            | BulbCommand::Flash { bulb } => bulb,
+        }
+    }
+
+    /// The wire form of this command.
+    pub fn to_light_command(&self) -> LightCommand {
+        match self {
+            BulbCommand::SetBrightness { brightness, color_temp_k, source, .. } => {
+                LightCommand::set(*brightness, *color_temp_k, *source)
+            }
+            BulbCommand::TurnOff { source, .. } => LightCommand::off(*source),
+            BulbCommand::Flash { .. } => LightCommand {
+                state: Some(Power::On),
+                brightness: Some(100),
+                color_temp_k: None,
+                effect: Some(Effect::Flash),
+                source: Some(LightSource::Alarm),
+            },
+        }
+    }
+
+    /// How a person reads it: `kitchen light 50 %`.
+    pub fn describe(&self) -> String {
+        match self {
+            BulbCommand::SetBrightness { bulb, brightness, color_temp_k: Some(k), .. } => {
+                format!("{bulb} light {brightness} % {k} K")
+            }
+            BulbCommand::SetBrightness { bulb, brightness, color_temp_k: None, .. } => {
+                format!("{bulb} light {brightness} %")
+            }
+            BulbCommand::TurnOff { bulb, .. } => format!("{bulb} light off"),
+            BulbCommand::Flash { bulb } => format!("{bulb} light 100 % flashing"),
+        }
+    }
+}
+
+/// What the controller does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send `command`, because of `why`.
+    Command { command: BulbCommand, why: String },
+    /// Something worth a log line that sends nothing.
+    Note(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct RoomState {
+    active_sensors: BTreeSet<String>,
+    motion_until: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct BulbState {
+    manual_until: Option<Timestamp>,
+    sent: Option<BulbCommand>,
+}
+
+/// Everything the controller remembers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Controller {
+    phase: Option<CircadianPhase>,
+    alarm: bool,
+    rooms: Vec<RoomState>,
+    bulbs: BTreeMap<String, BulbState>,
+}
+
+impl Controller {
+    pub fn new(config: &Config) -> Controller {
+        Controller {
+            phase: None,
+            alarm: false,
+            rooms: vec![RoomState::default(); config.rooms.len()],
+            bulbs: config
+                .rooms
+                .iter()
+                .flat_map(|r| r.bulbs.iter())
+                .map(|b| (b.clone(), BulbState::default()))
+                .collect(),
+        }
+    }
+
+    pub fn phase(&self) -> Option<CircadianPhase> {
+        self.phase
+    }
+
+    /// The earliest time a [`Input::Tick`] can change anything.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        let motion = self.rooms.iter().filter_map(|r| r.motion_until);
+        let manual = self.bulbs.values().filter_map(|b| b.manual_until);
+        motion.chain(manual).min()
+    }
+
+    /// Takes one input at `now` and returns the new state and what to do.
+    pub fn step(mut self, config: &Config, input: Input, now: Timestamp) -> (Controller, Vec<Action>) {
+        let mut notes = Vec::new();
+        let why = match input {
+            Input::Phase(phase) => {
+                if self.phase == Some(phase) {
+                    return (self, notes);
+                }
+                self.phase = Some(phase);
+                format!("circadian phase {phase}")
+            }
+            Input::Motion { sensor, active } => {
+                let timeout = Duration::from_secs(config.motion_timeout_s);
+                for (room, state) in config.rooms.iter().zip(&mut self.rooms) {
+                    if !room.motion_sensors.contains(&sensor) {
+                        continue;
+                    }
+                    if active {
+                        state.active_sensors.insert(sensor.clone());
+                        state.motion_until = None;
+                    } else if state.active_sensors.remove(&sensor) && state.active_sensors.is_empty() {
+                        // Only the end of motion starts the timeout, not a heartbeat of NO_MOTION.
+                        state.motion_until = Some(now.plus(timeout));
+                    }
+                }
+                if active { format!("motion at {sensor}") } else { format!("no motion at {sensor}") }
+            }
+            Input::SensorOffline { sensor } => {
+                for state in &mut self.rooms {
+                    if state.active_sensors.remove(&sensor) && state.active_sensors.is_empty() {
+                        state.motion_until = Some(now);
+                    }
+                }
+                format!("motion sensor {sensor} went offline")
+            }
+            Input::ManualCommand { bulb } => {
+                if let Some(state) = self.bulbs.get_mut(&bulb)
+                    && config.manual_override_min > 0
+                {
+                    state.manual_until = Some(now.plus(Duration::from_secs(config.manual_override_min * 60)));
+                    // After the pause the controller must send again whatever it wants.
+                    state.sent = None;
+                    notes.push(Action::Note(format!(
+                        "manual command on {bulb}: automation paused for {} min",
+                        config.manual_override_min
+                    )));
+                }
+                return (self, notes);
+            }
+            Input::BulbOnline { bulb } => {
+                match self.bulbs.get_mut(&bulb) {
+                    Some(state) => state.sent = None,
+                    None => return (self, notes),
+                }
+                format!("{bulb} came online")
+            }
+            Input::Alarm { triggered } => {
+                if self.alarm == triggered || !config.follow_alarm {
+                    self.alarm = triggered;
+                    return (self, notes);
+                }
+                self.alarm = triggered;
+                if triggered { "alarm triggered".to_owned() } else { "alarm ended".to_owned() }
+            }
+            Input::Tick => {
+                let mut whys = Vec::new();
+                for (room, state) in config.rooms.iter().zip(&mut self.rooms) {
+                    if state.motion_until.is_some_and(|t| t <= now) {
+                        state.motion_until = None;
+                        whys.push(format!("no motion in {} for {} s", room.name, config.motion_timeout_s));
+                    }
+                }
+                for (bulb, state) in &mut self.bulbs {
+                    if state.manual_until.is_some_and(|t| t <= now) {
+                        state.manual_until = None;
+                        whys.push(format!("manual override on {bulb} ended"));
+                    }
+                }
+                whys.join(", ")
+            }
+        };
+        let actions = self.reconcile(config, now, &why);
+        notes.extend(actions);
+        (self, notes)
+    }
+
+    /// Sends each bulb what it should show, where that differs from what it was last sent.
+    fn reconcile(&mut self, config: &Config, now: Timestamp, why: &str) -> Vec<Action> {
+        let mut actions = Vec::new();
+        for (room, state) in config.rooms.iter().zip(&self.rooms) {
+            let motion = !state.active_sensors.is_empty() || state.motion_until.is_some_and(|t| t > now);
+            for bulb in &room.bulbs {
+                let Some(bulb_state) = self.bulbs.get_mut(bulb) else { continue };
+                let wanted = wanted(config, bulb, self.alarm, self.phase, motion, bulb_state, now);
+                if let Some(command) = wanted
+                    && bulb_state.sent.as_ref() != Some(&command)
+                {
+                    bulb_state.sent = Some(command.clone());
+                    actions.push(Action::Command { command, why: why.to_owned() });
+                }
+            }
+        }
+        actions
+    }
+}
+
+fn wanted(
+    config: &Config,
+    bulb: &str,
+    alarm: bool,
+    phase: Option<CircadianPhase>,
+    motion: bool,
+    state: &BulbState,
+    now: Timestamp,
+) -> Option<BulbCommand> {
+    if alarm && config.follow_alarm {
+        return Some(BulbCommand::Flash { bulb: bulb.to_owned() });
+    }
+    if state.manual_until.is_some_and(|t| t > now) {
+        return None;
+    }
+    let phase_level = phase.map(|p| config.levels.of(p));
+    let (level, source) = if motion {
+        let motion = config.levels.motion;
+        let color_temp_k = motion.color_temp_k.or(phase_level.and_then(|l| l.color_temp_k));
+        (Level { brightness: motion.brightness, color_temp_k }, LightSource::Motion)
+    } else {
+        (phase_level?, LightSource::Circadian)
+    };
+    let bulb = bulb.to_owned();
+    Some(if level.brightness == 0 {
+        BulbCommand::TurnOff { bulb, source }
+    } else {
+        BulbCommand::SetBrightness { bulb, brightness: level.brightness, color_temp_k: level.color_temp_k, source }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Room;
+
+    const T0: Timestamp = Timestamp(1_000_000);
+
+    fn at(secs: u64) -> Timestamp {
+        T0.plus(Duration::from_secs(secs))
+    }
+
+    fn config() -> Config {
+        Config {
+            rooms: vec![
+                Room { name: "kitchen".into(), bulbs: vec!["kitchen".into()], motion_sensors: vec!["k-pir".into()] },
+                Room {
+                    name: "hall".into(),
+                    bulbs: vec!["hall".into(), "porch".into()],
+                    motion_sensors: vec!["h-pir".into()],
+                },
+            ],
+            ..Config::default()
+        }
+    }
+
+    /// Runs `inputs` in order from a fresh controller and returns the commands of the last one.
+    fn run(config: &Config, inputs: &[(u64, Input)]) -> (Controller, Vec<Action>) {
+        let mut c = Controller::new(config);
+        let mut last = vec![];
+        for (secs, input) in inputs {
+            (c, last) = c.step(config, input.clone(), at(*secs));
+        }
+        (c, last)
+    }
+
+    fn brightness_of(actions: &[Action], bulb: &str) -> Option<(u8, LightSource)> {
+        actions.iter().find_map(|a| match a {
+            Action::Command { command: BulbCommand::SetBrightness { bulb: b, brightness, source, .. }, .. }
+                if b == bulb =>
+            {
+                Some((*brightness, *source))
+            }
+            _ => None,
+        })
+    }
+
+    fn commands(actions: &[Action]) -> usize {
+        actions.iter().filter(|a| matches!(a, Action::Command { .. })).count()
+    }
+
+    #[test]
+    fn each_phase_sets_its_level_on_every_bulb() {
+        let c = config();
+        for (phase, expected) in [
+            (CircadianPhase::Sunrise, 50),
+            (CircadianPhase::Morning, 100),
+            (CircadianPhase::Sunset, 30),
+            (CircadianPhase::Night, 5),
+        ] {
+            let (_, actions) = run(&c, &[(0, Input::Phase(phase))]);
+            assert_eq!(commands(&actions), 3, "{phase}");
+            for bulb in ["kitchen", "hall", "porch"] {
+                assert_eq!(brightness_of(&actions, bulb), Some((expected, LightSource::Circadian)), "{phase} {bulb}");
+            }
+            let Action::Command { why, .. } = &actions[0] else { panic!() };
+            assert_eq!(why, &format!("circadian phase {phase}"));
+        }
+    }
+
+    #[test]
+    fn a_repeated_phase_sends_nothing() {
+        let (_, actions) =
+            run(&config(), &[(0, Input::Phase(CircadianPhase::Sunset)), (5, Input::Phase(CircadianPhase::Sunset))]);
+        assert!(actions.is_empty());
+    }
+
+    #[test]
+    fn motion_lights_its_room_then_returns_after_the_timeout() {
+        let c = config();
+        let night = (0, Input::Phase(CircadianPhase::Night));
+        let motion = (10, Input::Motion { sensor: "k-pir".into(), active: true });
+        let (_, actions) = run(&c, &[night.clone(), motion.clone()]);
+        assert_eq!(brightness_of(&actions, "kitchen"), Some((100, LightSource::Motion)));
+        assert_eq!(commands(&actions), 1, "only the kitchen");
+
+        let no_motion = (20, Input::Motion { sensor: "k-pir".into(), active: false });
+        let (ctl, actions) = run(&c, &[night.clone(), motion.clone(), no_motion.clone()]);
+        assert!(actions.is_empty(), "stays lit during the timeout");
+        assert_eq!(ctl.next_deadline(), Some(at(20 + 60)));
+
+        let (_, actions) = run(&c, &[night.clone(), motion.clone(), no_motion.clone(), (79, Input::Tick)]);
+        assert!(actions.is_empty(), "one second early");
+        let (_, actions) = run(&c, &[night, motion, no_motion, (80, Input::Tick)]);
+        assert_eq!(brightness_of(&actions, "kitchen"), Some((5, LightSource::Circadian)));
+        let Action::Command { why, .. } = &actions[0] else { panic!() };
+        assert_eq!(why, "no motion in kitchen for 60 s");
+    }
+
+    #[test]
+    fn a_no_motion_heartbeat_does_not_restart_the_timeout() {
+        let c = config();
+        let (ctl, _) = run(
+            &c,
+            &[
+                (0, Input::Phase(CircadianPhase::Night)),
+                (1, Input::Motion { sensor: "k-pir".into(), active: true }),
+                (2, Input::Motion { sensor: "k-pir".into(), active: false }),
+                (30, Input::Motion { sensor: "k-pir".into(), active: false }),
+            ],
+        );
+        assert_eq!(ctl.next_deadline(), Some(at(62)));
+    }
+
+    #[test]
+    fn motion_takes_the_phase_colour_temperature() {
+        let (_, actions) = run(
+            &config(),
+            &[(0, Input::Phase(CircadianPhase::Night)), (1, Input::Motion { sensor: "h-pir".into(), active: true })],
+        );
+        let temps: Vec<Option<u16>> = actions
+            .iter()
+            .map(|a| match a {
+                Action::Command { command: BulbCommand::SetBrightness { color_temp_k, .. }, .. } => *color_temp_k,
+                _ => panic!("{a:?}"),
+            })
+            .collect();
+        assert_eq!(temps, [Some(2200), Some(2200)], "hall and porch, night's warm white");
+    }
+
+    #[test]
+    fn a_manual_command_pauses_automation_for_that_bulb_only() {
+        let c = config();
+        let steps = [
+            (0, Input::Phase(CircadianPhase::Morning)),
+            (10, Input::ManualCommand { bulb: "kitchen".into() }),
+            (20, Input::Phase(CircadianPhase::Sunset)),
+        ];
+        let (ctl, actions) = run(&c, &steps);
+        assert_eq!(brightness_of(&actions, "kitchen"), None, "paused");
+        assert_eq!(brightness_of(&actions, "hall"), Some((30, LightSource::Circadian)));
+        assert_eq!(ctl.next_deadline(), Some(at(10 + 30 * 60)));
+        let mut more = steps.to_vec();
+        more.push((10 + 30 * 60, Input::Tick));
+        let (_, actions) = run(&c, &more);
+        assert_eq!(brightness_of(&actions, "kitchen"), Some((30, LightSource::Circadian)));
+        assert_eq!(commands(&actions), 1);
+    }
+
+    #[test]
+    fn the_alarm_flashes_every_bulb_and_automation_resumes_after() {
+        let c = config();
+        let steps = vec![(0, Input::Phase(CircadianPhase::Night)), (5, Input::Alarm { triggered: true })];
+        let (_, actions) = run(&c, &steps);
+        assert_eq!(commands(&actions), 3);
+        assert!(actions.iter().all(|a| matches!(a, Action::Command { command: BulbCommand::Flash { .. }, .. })));
+        let mut more = steps.clone();
+        more.push((6, Input::Motion { sensor: "k-pir".into(), active: true }));
+        assert!(run(&c, &more).1.is_empty(), "motion does not interrupt the alarm");
+        more.push((7, Input::Alarm { triggered: false }));
+        let (_, actions) = run(&c, &more);
+        assert_eq!(brightness_of(&actions, "kitchen"), Some((100, LightSource::Motion)));
+        assert_eq!(brightness_of(&actions, "hall"), Some((5, LightSource::Circadian)));
+    }
+
+    #[test]
+    fn the_alarm_is_ignored_when_not_followed() {
+        let c = Config { follow_alarm: false, ..config() };
+        let (_, actions) = run(&c, &[(0, Input::Phase(CircadianPhase::Night)), (5, Input::Alarm { triggered: true })]);
+        assert!(actions.is_empty());
+    }
+
+    #[test]
+    fn a_bulb_coming_online_gets_its_level_again() {
+        let c = config();
+        let (_, actions) =
+            run(&c, &[(0, Input::Phase(CircadianPhase::Sunrise)), (9, Input::BulbOnline { bulb: "porch".into() })]);
+        assert_eq!(commands(&actions), 1);
+        assert_eq!(brightness_of(&actions, "porch"), Some((50, LightSource::Circadian)));
+    }
+
+    #[test]
+    fn an_offline_motion_sensor_releases_its_room() {
+        let c = config();
+        let (_, actions) = run(
+            &c,
+            &[
+                (0, Input::Phase(CircadianPhase::Night)),
+                (1, Input::Motion { sensor: "k-pir".into(), active: true }),
+                (2, Input::SensorOffline { sensor: "k-pir".into() }),
+            ],
+        );
+        assert_eq!(brightness_of(&actions, "kitchen"), Some((5, LightSource::Circadian)));
+    }
+
+    #[test]
+    fn zero_brightness_turns_the_bulb_off_and_nothing_is_sent_before_a_phase() {
+        let mut c = config();
+        c.levels.night.brightness = 0;
+        let (_, actions) = run(&c, &[(0, Input::Phase(CircadianPhase::Night))]);
+        assert!(actions.iter().all(|a| matches!(a, Action::Command { command: BulbCommand::TurnOff { .. }, .. })));
+        let (_, actions) = run(&c, &[(0, Input::BulbOnline { bulb: "kitchen".into() })]);
+        assert!(actions.is_empty());
+        let (_, actions) = run(&c, &[(0, Input::Motion { sensor: "unknown".into(), active: true })]);
+        assert!(actions.is_empty());
+    }
+
+    #[test]
+    fn commands_go_on_the_wire_as_the_contract_says() {
+        let flash = BulbCommand::Flash { bulb: "k".into() }.to_light_command();
+        assert_eq!(
+            (flash.brightness, flash.effect, flash.source),
+            (Some(100), Some(Effect::Flash), Some(LightSource::Alarm))
+        );
+        let set = BulbCommand::SetBrightness {
+            bulb: "k".into(),
+            brightness: 30,
+            color_temp_k: Some(2700),
+            source: LightSource::Circadian,
+        };
+        assert_eq!(set.to_light_command(), LightCommand::set(30, Some(2700), LightSource::Circadian));
+        assert_eq!(set.describe(), "k light 30 % 2700 K");
+    }
+}

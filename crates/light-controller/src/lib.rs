@@ -1,0 +1,127 @@
+//! The light controller: listens to the sun's phase, the motion sensors of its rooms, manual
+//! commands, bulb availability and the alarm panel, and commands each bulb.
+//!
+//! The decisions are in [`decide`], a pure state machine tested without a broker; this module is
+//! the MQTT edge around it: it turns messages into [`decide::Input`]s, keeps the clock, and
+//! publishes each [`decide::BulbCommand`] on `<root>/lights/<id>/set`.
+
+pub mod config;
+pub mod decide;
+
+use std::time::Duration;
+
+use device_runtime::{DeviceSpec, Inbound, Link, Shutdown};
+use protocol::{
+    Availability, CircadianReading, DeviceKind, LightCommand, LightSource, PanelState, PanelStatus, Payload, Qos,
+    SensorKind, SensorReading, Timestamp, Topic, Topics,
+};
+
+pub use config::Config;
+use decide::{Action, Controller, Input};
+
+/// Runs the controller until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.mqtt.topic_root);
+    let mut spec = DeviceSpec::new(DeviceKind::LightController);
+    spec.capabilities = ["circadian", "motion", "manual_override", "alarm"].map(String::from).to_vec();
+    let mut subscriptions = vec![topics.name(&Topic::Circadian), topics.all_availability()];
+    for room in &config.rooms {
+        for sensor in &room.motion_sensors {
+            subscriptions.push(topics.name(&Topic::Sensor { kind: SensorKind::Motion, id: sensor.clone() }));
+        }
+        for bulb in &room.bulbs {
+            subscriptions.push(topics.name(&Topic::LightSet(bulb.clone())));
+        }
+    }
+    if config.follow_alarm {
+        subscriptions.push(topics.name(&Topic::PanelStatus));
+    }
+    subscriptions.sort();
+    subscriptions.dedup();
+    spec.subscriptions = subscriptions.into_iter().map(|s| (s, Qos::AtLeastOnce)).collect();
+    let mut link = Link::start(&config.mqtt, spec, shutdown.clone())?;
+    let publisher = link.publisher.clone();
+
+    let mut controller = Controller::new(&config);
+    loop {
+        let wake = controller.next_deadline().map(|t| tokio::time::Instant::now() + t.since(Timestamp::now()));
+        let input = tokio::select! {
+            () = shutdown.wait() => break,
+            () = sleep_until(wake) => Some(Input::Tick),
+            inbound = link.inbox.recv() => match inbound {
+                None => break,
+                Some(Inbound::Connected { .. }) => None,
+                Some(Inbound::Message { topic, payload }) => to_input(&topics, &config, &topic, &payload),
+            },
+        };
+        let Some(input) = input else { continue };
+        let actions;
+        (controller, actions) = controller.step(&config, input, Timestamp::now());
+        for action in actions {
+            match action {
+                Action::Command { command, why } => {
+                    tracing::info!("{why} → {}", command.describe());
+                    let topic = Topic::LightSet(command.bulb().to_owned());
+                    if let Err(e) = publisher.send(&topic, &command.to_light_command()).await {
+                        tracing::error!("{e}");
+                    }
+                }
+                Action::Note(note) => tracing::info!("{note}"),
+            }
+        }
+    }
+    link.finish().await;
+    Ok(())
+}
+
+async fn sleep_until(wake: Option<tokio::time::Instant>) {
+    match wake {
+        Some(at) => tokio::time::sleep_until(at + Duration::from_millis(1)).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads one message as an input; anything unusable is logged once and ignored.
+fn to_input(topics: &Topics, config: &Config, topic: &str, payload: &[u8]) -> Option<Input> {
+    let parsed = match topics.parse(topic) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!("ignored a message: {e}");
+            return None;
+        }
+    };
+    let ignore = |e: protocol::DecodeError| {
+        tracing::warn!("ignored a message on {topic}: {e}; see docs/protocol.md for the payload");
+    };
+    let is_bulb = |id: &str| config.rooms.iter().any(|r| r.bulbs.iter().any(|b| b == id));
+    let is_motion = |id: &str| config.rooms.iter().any(|r| r.motion_sensors.iter().any(|s| s == id));
+    match parsed {
+        Topic::Circadian => CircadianReading::decode(payload).map(|r| Input::Phase(r.phase)).map_err(ignore).ok(),
+        Topic::Sensor { kind: SensorKind::Motion, id } => SensorReading::decode_for(SensorKind::Motion, payload)
+            .map(|r| Input::Motion { sensor: id, active: r.state.is_active() })
+            .map_err(ignore)
+            .ok(),
+        Topic::LightSet(bulb) => match LightCommand::decode(payload) {
+            // The bulb logs bad commands itself; here only manual ones matter.
+            Ok(command) if command.source_or_manual() == LightSource::Manual => Some(Input::ManualCommand { bulb }),
+            Ok(_) | Err(_) => None,
+        },
+        Topic::Availability(id) => match Availability::decode(payload) {
+            Ok(Availability::Online) if is_bulb(&id) => Some(Input::BulbOnline { bulb: id }),
+            Ok(Availability::Offline) if is_motion(&id) => Some(Input::SensorOffline { sensor: id }),
+            Ok(_) => None,
+            Err(e) => {
+                ignore(e);
+                None
+            }
+        },
+        Topic::PanelStatus => PanelStatus::decode(payload)
+            .map(|s| Input::Alarm { triggered: s.state == PanelState::Triggered })
+            .map_err(ignore)
+            .ok(),
+        other => {
+            tracing::debug!("ignored a message on {topic} ({other:?}): not one this controller uses");
+            None
+        }
+    }
+}
