@@ -1,0 +1,180 @@
+//! The alarm actuator: a siren.
+//!
+//! It applies `<root>/control/alarm` (QoS 2; JSON `{"state":"ON","reason":"…"}` or bare `ON`/`OFF`)
+//! and reports its state retained on `<root>/security/alarm`. A persistent session means an `OFF`
+//! (or `ON`) sent during a short outage still arrives. Whatever happens upstream, the siren cuts
+//! itself off after `max_on_s` (15 min by default): a siren that never stops is a nuisance and,
+//! in many places, an offence.
+
+use std::time::Duration;
+
+use device_runtime::daemon::DaemonConfig;
+use device_runtime::{ConfigError, DeviceSpec, Inbound, Link, MqttConfig, Publisher, Shutdown};
+use protocol::{AlarmCommand, AlarmState, DeviceKind, Payload, Power, Qos, Timestamp, Topic};
+use serde::{Deserialize, Serialize};
+
+/// `config/alarm-actuator.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub mqtt: MqttConfig,
+    /// Seconds after which the siren turns itself off even if no OFF comes.
+    pub max_on_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { mqtt: MqttConfig::with_id("siren"), max_on_s: 15 * 60 }
+    }
+}
+
+impl DaemonConfig for Config {
+    const NAME: &'static str = "alarm-actuator";
+
+    fn mqtt(&self) -> &MqttConfig {
+        &self.mqtt
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.mqtt.validate()?;
+        if !(1..=3600).contains(&self.max_on_s) {
+            return Err(ConfigError::Invalid(format!("max_on_s = {} must be between 1 and 3600", self.max_on_s)));
+        }
+        Ok(())
+    }
+}
+
+/// The siren's state: on or off, why, and since when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Siren {
+    pub power: Power,
+    pub reason: Option<String>,
+    pub since: Timestamp,
+}
+
+impl Siren {
+    pub fn off(now: Timestamp) -> Siren {
+        Siren { power: Power::Off, reason: None, since: now }
+    }
+
+    /// Applies a command; `since` moves only when the state changes.
+    pub fn apply(&self, command: &AlarmCommand, now: Timestamp) -> Siren {
+        let since = if command.state == self.power { self.since } else { now };
+        Siren { power: command.state, reason: command.reason.clone(), since }
+    }
+
+    /// When the hard cut-off turns the siren off, if it is on.
+    pub fn cut_off_at(&self, max_on: Duration) -> Option<Timestamp> {
+        (self.power == Power::On).then(|| self.since.plus(max_on))
+    }
+
+    pub fn state(&self, device_id: &str, now: Timestamp) -> AlarmState {
+        AlarmState {
+            state: self.power,
+            reason: self.reason.clone(),
+            since: self.since,
+            device_id: device_id.to_owned(),
+            ts: now,
+        }
+    }
+}
+
+/// Runs the siren until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let topics = protocol::Topics::new(&config.mqtt.topic_root);
+    let control = topics.name(&Topic::AlarmControl);
+    let mut spec = DeviceSpec::new(DeviceKind::AlarmActuator);
+    spec.capabilities = vec!["siren".into(), format!("max_on_s:{}", config.max_on_s)];
+    spec.subscriptions = vec![(control.clone(), Qos::ExactlyOnce)];
+    spec.command_topics = vec![control.clone()];
+    spec.state_topics = vec![topics.name(&Topic::AlarmState)];
+    let mut link = Link::start(&config.mqtt, spec, shutdown.clone())?;
+    let publisher = link.publisher.clone();
+    let max_on = Duration::from_secs(config.max_on_s);
+    let mut siren = Siren::off(Timestamp::now());
+
+    loop {
+        let cut_off = siren.cut_off_at(max_on).map(|t| tokio::time::Instant::now() + t.since(Timestamp::now()));
+        tokio::select! {
+            () = shutdown.wait() => break,
+            () = sleep_until(cut_off) => {
+                siren = siren.apply(
+                    &AlarmCommand { state: Power::Off, reason: Some(format!("cut off after max_on_s ({} s)", config.max_on_s)) },
+                    Timestamp::now(),
+                );
+                tracing::warn!("siren OFF: on for {} s without an OFF command (max_on_s)", config.max_on_s);
+                report(&publisher, &siren).await;
+            }
+            inbound = link.inbox.recv() => match inbound {
+                None => break,
+                Some(Inbound::Connected { .. }) => report(&publisher, &siren).await,
+                Some(Inbound::Message { topic, payload }) if topic == control => match AlarmCommand::decode(&payload) {
+                    Ok(command) => {
+                        siren = siren.apply(&command, Timestamp::now());
+                        let reason = command.reason.as_deref().unwrap_or("no reason given");
+                        tracing::info!("siren {} ({reason})", command.state.as_str());
+                        report(&publisher, &siren).await;
+                    }
+                    Err(e) => tracing::warn!(
+                        "ignored a message on {topic}: {e}; send {{\"state\":\"ON\",\"reason\":\"…\"}}, ON or OFF"
+                    ),
+                },
+                Some(Inbound::Message { topic, .. }) => tracing::debug!("ignored a message on unexpected topic {topic}"),
+            },
+        }
+    }
+    link.finish().await;
+    Ok(())
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn report(publisher: &Publisher, siren: &Siren) {
+    let state = siren.state(publisher.device_id(), Timestamp::now());
+    if let Err(e) = publisher.send(&Topic::AlarmState, &state).await {
+        tracing::error!("{e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn on(reason: &str) -> AlarmCommand {
+        AlarmCommand { state: Power::On, reason: Some(reason.into()) }
+    }
+
+    #[test]
+    fn since_moves_only_on_a_change() {
+        let off = Siren::off(Timestamp(0));
+        let first = off.apply(&on("intrusion"), Timestamp(10));
+        assert_eq!((first.power, first.since), (Power::On, Timestamp(10)));
+        let again = first.apply(&on("still"), Timestamp(20));
+        assert_eq!(again.since, Timestamp(10), "a repeated ON does not extend the siren");
+        let stopped = again.apply(&AlarmCommand { state: Power::Off, reason: None }, Timestamp(30));
+        assert_eq!((stopped.power, stopped.since), (Power::Off, Timestamp(30)));
+    }
+
+    #[test]
+    fn the_cut_off_counts_from_the_first_on() {
+        let max_on = Duration::from_secs(900);
+        let siren = Siren::off(Timestamp(0)).apply(&on("x"), Timestamp(1_000));
+        assert_eq!(siren.cut_off_at(max_on), Some(Timestamp(901_000)));
+        assert_eq!(siren.apply(&on("y"), Timestamp(5_000)).cut_off_at(max_on), Some(Timestamp(901_000)));
+        assert_eq!(Siren::off(Timestamp(0)).cut_off_at(max_on), None);
+    }
+
+    #[test]
+    fn max_on_is_bounded() {
+        assert!(Config { max_on_s: 0, ..Config::default() }.validate().is_err());
+        assert!(
+            Config { max_on_s: 7200, ..Config::default() }.validate().unwrap_err().to_string().contains("max_on_s")
+        );
+        assert!(Config::default().validate().is_ok());
+    }
+}
