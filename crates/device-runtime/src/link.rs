@@ -344,6 +344,7 @@ impl Driver {
                     }
                     failures = 0;
                     connected = true;
+                    mark_health(true);
                     self.on_connected(ack.session_present, &mut subscribed_once);
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -378,6 +379,7 @@ impl Driver {
                 Err(_) if shutdown.is_triggered() => break,
                 Err(error) => {
                     connected = false;
+                    mark_health(false);
                     failures += 1;
                     let delay = backoff.next(&error);
                     self.report(&error, failures, delay);
@@ -394,6 +396,7 @@ impl Driver {
             }
         }
         goodbye.abort();
+        mark_health(false);
     }
 
     fn on_connected(&mut self, session_present: bool, subscribed_once: &mut bool) {
@@ -445,6 +448,18 @@ impl Driver {
         } else {
             tracing::debug!("{message}");
         }
+    }
+}
+
+/// With `MQTT_HEALTH_FILE` set (as in docker compose), the file exists exactly while the link is
+/// connected, so a container healthcheck can be `test -f $MQTT_HEALTH_FILE`.
+fn mark_health(connected: bool) {
+    let Some(path) = std::env::var_os("MQTT_HEALTH_FILE") else { return };
+    let outcome = if connected { std::fs::write(&path, b"connected\n") } else { std::fs::remove_file(&path) };
+    if let Err(e) = outcome
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot update health file {}: {e}", std::path::Path::new(&path).display());
     }
 }
 

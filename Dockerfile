@@ -1,0 +1,22 @@
+# One small image with every mqtt-home binary; each compose service runs one of them.
+FROM rust:1-slim-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock rustfmt.toml ./
+COPY crates ./crates
+# The daemons only: the all-in-one `mqtt-home` (with its embedded broker) is not needed in compose.
+RUN cargo build --release --locked --workspace --exclude mqtt-home --exclude testkit --exclude embedded-broker --bins \
+ && mkdir /out \
+ && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
+
+FROM debian:bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin mqtthome \
+ && mkdir -p /app /var/lib/mqtt-home \
+ && chown mqtthome /var/lib/mqtt-home
+COPY --from=build /out/ /usr/local/bin/
+WORKDIR /app
+USER mqtthome
+ENV MQTT_HEALTH_FILE=/tmp/mqtt-connected
+CMD ["light-bulb", "--help"]
