@@ -130,6 +130,9 @@ pub struct DeviceSpec {
     pub command_topics: Vec<String>,
     /// Keep the session across disconnects (clean session off). Daemons that take commands want this.
     pub persistent_session: bool,
+    /// Keep a retained availability (Last Will) and announce message. Off for short-lived tools
+    /// such as the control CLI, which must not leave a device behind in the broker.
+    pub presence: bool,
 }
 
 impl DeviceSpec {
@@ -141,6 +144,7 @@ impl DeviceSpec {
             state_topics: Vec::new(),
             command_topics: Vec::new(),
             persistent_session: true,
+            presence: true,
         }
     }
 }
@@ -223,8 +227,10 @@ impl Link {
         options
             .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(1)))
             .set_clean_session(!spec.persistent_session)
-            .set_max_packet_size(INCOMING_PACKET_LIMIT, config.max_payload_bytes + PACKET_OVERHEAD)
-            .set_last_will(LastWill::new(&availability, Availability::Offline.encode(), QoS::AtLeastOnce, true));
+            .set_max_packet_size(INCOMING_PACKET_LIMIT, config.max_payload_bytes + PACKET_OVERHEAD);
+        if spec.presence {
+            options.set_last_will(LastWill::new(&availability, Availability::Offline.encode(), QoS::AtLeastOnce, true));
+        }
         if let Some(user) = &config.username {
             let password = config.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
             options.set_credentials(user.clone(), password);
@@ -296,9 +302,11 @@ impl Driver {
         let goodbye = {
             let (client, shutdown, topic) = (self.client.clone(), shutdown.clone(), self.availability.clone());
             let queued = self.queued.clone();
+            let presence = self.spec.presence;
             tokio::spawn(async move {
                 shutdown.wait().await;
-                if client.try_publish(topic, QoS::AtLeastOnce, true, Availability::Offline.encode()).is_ok() {
+                if presence && client.try_publish(topic, QoS::AtLeastOnce, true, Availability::Offline.encode()).is_ok()
+                {
                     queued.fetch_add(1, Ordering::SeqCst);
                 }
             })
@@ -400,14 +408,17 @@ impl Driver {
     }
 
     fn on_connected(&mut self, session_present: bool, subscribed_once: &mut bool) {
-        let offline_is_cleared =
-            self.client.try_publish(&self.availability, QoS::AtLeastOnce, true, Availability::Online.encode());
-        self.announce.ts = Timestamp::now();
-        let announced = self.client.try_publish(&self.announce_topic, QoS::AtLeastOnce, true, self.announce.encode());
-        let sent = u64::from(offline_is_cleared.is_ok()) + u64::from(announced.is_ok());
-        self.queued.fetch_add(sent, Ordering::SeqCst);
-        if offline_is_cleared.is_err() || announced.is_err() {
-            tracing::warn!("request queue full: could not publish availability/announce on this connect");
+        if self.spec.presence {
+            let online =
+                self.client.try_publish(&self.availability, QoS::AtLeastOnce, true, Availability::Online.encode());
+            self.announce.ts = Timestamp::now();
+            let announced =
+                self.client.try_publish(&self.announce_topic, QoS::AtLeastOnce, true, self.announce.encode());
+            let sent = u64::from(online.is_ok()) + u64::from(announced.is_ok());
+            self.queued.fetch_add(sent, Ordering::SeqCst);
+            if online.is_err() || announced.is_err() {
+                tracing::warn!("request queue full: could not publish availability/announce on this connect");
+            }
         }
         // On the first connect of this process we subscribe even if the broker kept our session:
         // that makes it send the retained state again, which a restarted daemon needs.
