@@ -31,6 +31,7 @@ use rumqttc::{
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use crate::config::MqttConfig;
 use crate::shutdown::Shutdown;
@@ -267,7 +268,7 @@ impl Link {
             tx,
             max_payload: config.max_payload_bytes,
         };
-        let task = tokio::spawn(driver.run(eventloop, shutdown));
+        let task = tokio::spawn(driver.run(eventloop, shutdown).in_current_span());
         Ok(Link {
             publisher: Publisher { client, topics, device_id: id, max_payload: config.max_payload_bytes, queued },
             inbox,
@@ -379,7 +380,7 @@ impl Driver {
                     }
                 }
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                    tracing::info!("published offline and disconnected from {}", self.url);
+                    tracing::info!("{} published offline and disconnected from {}", self.announce.device_id, self.url);
                     break;
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(_))) => written += 1,

@@ -15,8 +15,9 @@ pub enum LogFormat {
 /// rumqttc logs through the `log` crate; its lines are bridged in, at `warn` unless asked for.
 pub fn init(verbosity: u8, format: LogFormat) {
     let level = match verbosity {
-        0 => "info,rumqttc=warn,rumqttd=warn",
-        1 => "debug,rumqttc=info,rumqttd=info",
+        // rumqttd reports every client that disconnects abruptly as an ERROR; that is noise in a demo.
+        0 => "info,rumqttc=warn,rumqttd=off",
+        1 => "debug,rumqttc=info,rumqttd=warn",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));

@@ -1,0 +1,246 @@
+//! The control CLI: `mqtt-home arm|disarm|status|watch|set|light`, for people at a terminal.
+//!
+//! It connects like any daemon (same flags, same credentials) but leaves nothing behind: a clean
+//! session and no availability or announce message. A PIN comes from `MQTT_HOME_PIN` or a prompt
+//! that does not echo; it is never printed.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use device_runtime::{DeviceSpec, Inbound, Link, MqttConfig, Publisher, Shutdown};
+use protocol::{
+    AlarmState, ArmMode, CircadianReading, DeviceKind, LightCommand, LightState, PanelAction, PanelCommand, PanelEvent,
+    PanelStatus, Payload, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics,
+};
+
+/// How long a command waits for the broker.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A short-lived connection for one command.
+pub struct Session {
+    link: Link,
+    shutdown: Shutdown,
+    pub topics: Topics,
+}
+
+impl Session {
+    /// Connects (clean session, no presence) and subscribes to `filters`.
+    pub async fn open(config: &MqttConfig, filters: &[String]) -> anyhow::Result<Session> {
+        let mut spec = DeviceSpec::new(DeviceKind::ControlCli);
+        spec.presence = false;
+        spec.persistent_session = false;
+        spec.subscriptions = filters.iter().map(|f| (f.clone(), Qos::AtLeastOnce)).collect();
+        let shutdown = Shutdown::new();
+        let mut link = Link::start(config, spec, shutdown.clone())?;
+        let connected = async {
+            while let Some(inbound) = link.inbox.recv().await {
+                if matches!(inbound, Inbound::Connected { .. }) {
+                    return true;
+                }
+            }
+            false
+        };
+        if !tokio::time::timeout(CONNECT_TIMEOUT, connected).await.unwrap_or(false) {
+            shutdown.trigger();
+            link.finish().await;
+            bail!("could not connect to {} within {CONNECT_TIMEOUT:?} (check --broker and credentials)", config.broker);
+        }
+        Ok(Session { topics: Topics::new(&config.topic_root), link, shutdown })
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.link.publisher
+    }
+
+    /// The next message, or `None` after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> Option<(String, Vec<u8>)> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.link.inbox.recv()).await {
+                Ok(Some(Inbound::Message { topic, payload })) => return Some((topic, payload)),
+                Ok(Some(Inbound::Connected { .. })) => continue,
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// Disconnects after everything published has been acknowledged.
+    pub async fn close(self) {
+        self.shutdown.trigger();
+        self.link.finish().await;
+    }
+}
+
+/// The PIN, from `MQTT_HOME_PIN` or a prompt that does not echo.
+pub fn read_pin() -> anyhow::Result<String> {
+    if let Ok(pin) = std::env::var("MQTT_HOME_PIN") {
+        return Ok(pin);
+    }
+    rpassword::prompt_password("PIN: ").context("cannot read the PIN (set MQTT_HOME_PIN when there is no terminal)")
+}
+
+/// Sends a panel command and reports the panel's answer (its next status, or a refusal event).
+pub async fn panel(config: &MqttConfig, action: PanelAction, code: Option<String>, force: bool) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.topic_root);
+    let filters = [topics.name(&Topic::PanelEvents), topics.name(&Topic::PanelStatus)];
+    let mut session = Session::open(config, &filters).await?;
+    // The retained status arrives first; the answer is what comes after the command.
+    let status_topic = topics.name(&Topic::PanelStatus);
+    let events_topic = topics.name(&Topic::PanelEvents);
+    while let Some((topic, _)) = session.next(Duration::from_millis(300)).await {
+        if topic != status_topic {
+            continue;
+        }
+    }
+    let command = PanelCommand { action, code, force };
+    session.publisher().send(&Topic::PanelSet, &command).await?;
+    println!("sent {}{}", action.as_str(), if force { " (force)" } else { "" });
+    let mut outcome = Ok(());
+    while let Some((topic, payload)) = session.next(Duration::from_secs(3)).await {
+        if topic == events_topic
+            && let Ok(event) = PanelEvent::decode(&payload)
+        {
+            println!("event: {} — {}", event.event.as_str(), event.message);
+            use protocol::PanelEventKind::*;
+            if matches!(event.event, FailedToArm | WrongCode | Lockout | CodeRefused) {
+                outcome = Err(anyhow::anyhow!("the panel refused: {}", event.message));
+                break;
+            }
+        } else if topic == status_topic
+            && let Ok(status) = PanelStatus::decode(&payload)
+        {
+            println!("{}", describe_status(&status));
+            break;
+        }
+    }
+    session.close().await;
+    outcome
+}
+
+pub fn arm_action(mode: ArmMode) -> PanelAction {
+    match mode {
+        ArmMode::Away => PanelAction::ArmAway,
+        ArmMode::Home => PanelAction::ArmHome,
+        ArmMode::Night => PanelAction::ArmNight,
+    }
+}
+
+/// Prints the panel's retained status.
+pub async fn status(config: &MqttConfig) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.topic_root);
+    let status_topic = topics.name(&Topic::PanelStatus);
+    let mut session = Session::open(config, std::slice::from_ref(&status_topic)).await?;
+    let found = session.next(Duration::from_secs(2)).await;
+    session.close().await;
+    match found {
+        Some((_, payload)) => {
+            let status = PanelStatus::decode(&payload).with_context(|| format!("on {status_topic}"))?;
+            println!("{}", describe_status(&status));
+            Ok(())
+        }
+        None => bail!("no status on {status_topic}: is the security-controller running?"),
+    }
+}
+
+pub fn describe_status(s: &PanelStatus) -> String {
+    let mut line = format!("panel: {}", s.state);
+    if !s.ready {
+        line.push_str(" (not ready)");
+    }
+    if let Some(d) = s.delay_remaining_s {
+        line.push_str(&format!(", {d} s left"));
+    }
+    for (label, list) in [("open", &s.open_sensors), ("bypassed", &s.bypassed), ("trouble", &s.troubles)] {
+        if !list.is_empty() {
+            line.push_str(&format!(", {label}: {}", list.join(" ")));
+        }
+    }
+    if let Some(t) = &s.last_trigger {
+        line.push_str(&format!(", last trigger: {t}"));
+    }
+    if let Some(l) = s.lockout_remaining_s {
+        line.push_str(&format!(", codes locked out for {l} s"));
+    }
+    if let Some(by) = &s.changed_by {
+        line.push_str(&format!(", by {by}"));
+    }
+    line
+}
+
+/// Publishes a sensor reading as if it came from sensor `id` (retained, like the sensor does).
+pub async fn set_sensor(config: &MqttConfig, kind: SensorKind, id: &str, state: SensorState) -> anyhow::Result<()> {
+    protocol::validate_id(id)?;
+    let session = Session::open(config, &[]).await?;
+    let reading = SensorReading { state, device_id: id.to_owned(), ts: Timestamp::now() };
+    let topic = Topic::Sensor { kind, id: id.to_owned() };
+    session.publisher().send(&topic, &reading).await?;
+    println!("{} {}", session.topics.name(&topic), state.as_str());
+    session.close().await;
+    Ok(())
+}
+
+/// Sends a manual light command: `40`, `on`, `off`.
+pub async fn light(config: &MqttConfig, id: &str, level: &str) -> anyhow::Result<()> {
+    protocol::validate_id(id)?;
+    let command = LightCommand::decode(level.as_bytes())?;
+    let session = Session::open(config, &[]).await?;
+    let topic = Topic::LightSet(id.to_owned());
+    session.publisher().send(&topic, &command).await?;
+    println!("{} {}", session.topics.name(&topic), String::from_utf8_lossy(&command.encode()));
+    session.close().await;
+    Ok(())
+}
+
+/// A live, readable view of the whole home until Ctrl-C.
+pub async fn watch(config: &MqttConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.topic_root);
+    let mut session = Session::open(config, &[format!("{}/#", topics.root())]).await?;
+    println!("watching {}/# on {} (Ctrl-C to stop)", topics.root(), config.broker);
+    loop {
+        let next = tokio::select! {
+            () = shutdown.wait() => break,
+            next = session.next(Duration::from_secs(3600)) => next,
+        };
+        if let Some((topic, payload)) = next {
+            println!("{} {}", clock(), describe(&topics, &topic, &payload));
+        }
+    }
+    session.close().await;
+    Ok(())
+}
+
+fn clock() -> String {
+    let t = Timestamp::now().to_string();
+    t.get(11..19).unwrap_or(&t).to_owned()
+}
+
+/// One message as a person reads it.
+pub fn describe(topics: &Topics, topic: &str, payload: &[u8]) -> String {
+    let raw = || String::from_utf8_lossy(payload).chars().take(120).collect::<String>();
+    let Ok(parsed) = topics.parse(topic) else { return format!("{topic} {}", raw()) };
+    let text = match &parsed {
+        Topic::Circadian => CircadianReading::decode(payload).map(|r| format!("sun: {}", r.phase)).ok(),
+        Topic::Sensor { kind, id } => {
+            SensorReading::decode_for(*kind, payload).map(|r| format!("{kind} {id}: {}", r.state.as_str())).ok()
+        }
+        Topic::LightState(id) => LightState::decode(payload)
+            .map(|s| {
+                let level = if s.brightness > 0 { format!("{} %", s.brightness) } else { "off".into() };
+                format!("light {id}: {level} ({})", s.source.as_str())
+            })
+            .ok(),
+        Topic::LightSet(id) => Some(format!("light {id} ← {}", raw())),
+        Topic::PanelStatus => PanelStatus::decode(payload).map(|s| describe_status(&s)).ok(),
+        Topic::PanelEvents => {
+            PanelEvent::decode(payload).map(|e| format!("event {}: {}", e.event.as_str(), e.message)).ok()
+        }
+        Topic::PanelSet => Some("panel ← command (code hidden)".to_owned()),
+        Topic::AlarmState => AlarmState::decode(payload)
+            .map(|a| format!("siren: {}{}", a.state.as_str(), a.reason.map(|r| format!(" ({r})")).unwrap_or_default()))
+            .ok(),
+        Topic::AlarmControl => Some(format!("siren ← {}", raw())),
+        Topic::Availability(id) => Some(format!("{id} is {}", raw())),
+        Topic::Announce(id) => Some(format!("{id} announced")),
+    };
+    text.unwrap_or_else(|| format!("{topic} (unreadable) {}", raw()))
+}

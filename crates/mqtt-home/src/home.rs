@@ -1,0 +1,143 @@
+//! The home: which daemons run, each as a task with its own MQTT connection and its own shutdown.
+//!
+//! The topology is the same as with separate processes — every daemon connects to the broker on
+//! its own, with its own client id, session and Last Will — so what works here works in compose.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use device_runtime::daemon::{DaemonConfig, load};
+use device_runtime::{CommonArgs, Shutdown};
+use protocol::SensorKind;
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// `config/home.toml`: the devices of the home.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HomeConfig {
+    /// Where the embedded broker listens; a free port is used if this one is taken.
+    pub listen: String,
+    pub circadian_sensor: bool,
+    pub light_controller: bool,
+    pub bulbs: Vec<String>,
+    pub motion_sensors: Vec<String>,
+    pub door_sensors: Vec<String>,
+    pub window_sensors: Vec<String>,
+}
+
+impl Default for HomeConfig {
+    fn default() -> Self {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        HomeConfig {
+            listen: "127.0.0.1:1883".into(),
+            circadian_sensor: true,
+            light_controller: true,
+            bulbs: ids(&["kitchen", "hall"]),
+            motion_sensors: ids(&["kitchen-motion", "hall-motion"]),
+            door_sensors: ids(&["front", "back"]),
+            window_sensors: ids(&["kitchen-window", "bedroom-window"]),
+        }
+    }
+}
+
+impl HomeConfig {
+    pub fn load(dir: &Path) -> anyhow::Result<HomeConfig> {
+        let path = dir.join("home.toml");
+        let file = path.exists().then_some(path.as_path());
+        let config: HomeConfig = device_runtime::config::layer(&HomeConfig::default(), file, toml::Table::new())?;
+        for id in
+            config.bulbs.iter().chain(&config.motion_sensors).chain(&config.door_sensors).chain(&config.window_sensors)
+        {
+            protocol::validate_id(id).with_context(|| format!("{}: device list", path.display()))?;
+        }
+        Ok(config)
+    }
+}
+
+/// How every daemon of the home connects: the broker and the credentials of the `mqtt-home` flags.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub broker: String,
+    pub common: CommonArgs,
+    pub config_dir: PathBuf,
+}
+
+impl Connection {
+    /// Loads daemon `C`'s config as its own binary would (from `<config_dir>/<daemon>.toml`), as device `id`.
+    fn config<C: DaemonConfig>(&self, id: Option<&str>) -> anyhow::Result<C> {
+        let file = self.config_dir.join(format!("{}.toml", C::NAME));
+        let common = CommonArgs {
+            broker: Some(self.broker.clone()),
+            id: id.map(str::to_owned),
+            config: file.exists().then_some(file),
+            ..self.common.clone()
+        };
+        load::<C>(&common, toml::Table::new()).with_context(|| format!("{} {}", C::NAME, id.unwrap_or_default()))
+    }
+}
+
+/// The running daemons.
+pub struct Daemons {
+    tasks: JoinSet<(String, anyhow::Result<()>)>,
+    pub names: Vec<String>,
+}
+
+impl Daemons {
+    /// Loads every daemon's configuration first (so a bad file stops the start, not half the home), then starts them.
+    pub fn start(home: &HomeConfig, connection: &Connection, shutdown: &Shutdown) -> anyhow::Result<Daemons> {
+        type Start = Box<dyn FnOnce(Shutdown) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>>;
+        let mut starts: Vec<(String, Start)> = Vec::new();
+
+        for id in &home.bulbs {
+            let c: light_bulb::Config = connection.config(Some(id))?;
+            starts.push((format!("light-bulb {id}"), Box::new(move |s| Box::pin(light_bulb::run(c, s)))));
+        }
+        let sensors = [
+            (SensorKind::Motion, &home.motion_sensors),
+            (SensorKind::Door, &home.door_sensors),
+            (SensorKind::Window, &home.window_sensors),
+        ];
+        for (kind, ids) in sensors {
+            for id in ids {
+                let c: binary_sensor::Config = match kind {
+                    SensorKind::Motion => connection.config::<binary_sensor::MotionConfig>(Some(id))?.into(),
+                    SensorKind::Door => connection.config::<binary_sensor::DoorConfig>(Some(id))?.into(),
+                    SensorKind::Window => connection.config::<binary_sensor::WindowConfig>(Some(id))?.into(),
+                };
+                starts
+                    .push((format!("{kind}-sensor {id}"), Box::new(move |s| Box::pin(binary_sensor::run(kind, c, s)))));
+            }
+        }
+        if home.circadian_sensor {
+            let c: circadian_sensor::Config = connection.config(None)?;
+            starts.push(("circadian-sensor".into(), Box::new(move |s| Box::pin(circadian_sensor::run(c, s)))));
+        }
+        if home.light_controller {
+            let c: light_controller::Config = connection.config(None)?;
+            starts.push(("light-controller".into(), Box::new(move |s| Box::pin(light_controller::run(c, s)))));
+        }
+
+        let mut tasks = JoinSet::new();
+        let mut names = Vec::new();
+        for (name, start) in starts {
+            let span = tracing::info_span!("daemon", name = %name);
+            let fut = start(shutdown.child()).instrument(span);
+            names.push(name.clone());
+            tasks.spawn(async move { (name, fut.await) });
+        }
+        Ok(Daemons { tasks, names })
+    }
+
+    /// Waits for every daemon to stop; one that fails is reported and the others go on.
+    pub async fn wait(mut self) {
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok((name, Ok(()))) => tracing::debug!("{name} stopped"),
+                Ok((name, Err(e))) => tracing::error!("{name} stopped: {e:#}"),
+                Err(e) => tracing::error!("a daemon task panicked: {e}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! `mqtt-home`: the whole home in one command, and the CLI to control it.
+//!
+//! Without a subcommand it starts an embedded MQTT broker (rumqttd, in-process) — or uses
+//! `--broker` — and every daemon of the home as a task with its own connection. Ctrl-C or SIGTERM
+//! stops everything cleanly: each daemon publishes `offline` and disconnects.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use device_runtime::daemon::{DaemonConfig, load};
+use device_runtime::{CommonArgs, MqttConfig, Shutdown};
+use mqtt_home::ctl;
+use mqtt_home::home::{Connection, Daemons, HomeConfig};
+use protocol::{ArmMode, PanelAction, SensorKind, SensorState};
+use serde::{Deserialize, Serialize};
+
+/// The whole mqtt-home on one machine (broker, sensors, controllers, actuators), and its control CLI
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole home: embedded broker (unless --broker) and every daemon (the default)
+    Run {
+        /// Directory with home.toml and each daemon's <daemon>.toml
+        #[arg(long, env = "MQTT_HOME_CONFIG_DIR", default_value = "config")]
+        config_dir: PathBuf,
+        /// Where the embedded broker listens; a free port is used if it is taken [default: from home.toml]
+        #[arg(long, env = "MQTT_HOME_LISTEN", value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Arm the alarm panel: away, home or night
+    Arm {
+        #[arg(value_enum)]
+        mode: Mode,
+        /// Arm even with open sensors, bypassing them for this arming
+        #[arg(long)]
+        force: bool,
+        /// Send a PIN (from MQTT_HOME_PIN, or asked without echo); needed when code_arm_required
+        #[arg(long)]
+        code: bool,
+    },
+    /// Disarm the alarm panel (PIN from MQTT_HOME_PIN, or asked without echo)
+    Disarm,
+    /// Show the alarm panel's status
+    Status,
+    /// A live, readable view of the whole home
+    Watch,
+    /// Pretend to be a sensor: `set door front open`, `set window kitchen-window closed`, `set motion hall-motion`
+    Set {
+        #[arg(value_enum)]
+        kind: Kind,
+        /// The sensor's device id
+        id: String,
+        /// open/closed for doors and windows; on/off for motion [default: open or on]
+        state: Option<String>,
+    },
+    /// Set a light by hand: `light kitchen 40`, `light kitchen off`
+    Light {
+        /// The bulb's device id
+        id: String,
+        /// 0-100, on or off
+        level: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Mode {
+    Away,
+    Home,
+    Night,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Kind {
+    Door,
+    Window,
+    Motion,
+}
+
+/// The control CLI's connection: the common flags, defaults and environment only.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct CliConfig {
+    mqtt: MqttConfig,
+}
+
+impl DaemonConfig for CliConfig {
+    const NAME: &'static str = "mqtt-home-cli";
+    fn mqtt(&self) -> &MqttConfig {
+        &self.mqtt
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    device_runtime::logging::init(args.common.verbose, args.common.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mqtt-home: error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mqtt-home: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(args: Args) -> anyhow::Result<()> {
+    let command = args.command.unwrap_or(Command::Run { config_dir: "config".into(), listen: None });
+    if let Command::Run { config_dir, listen } = command {
+        return run_home(args.common, config_dir, listen).await;
+    }
+    let mut common = args.common;
+    common.id.get_or_insert_with(|| format!("mqtt-home-cli-{}", std::process::id()));
+    let config = load::<CliConfig>(&common, toml::Table::new())?.mqtt;
+    match command {
+        Command::Run { .. } => unreachable!("handled above"),
+        Command::Arm { mode, force, code } => {
+            let mode = match mode {
+                Mode::Away => ArmMode::Away,
+                Mode::Home => ArmMode::Home,
+                Mode::Night => ArmMode::Night,
+            };
+            let code = if code { Some(ctl::read_pin()?) } else { std::env::var("MQTT_HOME_PIN").ok() };
+            ctl::panel(&config, ctl::arm_action(mode), code, force).await
+        }
+        Command::Disarm => ctl::panel(&config, PanelAction::Disarm, Some(ctl::read_pin()?), false).await,
+        Command::Status => ctl::status(&config).await,
+        Command::Watch => {
+            let shutdown = Shutdown::new();
+            shutdown.trigger_on_signals();
+            ctl::watch(&config, shutdown).await
+        }
+        Command::Set { kind, id, state } => {
+            let kind = match kind {
+                Kind::Door => SensorKind::Door,
+                Kind::Window => SensorKind::Window,
+                Kind::Motion => SensorKind::Motion,
+            };
+            let word = state.unwrap_or_else(|| "on".into()).to_ascii_lowercase();
+            let state = match (kind, word.as_str()) {
+                (SensorKind::Motion, "on" | "motion") => SensorState::Motion,
+                (SensorKind::Motion, "off" | "no_motion" | "none") => SensorState::NoMotion,
+                (_, "on" | "open") => SensorState::Open,
+                (_, "off" | "closed" | "close") => SensorState::Closed,
+                _ => {
+                    anyhow::bail!("`{word}` is not a {kind} state: use open/closed (doors, windows) or on/off (motion)")
+                }
+            };
+            ctl::set_sensor(&config, kind, &id, state).await
+        }
+        Command::Light { id, level } => ctl::light(&config, &id, &level).await,
+    }
+}
+
+async fn run_home(common: CommonArgs, config_dir: PathBuf, listen: Option<String>) -> anyhow::Result<()> {
+    let mut home = HomeConfig::load(&config_dir)?;
+    if let Some(listen) = listen {
+        home.listen = listen;
+    }
+    let broker = match &common.broker {
+        Some(url) => {
+            println!("mqtt-home: using the broker at {url}");
+            url.clone()
+        }
+        None => start_embedded_broker(&home.listen)?,
+    };
+    let connection = Connection { broker: broker.clone(), common, config_dir };
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let daemons = Daemons::start(&home, &connection, &shutdown)?;
+    let (host, port) = broker.trim_start_matches("mqtt://").rsplit_once(':').unwrap_or(("127.0.0.1", "1883"));
+    println!("mqtt-home: {} daemons running: {}", daemons.names.len(), daemons.names.join(", "));
+    println!(
+        "mqtt-home: watch it with `mosquitto_sub -h {host} -p {port} -t 'home/#' -v` or `mqtt-home --broker {broker} watch`"
+    );
+    println!("mqtt-home: Ctrl-C stops the home");
+    daemons.wait().await;
+    println!("mqtt-home: stopped");
+    Ok(())
+}
+
+#[cfg(feature = "embedded-broker")]
+fn start_embedded_broker(listen: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let addr: std::net::SocketAddr =
+        listen.parse().with_context(|| format!("listen address `{listen}` is not IP:PORT (e.g. 127.0.0.1:1883)"))?;
+    let broker = embedded_broker::EmbeddedBroker::start(addr)?;
+    if let Some(taken) = broker.fell_back_from() {
+        println!("mqtt-home: port {} is taken (another broker?); listening on {} instead", taken.port(), broker.addr());
+    }
+    println!("mqtt-home: embedded broker listening on {}", broker.url());
+    Ok(broker.url())
+}
+
+#[cfg(not(feature = "embedded-broker"))]
+fn start_embedded_broker(_listen: &str) -> anyhow::Result<String> {
+    anyhow::bail!("this build has no embedded broker (feature `embedded-broker`); pass --broker mqtt://host:port")
+}

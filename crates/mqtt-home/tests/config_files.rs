@@ -1,0 +1,36 @@
+//! The shipped config files say "the value shown is the built-in default": hold them to it, and
+//! make sure every daemon accepts its file.
+
+use std::path::Path;
+
+use device_runtime::config::layer;
+use device_runtime::daemon::DaemonConfig;
+
+fn config_dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"))
+}
+
+/// Loads `config/<C::NAME>.toml` over the defaults and checks it changes nothing.
+fn file_equals_defaults<C: DaemonConfig + PartialEq + std::fmt::Debug>() {
+    let path = config_dir().join(format!("{}.toml", C::NAME));
+    let loaded: C = layer(&C::default(), Some(&path), toml::Table::new()).unwrap();
+    loaded.validate().unwrap();
+    assert_eq!(loaded, C::default(), "{} differs from the built-in defaults", path.display());
+}
+
+#[test]
+fn lighting_files_show_the_defaults() {
+    file_equals_defaults::<light_controller::Config>();
+    file_equals_defaults::<light_bulb::Config>();
+    file_equals_defaults::<circadian_sensor::Config>();
+    file_equals_defaults::<binary_sensor::MotionConfig>();
+    file_equals_defaults::<binary_sensor::DoorConfig>();
+    file_equals_defaults::<binary_sensor::WindowConfig>();
+    file_equals_defaults::<alarm_actuator::Config>();
+}
+
+#[test]
+fn the_home_file_shows_the_defaults() {
+    let home = mqtt_home::home::HomeConfig::load(config_dir()).unwrap();
+    assert_eq!(home, mqtt_home::home::HomeConfig::default());
+}

@@ -1,0 +1,214 @@
+//! Smart lighting end to end, over a real broker: the embedded one and Mosquitto.
+//!
+//! Every daemon runs as in production — its own connection, its own session — and the test
+//! watches the wire with a probe client. Waits are deadlines on expected messages, not sleeps.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Running, WITHIN, bulb, controller, light, mqtt, text};
+use protocol::{CircadianPhase, CircadianReading, LightSource, Payload, SensorReading, SensorState, Timestamp};
+use testkit::Probe;
+
+fn phase(p: CircadianPhase) -> Vec<u8> {
+    CircadianReading { phase: p, device_id: "test".into(), ts: Timestamp::now(), elevation_deg: None }.encode()
+}
+
+fn motion(state: SensorState) -> Vec<u8> {
+    SensorReading { state, device_id: "kitchen-motion".into(), ts: Timestamp::now() }.encode()
+}
+
+const KITCHEN_STATE: &str = "home/lights/kitchen/state";
+const HALL_STATE: &str = "home/lights/hall/state";
+const CIRCADIAN: &str = "home/lights/circadian_rhythm";
+const KITCHEN_MOTION: &str = "home/security/motion/kitchen-motion";
+
+/// Connects a probe watching both bulbs and waits until both bulbs have reported (they are up).
+async fn probe_with_bulbs_up(url: &str, name: &str) -> Probe {
+    let mut probe = Probe::connect(url, name).await.unwrap();
+    probe.subscribe("home/lights/+/state").await.unwrap();
+    probe.subscribe("home/devices/+/availability").await.unwrap();
+    for bulb in ["kitchen", "hall"] {
+        let topic = format!("home/devices/{bulb}/availability");
+        probe.expect(&topic, text("online"), WITHIN).await.unwrap();
+    }
+    probe
+}
+
+async fn a_phase_change_reaches_the_bulb_with_the_right_brightness(url: String) {
+    let (kitchen, hall, ctl) = (bulb(&url, "kitchen"), bulb(&url, "hall"), controller(&url));
+    let mut probe = probe_with_bulbs_up(&url, "probe-phase").await;
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Sunset), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(30, LightSource::Circadian), WITHIN).await.unwrap();
+    probe.expect(HALL_STATE, light(30, LightSource::Circadian), WITHIN).await.unwrap();
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Night), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(5, LightSource::Circadian), WITHIN).await.unwrap();
+    for d in [kitchen, hall, ctl] {
+        d.stop().await;
+    }
+}
+on_both_brokers!(phase_change_reaches_the_bulb, super::a_phase_change_reaches_the_bulb_with_the_right_brightness);
+
+async fn the_circadian_sensor_drives_a_whole_day(url: String) {
+    let (kitchen, hall, ctl) = (bulb(&url, "kitchen"), bulb(&url, "hall"), controller(&url));
+    let mut probe = probe_with_bulbs_up(&url, "probe-day").await;
+    let sensor_config = circadian_sensor::Config {
+        mqtt: mqtt(&url, "circadian"),
+        phase_interval_s: 0.3,
+        ..circadian_sensor::Config::default()
+    };
+    let sensor = Running::spawn(|s| circadian_sensor::run(sensor_config, s));
+    // The original project's levels, in the order of a day.
+    for brightness in [50, 100, 30, 5] {
+        probe.expect(KITCHEN_STATE, light(brightness, LightSource::Circadian), WITHIN).await.unwrap();
+    }
+    for d in [sensor, kitchen, hall, ctl] {
+        d.stop().await;
+    }
+}
+on_both_brokers!(circadian_sensor_drives_a_day, super::the_circadian_sensor_drives_a_whole_day);
+
+async fn motion_lights_the_room_then_it_returns_after_the_timeout(url: String) {
+    let (kitchen, hall, ctl) = (bulb(&url, "kitchen"), bulb(&url, "hall"), controller(&url));
+    let mut probe = probe_with_bulbs_up(&url, "probe-motion").await;
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Night), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(5, LightSource::Circadian), WITHIN).await.unwrap();
+
+    probe.publish(KITCHEN_MOTION, motion(SensorState::Motion), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(100, LightSource::Motion), WITHIN).await.unwrap();
+    let before = probe.count(KITCHEN_STATE);
+    probe.publish(KITCHEN_MOTION, motion(SensorState::NoMotion), true).await.unwrap();
+    let motion_ended = Instant::now();
+    probe.expect_after(before, KITCHEN_STATE, light(5, LightSource::Circadian), WITHIN).await.unwrap();
+    let lit_for = motion_ended.elapsed();
+    assert!(lit_for >= Duration::from_millis(900), "returned after {lit_for:?}, before the 1 s motion timeout");
+    // The hall has no motion: it never left its circadian level.
+    assert!(probe.seen(HALL_STATE).iter().all(|p| !light(100, LightSource::Motion)(p)));
+    for d in [kitchen, hall, ctl] {
+        d.stop().await;
+    }
+}
+on_both_brokers!(motion_then_timeout, super::motion_lights_the_room_then_it_returns_after_the_timeout);
+
+async fn a_manual_command_pauses_automation_for_that_bulb(url: String) {
+    let (kitchen, hall, ctl) = (bulb(&url, "kitchen"), bulb(&url, "hall"), controller(&url));
+    let mut probe = probe_with_bulbs_up(&url, "probe-manual").await;
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Sunset), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(30, LightSource::Circadian), WITHIN).await.unwrap();
+
+    // What a person types: a bare brightness.
+    probe.publish("home/lights/kitchen/set", "40", false).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(40, LightSource::Manual), WITHIN).await.unwrap();
+
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Night), true).await.unwrap();
+    // The hall follows the new phase, which proves the controller has seen it ...
+    probe.expect(HALL_STATE, light(5, LightSource::Circadian), WITHIN).await.unwrap();
+    // ... and the kitchen keeps what the person chose.
+    probe.expect_none(KITCHEN_STATE, light(5, LightSource::Circadian), Duration::from_millis(500)).await.unwrap();
+    for d in [kitchen, hall, ctl] {
+        d.stop().await;
+    }
+}
+on_both_brokers!(manual_override, super::a_manual_command_pauses_automation_for_that_bulb);
+
+async fn a_command_sent_while_the_bulb_is_down_is_delivered_on_its_return(url: String) {
+    let kitchen = bulb(&url, "kitchen");
+    let mut probe = Probe::connect(&url, "probe-outage").await.unwrap();
+    probe.subscribe(KITCHEN_STATE).await.unwrap();
+    probe.subscribe("home/devices/kitchen/availability").await.unwrap();
+    probe.expect("home/devices/kitchen/availability", text("online"), WITHIN).await.unwrap();
+    kitchen.stop().await;
+    probe.expect("home/devices/kitchen/availability", text("offline"), WITHIN).await.unwrap();
+
+    // The bulb's persistent session queues this QoS 1 command at the broker.
+    probe.publish("home/lights/kitchen/set", r#"{"state":"ON","brightness":70}"#, false).await.unwrap();
+    let kitchen = bulb(&url, "kitchen");
+    probe.expect(KITCHEN_STATE, light(70, LightSource::Manual), WITHIN).await.unwrap();
+    kitchen.stop().await;
+}
+on_both_brokers!(command_during_outage, super::a_command_sent_while_the_bulb_is_down_is_delivered_on_its_return);
+
+async fn garbage_on_every_subscribed_topic_is_ignored(url: String) {
+    let (kitchen, hall, ctl) = (bulb(&url, "kitchen"), bulb(&url, "hall"), controller(&url));
+    let mut probe = probe_with_bulbs_up(&url, "probe-garbage").await;
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Sunrise), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(50, LightSource::Circadian), WITHIN).await.unwrap();
+
+    let oversized = vec![b'7'; 100 * 1024];
+    let garbage: [&[u8]; 8] = [
+        b"",
+        &[0xff, 0xfe, 0x00],
+        b"{",
+        b"null",
+        br#"{"phase":"noon"}"#,
+        br#"{"state":"ON","brightness":250}"#,
+        b"\"ON\"",
+        &oversized,
+    ];
+    let topics = [
+        CIRCADIAN,
+        KITCHEN_MOTION,
+        "home/lights/kitchen/set",
+        "home/devices/kitchen/availability",
+        "home/security/status",
+    ];
+    for topic in topics {
+        for payload in garbage {
+            probe.publish(topic, payload.to_vec(), false).await.unwrap();
+        }
+    }
+    // Still alive and consistent: a valid phase change goes through, and nothing above moved a bulb.
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Sunset), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(30, LightSource::Circadian), WITHIN).await.unwrap();
+    let kitchen_states: Vec<_> = probe.seen(KITCHEN_STATE);
+    let unexpected: Vec<String> = kitchen_states
+        .iter()
+        .filter(|p| {
+            !(light(0, LightSource::Manual)(p)
+                || light(50, LightSource::Circadian)(p)
+                || light(30, LightSource::Circadian)(p))
+        })
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .collect();
+    assert!(unexpected.is_empty(), "garbage changed the bulb: {unexpected:?}");
+    assert!(
+        !probe.seen("home/devices/kitchen/availability").iter().any(|p| p == b"offline"),
+        "the bulb lost its connection"
+    );
+    for d in [kitchen, hall, ctl] {
+        d.stop().await;
+    }
+}
+on_both_brokers!(garbage_is_ignored, super::garbage_on_every_subscribed_topic_is_ignored);
+
+/// The broker goes away and comes back (Mosquitto, with persistence): the daemons reconnect,
+/// their sessions and subscriptions hold, and the home goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemons_survive_a_broker_restart_and_resume() {
+    let Some(mut mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    let (kitchen, hall, ctl) = (bulb(&url, "kitchen"), bulb(&url, "hall"), controller(&url));
+    let mut probe = probe_with_bulbs_up(&url, "probe-restart").await;
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Sunrise), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(50, LightSource::Circadian), WITHIN).await.unwrap();
+    drop(probe);
+
+    mosquitto.stop();
+    mosquitto.restart().unwrap();
+
+    let mut probe = Probe::connect(&url, "probe-restart-2").await.unwrap();
+    probe.subscribe(KITCHEN_STATE).await.unwrap();
+    // Retained state survived the restart.
+    probe.expect(KITCHEN_STATE, light(50, LightSource::Circadian), WITHIN).await.unwrap();
+    // Wait until the daemons are back (their `online` is published on reconnect).
+    probe.subscribe("home/devices/light-controller/availability").await.unwrap();
+    probe.expect("home/devices/light-controller/availability", text("online"), Duration::from_secs(40)).await.unwrap();
+    probe.subscribe("home/devices/kitchen/availability").await.unwrap();
+    probe.expect("home/devices/kitchen/availability", text("online"), Duration::from_secs(40)).await.unwrap();
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Morning), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(100, LightSource::Circadian), WITHIN).await.unwrap();
+    for d in [kitchen, hall, ctl] {
+        d.stop().await;
+    }
+}

@@ -1,0 +1,23 @@
+//! Test support for every integration test of the workspace.
+//!
+//! - [`Mosquitto`]: a real Mosquitto started by the test on a free port, with a config the test
+//!   writes into a temporary directory; it can be stopped, killed and restarted on the same port,
+//!   and is killed on drop. Never port 1883.
+//! - [`embedded`]: the in-process broker on a free port.
+//! - [`Probe`]: a client that subscribes, publishes and waits for expectations with deadlines.
+
+mod mosquitto;
+mod probe;
+
+pub use mosquitto::{Mosquitto, mosquitto_or_skip};
+pub use probe::Probe;
+
+/// A new embedded broker on a free port of 127.0.0.1.
+pub fn embedded() -> embedded_broker::EmbeddedBroker {
+    embedded_broker::EmbeddedBroker::start(([127, 0, 0, 1], 0).into()).expect("cannot start the embedded broker")
+}
+
+/// A TCP port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+}
