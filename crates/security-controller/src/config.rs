@@ -1,0 +1,331 @@
+//! The panel's configuration: delays per mode, zones per sensor, users and their codes, lockout.
+//!
+//! Bounds follow what EN 50131 panels enforce: an entry delay of at most 45 s, a siren time of
+//! 2–15 min. `allow_demo_timings` relaxes them for demos only (siren 5 s, delays down to 0).
+
+use std::collections::BTreeMap;
+
+use protocol::{ArmMode, SensorKind};
+use serde::{Deserialize, Serialize};
+
+use crate::codes;
+
+/// A zone decides what a sensor's trip does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Zone {
+    /// Delayed: starts the entry delay (doors you come home through).
+    #[serde(rename = "entry")]
+    Entry,
+    /// Instant while armed in any mode (windows).
+    #[serde(rename = "perimeter")]
+    Perimeter,
+    /// Instant in `away` only; ignored in `home` and `night` (people are inside).
+    #[serde(rename = "interior")]
+    Interior,
+    /// Always, even disarmed: panic buttons, tamper contacts.
+    #[serde(rename = "24h")]
+    TwentyFourHour,
+}
+
+impl Zone {
+    /// The zone of a sensor that the config does not list.
+    pub fn default_for(kind: SensorKind) -> Zone {
+        match kind {
+            SensorKind::Door => Zone::Entry,
+            SensorKind::Window => Zone::Perimeter,
+            SensorKind::Motion => Zone::Interior,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Zone::Entry => "entry",
+            Zone::Perimeter => "perimeter",
+            Zone::Interior => "interior",
+            Zone::TwentyFourHour => "24h",
+        }
+    }
+
+    /// Whether an open sensor of this zone keeps the panel from being ready to arm.
+    pub fn blocks_arming(self) -> bool {
+        matches!(self, Zone::Entry | Zone::Perimeter)
+    }
+}
+
+/// Seconds per arm mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModeDelays {
+    pub away: u64,
+    pub home: u64,
+    pub night: u64,
+}
+
+impl ModeDelays {
+    pub fn get(&self, mode: ArmMode) -> u64 {
+        match mode {
+            ArmMode::Away => self.away,
+            ArmMode::Home => self.home,
+            ArmMode::Night => self.night,
+        }
+    }
+}
+
+/// A person who may arm and disarm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    /// `security-controller hash-pin` prints it; the PIN itself is never stored.
+    pub pin_hash: String,
+    /// A duress code: disarms normally and visibly, and publishes a silent `duress` event.
+    #[serde(default)]
+    pub duress: bool,
+}
+
+/// One sensor's settings; every field falls back to its zone's or kind's default.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensorConfig {
+    pub zone: Option<Zone>,
+    /// Seconds of silence after which the sensor is in trouble (0: no silence supervision).
+    pub supervision_s: Option<u64>,
+}
+
+/// What losing a sensor means, per zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneRule {
+    /// Losing a sensor of this zone (offline, or silent past its window) while armed triggers the
+    /// alarm (tamper) instead of only reporting trouble.
+    pub tamper_triggers: bool,
+    /// Seconds of silence after which a sensor of this zone is in trouble (0: not supervised by silence).
+    pub supervision_s: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneRules {
+    pub entry: ZoneRule,
+    pub perimeter: ZoneRule,
+    pub interior: ZoneRule,
+    #[serde(rename = "24h")]
+    pub twenty_four_hour: ZoneRule,
+}
+
+impl ZoneRules {
+    pub fn get(&self, zone: Zone) -> ZoneRule {
+        match zone {
+            Zone::Entry => self.entry,
+            Zone::Perimeter => self.perimeter,
+            Zone::Interior => self.interior,
+            Zone::TwentyFourHour => self.twenty_four_hour,
+        }
+    }
+}
+
+impl Default for ZoneRules {
+    fn default() -> Self {
+        // Sensors heartbeat every 60 s; ten missed heartbeats is a trouble.
+        let contact = ZoneRule { tamper_triggers: true, supervision_s: 600 };
+        ZoneRules {
+            entry: contact,
+            perimeter: contact,
+            interior: ZoneRule { tamper_triggers: false, supervision_s: 0 },
+            twenty_four_hour: contact,
+        }
+    }
+}
+
+/// The `[panel]` section of `config/security-controller.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PanelConfig {
+    /// Seconds between an arm command and being armed, per mode (leave the house).
+    pub exit_delay_s: ModeDelays,
+    /// Seconds between an entry-zone trip and the alarm, per mode (reach the keypad). At most 45.
+    pub entry_delay_s: ModeDelays,
+    /// Seconds the siren sounds (120–900).
+    pub trigger_time_s: u64,
+    /// After the siren time, disarm instead of returning to the armed mode.
+    pub disarm_after_trigger: bool,
+    /// Whether arming needs a code too (disarming always does).
+    pub code_arm_required: bool,
+    /// Wrong codes within `wrong_code_window_s` that lock the keypad.
+    pub max_wrong_codes: u32,
+    pub wrong_code_window_s: u64,
+    /// Seconds every code is refused after too many wrong ones.
+    pub lockout_s: u64,
+    /// For demos only: siren time down to 5 s and delays down to 0.
+    pub allow_demo_timings: bool,
+    pub users: Vec<User>,
+    /// Per-sensor settings, keyed by device id.
+    pub sensors: BTreeMap<String, SensorConfig>,
+    pub zones: ZoneRules,
+}
+
+impl Default for PanelConfig {
+    fn default() -> Self {
+        PanelConfig {
+            exit_delay_s: ModeDelays { away: 60, home: 30, night: 30 },
+            entry_delay_s: ModeDelays { away: 30, home: 30, night: 15 },
+            trigger_time_s: 180,
+            disarm_after_trigger: false,
+            code_arm_required: false,
+            max_wrong_codes: 5,
+            wrong_code_window_s: 300,
+            lockout_s: 90,
+            allow_demo_timings: false,
+            users: Vec::new(),
+            sensors: BTreeMap::new(),
+            zones: ZoneRules::default(),
+        }
+    }
+}
+
+/// A configuration the panel refuses, naming the key and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("panel.{key}: {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub problem: String,
+}
+
+impl PanelConfig {
+    /// The zone of sensor `id` of `kind`.
+    pub fn zone(&self, kind: SensorKind, id: &str) -> Zone {
+        self.sensors.get(id).and_then(|s| s.zone).unwrap_or_else(|| Zone::default_for(kind))
+    }
+
+    /// Seconds of silence before sensor `id` is in trouble (0: never).
+    pub fn supervision_s(&self, zone: Zone, id: &str) -> u64 {
+        self.sensors.get(id).and_then(|s| s.supervision_s).unwrap_or_else(|| self.zones.get(zone).supervision_s)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key: String, problem: String| Err(ConfigError { key, problem });
+        let demo = self.allow_demo_timings;
+        for mode in ArmMode::ALL {
+            let entry = self.entry_delay_s.get(mode);
+            if entry > 45 {
+                return err(
+                    format!("entry_delay_s.{mode}"),
+                    format!("{entry} s is above the EN 50131 limit of 45 s; shorten it"),
+                );
+            }
+            let exit = self.exit_delay_s.get(mode);
+            if exit > 255 {
+                return err(format!("exit_delay_s.{mode}"), format!("{exit} s is above 255 s"));
+            }
+        }
+        let (min_siren, max_siren) = if demo { (5, 900) } else { (120, 900) };
+        if !(min_siren..=max_siren).contains(&self.trigger_time_s) {
+            return err(
+                "trigger_time_s".into(),
+                format!(
+                    "{} s is outside {min_siren}-{max_siren} s (EN 50131: a siren sounds 2-15 min; allow_demo_timings = true for demos)",
+                    self.trigger_time_s
+                ),
+            );
+        }
+        if self.max_wrong_codes == 0 {
+            return err("max_wrong_codes".into(), "must be at least 1".into());
+        }
+        if self.lockout_s == 0 || self.wrong_code_window_s == 0 {
+            return err("lockout_s".into(), "lockout_s and wrong_code_window_s must be at least 1".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, user) in self.users.iter().enumerate() {
+            if user.name.trim().is_empty() {
+                return err(format!("users[{i}].name"), "is empty".into());
+            }
+            if !names.insert(user.name.as_str()) {
+                return err(format!("users[{i}].name"), format!("`{}` appears twice", user.name));
+            }
+            if !codes::is_valid_hash(&user.pin_hash) {
+                return err(
+                    format!("users[{i}].pin_hash"),
+                    format!(
+                        "user `{}` has no valid Argon2 hash; make one with `security-controller hash-pin`",
+                        user.name
+                    ),
+                );
+            }
+        }
+        for id in self.sensors.keys() {
+            if let Err(e) = protocol::validate_id(id) {
+                return err(format!("sensors.{id}"), e.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str) -> User {
+        User { name: name.into(), pin_hash: codes::hash_pin_with("1234", codes::test_params()).unwrap(), duress: false }
+    }
+
+    #[test]
+    fn defaults_are_valid_and_zones_default_by_kind() {
+        let c = PanelConfig::default();
+        assert_eq!(c.validate(), Ok(()));
+        assert_eq!(c.zone(SensorKind::Door, "front"), Zone::Entry);
+        assert_eq!(c.zone(SensorKind::Window, "w"), Zone::Perimeter);
+        assert_eq!(c.zone(SensorKind::Motion, "m"), Zone::Interior);
+        assert_eq!(c.supervision_s(Zone::Entry, "front"), 600);
+        assert_eq!(c.supervision_s(Zone::Interior, "m"), 0);
+    }
+
+    #[test]
+    fn per_sensor_settings_win() {
+        let mut c = PanelConfig::default();
+        c.sensors.insert("panic".into(), SensorConfig { zone: Some(Zone::TwentyFourHour), supervision_s: Some(30) });
+        assert_eq!(c.zone(SensorKind::Door, "panic"), Zone::TwentyFourHour);
+        assert_eq!(c.supervision_s(Zone::TwentyFourHour, "panic"), 30);
+    }
+
+    #[test]
+    fn out_of_bounds_values_name_their_key() {
+        let cases: Vec<(PanelConfig, &str)> = vec![
+            (
+                PanelConfig { entry_delay_s: ModeDelays { away: 60, home: 30, night: 15 }, ..Default::default() },
+                "panel.entry_delay_s.away",
+            ),
+            (
+                PanelConfig { exit_delay_s: ModeDelays { away: 60, home: 300, night: 15 }, ..Default::default() },
+                "panel.exit_delay_s.home",
+            ),
+            (PanelConfig { trigger_time_s: 60, ..Default::default() }, "panel.trigger_time_s"),
+            (PanelConfig { trigger_time_s: 1000, ..Default::default() }, "panel.trigger_time_s"),
+            (PanelConfig { trigger_time_s: 4, allow_demo_timings: true, ..Default::default() }, "panel.trigger_time_s"),
+            (PanelConfig { max_wrong_codes: 0, ..Default::default() }, "panel.max_wrong_codes"),
+            (PanelConfig { users: vec![user("a"), user("a")], ..Default::default() }, "panel.users[1].name"),
+            (
+                PanelConfig {
+                    users: vec![User { name: "b".into(), pin_hash: "1234".into(), duress: false }],
+                    ..Default::default()
+                },
+                "panel.users[0].pin_hash",
+            ),
+        ];
+        for (config, key) in cases {
+            let e = config.validate().unwrap_err().to_string();
+            assert!(e.starts_with(key), "{e}");
+            assert!(!e.ends_with('.'), "{e}");
+        }
+        let demo = PanelConfig { trigger_time_s: 5, allow_demo_timings: true, ..Default::default() };
+        assert_eq!(demo.validate(), Ok(()));
+    }
+
+    #[test]
+    fn zone_names_in_toml() {
+        let c: PanelConfig =
+            toml::from_str("[sensors.panic]\nzone = \"24h\"\n[sensors.garage]\nzone = \"perimeter\"\n").unwrap();
+        assert_eq!(c.sensors["panic"].zone, Some(Zone::TwentyFourHour));
+        assert!(toml::from_str::<PanelConfig>("[sensors.x]\nzone = \"garden\"\n").is_err());
+    }
+}

@@ -1,0 +1,633 @@
+//! The alarm panel's decisions: a pure state machine, `(panel, input, now) -> (panel, actions)`.
+//!
+//! Nothing here reads a clock, touches a file or speaks MQTT: `now` comes in, actions go out, and
+//! the edge (`lib.rs`) publishes, persists and schedules the next [`Input::Tick`]. Deadlines are
+//! wall-clock [`Timestamp`]s so that a [`Panel`] read back from its state file after a crash
+//! continues where it stopped — an entry delay that ran out while the controller was down
+//! triggers the alarm at the first tick after the restart.
+//!
+//! States follow Home Assistant's panel: `disarmed` → `arming` (exit delay) → `armed_<mode>` →
+//! `pending` (entry delay) → `triggered` (siren time) → back to `armed_<mode>` or `disarmed`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use protocol::{
+    ArmMode, PanelAction, PanelCommand, PanelEvent, PanelEventKind, PanelState, PanelStatus, SensorKind, SensorState,
+    Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::codes;
+use crate::config::{PanelConfig, User, Zone};
+
+/// The sensor id used when the alarm is raised by a `TRIGGER` command.
+pub const PANIC: &str = "panel";
+
+/// Where the panel is in its cycle. Deadlines are absolute, so they survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Arm {
+    Disarmed,
+    /// The exit delay: leave now.
+    Arming {
+        mode: ArmMode,
+        until: Timestamp,
+    },
+    Armed {
+        mode: ArmMode,
+    },
+    /// The entry delay: disarm before `until`.
+    Pending {
+        mode: ArmMode,
+        until: Timestamp,
+        sensor: String,
+    },
+    /// The siren sounds until `until`. `mode` is `None` when tripped while disarmed (24 h zone, panic).
+    Triggered {
+        mode: Option<ArmMode>,
+        until: Timestamp,
+        sensor: String,
+    },
+}
+
+/// What the panel knows of one sensor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensorInfo {
+    pub kind: SensorKind,
+    /// `OPEN` or `MOTION`.
+    pub active: bool,
+    pub online: bool,
+    pub last_seen: Timestamp,
+    pub trouble: bool,
+}
+
+/// Everything that must survive a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Panel {
+    pub arm: Arm,
+    /// Sensors ignored for this arming (forced arming); cleared on disarm.
+    pub bypassed: BTreeSet<String>,
+    pub sensors: BTreeMap<String, SensorInfo>,
+    /// Times of recent wrong codes, within the window.
+    pub wrong_codes: Vec<Timestamp>,
+    pub lockout_until: Option<Timestamp>,
+    pub changed_by: Option<String>,
+    pub last_trigger: Option<(String, Timestamp)>,
+}
+
+/// What the panel hears about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Command(PanelCommand),
+    Sensor {
+        kind: SensorKind,
+        id: String,
+        state: SensorState,
+    },
+    /// A device's availability (Last Will); only sensors the panel knows are concerned.
+    Availability {
+        id: String,
+        online: bool,
+    },
+    /// Time passed: deadlines and supervision windows may have run out.
+    Tick,
+}
+
+/// What the edge must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Publish this status (retained).
+    PublishStatus(PanelStatus),
+    /// Publish this event.
+    Event(PanelEvent),
+    /// Turn the siren on or off.
+    Siren { on: bool, reason: String },
+    /// The persisted state changed: write it (atomically) before acting further.
+    Persist,
+}
+
+impl Default for Panel {
+    fn default() -> Self {
+        Panel::new()
+    }
+}
+
+/// Collects the events of one step.
+struct Events<'a> {
+    device_id: &'a str,
+    now: Timestamp,
+    list: Vec<PanelEvent>,
+}
+
+impl Events<'_> {
+    fn push(
+        &mut self,
+        event: PanelEventKind,
+        mode: Option<ArmMode>,
+        user: Option<&str>,
+        sensors: Vec<String>,
+        message: String,
+    ) {
+        self.list.push(PanelEvent {
+            event,
+            mode,
+            user: user.map(str::to_owned),
+            sensors,
+            message,
+            device_id: self.device_id.to_owned(),
+            ts: self.now,
+        });
+    }
+}
+
+impl Panel {
+    pub fn new() -> Panel {
+        Panel {
+            arm: Arm::Disarmed,
+            bypassed: BTreeSet::new(),
+            sensors: BTreeMap::new(),
+            wrong_codes: Vec::new(),
+            lockout_until: None,
+            changed_by: None,
+            last_trigger: None,
+        }
+    }
+
+    /// The panel read back from its state file after the controller was down: the sensors could
+    /// not be heard meanwhile, so their silence counts from `now`, not from before the outage.
+    pub fn resumed(mut self, now: Timestamp) -> Panel {
+        for sensor in self.sensors.values_mut() {
+            sensor.last_seen = sensor.last_seen.max(now);
+        }
+        self
+    }
+
+    /// Takes one input at `now`.
+    pub fn step(mut self, config: &PanelConfig, input: Input, now: Timestamp, device_id: &str) -> (Panel, Vec<Action>) {
+        let before = self.clone();
+        let mut events = Events { device_id, now, list: Vec::new() };
+        self.expire(config, now, &mut events);
+        match input {
+            Input::Tick => {}
+            Input::Command(command) => self.command(config, command, now, &mut events),
+            Input::Sensor { kind, id, state } => self.sensor(config, kind, id, state, now, &mut events),
+            Input::Availability { id, online } => self.availability(config, &id, online, now, &mut events),
+        }
+        self.supervise(config, now, &mut events);
+
+        let mut actions = Vec::new();
+        if self != before {
+            actions.push(Action::Persist);
+        }
+        let was_sounding = matches!(before.arm, Arm::Triggered { .. });
+        let sounding = matches!(self.arm, Arm::Triggered { .. });
+        if sounding && !was_sounding {
+            let sensor = self.last_trigger.as_ref().map_or(PANIC, |(s, _)| s.as_str());
+            actions.push(Action::Siren { on: true, reason: format!("alarm triggered by {sensor}") });
+        } else if was_sounding && !sounding {
+            let reason = if matches!(self.arm, Arm::Disarmed) { "disarmed" } else { "siren time over" };
+            actions.push(Action::Siren { on: false, reason: reason.to_owned() });
+        }
+        let status_changed = before.status_key(config) != self.status_key(config);
+        let had_events = !events.list.is_empty();
+        actions.extend(events.list.into_iter().map(Action::Event));
+        if status_changed || had_events {
+            actions.push(Action::PublishStatus(self.status(config, now, device_id)));
+        }
+        (self, actions)
+    }
+
+    /// The earliest time a [`Input::Tick`] can change anything.
+    pub fn next_deadline(&self, config: &PanelConfig) -> Option<Timestamp> {
+        let arm = match &self.arm {
+            Arm::Arming { until, .. } | Arm::Pending { until, .. } | Arm::Triggered { until, .. } => Some(*until),
+            Arm::Disarmed | Arm::Armed { .. } => None,
+        };
+        let silence = self.sensors.iter().filter(|(_, s)| !s.trouble).filter_map(|(id, s)| {
+            let window = config.supervision_s(config.zone(s.kind, id), id);
+            (window > 0).then(|| s.last_seen.plus(Duration::from_secs(window) + Duration::from_millis(1)))
+        });
+        let lockout = self.lockout_until;
+        arm.into_iter().chain(silence).chain(lockout).min()
+    }
+
+    /// The status message.
+    pub fn status(&self, config: &PanelConfig, now: Timestamp, device_id: &str) -> PanelStatus {
+        let (state, mode, until) = match &self.arm {
+            Arm::Disarmed => (PanelState::Disarmed, None, None),
+            Arm::Arming { mode, until } => (PanelState::Arming, Some(*mode), Some(*until)),
+            Arm::Armed { mode } => (mode.armed_state(), Some(*mode), None),
+            Arm::Pending { mode, until, .. } => (PanelState::Pending, Some(*mode), Some(*until)),
+            Arm::Triggered { mode, until, .. } => (PanelState::Triggered, *mode, Some(*until)),
+        };
+        let seconds_until = |t: Timestamp| t.since(now).as_millis().div_ceil(1000) as u64;
+        PanelStatus {
+            state,
+            mode,
+            ready: self.blockers(config).is_empty(),
+            open_sensors: self.open_sensors(config),
+            bypassed: self.bypassed.iter().cloned().collect(),
+            troubles: self.troubles(),
+            delay_remaining_s: until.map(seconds_until),
+            last_trigger: self.last_trigger.as_ref().map(|(s, _)| s.clone()),
+            last_trigger_ts: self.last_trigger.as_ref().map(|(_, t)| *t),
+            changed_by: self.changed_by.clone(),
+            lockout_remaining_s: self.lockout_until.filter(|t| *t > now).map(seconds_until),
+            device_id: device_id.to_owned(),
+            ts: now,
+        }
+    }
+
+    /// What a status shows, without the parts that change with the clock alone.
+    fn status_key(&self, config: &PanelConfig) -> PanelStatus {
+        let mut s = self.status(config, Timestamp(0), "");
+        s.delay_remaining_s = None;
+        s.lockout_remaining_s = self.lockout_until.map(|_| 0);
+        s
+    }
+
+    /// Entry and perimeter sensors that are open now.
+    fn open_sensors(&self, config: &PanelConfig) -> Vec<String> {
+        self.sensors
+            .iter()
+            .filter(|(id, s)| s.active && config.zone(s.kind, id).blocks_arming())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    fn troubles(&self) -> Vec<String> {
+        self.sensors.iter().filter(|(_, s)| s.trouble).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// What keeps the panel from arming: open entry/perimeter sensors and sensors in trouble.
+    fn blockers(&self, config: &PanelConfig) -> Vec<String> {
+        let mut b: BTreeSet<String> = self.open_sensors(config).into_iter().collect();
+        b.extend(self.troubles());
+        b.into_iter().collect()
+    }
+
+    fn expire(&mut self, config: &PanelConfig, now: Timestamp, events: &mut Events<'_>) {
+        if self.lockout_until.is_some_and(|t| t <= now) {
+            self.lockout_until = None;
+        }
+        let window = Duration::from_secs(config.wrong_code_window_s);
+        self.wrong_codes.retain(|t| now.since(*t) < window);
+        // Several deadlines may have passed while the controller was down: follow them in order,
+        // each from its own deadline, not from `now`.
+        loop {
+            match self.arm.clone() {
+                Arm::Arming { mode, until } if until <= now => {
+                    self.arm = Arm::Armed { mode };
+                    let by = self.changed_by.clone();
+                    events.push(PanelEventKind::Armed, Some(mode), by.as_deref(), vec![], format!("armed {mode}"));
+                }
+                Arm::Pending { mode, until, sensor } if until <= now => {
+                    self.trigger(config, Some(mode), &sensor, until, events, "entry delay ran out");
+                }
+                Arm::Triggered { mode, until, sensor } if until <= now => {
+                    let message = format!("siren time over ({} s) after {sensor}", config.trigger_time_s);
+                    events.push(PanelEventKind::AlarmEnded, mode, None, vec![sensor], message);
+                    match mode {
+                        Some(mode) if !config.disarm_after_trigger => self.arm = Arm::Armed { mode },
+                        _ => self.disarm(),
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+
+    fn trigger(
+        &mut self,
+        config: &PanelConfig,
+        mode: Option<ArmMode>,
+        sensor: &str,
+        at: Timestamp,
+        events: &mut Events<'_>,
+        why: &str,
+    ) {
+        self.arm = Arm::Triggered {
+            mode,
+            until: at.plus(Duration::from_secs(config.trigger_time_s)),
+            sensor: sensor.to_owned(),
+        };
+        self.last_trigger = Some((sensor.to_owned(), at));
+        events.push(
+            PanelEventKind::Triggered,
+            mode,
+            None,
+            vec![sensor.to_owned()],
+            format!("alarm triggered by {sensor}: {why}"),
+        );
+    }
+
+    fn disarm(&mut self) {
+        self.arm = Arm::Disarmed;
+        self.bypassed.clear();
+    }
+
+    /// The armed mode the panel is in, if it is armed (or its entry delay runs).
+    fn armed_mode(&self) -> Option<ArmMode> {
+        match &self.arm {
+            Arm::Armed { mode } | Arm::Pending { mode, .. } => Some(*mode),
+            Arm::Triggered { mode, .. } => *mode,
+            Arm::Disarmed | Arm::Arming { .. } => None,
+        }
+    }
+
+    /// Checks a code: the user it belongs to, or the refusal already recorded as events.
+    fn check_code<'c>(
+        &mut self,
+        config: &'c PanelConfig,
+        code: Option<&str>,
+        now: Timestamp,
+        events: &mut Events<'_>,
+    ) -> Option<&'c User> {
+        if let Some(until) = self.lockout_until {
+            let left = until.since(now).as_secs().max(1);
+            events.push(
+                PanelEventKind::CodeRefused,
+                None,
+                None,
+                vec![],
+                format!("keypad locked out for {left} more s"),
+            );
+            return None;
+        }
+        let user = code.and_then(|code| config.users.iter().find(|u| codes::verify_pin(code, &u.pin_hash)));
+        match user {
+            Some(user) => {
+                self.wrong_codes.clear();
+                Some(user)
+            }
+            None => {
+                self.wrong_codes.push(now);
+                let count = self.wrong_codes.len() as u32;
+                let what = if code.is_none() { "no code given" } else { "wrong code" };
+                events.push(
+                    PanelEventKind::WrongCode,
+                    None,
+                    None,
+                    vec![],
+                    format!("{what} ({count} of {} allowed)", config.max_wrong_codes),
+                );
+                if count >= config.max_wrong_codes {
+                    self.lockout_until = Some(now.plus(Duration::from_secs(config.lockout_s)));
+                    self.wrong_codes.clear();
+                    events.push(
+                        PanelEventKind::Lockout,
+                        None,
+                        None,
+                        vec![],
+                        format!("{count} wrong codes: keypad locked out for {} s", config.lockout_s),
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    fn command(&mut self, config: &PanelConfig, command: PanelCommand, now: Timestamp, events: &mut Events<'_>) {
+        match command.action {
+            PanelAction::Trigger => {
+                if !matches!(self.arm, Arm::Triggered { .. }) {
+                    let mode = self.armed_mode();
+                    self.trigger(config, mode, PANIC, now, events, "TRIGGER command (panic)");
+                }
+            }
+            PanelAction::Disarm => {
+                let Some(user) = self.check_code(config, command.code.as_deref(), now, events) else { return };
+                if matches!(self.arm, Arm::Disarmed) && !user.duress {
+                    return;
+                }
+                let mode = self.armed_mode();
+                self.disarm();
+                self.changed_by = Some(user.name.clone());
+                events.push(
+                    PanelEventKind::Disarmed,
+                    mode,
+                    Some(&user.name),
+                    vec![],
+                    format!("disarmed by {}", user.name),
+                );
+                if user.duress {
+                    // Silent: no siren, nothing visible on the status; a monitoring station listens for it.
+                    events.push(
+                        PanelEventKind::Duress,
+                        mode,
+                        Some(&user.name),
+                        vec![],
+                        format!("duress code used by {}", user.name),
+                    );
+                }
+            }
+            action => {
+                let Some(mode) = action.arm_mode() else { return };
+                let user = if config.code_arm_required || command.code.is_some() {
+                    match self.check_code(config, command.code.as_deref(), now, events) {
+                        Some(user) => Some(user.name.clone()),
+                        None => return,
+                    }
+                } else {
+                    None
+                };
+                if !matches!(self.arm, Arm::Disarmed) {
+                    let state = self.status(config, now, "").state;
+                    events.push(
+                        PanelEventKind::FailedToArm,
+                        Some(mode),
+                        user.as_deref(),
+                        vec![],
+                        format!("cannot arm {mode} while {state}: disarm first"),
+                    );
+                    return;
+                }
+                let blockers = self.blockers(config);
+                if !blockers.is_empty() {
+                    if !command.force {
+                        let message =
+                            format!("failed to arm {mode}: not ready ({}); use force to bypass", blockers.join(", "));
+                        events.push(PanelEventKind::FailedToArm, Some(mode), user.as_deref(), blockers, message);
+                        return;
+                    }
+                    let message = format!("bypassed for this arming: {}", blockers.join(", "));
+                    events.push(PanelEventKind::Bypassed, Some(mode), user.as_deref(), blockers.clone(), message);
+                    self.bypassed = blockers.into_iter().collect();
+                }
+                self.changed_by = user.clone();
+                let who = user.as_deref().map(|u| format!(" by {u}")).unwrap_or_default();
+                let delay = config.exit_delay_s.get(mode);
+                if delay == 0 {
+                    self.arm = Arm::Armed { mode };
+                    events.push(
+                        PanelEventKind::Armed,
+                        Some(mode),
+                        user.as_deref(),
+                        vec![],
+                        format!("armed {mode}{who}"),
+                    );
+                } else {
+                    self.arm = Arm::Arming { mode, until: now.plus(Duration::from_secs(delay)) };
+                    events.push(
+                        PanelEventKind::Arming,
+                        Some(mode),
+                        user.as_deref(),
+                        vec![],
+                        format!("arming {mode}{who}: exit delay {delay} s"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn sensor(
+        &mut self,
+        config: &PanelConfig,
+        kind: SensorKind,
+        id: String,
+        state: SensorState,
+        now: Timestamp,
+        events: &mut Events<'_>,
+    ) {
+        let info = self.sensors.entry(id.clone()).or_insert(SensorInfo {
+            kind,
+            active: false,
+            online: true,
+            last_seen: now,
+            trouble: false,
+        });
+        let was_active = info.active;
+        info.kind = kind;
+        info.active = state.is_active();
+        info.last_seen = now;
+        info.online = true;
+        if info.trouble {
+            info.trouble = false;
+            events.push(PanelEventKind::Restored, None, None, vec![id.clone()], format!("{id} reports again"));
+        }
+        // Only the moment something opens or moves counts; a heartbeat of OPEN is not a new trip.
+        if !state.is_active() || was_active || self.bypassed.contains(&id) {
+            return;
+        }
+        let zone = config.zone(kind, &id);
+        self.trip(config, zone, &id, now, events, &format!("{kind} {id} {}", state.as_str().to_lowercase()));
+    }
+
+    fn trip(
+        &mut self,
+        config: &PanelConfig,
+        zone: Zone,
+        id: &str,
+        now: Timestamp,
+        events: &mut Events<'_>,
+        what: &str,
+    ) {
+        if zone == Zone::TwentyFourHour {
+            if !matches!(self.arm, Arm::Triggered { .. }) {
+                let mode = self.armed_mode();
+                self.trigger(config, mode, id, now, events, &format!("{what} (24h zone)"));
+            }
+            return;
+        }
+        match self.arm.clone() {
+            Arm::Disarmed | Arm::Arming { .. } | Arm::Triggered { .. } => {}
+            Arm::Armed { mode } => match zone {
+                Zone::Entry => {
+                    let delay = config.entry_delay_s.get(mode);
+                    if delay == 0 {
+                        self.trigger(config, Some(mode), id, now, events, &format!("{what} (entry, no delay)"));
+                    } else {
+                        self.arm =
+                            Arm::Pending { mode, until: now.plus(Duration::from_secs(delay)), sensor: id.to_owned() };
+                        events.push(
+                            PanelEventKind::EntryStarted,
+                            Some(mode),
+                            None,
+                            vec![id.to_owned()],
+                            format!("{what}: entry delay {delay} s"),
+                        );
+                    }
+                }
+                Zone::Perimeter => self.trigger(config, Some(mode), id, now, events, &format!("{what} (perimeter)")),
+                Zone::Interior if mode == ArmMode::Away => {
+                    self.trigger(config, Some(mode), id, now, events, &format!("{what} (interior)"))
+                }
+                Zone::Interior | Zone::TwentyFourHour => {}
+            },
+            // During the entry delay, someone walking in is expected; a window is not.
+            Arm::Pending { mode, .. } => {
+                if zone == Zone::Perimeter {
+                    self.trigger(config, Some(mode), id, now, events, &format!("{what} (perimeter)"));
+                }
+            }
+        }
+    }
+
+    fn availability(&mut self, config: &PanelConfig, id: &str, online: bool, now: Timestamp, events: &mut Events<'_>) {
+        let Some(info) = self.sensors.get_mut(id) else { return };
+        info.online = online;
+        if online {
+            info.last_seen = now;
+            if info.trouble {
+                info.trouble = false;
+                events.push(PanelEventKind::Restored, None, None, vec![id.to_owned()], format!("{id} is back online"));
+            }
+            return;
+        }
+        if !info.trouble {
+            info.trouble = true;
+            let kind = info.kind;
+            events.push(PanelEventKind::Trouble, None, None, vec![id.to_owned()], format!("{id} went offline"));
+            self.tamper(config, kind, id, now, events, "went offline");
+        }
+    }
+
+    fn supervise(&mut self, config: &PanelConfig, now: Timestamp, events: &mut Events<'_>) {
+        let silent: Vec<(String, SensorKind, u64)> = self
+            .sensors
+            .iter()
+            .filter(|(_, s)| !s.trouble)
+            .filter_map(|(id, s)| {
+                let window = config.supervision_s(config.zone(s.kind, id), id);
+                (window > 0 && now.since(s.last_seen) > Duration::from_secs(window))
+                    .then(|| (id.clone(), s.kind, window))
+            })
+            .collect();
+        for (id, kind, window) in silent {
+            if let Some(info) = self.sensors.get_mut(&id) {
+                info.trouble = true;
+            }
+            events.push(
+                PanelEventKind::Trouble,
+                None,
+                None,
+                vec![id.clone()],
+                format!("{id} silent for more than {window} s"),
+            );
+            self.tamper(config, kind, &id, now, events, "went silent");
+        }
+    }
+
+    /// Losing a sensor while armed triggers where its zone says so.
+    fn tamper(
+        &mut self,
+        config: &PanelConfig,
+        kind: SensorKind,
+        id: &str,
+        now: Timestamp,
+        events: &mut Events<'_>,
+        what: &str,
+    ) {
+        let zone = config.zone(kind, id);
+        if !config.zones.get(zone).tamper_triggers || self.bypassed.contains(id) {
+            return;
+        }
+        if let Arm::Armed { mode } | Arm::Pending { mode, .. } = self.arm {
+            self.trigger(config, Some(mode), id, now, events, &format!("{id} {what} (tamper)"));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

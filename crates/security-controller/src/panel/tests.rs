@@ -1,0 +1,478 @@
+//! The panel's transitions, table by table, on a fake clock.
+
+use std::sync::OnceLock;
+
+use protocol::PanelEventKind as E;
+
+use super::*;
+use crate::config::{ModeDelays, SensorConfig, ZoneRule};
+
+const T0: Timestamp = Timestamp(1_800_000_000_000);
+const ID: &str = "security-controller";
+
+fn at(secs: u64) -> Timestamp {
+    T0.plus(Duration::from_secs(secs))
+}
+
+/// Hashes are slow even with cheap parameters: make them once.
+fn users() -> Vec<User> {
+    static USERS: OnceLock<Vec<User>> = OnceLock::new();
+    USERS
+        .get_or_init(|| {
+            let hash = |pin| codes::hash_pin_with(pin, codes::test_params()).unwrap();
+            vec![
+                User { name: "alice".into(), pin_hash: hash("1234"), duress: false },
+                User { name: "bob".into(), pin_hash: hash("9999"), duress: true },
+            ]
+        })
+        .clone()
+}
+
+fn config() -> PanelConfig {
+    PanelConfig {
+        exit_delay_s: ModeDelays { away: 30, home: 10, night: 0 },
+        entry_delay_s: ModeDelays { away: 20, home: 20, night: 0 },
+        trigger_time_s: 180,
+        users: users(),
+        ..PanelConfig::default()
+    }
+}
+
+fn cmd(action: PanelAction, code: Option<&str>, force: bool) -> Input {
+    Input::Command(PanelCommand { action, code: code.map(str::to_owned), force })
+}
+
+fn arm_away() -> Input {
+    cmd(PanelAction::ArmAway, None, false)
+}
+
+fn disarm(code: &str) -> Input {
+    cmd(PanelAction::Disarm, Some(code), false)
+}
+
+fn open(kind: SensorKind, id: &str) -> Input {
+    Input::Sensor { kind, id: id.into(), state: kind.active() }
+}
+
+fn close(kind: SensorKind, id: &str) -> Input {
+    Input::Sensor { kind, id: id.into(), state: kind.idle() }
+}
+
+/// Runs `(seconds, input)` steps from a new panel; returns the panel and every action, in order.
+fn run(config: &PanelConfig, steps: &[(u64, Input)]) -> (Panel, Vec<Action>) {
+    run_from(Panel::new(), config, steps)
+}
+
+fn run_from(mut panel: Panel, config: &PanelConfig, steps: &[(u64, Input)]) -> (Panel, Vec<Action>) {
+    let mut all = Vec::new();
+    for (secs, input) in steps {
+        let actions;
+        (panel, actions) = panel.step(config, input.clone(), at(*secs), ID);
+        all.extend(actions);
+    }
+    (panel, all)
+}
+
+fn events(actions: &[Action]) -> Vec<E> {
+    actions.iter().filter_map(|a| if let Action::Event(e) = a { Some(e.event) } else { None }).collect()
+}
+
+fn sirens(actions: &[Action]) -> Vec<bool> {
+    actions.iter().filter_map(|a| if let Action::Siren { on, .. } = a { Some(*on) } else { None }).collect()
+}
+
+fn state(panel: &Panel, config: &PanelConfig, secs: u64) -> PanelState {
+    panel.status(config, at(secs), ID).state
+}
+
+#[test]
+fn arming_runs_the_exit_delay_then_arms() {
+    let c = config();
+    let (p, actions) = run(&c, &[(0, arm_away())]);
+    assert_eq!(state(&p, &c, 0), PanelState::Arming);
+    assert_eq!(p.status(&c, at(5), ID).delay_remaining_s, Some(25));
+    assert_eq!(p.next_deadline(&c), Some(at(30)));
+    assert_eq!(events(&actions), [E::Arming]);
+    assert!(actions.contains(&Action::Persist));
+
+    let (p, actions) = run_from(p, &c, &[(29, Input::Tick)]);
+    assert_eq!(state(&p, &c, 29), PanelState::Arming);
+    assert!(actions.is_empty(), "nothing changes before the deadline: {actions:?}");
+    let (p, actions) = run_from(p, &c, &[(30, Input::Tick)]);
+    assert_eq!(state(&p, &c, 30), PanelState::ArmedAway);
+    assert_eq!(events(&actions), [E::Armed]);
+}
+
+#[test]
+fn zero_exit_delay_arms_at_once() {
+    let c = config();
+    let (p, actions) = run(&c, &[(0, cmd(PanelAction::ArmNight, None, false))]);
+    assert_eq!(state(&p, &c, 0), PanelState::ArmedNight);
+    assert_eq!(events(&actions), [E::Armed]);
+}
+
+#[test]
+fn intrusion_through_a_perimeter_window_while_armed_away_sounds_the_siren() {
+    let c = config();
+    let (p, actions) = run(&c, &[(0, arm_away()), (30, Input::Tick), (40, open(SensorKind::Window, "kitchen-window"))]);
+    assert_eq!(state(&p, &c, 40), PanelState::Triggered);
+    assert_eq!(sirens(&actions), [true]);
+    let status = p.status(&c, at(40), ID);
+    assert_eq!(status.last_trigger.as_deref(), Some("kitchen-window"));
+    assert_eq!(status.delay_remaining_s, Some(180));
+}
+
+#[test]
+fn entry_door_then_right_code_within_the_delay_means_no_alarm() {
+    let c = config();
+    let (p, actions) = run(
+        &c,
+        &[
+            (0, arm_away()),
+            (30, Input::Tick),
+            (100, open(SensorKind::Door, "front")),
+            (110, disarm("1234")),
+            (200, Input::Tick),
+        ],
+    );
+    assert_eq!(state(&p, &c, 200), PanelState::Disarmed);
+    assert!(sirens(&actions).is_empty());
+    assert_eq!(events(&actions), [E::Arming, E::Armed, E::EntryStarted, E::Disarmed]);
+    assert_eq!(p.changed_by.as_deref(), Some("alice"));
+}
+
+#[test]
+fn the_entry_delay_running_out_triggers() {
+    let c = config();
+    let steps = [(0, arm_away()), (30, Input::Tick), (100, open(SensorKind::Door, "front"))];
+    let (p, _) = run(&c, &steps);
+    assert_eq!(state(&p, &c, 100), PanelState::Pending);
+    assert_eq!(p.next_deadline(&c), Some(at(120)));
+    let (p, actions) = run_from(p, &c, &[(120, Input::Tick)]);
+    assert_eq!(state(&p, &c, 120), PanelState::Triggered);
+    assert_eq!(sirens(&actions), [true]);
+}
+
+#[test]
+fn interior_motion_triggers_in_away_only_and_follows_the_entry_delay() {
+    let c = config();
+    let (p, actions) = run(&c, &[(0, arm_away()), (30, Input::Tick), (40, open(SensorKind::Motion, "hall-motion"))]);
+    assert_eq!((state(&p, &c, 40), sirens(&actions)), (PanelState::Triggered, vec![true]));
+
+    let home = cmd(PanelAction::ArmHome, None, false);
+    let (p, actions) = run(&c, &[(0, home), (10, Input::Tick), (40, open(SensorKind::Motion, "hall-motion"))]);
+    assert_eq!((state(&p, &c, 40), sirens(&actions)), (PanelState::ArmedHome, vec![]));
+
+    // Walking in through the front door sets the hall motion off: still the entry delay.
+    let (p, _) = run(
+        &c,
+        &[
+            (0, arm_away()),
+            (30, Input::Tick),
+            (100, open(SensorKind::Door, "front")),
+            (102, open(SensorKind::Motion, "hall-motion")),
+        ],
+    );
+    assert_eq!(state(&p, &c, 102), PanelState::Pending);
+    // A window during the entry delay is an intrusion all the same.
+    let (p, _) = run_from(p, &c, &[(103, open(SensorKind::Window, "bedroom-window"))]);
+    assert_eq!(state(&p, &c, 103), PanelState::Triggered);
+}
+
+#[test]
+fn trips_during_the_exit_delay_are_ignored() {
+    let c = config();
+    let (p, actions) = run(
+        &c,
+        &[
+            (0, arm_away()),
+            (5, open(SensorKind::Door, "front")),
+            (8, close(SensorKind::Door, "front")),
+            (9, open(SensorKind::Motion, "m")),
+        ],
+    );
+    assert_eq!(state(&p, &c, 9), PanelState::Arming);
+    assert!(sirens(&actions).is_empty());
+}
+
+#[test]
+fn only_the_opening_edge_trips_a_sensor() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, open(SensorKind::Motion, "m")), (1, cmd(PanelAction::ArmNight, None, false))]);
+    // A heartbeat repeating MOTION while armed (night ignores interior anyway) and repeating OPEN:
+    let (p, actions) = run_from(p, &c, &[(5, open(SensorKind::Motion, "m"))]);
+    assert!(sirens(&actions).is_empty());
+    assert_eq!(state(&p, &c, 5), PanelState::ArmedNight);
+}
+
+#[test]
+fn wrong_codes_lock_the_keypad_and_the_right_code_is_refused_until_it_ends() {
+    let c = config();
+    let mut steps = vec![(0, arm_away()), (30, Input::Tick)];
+    for i in 0..5 {
+        steps.push((40 + i, disarm("0000")));
+    }
+    let (p, actions) = run(&c, &steps);
+    assert_eq!(events(&actions).iter().filter(|e| **e == E::WrongCode).count(), 5);
+    assert_eq!(events(&actions).last(), Some(&E::Lockout));
+    let status = p.status(&c, at(44), ID);
+    assert_eq!(status.lockout_remaining_s, Some(90));
+    assert_eq!(status.state, PanelState::ArmedAway);
+
+    let (p, actions) = run_from(p, &c, &[(60, disarm("1234"))]);
+    assert_eq!(events(&actions), [E::CodeRefused]);
+    assert_eq!(state(&p, &c, 60), PanelState::ArmedAway);
+    assert!(p.lockout_until.is_some(), "the lockout is part of the persisted panel");
+
+    let (p, actions) = run_from(p, &c, &[(44 + 90, disarm("1234"))]);
+    assert_eq!(events(&actions), [E::Disarmed]);
+    assert_eq!(state(&p, &c, 134), PanelState::Disarmed);
+}
+
+#[test]
+fn wrong_codes_outside_the_window_do_not_add_up() {
+    let c = config();
+    let steps: Vec<(u64, Input)> = (0..5).map(|i| (i * 100, disarm("0000"))).collect();
+    let (p, actions) = run(&c, &steps);
+    assert!(!events(&actions).contains(&E::Lockout));
+    assert_eq!(p.lockout_until, None);
+}
+
+#[test]
+fn a_right_code_resets_the_wrong_code_count() {
+    let c = config();
+    let mut steps: Vec<(u64, Input)> = (0..4).map(|i| (i, disarm("0000"))).collect();
+    steps.push((5, disarm("1234")));
+    steps.extend((6..10).map(|i| (i, disarm("0000"))));
+    let (_, actions) = run(&c, &steps);
+    assert!(!events(&actions).contains(&E::Lockout));
+}
+
+#[test]
+fn arming_with_a_window_open_fails_and_force_bypasses_it_for_this_arming_only() {
+    let c = config();
+    let (p, actions) = run(&c, &[(0, open(SensorKind::Window, "kitchen-window")), (1, arm_away())]);
+    assert_eq!(state(&p, &c, 1), PanelState::Disarmed);
+    let failed = actions.iter().find_map(|a| match a {
+        Action::Event(e) if e.event == E::FailedToArm => Some(e.clone()),
+        _ => None,
+    });
+    assert_eq!(failed.unwrap().sensors, ["kitchen-window"]);
+    let status = p.status(&c, at(1), ID);
+    assert!(!status.ready);
+    assert_eq!(status.open_sensors, ["kitchen-window"]);
+
+    let (p, actions) = run_from(p, &c, &[(2, cmd(PanelAction::ArmAway, None, true)), (32, Input::Tick)]);
+    assert_eq!(state(&p, &c, 32), PanelState::ArmedAway);
+    assert_eq!(events(&actions), [E::Bypassed, E::Arming, E::Armed]);
+    assert_eq!(p.status(&c, at(32), ID).bypassed, ["kitchen-window"]);
+    // The bypassed window closing and opening again does not trip.
+    let (p, actions) = run_from(
+        p,
+        &c,
+        &[(40, close(SensorKind::Window, "kitchen-window")), (41, open(SensorKind::Window, "kitchen-window"))],
+    );
+    assert!(sirens(&actions).is_empty());
+    let (p, _) = run_from(p, &c, &[(50, disarm("1234"))]);
+    assert!(p.bypassed.is_empty(), "bypasses end with the arming");
+}
+
+#[test]
+fn a_duress_code_disarms_visibly_and_reports_silently() {
+    let c = config();
+    let (p, actions) =
+        run(&c, &[(0, arm_away()), (30, Input::Tick), (100, open(SensorKind::Door, "front")), (105, disarm("9999"))]);
+    assert_eq!(state(&p, &c, 105), PanelState::Disarmed);
+    assert_eq!(events(&actions)[events(&actions).len() - 2..], [E::Disarmed, E::Duress]);
+    assert!(sirens(&actions).is_empty());
+    let status = p.status(&c, at(105), ID);
+    assert_eq!(status.changed_by.as_deref(), Some("bob"), "status looks like a normal disarm");
+}
+
+#[test]
+fn the_24h_zone_triggers_even_when_disarmed_and_ends_disarmed() {
+    let mut c = config();
+    c.sensors.insert("panic-button".into(), SensorConfig { zone: Some(Zone::TwentyFourHour), supervision_s: None });
+    let (p, actions) = run(&c, &[(0, open(SensorKind::Door, "panic-button"))]);
+    assert_eq!(state(&p, &c, 0), PanelState::Triggered);
+    assert_eq!(sirens(&actions), [true]);
+    let (p, actions) = run_from(p, &c, &[(180, Input::Tick)]);
+    assert_eq!(state(&p, &c, 180), PanelState::Disarmed);
+    assert_eq!(sirens(&actions), [false]);
+}
+
+#[test]
+fn the_siren_time_ends_back_in_the_armed_mode_or_disarmed() {
+    let c = config();
+    let steps = [(0, arm_away()), (30, Input::Tick), (40, open(SensorKind::Window, "w"))];
+    let (p, _) = run(&c, &steps);
+    let (p, actions) = run_from(p, &c, &[(219, Input::Tick)]);
+    assert_eq!((state(&p, &c, 219), sirens(&actions)), (PanelState::Triggered, vec![]));
+    let (p, actions) = run_from(p, &c, &[(220, Input::Tick)]);
+    assert_eq!((state(&p, &c, 220), sirens(&actions)), (PanelState::ArmedAway, vec![false]));
+    assert_eq!(events(&actions), [E::AlarmEnded]);
+
+    let c = PanelConfig { disarm_after_trigger: true, ..config() };
+    let (p, _) = run(&c, &steps);
+    let (p, _) = run_from(p, &c, &[(220, Input::Tick)]);
+    assert_eq!(state(&p, &c, 220), PanelState::Disarmed);
+}
+
+#[test]
+fn disarming_during_the_alarm_stops_the_siren() {
+    let c = config();
+    let (p, actions) =
+        run(&c, &[(0, arm_away()), (30, Input::Tick), (40, open(SensorKind::Window, "w")), (50, disarm("1234"))]);
+    assert_eq!(state(&p, &c, 50), PanelState::Disarmed);
+    assert_eq!(sirens(&actions), [true, false]);
+}
+
+#[test]
+fn a_trigger_command_is_a_panic_button() {
+    let c = config();
+    let (p, actions) = run(&c, &[(0, cmd(PanelAction::Trigger, None, false))]);
+    assert_eq!(state(&p, &c, 0), PanelState::Triggered);
+    assert_eq!(p.status(&c, at(0), ID).last_trigger.as_deref(), Some(PANIC));
+    assert_eq!(sirens(&actions), [true]);
+}
+
+#[test]
+fn a_sensor_going_offline_while_armed_is_trouble_and_tamper_where_configured() {
+    let c = config();
+    let prelude =
+        [(0, close(SensorKind::Window, "w")), (1, close(SensorKind::Motion, "m")), (2, arm_away()), (32, Input::Tick)];
+    let mut steps = prelude.to_vec();
+    steps.push((40, Input::Availability { id: "w".into(), online: false }));
+    let (p, actions) = run(&c, &steps);
+    assert!(events(&actions).contains(&E::Trouble));
+    assert_eq!(state(&p, &c, 40), PanelState::Triggered, "perimeter: tamper triggers");
+
+    let mut steps = prelude.to_vec();
+    steps.push((40, Input::Availability { id: "m".into(), online: false }));
+    let (p, actions) = run(&c, &steps);
+    assert_eq!(state(&p, &c, 40), PanelState::ArmedAway, "interior: trouble only");
+    assert_eq!(p.status(&c, at(40), ID).troubles, ["m"]);
+    assert!(!p.status(&c, at(40), ID).ready);
+    let (p, actions2) = run_from(p, &c, &[(50, Input::Availability { id: "m".into(), online: true })]);
+    assert!(events(&actions).contains(&E::Trouble) && events(&actions2).contains(&E::Restored));
+    assert!(p.status(&c, at(50), ID).troubles.is_empty());
+    // Devices the panel does not know (bulbs, controllers) are none of its business.
+    let (_, actions) = run_from(p, &c, &[(60, Input::Availability { id: "kitchen".into(), online: false })]);
+    assert!(actions.is_empty());
+}
+
+#[test]
+fn a_silent_sensor_becomes_trouble_through_ticks() {
+    let c = PanelConfig {
+        zones: crate::config::ZoneRules {
+            perimeter: ZoneRule { tamper_triggers: false, supervision_s: 60 },
+            ..crate::config::ZoneRules::default()
+        },
+        ..config()
+    };
+    let (p, _) = run(&c, &[(0, close(SensorKind::Window, "w"))]);
+    assert_eq!(p.next_deadline(&c), Some(at(60).plus(Duration::from_millis(1))));
+    let (p, actions) = run_from(p, &c, &[(60, Input::Tick)]);
+    assert!(actions.is_empty(), "exactly the window is still fine");
+    let (p, actions) = run_from(p, &c, &[(61, Input::Tick)]);
+    assert_eq!(events(&actions), [E::Trouble]);
+    let (p, actions) = run_from(p, &c, &[(62, arm_away())]);
+    assert_eq!(events(&actions), [E::FailedToArm], "not ready while a sensor is in trouble");
+    let (p, actions) = run_from(p, &c, &[(70, close(SensorKind::Window, "w"))]);
+    assert_eq!(events(&actions), [E::Restored]);
+    assert!(p.status(&c, at(70), ID).ready);
+}
+
+#[test]
+fn restart_mid_entry_delay_triggers_when_the_delay_ran_out_meanwhile() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, arm_away()), (30, Input::Tick), (100, open(SensorKind::Door, "front"))]);
+    let saved = serde_json::to_string(&p).unwrap();
+    // The controller is killed here and comes back 60 s later.
+    let restored: Panel = serde_json::from_str(&saved).unwrap();
+    assert_eq!(restored, p);
+    assert_eq!(state(&restored, &c, 160), PanelState::Pending, "status alone does not move time");
+    let (p, actions) = run_from(restored, &c, &[(160, Input::Tick)]);
+    assert_eq!(state(&p, &c, 160), PanelState::Triggered);
+    assert_eq!(sirens(&actions), [true]);
+    // The siren time counts from the end of the entry delay, not from the restart.
+    assert_eq!(p.next_deadline(&c), Some(at(120 + 180)));
+}
+
+#[test]
+fn restart_after_everything_expired_lands_back_armed() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, arm_away()), (30, Input::Tick), (100, open(SensorKind::Door, "front"))]);
+    let restored: Panel = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+    let (p, actions) = run_from(restored, &c, &[(500, Input::Tick)]);
+    assert_eq!(state(&p, &c, 500), PanelState::ArmedAway);
+    assert_eq!(events(&actions), [E::Triggered, E::AlarmEnded]);
+    assert!(sirens(&actions).is_empty(), "a siren that would already be over is not started");
+}
+
+#[test]
+fn an_armed_panel_restarts_armed() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, arm_away()), (30, Input::Tick)]);
+    let restored: Panel = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+    let (p, actions) = run_from(restored, &c, &[(5000, Input::Tick)]);
+    assert_eq!(state(&p, &c, 5000), PanelState::ArmedAway);
+    assert!(actions.is_empty());
+}
+
+#[test]
+fn arming_needs_a_code_when_configured() {
+    let c = PanelConfig { code_arm_required: true, ..config() };
+    let (p, actions) = run(&c, &[(0, arm_away())]);
+    assert_eq!((state(&p, &c, 0), events(&actions)), (PanelState::Disarmed, vec![E::WrongCode]));
+    let (p, _) = run(&c, &[(0, cmd(PanelAction::ArmAway, Some("1234"), false))]);
+    assert_eq!(p.changed_by.as_deref(), Some("alice"));
+    assert_eq!(state(&p, &c, 0), PanelState::Arming);
+}
+
+#[test]
+fn disarm_needs_a_code_and_arming_twice_is_refused() {
+    let c = config();
+    let (p, actions) =
+        run(&c, &[(0, cmd(PanelAction::ArmNight, None, false)), (1, cmd(PanelAction::Disarm, None, false))]);
+    assert_eq!(state(&p, &c, 1), PanelState::ArmedNight);
+    assert_eq!(events(&actions), [E::Armed, E::WrongCode]);
+    let (_, actions) = run_from(p, &c, &[(2, arm_away())]);
+    assert_eq!(events(&actions), [E::FailedToArm]);
+}
+
+#[test]
+fn no_event_or_status_ever_contains_a_code() {
+    let c = config();
+    let (_, actions) = run(&c, &[(0, arm_away()), (1, disarm("7531")), (2, disarm("9999")), (3, disarm("1234"))]);
+    let text = format!("{actions:?}");
+    for pin in ["7531", "9999", "1234"] {
+        assert!(!text.contains(pin), "{pin} leaked: {text}");
+    }
+}
+
+#[test]
+fn status_is_published_on_changes_not_on_idle_ticks() {
+    let c = config();
+    let (p, actions) = run(&c, &[(0, close(SensorKind::Door, "front"))]);
+    assert_eq!(actions, [Action::Persist], "a closed door changes nothing visible");
+    let (p, actions) = run_from(p, &c, &[(5, Input::Tick)]);
+    assert!(actions.is_empty());
+    let (_, actions) = run_from(p, &c, &[(6, open(SensorKind::Door, "front"))]);
+    assert!(actions.iter().any(|a| matches!(a, Action::PublishStatus(s) if s.open_sensors == ["front"] && !s.ready)));
+}
+
+#[test]
+fn a_long_controller_outage_is_not_mistaken_for_silent_sensors() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, close(SensorKind::Door, "front")), (1, arm_away()), (31, Input::Tick)]);
+    let restored: Panel = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+    // Down for an hour: the sensors were not silent, the controller was deaf.
+    let resumed = restored.resumed(at(3600));
+    let (p, actions) = run_from(resumed, &c, &[(3600, Input::Tick)]);
+    assert_eq!(state(&p, &c, 3600), PanelState::ArmedAway);
+    assert!(actions.is_empty(), "{actions:?}");
+    // Without a word from it within its window, the door is in trouble (and tamper) after all.
+    let (p, _) = run_from(p, &c, &[(3600 + 601, Input::Tick)]);
+    assert_eq!(state(&p, &c, 4201), PanelState::Triggered);
+}
