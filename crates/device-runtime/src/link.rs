@@ -306,9 +306,14 @@ impl Driver {
             let presence = self.spec.presence;
             tokio::spawn(async move {
                 shutdown.wait().await;
-                if presence && client.try_publish(topic, QoS::AtLeastOnce, true, Availability::Offline.encode()).is_ok()
-                {
-                    queued.fetch_add(1, Ordering::SeqCst);
+                if presence {
+                    if client.try_publish(topic, QoS::AtLeastOnce, true, Availability::Offline.encode()).is_ok() {
+                        queued.fetch_add(1, Ordering::SeqCst);
+                    }
+                } else {
+                    // Without presence there is no `offline` to wake the event loop: disconnect at
+                    // once, behind whatever the caller queued (requests leave in order).
+                    let _ = client.try_disconnect();
                 }
             })
         };

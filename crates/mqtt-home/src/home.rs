@@ -3,6 +3,7 @@
 //! The topology is the same as with separate processes — every daemon connects to the broker on
 //! its own, with its own client id, session and Last Will — so what works here works in compose.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -21,6 +22,14 @@ pub struct HomeConfig {
     pub listen: String,
     pub circadian_sensor: bool,
     pub light_controller: bool,
+    pub security_controller: bool,
+    /// The alarm actuator (siren), device id `siren`.
+    pub siren: bool,
+    /// Simulate door and window sensors (random opening); off, they report CLOSED and heartbeats
+    /// and you open them with `mqtt-home set door front open`.
+    pub simulate_contacts: bool,
+    /// A daemon's config file other than `<daemon>.toml`, relative to the config directory.
+    pub config_files: BTreeMap<String, String>,
     pub bulbs: Vec<String>,
     pub motion_sensors: Vec<String>,
     pub door_sensors: Vec<String>,
@@ -34,6 +43,13 @@ impl Default for HomeConfig {
             listen: "127.0.0.1:1883".into(),
             circadian_sensor: true,
             light_controller: true,
+            security_controller: true,
+            siren: true,
+            simulate_contacts: false,
+            config_files: BTreeMap::from([(
+                "security-controller".to_owned(),
+                "security-controller.demo.toml".to_owned(),
+            )]),
             bulbs: ids(&["kitchen", "hall"]),
             motion_sensors: ids(&["kitchen-motion", "hall-motion"]),
             door_sensors: ids(&["front", "back"]),
@@ -62,12 +78,15 @@ pub struct Connection {
     pub broker: String,
     pub common: CommonArgs,
     pub config_dir: PathBuf,
+    /// Per-daemon config file names, from `home.toml`.
+    pub config_files: BTreeMap<String, String>,
 }
 
 impl Connection {
     /// Loads daemon `C`'s config as its own binary would (from `<config_dir>/<daemon>.toml`), as device `id`.
     fn config<C: DaemonConfig>(&self, id: Option<&str>) -> anyhow::Result<C> {
-        let file = self.config_dir.join(format!("{}.toml", C::NAME));
+        let name = self.config_files.get(C::NAME).cloned().unwrap_or_else(|| format!("{}.toml", C::NAME));
+        let file = self.config_dir.join(name);
         let common = CommonArgs {
             broker: Some(self.broker.clone()),
             id: id.map(str::to_owned),
@@ -101,11 +120,14 @@ impl Daemons {
         ];
         for (kind, ids) in sensors {
             for id in ids {
-                let c: binary_sensor::Config = match kind {
+                let mut c: binary_sensor::Config = match kind {
                     SensorKind::Motion => connection.config::<binary_sensor::MotionConfig>(Some(id))?.into(),
                     SensorKind::Door => connection.config::<binary_sensor::DoorConfig>(Some(id))?.into(),
                     SensorKind::Window => connection.config::<binary_sensor::WindowConfig>(Some(id))?.into(),
                 };
+                if kind != SensorKind::Motion && !home.simulate_contacts {
+                    c.simulate = false;
+                }
                 starts
                     .push((format!("{kind}-sensor {id}"), Box::new(move |s| Box::pin(binary_sensor::run(kind, c, s)))));
             }
@@ -117,6 +139,14 @@ impl Daemons {
         if home.light_controller {
             let c: light_controller::Config = connection.config(None)?;
             starts.push(("light-controller".into(), Box::new(move |s| Box::pin(light_controller::run(c, s)))));
+        }
+        if home.security_controller {
+            let c: security_controller::Config = connection.config(None)?;
+            starts.push(("security-controller".into(), Box::new(move |s| Box::pin(security_controller::run(c, s)))));
+        }
+        if home.siren {
+            let c: alarm_actuator::Config = connection.config(None)?;
+            starts.push(("alarm-actuator siren".into(), Box::new(move |s| Box::pin(alarm_actuator::run(c, s)))));
         }
 
         let mut tasks = JoinSet::new();

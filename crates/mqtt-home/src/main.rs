@@ -57,15 +57,17 @@ enum Command {
     Set {
         #[arg(value_enum)]
         kind: Kind,
-        /// The sensor's device id
-        id: String,
+        /// The sensor's device id (not `--id`, which names this client)
+        #[arg(value_name = "ID")]
+        device: String,
         /// open/closed for doors and windows; on/off for motion [default: open or on]
         state: Option<String>,
     },
     /// Set a light by hand: `light kitchen 40`, `light kitchen off`
     Light {
-        /// The bulb's device id
-        id: String,
+        /// The bulb's device id (not `--id`, which names this client)
+        #[arg(value_name = "ID")]
+        device: String,
         /// 0-100, on or off
         level: String,
     },
@@ -144,7 +146,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             shutdown.trigger_on_signals();
             ctl::watch(&config, shutdown).await
         }
-        Command::Set { kind, id, state } => {
+        Command::Set { kind, device, state } => {
             let kind = match kind {
                 Kind::Door => SensorKind::Door,
                 Kind::Window => SensorKind::Window,
@@ -160,9 +162,9 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
                     anyhow::bail!("`{word}` is not a {kind} state: use open/closed (doors, windows) or on/off (motion)")
                 }
             };
-            ctl::set_sensor(&config, kind, &id, state).await
+            ctl::set_sensor(&config, kind, &device, state).await
         }
-        Command::Light { id, level } => ctl::light(&config, &id, &level).await,
+        Command::Light { device, level } => ctl::light(&config, &device, &level).await,
     }
 }
 
@@ -178,7 +180,7 @@ async fn run_home(common: CommonArgs, config_dir: PathBuf, listen: Option<String
         }
         None => start_embedded_broker(&home.listen)?,
     };
-    let connection = Connection { broker: broker.clone(), common, config_dir };
+    let connection = Connection { broker: broker.clone(), common, config_dir, config_files: home.config_files.clone() };
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let daemons = Daemons::start(&home, &connection, &shutdown)?;

@@ -34,3 +34,31 @@ fn the_home_file_shows_the_defaults() {
     let home = mqtt_home::home::HomeConfig::load(config_dir()).unwrap();
     assert_eq!(home, mqtt_home::home::HomeConfig::default());
 }
+
+#[test]
+fn the_panel_files_validate_and_the_real_one_keeps_the_defaults() {
+    let real: security_controller::Config = layer(
+        &security_controller::Config::default(),
+        Some(&config_dir().join("security-controller.toml")),
+        toml::Table::new(),
+    )
+    .unwrap();
+    real.validate().unwrap();
+    let mut expected = security_controller::Config::default();
+    expected.panel.users = real.panel.users.clone();
+    assert_eq!(real, expected, "security-controller.toml differs from the defaults beyond its demo users");
+    assert_eq!(real.panel.users.len(), 2);
+
+    let demo: security_controller::Config = layer(
+        &security_controller::Config::default(),
+        Some(&config_dir().join("security-controller.demo.toml")),
+        toml::Table::new(),
+    )
+    .unwrap();
+    demo.validate().unwrap();
+    assert!(demo.panel.allow_demo_timings && demo.panel.trigger_time_s < 60);
+    assert!(security_controller::codes::verify_pin("1234", &demo.panel.users[0].pin_hash));
+    assert!(
+        demo.panel.users[1].duress && security_controller::codes::verify_pin("4321", &demo.panel.users[1].pin_hash)
+    );
+}

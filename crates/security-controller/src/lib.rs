@@ -9,3 +9,48 @@
 pub mod codes;
 pub mod config;
 pub mod panel;
+
+mod edge;
+mod state_file;
+
+use std::path::PathBuf;
+
+use device_runtime::daemon::DaemonConfig;
+use device_runtime::{ConfigError, MqttConfig};
+use serde::{Deserialize, Serialize};
+
+pub use edge::run;
+
+/// `config/security-controller.toml`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub mqtt: MqttConfig,
+    /// Where the panel's state is kept (written atomically on every change). Losing it means
+    /// restarting disarmed, so put it on persistent storage.
+    pub state_file: PathBuf,
+    pub panel: config::PanelConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mqtt: MqttConfig::with_id("security-controller"),
+            state_file: PathBuf::from("security-controller.state.json"),
+            panel: config::PanelConfig::default(),
+        }
+    }
+}
+
+impl DaemonConfig for Config {
+    const NAME: &'static str = "security-controller";
+
+    fn mqtt(&self) -> &MqttConfig {
+        &self.mqtt
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.mqtt.validate()?;
+        self.panel.validate().map_err(|e| ConfigError::Invalid(e.to_string()))
+    }
+}

@@ -1,0 +1,61 @@
+//! `security-controller`: the alarm panel. `security-controller hash-pin` prints a PIN's hash.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use device_runtime::CommonArgs;
+use device_runtime::config::set;
+
+/// The alarm panel: arming, exit and entry delays, zones, codes, supervision, persisted state
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Where the panel's state is kept [default: security-controller.state.json]
+    #[arg(long, env = "PANEL_STATE_FILE", value_name = "PATH")]
+    state_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print the Argon2id hash of a PIN for [[panel.users]] (PIN from MQTT_HOME_PIN or asked twice, without echo)
+    HashPin,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(Command::HashPin) = args.command {
+        return match hash_pin() {
+            Ok(hash) => {
+                println!("{hash}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("security-controller: error: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let mut overrides = toml::Table::new();
+    if let Some(path) = &args.state_file {
+        set(&mut overrides, "state_file", path.display().to_string());
+    }
+    device_runtime::daemon::main::<security_controller::Config, _, _>(args.common, overrides, security_controller::run)
+}
+
+fn hash_pin() -> anyhow::Result<String> {
+    let pin = match std::env::var("MQTT_HOME_PIN") {
+        Ok(pin) => pin,
+        Err(_) => {
+            let pin = rpassword::prompt_password("PIN: ")?;
+            let again = rpassword::prompt_password("PIN again: ")?;
+            anyhow::ensure!(pin == again, "the two PINs differ");
+            pin
+        }
+    };
+    Ok(security_controller::codes::hash_pin(&pin)?)
+}
