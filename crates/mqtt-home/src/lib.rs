@@ -3,3 +3,4 @@
 
 pub mod ctl;
 pub mod home;
+pub mod scenario;

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use device_runtime::daemon::{DaemonConfig, load};
 use device_runtime::{CommonArgs, MqttConfig, Shutdown};
-use mqtt_home::ctl;
 use mqtt_home::home::{Connection, Daemons, HomeConfig};
+use mqtt_home::{ctl, scenario};
 use protocol::{ArmMode, PanelAction, SensorKind, SensorState};
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +71,12 @@ enum Command {
         /// 0-100, on or off
         level: String,
     },
+    /// Run scenario files (a TOML timeline of publish/expect steps) and exit 1 if any fails
+    Scenario {
+        /// Scenario files, run in order (see scenarios/*.toml)
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -126,7 +132,9 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         return run_home(args.common, config_dir, listen).await;
     }
     let mut common = args.common;
-    common.id.get_or_insert_with(|| format!("mqtt-home-cli-{}", std::process::id()));
+    // Never a device's client id: the broker would disconnect that device.
+    let client = if matches!(command, Command::Scenario { .. }) { "mqtt-home-scenario" } else { "mqtt-home-cli" };
+    common.id.get_or_insert_with(|| format!("{client}-{}", std::process::id()));
     let config = load::<CliConfig>(&common, toml::Table::new())?.mqtt;
     match command {
         Command::Run { .. } => unreachable!("handled above"),
@@ -165,6 +173,13 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             ctl::set_sensor(&config, kind, &device, state).await
         }
         Command::Light { device, level } => ctl::light(&config, &device, &level).await,
+        Command::Scenario { files } => {
+            let failed = scenario::run_files(&files, &config, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            match failed {
+                0 => Ok(()),
+                n => anyhow::bail!("{n} of {} scenarios failed", files.len()),
+            }
+        }
     }
 }
 

@@ -156,6 +156,9 @@ pub struct PanelConfig {
     pub wrong_code_window_s: u64,
     /// Seconds every code is refused after too many wrong ones.
     pub lockout_s: u64,
+    /// Seconds a sensor may be offline (Last Will) before it is a trouble — and, armed, a tamper
+    /// where its zone says so. A broker restart takes every device offline for a few seconds.
+    pub offline_grace_s: u64,
     /// For demos only: siren time down to 5 s and delays down to 0.
     pub allow_demo_timings: bool,
     pub users: Vec<User>,
@@ -175,6 +178,7 @@ impl Default for PanelConfig {
             max_wrong_codes: 5,
             wrong_code_window_s: 300,
             lockout_s: 90,
+            offline_grace_s: 30,
             allow_demo_timings: false,
             users: Vec::new(),
             sensors: BTreeMap::new(),
@@ -233,6 +237,12 @@ impl PanelConfig {
         }
         if self.lockout_s == 0 || self.wrong_code_window_s == 0 {
             return err("lockout_s".into(), "lockout_s and wrong_code_window_s must be at least 1".into());
+        }
+        if self.offline_grace_s > 300 {
+            return err(
+                "offline_grace_s".into(),
+                format!("{} s is above 300 s: a tamper would go unnoticed too long", self.offline_grace_s),
+            );
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, user) in self.users.iter().enumerate() {

@@ -58,6 +58,9 @@ pub struct SensorInfo {
     /// `OPEN` or `MOTION`.
     pub active: bool,
     pub online: bool,
+    /// When its availability went `offline`; a trouble once that lasts `offline_grace_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offline_since: Option<Timestamp>,
     pub last_seen: Timestamp,
     pub trouble: bool,
 }
@@ -208,8 +211,11 @@ impl Panel {
             let window = config.supervision_s(config.zone(s.kind, id), id);
             (window > 0).then(|| s.last_seen.plus(Duration::from_secs(window) + Duration::from_millis(1)))
         });
+        let offline = self.sensors.values().filter(|s| !s.trouble).filter_map(|s| {
+            s.offline_since.map(|t| t.plus(Duration::from_secs(config.offline_grace_s) + Duration::from_millis(1)))
+        });
         let lockout = self.lockout_until;
-        arm.into_iter().chain(silence).chain(lockout).min()
+        arm.into_iter().chain(silence).chain(offline).chain(lockout).min()
     }
 
     /// The status message.
@@ -264,6 +270,8 @@ impl Panel {
     fn blockers(&self, config: &PanelConfig) -> Vec<String> {
         let mut b: BTreeSet<String> = self.open_sensors(config).into_iter().collect();
         b.extend(self.troubles());
+        // Offline but still within its grace: not in trouble yet, not ready either.
+        b.extend(self.sensors.iter().filter(|(_, s)| !s.online).map(|(id, _)| id.clone()));
         b.into_iter().collect()
     }
 
@@ -494,6 +502,7 @@ impl Panel {
             kind,
             active: false,
             online: true,
+            offline_since: None,
             last_seen: now,
             trouble: false,
         });
@@ -502,6 +511,7 @@ impl Panel {
         info.active = state.is_active();
         info.last_seen = now;
         info.online = true;
+        info.offline_since = None;
         if info.trouble {
             info.trouble = false;
             events.push(PanelEventKind::Restored, None, None, vec![id.clone()], format!("{id} reports again"));
@@ -569,21 +579,42 @@ impl Panel {
         info.online = online;
         if online {
             info.last_seen = now;
+            info.offline_since = None;
             if info.trouble {
                 info.trouble = false;
                 events.push(PanelEventKind::Restored, None, None, vec![id.to_owned()], format!("{id} is back online"));
             }
             return;
         }
-        if !info.trouble {
-            info.trouble = true;
-            let kind = info.kind;
-            events.push(PanelEventKind::Trouble, None, None, vec![id.to_owned()], format!("{id} went offline"));
-            self.tamper(config, kind, id, now, events, "went offline");
+        // A broker restart sends every device's Last Will, and the devices reconnect seconds
+        // later: only an absence that outlasts the grace is a trouble (see `supervise`).
+        if info.offline_since.is_none() {
+            info.offline_since = Some(now);
         }
+        self.supervise(config, now, events);
     }
 
     fn supervise(&mut self, config: &PanelConfig, now: Timestamp, events: &mut Events<'_>) {
+        let grace = Duration::from_secs(config.offline_grace_s);
+        let offline: Vec<(String, SensorKind)> = self
+            .sensors
+            .iter()
+            .filter(|(_, s)| !s.trouble && s.offline_since.is_some_and(|t| now.since(t) >= grace))
+            .map(|(id, s)| (id.clone(), s.kind))
+            .collect();
+        for (id, kind) in offline {
+            if let Some(info) = self.sensors.get_mut(&id) {
+                info.trouble = true;
+            }
+            let message = if grace.is_zero() {
+                format!("{id} went offline")
+            } else {
+                format!("{id} offline for more than {} s", grace.as_secs())
+            };
+            events.push(PanelEventKind::Trouble, None, None, vec![id.clone()], message);
+            self.tamper(config, kind, &id, now, events, "went offline");
+        }
+
         let silent: Vec<(String, SensorKind, u64)> = self
             .sensors
             .iter()

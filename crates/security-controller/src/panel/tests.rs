@@ -341,6 +341,7 @@ fn a_sensor_going_offline_while_armed_is_trouble_and_tamper_where_configured() {
     let c = config();
     let prelude =
         [(0, close(SensorKind::Window, "w")), (1, close(SensorKind::Motion, "m")), (2, arm_away()), (32, Input::Tick)];
+    let c = PanelConfig { offline_grace_s: 0, ..c };
     let mut steps = prelude.to_vec();
     steps.push((40, Input::Availability { id: "w".into(), online: false }));
     let (p, actions) = run(&c, &steps);
@@ -475,4 +476,37 @@ fn a_long_controller_outage_is_not_mistaken_for_silent_sensors() {
     // Without a word from it within its window, the door is in trouble (and tamper) after all.
     let (p, _) = run_from(p, &c, &[(3600 + 601, Input::Tick)]);
     assert_eq!(state(&p, &c, 4201), PanelState::Triggered);
+}
+
+/// A broker restart fires every device's Last Will and the devices reconnect seconds later:
+/// that is not a tamper. An absence that outlasts the grace is.
+#[test]
+fn going_offline_is_a_trouble_only_after_the_grace() {
+    let c = PanelConfig { offline_grace_s: 30, ..config() };
+    let prelude = [(0, close(SensorKind::Window, "w")), (2, arm_away()), (32, Input::Tick)];
+    let offline = (40, Input::Availability { id: "w".into(), online: false });
+
+    let mut steps = prelude.to_vec();
+    steps.extend([offline.clone(), (45, Input::Availability { id: "w".into(), online: true })]);
+    let (p, actions) = run(&c, &steps);
+    assert_eq!(state(&p, &c, 45), PanelState::ArmedAway);
+    assert!(!events(&actions).contains(&E::Trouble));
+    assert!(p.next_deadline(&c).is_some_and(|t| t > at(600)), "only silence supervision is left");
+
+    let mut steps = prelude.to_vec();
+    steps.push(offline.clone());
+    let (p, _) = run(&c, &steps);
+    assert_eq!(state(&p, &c, 40), PanelState::ArmedAway, "within the grace");
+    assert!(!p.status(&c, at(40), ID).ready, "an offline sensor is not ready to arm");
+    assert_eq!(p.next_deadline(&c), Some(at(70).plus(Duration::from_millis(1))));
+    let (p, actions) = run_from(p, &c, &[(70, Input::Tick)]);
+    assert_eq!(events(&actions), [E::Trouble, E::Triggered]);
+    assert_eq!(state(&p, &c, 70), PanelState::Triggered);
+
+    // A reading counts as being back, too.
+    let mut steps = prelude.to_vec();
+    steps.extend([offline, (50, close(SensorKind::Window, "w")), (80, Input::Tick)]);
+    let (p, actions) = run(&c, &steps);
+    assert_eq!(state(&p, &c, 80), PanelState::ArmedAway);
+    assert!(!events(&actions).contains(&E::Trouble));
 }

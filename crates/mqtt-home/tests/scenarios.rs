@@ -1,0 +1,179 @@
+//! Every shipped scenario (`scenarios/*.toml`) runs green against the whole home, started in-process
+//! from the shipped `config/` directory, on the embedded broker and on Mosquitto; and a scenario
+//! that should fail does, with a message that says why.
+//!
+//! The home is the shipped one with three changes, all for determinism or speed, none to the files:
+//! the circadian sensor is off and there are no motion sensors (their simulation would move the
+//! lights and trip the armed panel at random; the scenarios play those sensors themselves), the
+//! panel keeps its state file in a temporary directory, and the light controller's motion timeout
+//! is 3 s instead of 60 s. The last two are copies of the shipped daemon files with one key
+//! changed, given to the home through `config_files` (an absolute path there replaces the config
+//! directory), so everything else is read from the real files.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use device_runtime::{CommonArgs, MqttConfig, Shutdown};
+use mqtt_home::home::{Connection, Daemons, HomeConfig};
+use mqtt_home::scenario::{self, Scenario};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn shipped_scenarios() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo().join("scenarios"))
+        .expect("no scenarios directory")
+        .map(|e| e.expect("cannot list scenarios").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "expected the five shipped scenarios, found {files:?}");
+    files
+}
+
+/// Copies daemon `name`'s shipped config file into `dir` with `changes` applied and points the home at the copy.
+fn override_config(home: &mut HomeConfig, dir: &Path, name: &str, changes: &[(&str, toml::Value)]) {
+    let shipped = home.config_files.get(name).cloned().unwrap_or_else(|| format!("{name}.toml"));
+    let text = std::fs::read_to_string(repo().join("config").join(&shipped)).unwrap();
+    let mut table: toml::Table = toml::from_str(&text).unwrap();
+    for (key, value) in changes {
+        table.insert((*key).to_owned(), value.clone());
+    }
+    let copy = dir.join(format!("{name}.toml"));
+    std::fs::write(&copy, toml::to_string(&table).unwrap()).unwrap();
+    home.config_files.insert(name.to_owned(), copy.display().to_string());
+}
+
+/// A scenario that waits until every daemon of `home` has announced itself `online`.
+fn home_is_up(home: &HomeConfig) -> Scenario {
+    let ids = home
+        .bulbs
+        .iter()
+        .chain(&home.door_sensors)
+        .chain(&home.window_sensors)
+        .chain(&home.motion_sensors)
+        .cloned()
+        .chain(["light-controller".to_owned(), "security-controller".to_owned(), "siren".to_owned()]);
+    let mut text = String::from("name = \"home-is-up\"\ndescription = \"every daemon online\"\n");
+    for id in ids {
+        text.push_str(&format!(
+            "[[step]]\nexpect = {{ topic = \"home/devices/{id}/availability\", payload = \"online\", current = true, within_s = 20 }}\n"
+        ));
+    }
+    Scenario::parse("home-is-up", &text).unwrap()
+}
+
+async fn every_shipped_scenario_passes(url: String) {
+    let temp = tempfile::tempdir().unwrap();
+    let config_dir = repo().join("config");
+    let mut home = HomeConfig::load(&config_dir).unwrap();
+    home.circadian_sensor = false;
+    home.motion_sensors.clear();
+    let state_file = temp.path().join("panel.state.json");
+    override_config(
+        &mut home,
+        temp.path(),
+        "security-controller",
+        &[("state_file", state_file.display().to_string().into())],
+    );
+    override_config(&mut home, temp.path(), "light-controller", &[("motion_timeout_s", 3.into())]);
+    let connection = Connection {
+        broker: url.clone(),
+        common: CommonArgs::default(),
+        config_dir,
+        config_files: home.config_files.clone(),
+    };
+    let shutdown = Shutdown::new();
+    let daemons = Daemons::start(&home, &connection, &shutdown).unwrap();
+    let running = tokio::spawn(daemons.wait());
+
+    let config = MqttConfig { broker: url, ..MqttConfig::with_id("scenario-test") };
+    let mut timeline = Vec::new();
+    scenario::run(&home_is_up(&home), &config, &mut timeline)
+        .await
+        .unwrap_or_else(|e| panic!("the home did not come up: {e:#}\n{}", String::from_utf8_lossy(&timeline)));
+    let started = Instant::now();
+    for file in shipped_scenarios() {
+        let scenario = Scenario::load(&file).unwrap();
+        let mut timeline = Vec::new();
+        let outcome = scenario::run(&scenario, &config, &mut timeline).await;
+        let timeline = String::from_utf8_lossy(&timeline);
+        print!("{timeline}");
+        if let Err(e) = outcome {
+            panic!("{e:#}\n{timeline}");
+        }
+        assert!(!timeline.contains("1234") && !timeline.contains("4321"), "a PIN in the timeline:\n{timeline}");
+    }
+    println!("all scenarios passed in {:.1} s", started.elapsed().as_secs_f64());
+    assert!(state_file.exists(), "the panel did not use the temporary state file");
+
+    shutdown.trigger();
+    tokio::time::timeout(common::WITHIN, running).await.expect("the home did not stop").unwrap();
+}
+on_both_brokers!(shipped, super::every_shipped_scenario_passes);
+
+/// A scenario that must fail: the runner says which step, what it waited for and what it saw,
+/// still runs the `finally` steps, and never prints the code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_expectation_fails_the_scenario_with_a_useful_message() {
+    const DOOMED: &str = r#"
+name = "doomed"
+description = "expects a brightness nobody sends"
+
+[[step]]
+publish = { topic = "home/lights/kitchen/set", payload = '{"state":"ON","brightness":40,"code":"9999"}' }
+
+[[step]]
+expect = { topic = "home/lights/+/set", json = { brightness = 41 }, within_s = 0.5 }
+
+[[step]]
+say = "never reached"
+
+[[finally]]
+publish = { topic = "home/lights/kitchen/set", payload = "OFF" }
+"#;
+    let broker = testkit::embedded();
+    let scenario = Scenario::parse("doomed.toml", DOOMED).unwrap();
+    let config = MqttConfig { broker: broker.url(), ..MqttConfig::with_id("scenario-test-doomed") };
+    let mut timeline = Vec::new();
+    let error = scenario::run(&scenario, &config, &mut timeline).await.expect_err("the scenario passed");
+    let error = format!("{error:#}");
+    let timeline = String::from_utf8_lossy(&timeline);
+    assert!(
+        error.starts_with("doomed.toml: step 2: home/lights/+/set: no message matching {\"brightness\":41}"),
+        "{error}"
+    );
+    assert!(error.contains("within 0.5 s; last seen: {\"brightness\":40,\"code\":\"…\",\"state\":\"ON\"}"), "{error}");
+    assert!(timeline.contains("✗ home/lights/+/set: no message matching"), "{timeline}");
+    assert!(!timeline.contains("never reached"), "a step ran after the failure:\n{timeline}");
+    assert!(timeline.contains("→ home/lights/kitchen/set OFF"), "the finally step did not run:\n{timeline}");
+    assert!(timeline.contains("doomed FAILED"), "{timeline}");
+    assert!(!timeline.contains("9999") && !error.contains("9999"), "the code was printed:\n{timeline}\n{error}");
+}
+
+/// `expect_none` fails when the message it forbids arrives, even before the step starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_message_fails_expect_none() {
+    const SIREN: &str = r#"
+name = "siren"
+description = "forbids what it publishes"
+
+[[step]]
+publish = { topic = "home/security/alarm", json = { state = "ON" } }
+
+[[step]]
+expect_none = { topic = "home/security/alarm", json = { state = "ON" }, for_s = 1 }
+"#;
+    let broker = testkit::embedded();
+    let scenario = Scenario::parse("siren.toml", SIREN).unwrap();
+    let config = MqttConfig { broker: broker.url(), ..MqttConfig::with_id("scenario-test-siren") };
+    let mut timeline = Vec::new();
+    let error = format!("{:#}", scenario::run(&scenario, &config, &mut timeline).await.expect_err("passed"));
+    assert!(
+        error.starts_with("siren.toml: step 2: home/security/alarm: unexpected home/security/alarm {\"state\":\"ON\"}"),
+        "{error}"
+    );
+}

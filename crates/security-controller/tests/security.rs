@@ -1,0 +1,631 @@
+//! The alarm panel end to end, over a real broker: the embedded one and Mosquitto.
+//!
+//! The panel and the siren run as they do in production — each on its own connection, the panel
+//! with its state file — and a probe watches the wire. Sensors are played by the test: plain MQTT
+//! clients with a Last Will, so that "a sensor dies" is a socket closed without DISCONNECT.
+//! The `kill -9` test runs the real `security-controller` binary.
+//!
+//! Waits are deadlines on expected messages. The only fixed waits prove that something does *not*
+//! happen (no siren after a duress code), and they are a few seconds at most.
+
+use std::future::Future;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use device_runtime::{DeviceSpec, Link, MqttConfig, Shutdown};
+use protocol::{
+    DeviceKind, PanelEvent, PanelStatus, Payload, SensorKind, SensorReading, SensorState, Timestamp, Topic,
+};
+use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
+use security_controller::codes;
+use security_controller::config::{ModeDelays, PanelConfig, User};
+use testkit::Probe;
+use tokio::task::JoinHandle;
+
+/// Long enough for a slow CI machine, short enough to fail fast.
+const WITHIN: Duration = Duration::from_secs(10);
+/// After a broker restart the daemons' reconnect backoff adds up to a few seconds.
+const AFTER_RESTART: Duration = Duration::from_secs(30);
+
+const STATUS: &str = "home/security/status";
+const EVENTS: &str = "home/security/events";
+const SIREN: &str = "home/security/alarm";
+const SIREN_COMMAND: &str = "home/control/alarm";
+const PANEL_SET: &str = "home/security/panel/set";
+
+const PIN: &str = "1234";
+const DURESS_PIN: &str = "4321";
+const WRONG_PIN: &str = "987650";
+/// Seconds of entry delay: long enough to disarm in time on a slow machine.
+const ENTRY_DELAY_S: u64 = 3;
+/// Seconds a sensor may be offline before it is a trouble: longer than a test's broker restart
+/// takes to heal (the daemons' reconnect backoff starts at 250 ms).
+const OFFLINE_GRACE_S: u64 = 5;
+
+// ---------------------------------------------------------------------------------------------
+// The setting: a panel with short delays, a siren, a probe.
+
+/// Hashing is slow on purpose; the test users are hashed once, with cheap parameters.
+fn users() -> Vec<User> {
+    static USERS: OnceLock<Vec<User>> = OnceLock::new();
+    USERS
+        .get_or_init(|| {
+            let hash = |pin| codes::hash_pin_with(pin, codes::test_params()).unwrap();
+            vec![
+                User { name: "alice".into(), pin_hash: hash(PIN), duress: false },
+                User { name: "alice-duress".into(), pin_hash: hash(DURESS_PIN), duress: true },
+            ]
+        })
+        .clone()
+}
+
+/// Instant arming, a short entry delay, a short lockout; zones and supervision as shipped.
+fn panel_config() -> PanelConfig {
+    PanelConfig {
+        exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
+        entry_delay_s: ModeDelays { away: ENTRY_DELAY_S, home: ENTRY_DELAY_S, night: 0 },
+        trigger_time_s: 120,
+        max_wrong_codes: 3,
+        lockout_s: 2,
+        offline_grace_s: OFFLINE_GRACE_S,
+        allow_demo_timings: true,
+        users: users(),
+        ..PanelConfig::default()
+    }
+}
+
+fn mqtt(url: &str, id: &str) -> MqttConfig {
+    MqttConfig { broker: url.to_owned(), ..MqttConfig::with_id(id) }
+}
+
+/// A daemon running as a task, stopped by its own shutdown signal.
+struct Running {
+    shutdown: Shutdown,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    fn spawn<Fut>(run: impl FnOnce(Shutdown) -> Fut) -> Running
+    where
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let shutdown = Shutdown::new();
+        let handle = tokio::spawn(run(shutdown.clone()));
+        Running { shutdown, handle }
+    }
+
+    async fn stop(self) {
+        self.shutdown.trigger();
+        let outcome = tokio::time::timeout(WITHIN, self.handle).await.expect("daemon did not stop in time");
+        outcome.expect("daemon task panicked").expect("daemon returned an error");
+    }
+}
+
+/// The panel and the siren on `url`, and a probe that has seen both come up.
+struct Home {
+    panel: Running,
+    siren: Running,
+    probe: Probe,
+    _dir: tempfile::TempDir,
+}
+
+impl Home {
+    async fn start(url: String) -> Home {
+        Home::start_with(url, panel_config()).await
+    }
+
+    async fn start_with(url: String, panel: PanelConfig) -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        let state_file = dir.path().join("panel.state.json");
+        let mut probe = Probe::connect(&url, "probe-security").await.unwrap();
+        for filter in ["home/security/#", SIREN_COMMAND, "home/devices/+/availability"] {
+            probe.subscribe(filter).await.unwrap();
+        }
+        let config = security_controller::Config {
+            mqtt: mqtt(&url, "security-controller"),
+            state_file: state_file.clone(),
+            panel,
+        };
+        let panel = Running::spawn(|s| security_controller::run(config, s));
+        let siren_config = alarm_actuator::Config { mqtt: mqtt(&url, "siren"), ..alarm_actuator::Config::default() };
+        let siren = Running::spawn(|s| alarm_actuator::run(siren_config, s));
+        probe.expect(STATUS, status("disarmed"), WITHIN).await.unwrap();
+        probe.expect(SIREN, siren_is("OFF"), WITHIN).await.unwrap();
+        Home { panel, siren, probe, _dir: dir }
+    }
+
+    async fn command(&mut self, json: &str) {
+        self.probe.publish(PANEL_SET, json, false).await.unwrap();
+    }
+
+    /// Arms away (no exit delay in these tests) and waits for `armed_away`.
+    async fn arm_away(&mut self) {
+        let n = self.probe.count(STATUS);
+        self.command(r#"{"action":"ARM_AWAY"}"#).await;
+        self.probe.expect_after(n, STATUS, status("armed_away"), WITHIN).await.unwrap();
+    }
+
+    async fn disarm(&mut self, pin: &str) {
+        self.command(&format!(r#"{{"action":"DISARM","code":"{pin}"}}"#)).await;
+    }
+
+    /// Disarms with `pin` and waits for a `disarmed` status published after the command.
+    async fn disarm_ok(&mut self, pin: &str) -> PanelStatus {
+        let n = self.probe.count(STATUS);
+        self.disarm(pin).await;
+        let disarmed = self.probe.expect_after(n, STATUS, status("disarmed"), WITHIN).await.unwrap();
+        PanelStatus::decode(&disarmed).unwrap()
+    }
+
+    async fn stop(self) {
+        self.panel.stop().await;
+        self.siren.stop().await;
+    }
+}
+
+/// Runs `test` against the embedded broker.
+async fn on_embedded<F, Fut>(test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let broker = testkit::embedded();
+    test(broker.url()).await;
+}
+
+/// Runs `test` against a Mosquitto started for it (skipped loudly when Mosquitto is missing outside CI).
+async fn on_mosquitto<F, Fut>(test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    test(mosquitto.url()).await;
+}
+
+/// Declares `<name>::embedded` and `<name>::mosquitto`, running `body(url)` against each broker.
+macro_rules! on_both_brokers {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::on_embedded($body).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mosquitto() {
+                super::on_mosquitto($body).await;
+            }
+        }
+    };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matchers and sensors.
+
+fn status(state: &'static str) -> impl Fn(&[u8]) -> bool {
+    move |p| PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == state)
+}
+
+fn event(kind: &'static str) -> impl Fn(&[u8]) -> bool {
+    move |p| PanelEvent::decode(p).is_ok_and(|e| e.event.as_str() == kind)
+}
+
+fn siren_is(state: &'static str) -> impl Fn(&[u8]) -> bool {
+    move |p| {
+        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == state && v["device_id"] == "siren")
+    }
+}
+
+fn siren_command(state: &'static str) -> impl Fn(&[u8]) -> bool {
+    move |p| serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == state)
+}
+
+fn reading(id: &str, state: SensorState) -> Vec<u8> {
+    SensorReading { state, device_id: id.into(), ts: Timestamp::now() }.encode()
+}
+
+fn sensor_topic(kind: SensorKind, id: &str) -> String {
+    format!("home/security/{kind}/{id}")
+}
+
+/// A sensor played by the test: its own connection, a Last Will of `offline`, `online` and its
+/// state retained. [`Sensor::crash`] drops the socket without DISCONNECT, as a dead battery would.
+struct Sensor {
+    client: AsyncClient,
+    kind: SensorKind,
+    id: String,
+    task: JoinHandle<()>,
+}
+
+impl Sensor {
+    async fn connect(url: &str, kind: SensorKind, id: &str) -> Sensor {
+        let hostport = url.strip_prefix("mqtt://").unwrap();
+        let (host, port) = hostport.rsplit_once(':').unwrap();
+        let availability = format!("home/devices/{id}/availability");
+        let mut options = MqttOptions::new(id, host, port.parse().unwrap());
+        options.set_keep_alive(Duration::from_secs(5));
+        options.set_last_will(LastWill::new(&availability, "offline", QoS::AtLeastOnce, true));
+        let (client, mut eventloop) = AsyncClient::new(options, 100);
+        let task = tokio::spawn(async move {
+            loop {
+                if eventloop.poll().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        });
+        client.publish(&availability, QoS::AtLeastOnce, true, "online").await.unwrap();
+        let sensor = Sensor { client, kind, id: id.to_owned(), task };
+        sensor.report(kind.idle()).await;
+        sensor
+    }
+
+    async fn report(&self, state: SensorState) {
+        let topic = sensor_topic(self.kind, &self.id);
+        self.client.publish(topic, QoS::AtLeastOnce, true, reading(&self.id, state)).await.unwrap();
+    }
+
+    /// The connection dies: the broker publishes the Last Will.
+    fn crash(self) {
+        self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests of the security issue, one by one.
+
+async fn an_intrusion_through_a_perimeter_window_sounds_the_siren(url: String) {
+    let mut home = Home::start(url.clone()).await;
+    let window = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    home.arm_away().await;
+
+    window.report(SensorState::Open).await;
+    home.probe.expect(STATUS, status("triggered"), WITHIN).await.unwrap();
+    home.probe.expect(SIREN_COMMAND, siren_command("ON"), WITHIN).await.unwrap();
+    home.probe.expect(SIREN, siren_is("ON"), WITHIN).await.unwrap();
+    let triggered = home.probe.expect(EVENTS, event("triggered"), WITHIN).await.unwrap();
+    let triggered = PanelEvent::decode(&triggered).unwrap();
+    assert_eq!(triggered.sensors, ["kitchen-window"]);
+
+    let n = home.probe.count(SIREN);
+    home.disarm_ok(PIN).await;
+    home.probe.expect_after(n, SIREN, siren_is("OFF"), WITHIN).await.unwrap();
+    window.crash();
+    home.stop().await;
+}
+on_both_brokers!(perimeter_intrusion, super::an_intrusion_through_a_perimeter_window_sounds_the_siren);
+
+async fn the_right_code_within_the_entry_delay_means_no_alarm(url: String) {
+    let mut home = Home::start(url.clone()).await;
+    let door = Sensor::connect(&url, SensorKind::Door, "front").await;
+    home.arm_away().await;
+
+    door.report(SensorState::Open).await;
+    let pending = home.probe.expect(STATUS, status("pending"), WITHIN).await.unwrap();
+    let pending = PanelStatus::decode(&pending).unwrap();
+    assert_eq!(pending.delay_remaining_s, Some(ENTRY_DELAY_S));
+    home.probe.expect(EVENTS, event("entry_started"), WITHIN).await.unwrap();
+    home.disarm_ok(PIN).await;
+
+    // The entry delay runs out with nobody having triggered anything.
+    let wait = Duration::from_secs(ENTRY_DELAY_S + 1);
+    home.probe.expect_none(SIREN_COMMAND, siren_command("ON"), wait).await.unwrap();
+    assert!(home.probe.seen(SIREN).iter().all(|p| siren_is("OFF")(p)), "the siren sounded");
+    assert!(!home.probe.seen(STATUS).iter().any(|p| status("triggered")(p)), "the panel triggered");
+    door.crash();
+    home.stop().await;
+}
+on_both_brokers!(entry_delay_then_disarm, super::the_right_code_within_the_entry_delay_means_no_alarm);
+
+async fn the_entry_delay_running_out_sounds_the_siren(url: String) {
+    let mut home = Home::start(url.clone()).await;
+    let door = Sensor::connect(&url, SensorKind::Door, "front").await;
+    home.arm_away().await;
+    door.report(SensorState::Open).await;
+    home.probe.expect(STATUS, status("pending"), WITHIN).await.unwrap();
+    home.probe.expect(SIREN, siren_is("ON"), WITHIN + Duration::from_secs(ENTRY_DELAY_S)).await.unwrap();
+    home.probe.expect(STATUS, status("triggered"), WITHIN).await.unwrap();
+    home.disarm_ok(PIN).await;
+    door.crash();
+    home.stop().await;
+}
+on_both_brokers!(entry_delay_runs_out, super::the_entry_delay_running_out_sounds_the_siren);
+
+async fn wrong_codes_lock_the_keypad_out(url: String) {
+    let mut home = Home::start(url).await;
+    home.arm_away().await;
+    for _ in 0..3 {
+        home.disarm(WRONG_PIN).await;
+    }
+    let lockout = home.probe.expect(EVENTS, event("lockout"), WITHIN).await.unwrap();
+    assert!(PanelEvent::decode(&lockout).unwrap().message.contains("3 wrong codes"));
+    assert_eq!(home.probe.seen(EVENTS).iter().filter(|p| event("wrong_code")(p)).count(), 3);
+
+    // During the lockout even the right code is refused, and the panel stays armed.
+    let status_before = home.probe.count(STATUS);
+    home.disarm(PIN).await;
+    home.probe.expect(EVENTS, event("code_refused"), WITHIN).await.unwrap();
+    let latest = home.probe.seen(STATUS).pop().unwrap();
+    assert!(status("armed_away")(&latest), "{}", String::from_utf8_lossy(&latest));
+
+    // The panel announces the end of the lockout with a status; then the right code works.
+    let unlocked = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.lockout_remaining_s.is_none());
+    home.probe.expect_after(status_before, STATUS, unlocked, WITHIN).await.unwrap();
+    home.disarm_ok(PIN).await;
+    // No code, PIN or hash is ever in an event.
+    for payload in home.probe.seen(EVENTS) {
+        let text = String::from_utf8_lossy(&payload);
+        assert!(!text.contains(PIN) && !text.contains(WRONG_PIN) && !text.contains("argon2"), "{text}");
+    }
+    home.stop().await;
+}
+on_both_brokers!(wrong_code_lockout, super::wrong_codes_lock_the_keypad_out);
+
+async fn arming_with_a_window_open_fails_and_force_bypasses_it(url: String) {
+    let mut home = Home::start(url.clone()).await;
+    let window = Sensor::connect(&url, SensorKind::Window, "bedroom-window").await;
+    window.report(SensorState::Open).await;
+    let not_ready = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| !s.ready && s.open_sensors == ["bedroom-window"]);
+    home.probe.expect(STATUS, not_ready, WITHIN).await.unwrap();
+
+    home.command(r#"{"action":"ARM_AWAY"}"#).await;
+    let failed = home.probe.expect(EVENTS, event("failed_to_arm"), WITHIN).await.unwrap();
+    assert_eq!(PanelEvent::decode(&failed).unwrap().sensors, ["bedroom-window"]);
+
+    home.command(r#"{"action":"ARM_AWAY","force":true}"#).await;
+    let bypassed = |p: &[u8]| {
+        PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == "armed_away" && s.bypassed == ["bedroom-window"])
+    };
+    home.probe.expect(STATUS, bypassed, WITHIN).await.unwrap();
+    home.probe.expect(EVENTS, event("bypassed"), WITHIN).await.unwrap();
+
+    // The bypassed window may close and open again without an alarm; another one may not.
+    window.report(SensorState::Closed).await;
+    window.report(SensorState::Open).await;
+    let other = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    other.report(SensorState::Open).await;
+    let by_other = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.last_trigger.as_deref() == Some("kitchen-window"));
+    home.probe.expect(STATUS, by_other, WITHIN).await.unwrap();
+    assert!(!home.probe.seen(EVENTS).iter().any(|p| {
+        PanelEvent::decode(p).is_ok_and(|e| e.event.as_str() == "triggered" && e.sensors == ["bedroom-window"])
+    }));
+
+    // Bypasses last for one arming only.
+    let disarmed = home.disarm_ok(PIN).await;
+    assert!(disarmed.bypassed.is_empty(), "{disarmed:?}");
+    window.crash();
+    other.crash();
+    home.stop().await;
+}
+on_both_brokers!(failed_to_arm_then_force, super::arming_with_a_window_open_fails_and_force_bypasses_it);
+
+async fn a_duress_code_disarms_visibly_and_alerts_silently(url: String) {
+    let mut home = Home::start(url).await;
+    home.arm_away().await;
+    home.disarm_ok(DURESS_PIN).await;
+    let duress = home.probe.expect(EVENTS, event("duress"), WITHIN).await.unwrap();
+    assert_eq!(PanelEvent::decode(&duress).unwrap().user.as_deref(), Some("alice-duress"));
+    home.probe.expect_none(SIREN_COMMAND, siren_command("ON"), Duration::from_secs(2)).await.unwrap();
+    assert!(home.probe.seen(SIREN).iter().all(|p| siren_is("OFF")(p)), "the siren sounded");
+    home.stop().await;
+}
+on_both_brokers!(duress_code, super::a_duress_code_disarms_visibly_and_alerts_silently);
+
+async fn a_sensor_lost_while_armed_is_a_trouble_and_a_tamper_where_configured(url: String) {
+    let mut home = Home::start(url.clone()).await;
+    // Interior zone: losing it is a trouble only. Entry zone: losing it while armed triggers.
+    let motion = Sensor::connect(&url, SensorKind::Motion, "hall-motion").await;
+    let door = Sensor::connect(&url, SensorKind::Door, "back").await;
+    let knows_both = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.ready);
+    home.probe.expect(STATUS, knows_both, WITHIN).await.unwrap();
+    home.arm_away().await;
+
+    motion.crash();
+    let grace = Duration::from_secs(OFFLINE_GRACE_S);
+    let trouble = home.probe.expect(EVENTS, event("trouble"), WITHIN + grace).await.unwrap();
+    assert_eq!(PanelEvent::decode(&trouble).unwrap().sensors, ["hall-motion"]);
+    let in_trouble = |p: &[u8]| {
+        PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == "armed_away" && s.troubles == ["hall-motion"])
+    };
+    home.probe.expect(STATUS, in_trouble, WITHIN).await.unwrap();
+    assert!(!home.probe.seen(SIREN_COMMAND).iter().any(|p| siren_command("ON")(p)), "an interior trouble triggered");
+
+    door.crash();
+    home.probe.expect(STATUS, status("triggered"), WITHIN + grace).await.unwrap();
+    home.probe.expect(SIREN, siren_is("ON"), WITHIN).await.unwrap();
+
+    // The sensor comes back: restored.
+    let motion = Sensor::connect(&url, SensorKind::Motion, "hall-motion").await;
+    home.probe.expect(EVENTS, event("restored"), WITHIN).await.unwrap();
+    home.disarm_ok(PIN).await;
+    motion.crash();
+    home.stop().await;
+}
+on_both_brokers!(sensor_lost_while_armed, super::a_sensor_lost_while_armed_is_a_trouble_and_a_tamper_where_configured);
+
+async fn garbage_on_every_topic_is_ignored_and_the_panel_stays_intact(url: String) {
+    let mut home = Home::start(url.clone()).await;
+    let window = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    home.arm_away().await;
+    let status_count = home.probe.count(STATUS);
+
+    let big = vec![b'x'; 200 * 1024];
+    let garbage: Vec<&[u8]> = vec![
+        b"",
+        b"{",
+        b"null",
+        b"\xff\xfe\x00binary",
+        b"{\"state\":\"SIDEWAYS\"}",
+        b"{\"action\":\"DISARM\",\"code\":1234}",
+        b"{\"action\":\"SELF_DESTRUCT\"}",
+        b"{\"action\":\"DISARM\",\"code\":\"1234\",\"extra\":true}",
+        b"DISARM",
+        &big,
+    ];
+    let topics = [
+        sensor_topic(SensorKind::Door, "front"),
+        sensor_topic(SensorKind::Window, "kitchen-window"),
+        sensor_topic(SensorKind::Motion, "hall-motion"),
+        "home/devices/kitchen-window/availability".into(),
+        PANEL_SET.into(),
+        SIREN_COMMAND.into(),
+        "home/security/door/too/deep".into(),
+    ];
+    for topic in &topics {
+        for payload in &garbage {
+            home.probe.publish(topic, payload.to_vec(), false).await.unwrap();
+        }
+    }
+    // A bare DISARM carries no code: it is a wrong code, not garbage; these count as attempts.
+    // The panel is still armed and still works: an intrusion still triggers.
+    let latest = home.probe.seen(STATUS).pop().unwrap();
+    assert!(status("armed_away")(&latest), "{}", String::from_utf8_lossy(&latest));
+    assert!(!home.probe.seen(SIREN).iter().any(|p| siren_is("ON")(p)), "garbage sounded the siren");
+    window.report(SensorState::Open).await;
+    home.probe.expect_after(status_count, STATUS, status("triggered"), WITHIN).await.unwrap();
+    home.probe.expect(SIREN, siren_is("ON"), WITHIN).await.unwrap();
+    window.crash();
+    home.stop().await;
+}
+on_both_brokers!(garbage_everywhere, super::garbage_on_every_topic_is_ignored_and_the_panel_stays_intact);
+
+/// Broker stopped and restarted while armed (Mosquitto only: the embedded broker cannot restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_while_armed_loses_nothing() {
+    let Some(mut mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    let mut home = Home::start(url.clone()).await;
+    // A door sensor as the daemons build it: persistent session, stable client id.
+    let door_config = mqtt(&url, "front");
+    let door_shutdown = Shutdown::new();
+    let door_link = Link::start(&door_config, DeviceSpec::new(DeviceKind::DoorSensor), door_shutdown.clone()).unwrap();
+    let door = door_link.publisher.clone();
+    let door_reading = |state| SensorReading { state, device_id: "front".into(), ts: Timestamp::now() };
+    door.send(&Topic::Sensor { kind: SensorKind::Door, id: "front".into() }, &door_reading(SensorState::Closed))
+        .await
+        .unwrap();
+    home.arm_away().await;
+
+    // 1. Restart; afterwards an intrusion still raises the alarm.
+    mosquitto.restart().unwrap();
+    let mut probe = Probe::connect(&url, "probe-after-restart").await.unwrap();
+    for filter in ["home/security/#", SIREN_COMMAND, "home/devices/+/availability"] {
+        probe.subscribe(filter).await.unwrap();
+    }
+    probe.expect(STATUS, status("armed_away"), WITHIN).await.unwrap();
+    let window = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    // The panel is back once its availability is (it re-publishes `online` on connect).
+    probe.expect("home/devices/security-controller/availability", |p| p == b"online", AFTER_RESTART).await.unwrap();
+    window.report(SensorState::Open).await;
+    probe.expect(STATUS, status("triggered"), AFTER_RESTART).await.unwrap();
+    probe.expect(SIREN, siren_is("ON"), AFTER_RESTART).await.unwrap();
+    probe.publish(PANEL_SET, format!(r#"{{"action":"DISARM","code":"{PIN}"}}"#), false).await.unwrap();
+    probe.expect(STATUS, status("disarmed"), WITHIN).await.unwrap();
+    window.report(SensorState::Closed).await;
+    let n = probe.count(STATUS);
+    probe.publish(PANEL_SET, r#"{"action":"ARM_AWAY"}"#, false).await.unwrap();
+    probe.expect_after(n, STATUS, status("armed_away"), WITHIN).await.unwrap();
+    window.crash();
+
+    // 2. The door opens while the broker is down; its sensor's session delivers it afterwards.
+    mosquitto.stop();
+    door.send(&Topic::Sensor { kind: SensorKind::Door, id: "front".into() }, &door_reading(SensorState::Open))
+        .await
+        .unwrap();
+    mosquitto.restart().unwrap();
+    let mut probe = Probe::connect(&url, "probe-after-outage").await.unwrap();
+    for filter in ["home/security/#", SIREN_COMMAND, "home/devices/+/availability"] {
+        probe.subscribe(filter).await.unwrap();
+    }
+    probe.expect(STATUS, status("pending"), AFTER_RESTART).await.unwrap();
+    probe.expect(SIREN, siren_is("ON"), AFTER_RESTART).await.unwrap();
+    let by_front = |p: &[u8]| {
+        PanelStatus::decode(p)
+            .is_ok_and(|s| s.state.as_str() == "triggered" && s.last_trigger.as_deref() == Some("front"))
+    };
+    probe.expect(STATUS, by_front, WITHIN).await.unwrap();
+    probe.publish(PANEL_SET, format!(r#"{{"action":"DISARM","code":"{PIN}"}}"#), false).await.unwrap();
+    probe.expect(STATUS, status("disarmed"), WITHIN).await.unwrap();
+
+    home.probe = probe;
+    home.stop().await;
+    door_shutdown.trigger();
+    tokio::time::timeout(WITHIN, door_link.finish()).await.expect("the door sensor's link did not stop");
+}
+
+/// `kill -9` of the real binary while armed: it comes back armed and still acts on an intrusion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_armed_restarts_armed() {
+    let broker = testkit::embedded();
+    kill_9_while_armed_restarts_armed_on(broker.url()).await;
+    if let Some(mosquitto) = testkit::mosquitto_or_skip() {
+        kill_9_while_armed_restarts_armed_on(mosquitto.url()).await;
+    }
+}
+
+/// The real binary with its own config file and state file; its log goes to `log`.
+fn controller_process(url: &str, dir: &Path, log: &Path) -> Child {
+    let mut file = String::from("[panel]\nexit_delay_s = { away = 0, home = 0, night = 0 }\n");
+    file += "trigger_time_s = 120\nallow_demo_timings = true\n";
+    for user in users() {
+        file += &format!(
+            "[[panel.users]]\nname = \"{}\"\npin_hash = \"{}\"\nduress = {}\n",
+            user.name, user.pin_hash, user.duress
+        );
+    }
+    let config = dir.join("security-controller.toml");
+    std::fs::write(&config, file).unwrap();
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_security-controller"))
+        .args(["--broker", url, "--config"])
+        .arg(&config)
+        .arg("--state-file")
+        .arg(dir.join("panel.state.json"))
+        .args(["-v", "--log-format", "text"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("cannot run security-controller")
+}
+
+async fn kill_9_while_armed_restarts_armed_on(url: String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("controller.log");
+    let mut probe = Probe::connect(&url, "probe-kill-9").await.unwrap();
+    probe.subscribe("home/security/#").await.unwrap();
+    probe.subscribe(SIREN_COMMAND).await.unwrap();
+    probe.subscribe("home/devices/+/availability").await.unwrap();
+    let mut controller = controller_process(&url, dir.path(), &log);
+    probe.expect(STATUS, status("disarmed"), WITHIN).await.unwrap();
+    // A wrong code and then the arming, so the log has had a chance to leak a PIN.
+    probe.publish(PANEL_SET, format!(r#"{{"action":"DISARM","code":"{WRONG_PIN}"}}"#), false).await.unwrap();
+    probe.expect(EVENTS, event("wrong_code"), WITHIN).await.unwrap();
+    probe.publish(PANEL_SET, r#"{"action":"ARM_AWAY"}"#, false).await.unwrap();
+    probe.expect(STATUS, status("armed_away"), WITHIN).await.unwrap();
+
+    controller.kill().unwrap(); // SIGKILL
+    controller.wait().unwrap();
+    probe.expect("home/devices/security-controller/availability", |p| p == b"offline", WITHIN).await.unwrap();
+    let n = probe.count(STATUS);
+    let mut controller = controller_process(&url, dir.path(), &log);
+    let restarted = probe.expect_after(n, STATUS, |_| true, WITHIN).await.unwrap();
+    assert!(status("armed_away")(&restarted), "restarted as {}", String::from_utf8_lossy(&restarted));
+
+    let window = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    window.report(SensorState::Open).await;
+    probe.expect(STATUS, status("triggered"), WITHIN).await.unwrap();
+    probe.expect(SIREN_COMMAND, siren_command("ON"), WITHIN).await.unwrap();
+    let n = probe.count(STATUS);
+    probe.publish(PANEL_SET, format!(r#"{{"action":"DISARM","code":"{PIN}"}}"#), false).await.unwrap();
+    probe.expect_after(n, STATUS, status("disarmed"), WITHIN).await.unwrap();
+    window.crash();
+
+    // SIGTERM: a clean stop, `offline` published by the controller itself.
+    let _ = Command::new("kill").arg("-TERM").arg(controller.id().to_string()).status();
+    let exit = controller.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("resumed from"), "{text}");
+    assert!(!text.contains(PIN) && !text.contains(WRONG_PIN), "a PIN reached the log:\n{text}");
+}
