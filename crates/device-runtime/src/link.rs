@@ -385,7 +385,15 @@ impl Driver {
                     }
                 }
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => {
-                    tracing::info!("{} published offline and disconnected from {}", self.announce.device_id, self.url);
+                    if self.spec.presence {
+                        tracing::info!(
+                            "{} published offline and disconnected from {}",
+                            self.announce.device_id,
+                            self.url
+                        );
+                    } else {
+                        tracing::debug!("{} disconnected from {}", self.announce.device_id, self.url);
+                    }
                     break;
                 }
                 Ok(Event::Outgoing(Outgoing::Publish(_))) => written += 1,

@@ -20,6 +20,16 @@ pub fn init(verbosity: u8, format: LogFormat) {
         1 => "debug,rumqttc=info,rumqttd=warn",
         _ => "trace",
     };
+    init_filter(level, verbosity, format);
+}
+
+/// Like [`init`] without `-v`, but only warnings and errors: for a tool whose own output is the
+/// point (a scenario timeline) while daemons run beside it in the same process.
+pub fn init_quiet(format: LogFormat) {
+    init_filter("warn,rumqttd=off", 0, format);
+}
+
+fn init_filter(level: &str, verbosity: u8, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(verbosity > 0);
     // A second init (several daemons in one process, or tests) keeps the first subscriber.

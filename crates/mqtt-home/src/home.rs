@@ -70,6 +70,59 @@ impl HomeConfig {
         }
         Ok(config)
     }
+
+    /// Nothing happens at random: no circadian cycle, no motion sensors, contacts that only move
+    /// when told. What scenarios want: they play those sensors themselves.
+    pub fn quiet(&mut self) {
+        self.circadian_sensor = false;
+        self.motion_sensors.clear();
+        self.simulate_contacts = false;
+    }
+
+    /// The device ids of every daemon this home runs (each publishes its availability).
+    pub fn device_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .bulbs
+            .iter()
+            .chain(&self.door_sensors)
+            .chain(&self.window_sensors)
+            .chain(&self.motion_sensors)
+            .cloned()
+            .collect();
+        let singles = [
+            (self.circadian_sensor, "circadian-sensor"),
+            (self.light_controller, "light-controller"),
+            (self.security_controller, "security-controller"),
+            (self.siren, "siren"),
+        ];
+        ids.extend(singles.into_iter().filter(|(on, _)| *on).map(|(_, id)| id.to_owned()));
+        ids
+    }
+
+    /// Runs daemon `name` from a copy of its config file (read from `config_dir`) written into
+    /// `dir` with `changes` applied to top-level keys; everything else still comes from the file.
+    pub fn override_daemon(
+        &mut self,
+        config_dir: &Path,
+        dir: &Path,
+        name: &str,
+        changes: &[(&str, toml::Value)],
+    ) -> anyhow::Result<()> {
+        let file = self.config_files.get(name).cloned().unwrap_or_else(|| format!("{name}.toml"));
+        let path = config_dir.join(file);
+        let mut table: toml::Table = match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("{}", path.display()))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        for (key, value) in changes {
+            table.insert((*key).to_owned(), value.clone());
+        }
+        let copy = dir.join(format!("{name}.toml"));
+        std::fs::write(&copy, toml::to_string(&table)?).with_context(|| format!("cannot write {}", copy.display()))?;
+        self.config_files.insert(name.to_owned(), copy.display().to_string());
+        Ok(())
+    }
 }
 
 /// How every daemon of the home connects: the broker and the credentials of the `mqtt-home` flags.

@@ -76,6 +76,13 @@ enum Command {
         /// Scenario files, run in order (see scenarios/*.toml)
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+        /// Start a quiet home first (embedded broker on a free port unless --broker; no circadian
+        /// cycle, no simulated motion; the panel's state in a temporary directory), stop it after
+        #[arg(long)]
+        with_home: bool,
+        /// With --with-home: the directory with home.toml and each daemon's <daemon>.toml
+        #[arg(long, env = "MQTT_HOME_CONFIG_DIR", default_value = "config")]
+        config_dir: PathBuf,
     },
 }
 
@@ -109,7 +116,11 @@ impl DaemonConfig for CliConfig {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    device_runtime::logging::init(args.common.verbose, args.common.log_format);
+    if matches!(args.command, Some(Command::Scenario { with_home: true, .. })) && args.common.verbose == 0 {
+        device_runtime::logging::init_quiet(args.common.log_format);
+    } else {
+        device_runtime::logging::init(args.common.verbose, args.common.log_format);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -173,14 +184,54 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             ctl::set_sensor(&config, kind, &device, state).await
         }
         Command::Light { device, level } => ctl::light(&config, &device, &level).await,
-        Command::Scenario { files } => {
-            let failed = scenario::run_files(&files, &config, &mut std::io::stdout(), &mut std::io::stderr()).await;
-            match failed {
-                0 => Ok(()),
-                n => anyhow::bail!("{n} of {} scenarios failed", files.len()),
-            }
+        Command::Scenario { files, with_home: false, .. } => run_scenarios(&files, &config).await,
+        Command::Scenario { files, with_home: true, config_dir } => {
+            scenarios_with_home(&files, config, common, config_dir).await
         }
     }
+}
+
+async fn run_scenarios(files: &[PathBuf], config: &MqttConfig) -> anyhow::Result<()> {
+    let failed = scenario::run_files(files, config, &mut std::io::stdout(), &mut std::io::stderr()).await;
+    match failed {
+        0 => Ok(()),
+        n => anyhow::bail!("{n} of {} scenarios failed", files.len()),
+    }
+}
+
+/// Starts a quiet home (see `Command::Scenario`), runs the scenarios against it, stops it.
+async fn scenarios_with_home(
+    files: &[PathBuf],
+    mut config: MqttConfig,
+    mut common: CommonArgs,
+    config_dir: PathBuf,
+) -> anyhow::Result<()> {
+    let mut home = HomeConfig::load(&config_dir)?;
+    home.quiet();
+    let temp = tempfile::Builder::new().prefix("mqtt-home-scenario-").tempdir()?;
+    let state_file = temp.path().join("security-controller.state.json");
+    let changes = [("state_file", toml::Value::from(state_file.display().to_string()))];
+    home.override_daemon(&config_dir, temp.path(), "security-controller", &changes)?;
+    let broker = match &common.broker {
+        Some(url) => url.clone(),
+        None => start_embedded_broker("127.0.0.1:0")?,
+    };
+    config.broker = broker.clone();
+    // The daemons take their own ids, not the scenario client's.
+    common.id = None;
+    let connection = Connection { broker, common, config_dir, config_files: home.config_files.clone() };
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    let daemons = Daemons::start(&home, &connection, &shutdown)?;
+    let running = tokio::spawn(daemons.wait());
+    let mut out = std::io::stdout();
+    let outcome = match scenario::run(&scenario::home_is_up(&home.device_ids()), &config, &mut out).await {
+        Ok(()) => run_scenarios(files, &config).await,
+        Err(e) => Err(e.context("the home did not come up")),
+    };
+    shutdown.trigger();
+    let _ = running.await;
+    outcome
 }
 
 async fn run_home(common: CommonArgs, config_dir: PathBuf, listen: Option<String>) -> anyhow::Result<()> {

@@ -681,6 +681,17 @@ pub async fn run_files(
     failed
 }
 
+/// A scenario that waits until every device in `ids` reports `online` (retained values count).
+pub fn home_is_up(ids: &[String]) -> Scenario {
+    let mut text = String::from("name = \"home-is-up\"\ndescription = \"every daemon online\"\n");
+    for id in ids {
+        text.push_str(&format!(
+            "[[step]]\nexpect = {{ topic = \"home/devices/{id}/availability\", payload = \"online\", current = true, within_s = 20 }}\n"
+        ));
+    }
+    Scenario::parse("home-is-up", &text).expect("a generated scenario parses")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

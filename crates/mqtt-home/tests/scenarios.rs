@@ -34,52 +34,15 @@ fn shipped_scenarios() -> Vec<PathBuf> {
     files
 }
 
-/// Copies daemon `name`'s shipped config file into `dir` with `changes` applied and points the home at the copy.
-fn override_config(home: &mut HomeConfig, dir: &Path, name: &str, changes: &[(&str, toml::Value)]) {
-    let shipped = home.config_files.get(name).cloned().unwrap_or_else(|| format!("{name}.toml"));
-    let text = std::fs::read_to_string(repo().join("config").join(&shipped)).unwrap();
-    let mut table: toml::Table = toml::from_str(&text).unwrap();
-    for (key, value) in changes {
-        table.insert((*key).to_owned(), value.clone());
-    }
-    let copy = dir.join(format!("{name}.toml"));
-    std::fs::write(&copy, toml::to_string(&table).unwrap()).unwrap();
-    home.config_files.insert(name.to_owned(), copy.display().to_string());
-}
-
-/// A scenario that waits until every daemon of `home` has announced itself `online`.
-fn home_is_up(home: &HomeConfig) -> Scenario {
-    let ids = home
-        .bulbs
-        .iter()
-        .chain(&home.door_sensors)
-        .chain(&home.window_sensors)
-        .chain(&home.motion_sensors)
-        .cloned()
-        .chain(["light-controller".to_owned(), "security-controller".to_owned(), "siren".to_owned()]);
-    let mut text = String::from("name = \"home-is-up\"\ndescription = \"every daemon online\"\n");
-    for id in ids {
-        text.push_str(&format!(
-            "[[step]]\nexpect = {{ topic = \"home/devices/{id}/availability\", payload = \"online\", current = true, within_s = 20 }}\n"
-        ));
-    }
-    Scenario::parse("home-is-up", &text).unwrap()
-}
-
 async fn every_shipped_scenario_passes(url: String) {
     let temp = tempfile::tempdir().unwrap();
     let config_dir = repo().join("config");
     let mut home = HomeConfig::load(&config_dir).unwrap();
-    home.circadian_sensor = false;
-    home.motion_sensors.clear();
+    home.quiet();
     let state_file = temp.path().join("panel.state.json");
-    override_config(
-        &mut home,
-        temp.path(),
-        "security-controller",
-        &[("state_file", state_file.display().to_string().into())],
-    );
-    override_config(&mut home, temp.path(), "light-controller", &[("motion_timeout_s", 3.into())]);
+    let panel_changes = [("state_file", state_file.display().to_string().into())];
+    home.override_daemon(&config_dir, temp.path(), "security-controller", &panel_changes).unwrap();
+    home.override_daemon(&config_dir, temp.path(), "light-controller", &[("motion_timeout_s", 3.into())]).unwrap();
     let connection = Connection {
         broker: url.clone(),
         common: CommonArgs::default(),
@@ -92,7 +55,7 @@ async fn every_shipped_scenario_passes(url: String) {
 
     let config = MqttConfig { broker: url, ..MqttConfig::with_id("scenario-test") };
     let mut timeline = Vec::new();
-    scenario::run(&home_is_up(&home), &config, &mut timeline)
+    scenario::run(&scenario::home_is_up(&home.device_ids()), &config, &mut timeline)
         .await
         .unwrap_or_else(|e| panic!("the home did not come up: {e:#}\n{}", String::from_utf8_lossy(&timeline)));
     let started = Instant::now();
