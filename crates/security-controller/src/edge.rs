@@ -71,8 +71,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             match action {
                 // Persist comes first among the actions: nothing is announced that a crash could undo.
                 Action::Persist => {
-                    if let Err(e) = state_file::save(&config.state_file, &panel) {
-                        tracing::error!("{e:#}");
+                    // fsync takes milliseconds on a disk: off the runtime's thread, so the MQTT
+                    // link keeps reading and acknowledging meanwhile.
+                    let (path, snapshot) = (config.state_file.clone(), panel.clone());
+                    match tokio::task::spawn_blocking(move || state_file::save(&path, &snapshot)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::error!("{e:#}"),
+                        Err(e) => tracing::error!("saving the panel state failed: {e}"),
                     }
                 }
                 Action::Event(event) => {

@@ -166,6 +166,18 @@ impl Panel {
         self
     }
 
+    /// Whether saving `self` would be a waste after saving `other`: they differ at most in when
+    /// sensors were last heard from, which [`Panel::resumed`] resets on a restart anyway. A
+    /// heartbeat must not cost an fsync.
+    fn same_on_disk(&self, other: &Panel) -> bool {
+        let mask = |p: &Panel| {
+            let mut p = p.clone();
+            p.sensors.values_mut().for_each(|s| s.last_seen = Timestamp(0));
+            p
+        };
+        mask(self) == mask(other)
+    }
+
     /// Takes one input at `now`.
     pub fn step(mut self, config: &PanelConfig, input: Input, now: Timestamp, device_id: &str) -> (Panel, Vec<Action>) {
         let before = self.clone();
@@ -180,7 +192,7 @@ impl Panel {
         self.supervise(config, now, &mut events);
 
         let mut actions = Vec::new();
-        if self != before {
+        if !self.same_on_disk(&before) {
             actions.push(Action::Persist);
         }
         let was_sounding = matches!(before.arm, Arm::Triggered { .. });

@@ -68,6 +68,21 @@ impl Mosquitto {
         Ok(m)
     }
 
+    /// Mosquitto with a whole config of the test's own: `make(port, dir)` returns it, given the
+    /// free port to listen on and the temp dir (writable by the `mosquitto` user). For [`Mosquitto::log`]
+    /// to work, the config must say `log_dest file <dir>/mosquitto.log`.
+    pub fn start_with_config(make: impl FnOnce(u16, &Path) -> String) -> anyhow::Result<Mosquitto> {
+        let binary = mosquitto_binary().context("mosquitto is not installed")?;
+        let dir = tempfile::Builder::new().prefix("mqtt-home-mosquitto-").tempdir()?;
+        set_mode(dir.path(), 0o777)?;
+        let port = crate::free_port();
+        let config = make(port, dir.path());
+        std::fs::write(dir.path().join("mosquitto.conf"), config)?;
+        let mut m = Mosquitto { port, dir, binary, child: None };
+        m.launch()?;
+        Ok(m)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use rumqttc::{AsyncClient, Event, MqttOptions, NetworkOptions, Packet, QoS};
+use rumqttc::{AsyncClient, ConnectionError, Event, MqttOptions, NetworkOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch};
 
 type Seen = Arc<Mutex<HashMap<String, Vec<Vec<u8>>>>>;
@@ -26,12 +26,20 @@ enum Ack {
 }
 
 impl Probe {
-    /// Connects and waits for the broker's ConnAck.
+    /// Connects anonymously and waits for the broker's ConnAck.
     pub async fn connect(url: &str, client_id: &str) -> anyhow::Result<Probe> {
+        Probe::connect_as(url, client_id, None).await
+    }
+
+    /// Connects with `credentials` (user, password); a refused connection is an error at once.
+    pub async fn connect_as(url: &str, client_id: &str, credentials: Option<(&str, &str)>) -> anyhow::Result<Probe> {
         let hostport = url.strip_prefix("mqtt://").context("probe URL must be mqtt://host:port")?;
         let (host, port) = hostport.rsplit_once(':').context("probe URL needs a port")?;
         let mut options = MqttOptions::new(client_id, host, port.parse()?);
         options.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(16 << 20, 16 << 20);
+        if let Some((user, password)) = credentials {
+            options.set_credentials(user, password);
+        }
         let (client, mut eventloop) = AsyncClient::new(options, 100);
         let mut network = NetworkOptions::new();
         network.set_tcp_nodelay(true);
@@ -45,7 +53,7 @@ impl Probe {
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        let _ = connected_tx.send(());
+                        let _ = connected_tx.send(Ok(()));
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         task_seen.lock().unwrap().entry(p.topic.clone()).or_default().push(p.payload.to_vec());
@@ -58,13 +66,21 @@ impl Probe {
                         let _ = ack_tx.send(Ack::Pub);
                     }
                     Ok(_) => {}
+                    Err(ConnectionError::ConnectionRefused(code)) => {
+                        let _ = connected_tx.send(Err(format!("connection refused: {code:?}")));
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(10), connected.recv())
+        let outcome = tokio::time::timeout(Duration::from_secs(10), connected.recv())
             .await
             .with_context(|| format!("probe could not connect to {url}"))?;
+        if let Some(Err(refused)) = outcome {
+            task.abort();
+            bail!("{url}: {refused}");
+        }
         Ok(Probe { client, seen, arrivals, acks, task })
     }
 

@@ -510,3 +510,15 @@ fn going_offline_is_a_trouble_only_after_the_grace() {
     assert_eq!(state(&p, &c, 80), PanelState::ArmedAway);
     assert!(!events(&actions).contains(&E::Trouble));
 }
+
+/// A heartbeat (the same state again) changes nothing worth an fsync; a change of state does.
+#[test]
+fn heartbeats_are_not_persisted_changes_are() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, close(SensorKind::Door, "front"))]);
+    let persists = |a: &[Action]| a.iter().filter(|a| matches!(a, Action::Persist)).count();
+    let (p, actions) = run_from(p, &c, &[(60, close(SensorKind::Door, "front"))]);
+    assert_eq!(persists(&actions), 0);
+    let (_, actions) = run_from(p, &c, &[(61, open(SensorKind::Door, "front"))]);
+    assert_eq!(persists(&actions), 1);
+}
