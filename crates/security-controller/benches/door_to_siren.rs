@@ -681,7 +681,7 @@ impl Panel {
             exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
             trigger_time_s: 120,
             allow_demo_timings: true,
-            users: vec![User { name: "bench".into(), pin_hash, duress: false }],
+            users: vec![User { name: "bench".into(), pin_hash, duress: false, shows_as: None }],
             ..PanelConfig::default()
         };
         panel.sensors.insert(DOOR.to_owned(), SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None });

@@ -81,6 +81,17 @@ pub struct User {
     /// A duress code: disarms normally and visibly, and publishes a silent `duress` event.
     #[serde(default)]
     pub duress: bool,
+    /// The name status and events show for this user instead of `name`. A duress code needs
+    /// one (the person it protects), or `changed_by` would give it away.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shows_as: Option<String>,
+}
+
+impl User {
+    /// The name people see: `shows_as`, else `name`.
+    pub fn shown_name(&self) -> &str {
+        self.shows_as.as_deref().unwrap_or(&self.name)
+    }
 }
 
 /// One sensor's settings; every field falls back to its zone's or kind's default.
@@ -249,6 +260,15 @@ impl PanelConfig {
             if user.name.trim().is_empty() {
                 return err(format!("users[{i}].name"), "is empty".into());
             }
+            if user.duress && user.shows_as.is_none() {
+                return err(
+                    format!("users[{i}].shows_as"),
+                    format!(
+                        "duress user `{}` needs shows_as = \"<the user it protects>\", or the status would show `changed_by: {}`",
+                        user.name, user.name
+                    ),
+                );
+            }
             if !names.insert(user.name.as_str()) {
                 return err(format!("users[{i}].name"), format!("`{}` appears twice", user.name));
             }
@@ -276,7 +296,12 @@ mod tests {
     use super::*;
 
     fn user(name: &str) -> User {
-        User { name: name.into(), pin_hash: codes::hash_pin_with("1234", codes::test_params()).unwrap(), duress: false }
+        User {
+            name: name.into(),
+            pin_hash: codes::hash_pin_with("1234", codes::test_params()).unwrap(),
+            duress: false,
+            shows_as: None,
+        }
     }
 
     #[test]
@@ -316,7 +341,7 @@ mod tests {
             (PanelConfig { users: vec![user("a"), user("a")], ..Default::default() }, "panel.users[1].name"),
             (
                 PanelConfig {
-                    users: vec![User { name: "b".into(), pin_hash: "1234".into(), duress: false }],
+                    users: vec![User { name: "b".into(), pin_hash: "1234".into(), duress: false, shows_as: None }],
                     ..Default::default()
                 },
                 "panel.users[0].pin_hash",

@@ -162,17 +162,25 @@ impl Panel {
     pub fn resumed(mut self, now: Timestamp) -> Panel {
         for sensor in self.sensors.values_mut() {
             sensor.last_seen = sensor.last_seen.max(now);
+            // Fail secure: the retained readings that arrive next say what is open, and an open
+            // sensor then trips as if it had just opened (bypassed ones excepted). Trusting a saved
+            // "open" instead could miss a window closed and reopened while the panel was down.
+            sensor.active = false;
         }
         self
     }
 
-    /// Whether saving `self` would be a waste after saving `other`: they differ at most in when
-    /// sensors were last heard from, which [`Panel::resumed`] resets on a restart anyway. A
-    /// heartbeat must not cost an fsync.
+    /// Whether saving `self` would be a waste after saving `other`. They may differ in when
+    /// sensors were last heard from and whether they are open: [`Panel::resumed`] resets both,
+    /// because sensor readings are retained and a restarted panel hears every sensor again. So a
+    /// heartbeat or a motion costs no fsync; an opening that matters changes the arm state.
     fn same_on_disk(&self, other: &Panel) -> bool {
         let mask = |p: &Panel| {
             let mut p = p.clone();
-            p.sensors.values_mut().for_each(|s| s.last_seen = Timestamp(0));
+            p.sensors.values_mut().for_each(|s| {
+                s.last_seen = Timestamp(0);
+                s.active = false;
+            });
             p
         };
         mask(self) == mask(other)
@@ -423,13 +431,13 @@ impl Panel {
                 }
                 let mode = self.armed_mode();
                 self.disarm();
-                self.changed_by = Some(user.name.clone());
+                self.changed_by = Some(user.shown_name().to_owned());
                 events.push(
                     PanelEventKind::Disarmed,
                     mode,
-                    Some(&user.name),
+                    Some(user.shown_name()),
                     vec![],
-                    format!("disarmed by {}", user.name),
+                    format!("disarmed by {}", user.shown_name()),
                 );
                 if user.duress {
                     // Silent: no siren, nothing visible on the status; a monitoring station listens for it.
@@ -446,7 +454,7 @@ impl Panel {
                 let Some(mode) = action.arm_mode() else { return };
                 let user = if config.code_arm_required || command.code.is_some() {
                     match self.check_code(config, command.code.as_deref(), now, events) {
-                        Some(user) => Some(user.name.clone()),
+                        Some(user) => Some(user.shown_name().to_owned()),
                         None => return,
                     }
                 } else {

@@ -54,8 +54,13 @@ fn users() -> Vec<User> {
         .get_or_init(|| {
             let hash = |pin| codes::hash_pin_with(pin, codes::test_params()).unwrap();
             vec![
-                User { name: "alice".into(), pin_hash: hash(PIN), duress: false },
-                User { name: "alice-duress".into(), pin_hash: hash(DURESS_PIN), duress: true },
+                User { name: "alice".into(), pin_hash: hash(PIN), duress: false, shows_as: None },
+                User {
+                    name: "alice-duress".into(),
+                    pin_hash: hash(DURESS_PIN),
+                    duress: true,
+                    shows_as: Some("alice".into()),
+                },
             ]
         })
         .clone()
@@ -403,7 +408,8 @@ on_both_brokers!(failed_to_arm_then_force, super::arming_with_a_window_open_fail
 async fn a_duress_code_disarms_visibly_and_alerts_silently(url: String) {
     let mut home = Home::start(url).await;
     home.arm_away().await;
-    home.disarm_ok(DURESS_PIN).await;
+    let disarmed = home.disarm_ok(DURESS_PIN).await;
+    assert_eq!(disarmed.changed_by.as_deref(), Some("alice"), "the status gives the duress code away");
     let duress = home.probe.expect(EVENTS, event("duress"), WITHIN).await.unwrap();
     assert_eq!(PanelEvent::decode(&duress).unwrap().user.as_deref(), Some("alice-duress"));
     home.probe.expect_none(SIREN_COMMAND, siren_command("ON"), Duration::from_secs(2)).await.unwrap();
@@ -570,8 +576,11 @@ fn controller_process(url: &str, dir: &Path, log: &Path) -> Child {
     file += "trigger_time_s = 120\nallow_demo_timings = true\n";
     for user in users() {
         file += &format!(
-            "[[panel.users]]\nname = \"{}\"\npin_hash = \"{}\"\nduress = {}\n",
-            user.name, user.pin_hash, user.duress
+            "[[panel.users]]\nname = \"{}\"\npin_hash = \"{}\"\nduress = {}\n{}",
+            user.name,
+            user.pin_hash,
+            user.duress,
+            user.shows_as.map(|s| format!("shows_as = \"{s}\"\n")).unwrap_or_default()
         );
     }
     let config = dir.join("security-controller.toml");

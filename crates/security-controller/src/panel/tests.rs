@@ -21,8 +21,8 @@ fn users() -> Vec<User> {
         .get_or_init(|| {
             let hash = |pin| codes::hash_pin_with(pin, codes::test_params()).unwrap();
             vec![
-                User { name: "alice".into(), pin_hash: hash("1234"), duress: false },
-                User { name: "bob".into(), pin_hash: hash("9999"), duress: true },
+                User { name: "alice".into(), pin_hash: hash("1234"), duress: false, shows_as: None },
+                User { name: "bob".into(), pin_hash: hash("9999"), duress: true, shows_as: Some("alice".into()) },
             ]
         })
         .clone()
@@ -286,7 +286,12 @@ fn a_duress_code_disarms_visibly_and_reports_silently() {
     assert_eq!(events(&actions)[events(&actions).len() - 2..], [E::Disarmed, E::Duress]);
     assert!(sirens(&actions).is_empty());
     let status = p.status(&c, at(105), ID);
-    assert_eq!(status.changed_by.as_deref(), Some("bob"), "status looks like a normal disarm");
+    assert_eq!(status.changed_by.as_deref(), Some("alice"), "status looks like a normal disarm");
+    let disarmed = actions.iter().find_map(|a| match a {
+        Action::Event(e) if e.event == E::Disarmed => Some(e.clone()),
+        _ => None,
+    });
+    assert_eq!(disarmed.unwrap().message, "disarmed by alice");
 }
 
 #[test]
@@ -511,14 +516,37 @@ fn going_offline_is_a_trouble_only_after_the_grace() {
     assert!(!events(&actions).contains(&E::Trouble));
 }
 
-/// A heartbeat (the same state again) changes nothing worth an fsync; a change of state does.
+/// Heartbeats and openings that change nothing of the panel's own cost no fsync; a new sensor,
+/// an arming, an entry delay do.
 #[test]
-fn heartbeats_are_not_persisted_changes_are() {
+fn only_what_a_restart_needs_is_persisted() {
     let c = config();
-    let (p, _) = run(&c, &[(0, close(SensorKind::Door, "front"))]);
     let persists = |a: &[Action]| a.iter().filter(|a| matches!(a, Action::Persist)).count();
+    let (p, actions) = run(&c, &[(0, close(SensorKind::Door, "front"))]);
+    assert_eq!(persists(&actions), 1, "a new sensor");
     let (p, actions) = run_from(p, &c, &[(60, close(SensorKind::Door, "front"))]);
-    assert_eq!(persists(&actions), 0);
-    let (_, actions) = run_from(p, &c, &[(61, open(SensorKind::Door, "front"))]);
-    assert_eq!(persists(&actions), 1);
+    assert_eq!(persists(&actions), 0, "a heartbeat");
+    let (p, actions) =
+        run_from(p, &c, &[(61, open(SensorKind::Door, "front")), (62, close(SensorKind::Door, "front"))]);
+    assert_eq!(persists(&actions), 0, "a door opening while disarmed");
+    let (p, actions) = run_from(p, &c, &[(70, arm_away()), (100, Input::Tick)]);
+    assert_eq!(persists(&actions), 2, "arming, armed");
+    let (_, actions) = run_from(p, &c, &[(110, open(SensorKind::Door, "front"))]);
+    assert_eq!(persists(&actions), 1, "the entry delay starts");
+}
+
+/// After a restart the retained readings say what is open: a window still open after its alarm
+/// ended trips again rather than being trusted as "already open" from the file.
+#[test]
+fn a_restart_relearns_sensors_fail_secure() {
+    let c = config();
+    let steps =
+        [(0, close(SensorKind::Window, "w")), (1, arm_away()), (31, Input::Tick), (40, open(SensorKind::Window, "w"))];
+    let (p, _) = run(&c, &steps);
+    let (p, _) = run_from(p, &c, &[(40 + 180, Input::Tick)]);
+    assert_eq!(state(&p, &c, 220), PanelState::ArmedAway, "the siren time is over");
+    let p = p.resumed(at(300));
+    let (p, actions) = run_from(p, &c, &[(300, open(SensorKind::Window, "w"))]);
+    assert_eq!(state(&p, &c, 300), PanelState::Triggered);
+    assert_eq!(sirens(&actions), [true]);
 }
