@@ -5,6 +5,8 @@
 
 mod common;
 
+use testkit::on_both_brokers;
+
 use std::time::{Duration, Instant};
 
 use common::{Running, WITHIN, bulb, controller, light, mqtt, text};

@@ -12,6 +12,8 @@
 
 mod common;
 
+use testkit::on_both_brokers;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

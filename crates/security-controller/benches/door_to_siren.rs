@@ -727,17 +727,9 @@ impl Panel {
     /// SIGTERM, then a wait for a clean exit; SIGKILL if it does not come.
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        if !testkit::terminate(&mut child, Duration::from_secs(10)) {
+            eprintln!("door_to_siren: the panel did not stop within 10 s of SIGTERM; killed it");
         }
-        eprintln!("door_to_siren: the panel did not stop within 10 s of SIGTERM; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }
 

@@ -8,7 +8,6 @@
 //! Waits are deadlines on expected messages. The only fixed waits prove that something does *not*
 //! happen (no siren after a duress code), and they are a few seconds at most.
 
-use std::future::Future;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::OnceLock;
@@ -21,11 +20,9 @@ use protocol::{
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 use security_controller::codes;
 use security_controller::config::{ModeDelays, PanelConfig, User};
-use testkit::Probe;
+use testkit::{Probe, Running, WITHIN, on_both_brokers};
 use tokio::task::JoinHandle;
 
-/// Long enough for a slow CI machine, short enough to fail fast.
-const WITHIN: Duration = Duration::from_secs(10);
 /// After a broker restart the daemons' reconnect backoff adds up to a few seconds.
 const AFTER_RESTART: Duration = Duration::from_secs(30);
 
@@ -83,29 +80,6 @@ fn panel_config() -> PanelConfig {
 
 fn mqtt(url: &str, id: &str) -> MqttConfig {
     MqttConfig { broker: url.to_owned(), ..MqttConfig::with_id(id) }
-}
-
-/// A daemon running as a task, stopped by its own shutdown signal.
-struct Running {
-    shutdown: Shutdown,
-    handle: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    fn spawn<Fut>(run: impl FnOnce(Shutdown) -> Fut) -> Running
-    where
-        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
-    {
-        let shutdown = Shutdown::new();
-        let handle = tokio::spawn(run(shutdown.clone()));
-        Running { shutdown, handle }
-    }
-
-    async fn stop(self) {
-        self.shutdown.trigger();
-        let outcome = tokio::time::timeout(WITHIN, self.handle).await.expect("daemon did not stop in time");
-        outcome.expect("daemon task panicked").expect("daemon returned an error");
-    }
 }
 
 /// The panel and the siren on `url`, and a probe that has seen both come up.
@@ -168,42 +142,6 @@ impl Home {
         self.panel.stop().await;
         self.siren.stop().await;
     }
-}
-
-/// Runs `test` against the embedded broker.
-async fn on_embedded<F, Fut>(test: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let broker = testkit::embedded();
-    test(broker.url()).await;
-}
-
-/// Runs `test` against a Mosquitto started for it (skipped loudly when Mosquitto is missing outside CI).
-async fn on_mosquitto<F, Fut>(test: F)
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
-    test(mosquitto.url()).await;
-}
-
-/// Declares `<name>::embedded` and `<name>::mosquitto`, running `body(url)` against each broker.
-macro_rules! on_both_brokers {
-    ($name:ident, $body:path) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn embedded() {
-                super::on_embedded($body).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn mosquitto() {
-                super::on_mosquitto($body).await;
-            }
-        }
-    };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,7 +569,7 @@ async fn kill_9_while_armed_restarts_armed_on(url: String) {
     window.crash();
 
     // SIGTERM: a clean stop, `offline` published by the controller itself.
-    let _ = Command::new("kill").arg("-TERM").arg(controller.id().to_string()).status();
+    assert!(testkit::terminate(&mut controller, WITHIN), "the controller did not stop on SIGTERM");
     let exit = controller.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
     let text = std::fs::read_to_string(&log).unwrap();

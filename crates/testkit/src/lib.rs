@@ -5,9 +5,14 @@
 //!   and is killed on drop. Never port 1883.
 //! - [`embedded`]: the in-process broker on a free port.
 //! - [`Probe`]: a client that subscribes, publishes and waits for expectations with deadlines.
+//! - [`Running`], [`on_both_brokers!`]: daemons as tasks, and one test body run on each broker;
+//!   [`terminate`]: a child process stopped as `docker stop` would.
 
+mod daemon;
 mod mosquitto;
 mod probe;
+
+pub use daemon::{Running, WITHIN, on_embedded, on_mosquitto, terminate};
 
 pub use mosquitto::{Mosquitto, mosquitto_or_skip};
 pub use probe::Probe;

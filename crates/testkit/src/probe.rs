@@ -116,17 +116,7 @@ impl Probe {
         pred: impl Fn(&[u8]) -> bool,
         timeout: Duration,
     ) -> anyhow::Result<Vec<u8>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            if let Some(found) = self.seen(topic).into_iter().find(|p| pred(p)) {
-                return Ok(found);
-            }
-            if tokio::time::timeout_at(deadline, self.arrivals.changed()).await.is_err() {
-                let seen: Vec<String> =
-                    self.seen(topic).iter().map(|p| String::from_utf8_lossy(p).chars().take(200).collect()).collect();
-                bail!("no matching message on {topic} within {timeout:?}; seen there: {seen:#?}");
-            }
-        }
+        self.expect_after(0, topic, pred, timeout).await
     }
 
     /// Asserts that no message on `topic` matching `pred` arrives within `within`. This is the one
@@ -176,7 +166,9 @@ impl Probe {
                     .skip(skip)
                     .map(|p| String::from_utf8_lossy(p).chars().take(200).collect())
                     .collect();
-                bail!("no matching message on {topic} within {timeout:?}; seen there since: {seen:#?}");
+                bail!(
+                    "no matching message on {topic} within {timeout:?}; seen there (after the first {skip}): {seen:#?}"
+                );
             }
         }
     }
