@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Generates a local CA and a server certificate for Mosquitto's TLS listener, in mosquitto/certs/.
 #   mosquitto/make-certs.sh [HOSTNAME...]     (default names: broker localhost 127.0.0.1)
+#   CERTS_DIR=/elsewhere mosquitto/make-certs.sh   (another directory; the TLS test uses this)
 # Then uncomment the TLS listener in mosquitto/mosquitto.conf and connect with
 #   --broker mqtts://localhost:8883 --ca-file mosquitto/certs/ca.crt
 set -euo pipefail
-dir="$(cd "$(dirname "$0")" && pwd)/certs"
+dir="${CERTS_DIR:-$(cd "$(dirname "$0")" && pwd)/certs}"
 mkdir -p "$dir"
 command -v openssl >/dev/null || { echo "make-certs: openssl not found (apt-get install openssl)" >&2; exit 1; }
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(broker localhost 127.0.0.1)
