@@ -224,3 +224,72 @@ impl Daemons {
         }
     }
 }
+
+/// The home scenarios run against: [`HomeConfig::quiet`], the panel's state file in a temporary
+/// directory (never the demo's), every daemon started and online before [`QuietHome::start`]
+/// returns. Used by `mqtt-home scenario --with-home` and by the scenario tests alike.
+pub struct QuietHome {
+    pub state_file: PathBuf,
+    shutdown: Shutdown,
+    running: tokio::task::JoinHandle<()>,
+    _temp: tempfile::TempDir,
+}
+
+impl QuietHome {
+    /// Starts the home of `config_dir` on `broker`, with `changes` (daemon, key, value) applied to
+    /// the daemons' config files, and waits until `client` sees every device online; the waiting
+    /// is printed to `out` as a scenario timeline.
+    pub async fn start(
+        config_dir: &Path,
+        broker: &str,
+        mut common: CommonArgs,
+        changes: &[(&str, &str, toml::Value)],
+        client: &device_runtime::MqttConfig,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> anyhow::Result<QuietHome> {
+        let mut home = HomeConfig::load(config_dir)?;
+        home.quiet();
+        let temp = tempfile::Builder::new().prefix("mqtt-home-scenario-").tempdir()?;
+        let state_file = temp.path().join("security-controller.state.json");
+        let mut per_daemon: BTreeMap<&str, Vec<(&str, toml::Value)>> = BTreeMap::new();
+        per_daemon
+            .entry("security-controller")
+            .or_default()
+            .push(("state_file", state_file.display().to_string().into()));
+        for (daemon, key, value) in changes {
+            per_daemon.entry(daemon).or_default().push((key, value.clone()));
+        }
+        for (daemon, changes) in &per_daemon {
+            home.override_daemon(config_dir, temp.path(), daemon, changes)?;
+        }
+        // The daemons take their own ids, not the client's.
+        common.id = None;
+        let connection = Connection {
+            broker: broker.to_owned(),
+            common,
+            config_dir: config_dir.to_owned(),
+            config_files: home.config_files.clone(),
+        };
+        let shutdown = Shutdown::new();
+        let daemons = Daemons::start(&home, &connection, &shutdown)?;
+        let running = tokio::spawn(daemons.wait());
+        let quiet = QuietHome { state_file, shutdown, running, _temp: temp };
+        let up = crate::scenario::home_is_up(&home.device_ids());
+        if let Err(e) = crate::scenario::run(&up, client, out).await {
+            quiet.stop().await;
+            return Err(e.context("the home did not come up"));
+        }
+        Ok(quiet)
+    }
+
+    /// Stops every daemon (each publishes `offline`) and waits for them.
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        let _ = self.running.await;
+    }
+
+    /// Stops the home on SIGINT or SIGTERM too.
+    pub fn stop_on_signals(&self) {
+        self.shutdown.trigger_on_signals();
+    }
+}

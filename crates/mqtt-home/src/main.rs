@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use device_runtime::daemon::{DaemonConfig, load};
 use device_runtime::{CommonArgs, MqttConfig, Shutdown};
-use mqtt_home::home::{Connection, Daemons, HomeConfig};
+use mqtt_home::home::{Connection, Daemons, HomeConfig, QuietHome};
 use mqtt_home::{ctl, scenario};
 use protocol::{ArmMode, PanelAction, SensorKind, SensorState};
 use serde::{Deserialize, Serialize};
@@ -203,34 +203,17 @@ async fn run_scenarios(files: &[PathBuf], config: &MqttConfig) -> anyhow::Result
 async fn scenarios_with_home(
     files: &[PathBuf],
     mut config: MqttConfig,
-    mut common: CommonArgs,
+    common: CommonArgs,
     config_dir: PathBuf,
 ) -> anyhow::Result<()> {
-    let mut home = HomeConfig::load(&config_dir)?;
-    home.quiet();
-    let temp = tempfile::Builder::new().prefix("mqtt-home-scenario-").tempdir()?;
-    let state_file = temp.path().join("security-controller.state.json");
-    let changes = [("state_file", toml::Value::from(state_file.display().to_string()))];
-    home.override_daemon(&config_dir, temp.path(), "security-controller", &changes)?;
-    let broker = match &common.broker {
+    config.broker = match &common.broker {
         Some(url) => url.clone(),
         None => start_embedded_broker("127.0.0.1:0")?,
     };
-    config.broker = broker.clone();
-    // The daemons take their own ids, not the scenario client's.
-    common.id = None;
-    let connection = Connection { broker, common, config_dir, config_files: home.config_files.clone() };
-    let shutdown = Shutdown::new();
-    shutdown.trigger_on_signals();
-    let daemons = Daemons::start(&home, &connection, &shutdown)?;
-    let running = tokio::spawn(daemons.wait());
-    let mut out = std::io::stdout();
-    let outcome = match scenario::run(&scenario::home_is_up(&home.device_ids()), &config, &mut out).await {
-        Ok(()) => run_scenarios(files, &config).await,
-        Err(e) => Err(e.context("the home did not come up")),
-    };
-    shutdown.trigger();
-    let _ = running.await;
+    let home = QuietHome::start(&config_dir, &config.broker, common, &[], &config, &mut std::io::stdout()).await?;
+    home.stop_on_signals();
+    let outcome = run_scenarios(files, &config).await;
+    home.stop().await;
     outcome
 }
 

@@ -17,8 +17,8 @@ use testkit::on_both_brokers;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use device_runtime::{CommonArgs, MqttConfig, Shutdown};
-use mqtt_home::home::{Connection, Daemons, HomeConfig};
+use device_runtime::{CommonArgs, MqttConfig};
+use mqtt_home::home::QuietHome;
 use mqtt_home::scenario::{self, Scenario};
 
 fn repo() -> PathBuf {
@@ -37,29 +37,13 @@ fn shipped_scenarios() -> Vec<PathBuf> {
 }
 
 async fn every_shipped_scenario_passes(url: String) {
-    let temp = tempfile::tempdir().unwrap();
-    let config_dir = repo().join("config");
-    let mut home = HomeConfig::load(&config_dir).unwrap();
-    home.quiet();
-    let state_file = temp.path().join("panel.state.json");
-    let panel_changes = [("state_file", state_file.display().to_string().into())];
-    home.override_daemon(&config_dir, temp.path(), "security-controller", &panel_changes).unwrap();
-    home.override_daemon(&config_dir, temp.path(), "light-controller", &[("motion_timeout_s", 3.into())]).unwrap();
-    let connection = Connection {
-        broker: url.clone(),
-        common: CommonArgs::default(),
-        config_dir,
-        config_files: home.config_files.clone(),
-    };
-    let shutdown = Shutdown::new();
-    let daemons = Daemons::start(&home, &connection, &shutdown).unwrap();
-    let running = tokio::spawn(daemons.wait());
-
-    let config = MqttConfig { broker: url, ..MqttConfig::with_id("scenario-test") };
+    let config = MqttConfig { broker: url.clone(), ..MqttConfig::with_id("scenario-test") };
+    let faster_motion = [("light-controller", "motion_timeout_s", 3.into())];
     let mut timeline = Vec::new();
-    scenario::run(&scenario::home_is_up(&home.device_ids()), &config, &mut timeline)
-        .await
-        .unwrap_or_else(|e| panic!("the home did not come up: {e:#}\n{}", String::from_utf8_lossy(&timeline)));
+    let home =
+        QuietHome::start(&repo().join("config"), &url, CommonArgs::default(), &faster_motion, &config, &mut timeline)
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}\n{}", String::from_utf8_lossy(&timeline)));
     let started = Instant::now();
     for file in shipped_scenarios() {
         let scenario = Scenario::load(&file).unwrap();
@@ -73,10 +57,8 @@ async fn every_shipped_scenario_passes(url: String) {
         assert!(!timeline.contains("1234") && !timeline.contains("4321"), "a PIN in the timeline:\n{timeline}");
     }
     println!("all scenarios passed in {:.1} s", started.elapsed().as_secs_f64());
-    assert!(state_file.exists(), "the panel did not use the temporary state file");
-
-    shutdown.trigger();
-    tokio::time::timeout(common::WITHIN, running).await.expect("the home did not stop").unwrap();
+    assert!(home.state_file.exists(), "the panel did not use the temporary state file");
+    tokio::time::timeout(common::WITHIN, home.stop()).await.expect("the home did not stop");
 }
 on_both_brokers!(shipped, super::every_shipped_scenario_passes);
 
