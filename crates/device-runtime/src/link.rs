@@ -1,7 +1,9 @@
 //! The MQTT link: one task owns rumqttc's event loop and runs it the way production devices do.
 //!
 //! - Reconnects with exponential backoff and jitter (rumqttc has none: polling again at once spins
-//!   a core). A refused connection (bad credentials) is reported once, clearly, and retried slowly.
+//!   a core), capped at 2 s so that every daemon is back within 3 s of the broker's return, however
+//!   long the outage was. A refused connection (bad credentials) is reported once, clearly, and
+//!   retried slowly.
 //! - Subscribes on the first connect of the process, and again whenever the broker reports no
 //!   session (rumqttc does not restore subscriptions).
 //! - Last Will: `<root>/devices/<id>/availability` = `offline`, retained. On every connect it
@@ -13,8 +15,12 @@
 //!   measured at 100 events/s instead of ~0.3 ms).
 //! - Payloads above `max_payload_bytes` are refused before sending (rumqttc would otherwise drop the
 //!   connection and, with a persistent session, re-send it after every reconnect, forever) and
-//!   ignored with one log line when received. The client's own incoming packet limit is set far
-//!   above that, so an oversized message never costs the connection.
+//!   ignored with one log line when received. The client's own incoming packet limit is MQTT's own
+//!   maximum, so no message a broker can deliver costs the connection (a poison message would
+//!   otherwise be redelivered on every reconnect and stand between the daemon and every later
+//!   message). MQTT 5's Maximum Packet Size would let the broker drop such messages instead, but
+//!   NATS and rumqttd's v4 listener speak only MQTT 3.1.1; the broker's `message_size_limit` (set in
+//!   `mosquitto/mosquitto.conf`) is what bounds the memory one such message can take.
 //!
 //! The event loop task never blocks: it uses `try_publish`/`try_subscribe`, and hands every
 //! message to the daemon through an unbounded channel, so nothing accepted is dropped.
@@ -36,13 +42,16 @@ use tracing::Instrument;
 use crate::config::MqttConfig;
 use crate::shutdown::Shutdown;
 
-/// The largest packet the client accepts from the broker. Far above `max_payload_bytes` on purpose:
-/// rumqttc drops the connection on a packet above its limit, and the broker would redeliver it.
-const INCOMING_PACKET_LIMIT: usize = 16 * 1024 * 1024;
+/// The largest packet the client accepts from the broker: MQTT's own limit (the remaining length
+/// is at most 268 435 455 bytes). rumqttc drops the connection on a packet above its limit, and the
+/// broker would redeliver it on every reconnect; read and discarded, it costs one log line.
+pub const INCOMING_PACKET_LIMIT: usize = 268_435_455;
 /// Room for the topic and headers around a payload.
 const PACKET_OVERHEAD: usize = 4 * 1024;
 const FIRST_RETRY: Duration = Duration::from_millis(250);
-const LAST_RETRY: Duration = Duration::from_secs(30);
+/// The longest wait between two attempts: after an outage of any length, a daemon is back within
+/// this (plus the connect itself) of the broker's return.
+pub const LAST_RETRY: Duration = Duration::from_secs(2);
 const REFUSED_RETRY: Duration = Duration::from_secs(15);
 /// How long a clean shutdown may take to publish `offline` and disconnect.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -115,3 +115,64 @@ async fn an_oversized_publish_is_refused_and_the_link_goes_on() {
     assert_eq!(probe.count("test/big"), 0);
     stop(link, shutdown).await;
 }
+
+/// After an outage long enough for the backoff to reach its ceiling, the link is back within 3 s
+/// of the broker's return (the ceiling is 2 s; the rest is the connect itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_long_outage_the_link_is_back_within_3_s() {
+    let Some(mut mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let shutdown = Shutdown::new();
+    let mut link = Link::start(
+        &config(&mosquitto.url(), "fast-return"),
+        DeviceSpec::new(DeviceKind::DoorSensor),
+        shutdown.clone(),
+    )
+    .unwrap();
+    wait_connected(&mut link).await;
+    mosquitto.stop();
+    // 250 ms doubling reaches the 2 s ceiling after about 4 s; wait well past it.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    mosquitto.restart().unwrap();
+    let back_at = std::time::Instant::now();
+    wait_connected(&mut link).await;
+    let took = back_at.elapsed();
+    assert!(took <= Duration::from_secs(3), "back {took:?} after the broker returned");
+    stop(link, shutdown).await;
+}
+
+/// A message larger than the client's packet limit used to drop the connection, and the broker
+/// redelivered it (QoS 1, persistent session) on every reconnect. Now it is read, discarded with one
+/// log line, and the next message arrives on the same connection. Mosquitto here has no
+/// `message_size_limit`, as a broker set up by someone else may not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_costs_one_log_line_not_the_connection() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let shutdown = Shutdown::new();
+    let mut spec = DeviceSpec::new(DeviceKind::DoorSensor);
+    spec.subscriptions = vec![("test/#".to_owned(), Qos::AtLeastOnce)];
+    let mut link = Link::start(&config(&mosquitto.url(), "poison-test"), spec, shutdown.clone()).unwrap();
+    wait_connected(&mut link).await;
+    let mut probe = Probe::connect(&mosquitto.url(), "probe-poison").await.unwrap();
+    probe.publish("test/poison", vec![b'x'; 17 << 20], false).await.unwrap();
+    probe.publish("test/after", b"still here".to_vec(), false).await.unwrap();
+
+    let mut reconnects = 0;
+    let after = async {
+        while let Some(inbound) = link.inbox.recv().await {
+            match inbound {
+                Inbound::Connected { .. } => reconnects += 1,
+                Inbound::Message { topic, payload } => {
+                    assert_ne!(topic, "test/poison", "an oversized message reached the daemon");
+                    if topic == "test/after" {
+                        return payload;
+                    }
+                }
+            }
+        }
+        panic!("the link stopped");
+    };
+    let payload = tokio::time::timeout(WITHIN, after).await.expect("the message after the poison never arrived");
+    assert_eq!(payload, b"still here");
+    assert_eq!(reconnects, 0, "the poison message cost the connection");
+    stop(link, shutdown).await;
+}

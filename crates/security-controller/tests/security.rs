@@ -467,6 +467,10 @@ async fn a_broker_restart_while_armed_loses_nothing() {
     probe.publish(PANEL_SET, format!(r#"{{"action":"DISARM","code":"{PIN}"}}"#), false).await.unwrap();
     probe.expect(STATUS, status("disarmed"), WITHIN).await.unwrap();
     window.report(SensorState::Closed).await;
+    // The window's CLOSED and the ARM_AWAY travel on two connections: wait until the panel has
+    // seen the first (it is ready again) before sending the second, or it may refuse to arm.
+    let ready = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == "disarmed" && s.ready);
+    probe.expect(STATUS, ready, WITHIN).await.unwrap();
     let n = probe.count(STATUS);
     probe.publish(PANEL_SET, r#"{"action":"ARM_AWAY"}"#, false).await.unwrap();
     probe.expect_after(n, STATUS, status("armed_away"), WITHIN).await.unwrap();

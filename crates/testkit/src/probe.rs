@@ -36,7 +36,7 @@ impl Probe {
         let hostport = url.strip_prefix("mqtt://").context("probe URL must be mqtt://host:port")?;
         let (host, port) = hostport.rsplit_once(':').context("probe URL needs a port")?;
         let mut options = MqttOptions::new(client_id, host, port.parse()?);
-        options.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(16 << 20, 16 << 20);
+        options.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(64 << 20, 64 << 20);
         if let Some((user, password)) = credentials {
             options.set_credentials(user, password);
         }
