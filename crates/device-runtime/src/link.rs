@@ -444,7 +444,11 @@ impl Driver {
             }
         }
         // On the first connect of this process we subscribe even if the broker kept our session:
-        // that makes it send the retained state again, which a restarted daemon needs.
+        // a restarted daemon needs the retained state again. Mosquitto resends it for a repeated
+        // subscription, as MQTT 3.1.1 asks. rumqttd 0.20 does not (its router forwards retained
+        // messages for new subscriptions only), so a daemon restarted against a long-running
+        // embedded broker relearns state only as it changes; `mqtt-home` restarts broker and
+        // daemons together, which leaves no session behind.
         if !self.spec.subscriptions.is_empty() && (!session_present || !*subscribed_once) {
             let filters =
                 self.spec.subscriptions.iter().map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), to_qos(*q)));

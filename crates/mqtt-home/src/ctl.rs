@@ -71,6 +71,24 @@ impl Session {
     }
 }
 
+/// Takes `device` out of the home: a zero-length retained publish (how MQTT clears a topic) on
+/// each of its sensor topics, its availability and its announce.
+pub async fn forget(config: &MqttConfig, device: &str) -> anyhow::Result<()> {
+    protocol::validate_id(device).map_err(|e| anyhow::anyhow!("`{device}` is not a device id: {e}"))?;
+    let session = Session::open(config, &[]).await?;
+    let mut topics: Vec<Topic> =
+        SensorKind::ALL.iter().map(|kind| Topic::Sensor { kind: *kind, id: device.to_owned() }).collect();
+    topics.push(Topic::Availability(device.to_owned()));
+    topics.push(Topic::Announce(device.to_owned()));
+    for topic in &topics {
+        let name = session.topics.name(topic);
+        session.publisher().send_bytes(&name, Vec::new(), topic.qos(), true).await?;
+    }
+    println!("forgot {device}: cleared {} retained topics", topics.len());
+    session.close().await;
+    Ok(())
+}
+
 /// The PIN, from `MQTT_HOME_PIN` or a prompt that does not echo.
 pub fn read_pin() -> anyhow::Result<String> {
     if let Ok(pin) = std::env::var("MQTT_HOME_PIN") {

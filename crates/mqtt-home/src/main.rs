@@ -63,6 +63,14 @@ enum Command {
         /// open/closed for doors and windows; on/off for motion [default: open or on]
         state: Option<String>,
     },
+    /// Take a device out: clear its retained readings, availability and announce. A sensor the
+    /// panel only learned is removed; one listed in [panel.sensors] becomes a trouble until it is
+    /// removed from the config too. Stop the device first, or it publishes itself back
+    Forget {
+        /// The device id (not `--id`, which names this client)
+        #[arg(value_name = "ID")]
+        device: String,
+    },
     /// Set a light by hand: `light kitchen 40`, `light kitchen off`
     Light {
         /// The bulb's device id (not `--id`, which names this client)
@@ -184,6 +192,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             ctl::set_sensor(&config, kind, &device, state).await
         }
         Command::Light { device, level } => ctl::light(&config, &device, &level).await,
+        Command::Forget { device } => ctl::forget(&config, &device).await,
         Command::Scenario { files, with_home: false, .. } => run_scenarios(&files, &config).await,
         Command::Scenario { files, with_home: true, config_dir } => {
             scenarios_with_home(&files, config, common, config_dir).await

@@ -372,6 +372,8 @@ pub enum PanelEventKind {
     Trouble,
     Restored,
     Bypassed,
+    /// A sensor the panel had only learned from the broker was taken out (its retained reading cleared).
+    Removed,
 }
 
 impl PanelEventKind {
@@ -391,6 +393,7 @@ impl PanelEventKind {
             PanelEventKind::Trouble => "trouble",
             PanelEventKind::Restored => "restored",
             PanelEventKind::Bypassed => "bypassed",
+            PanelEventKind::Removed => "removed",
         }
     }
 }

@@ -170,6 +170,9 @@ pub struct PanelConfig {
     /// Seconds a sensor may be offline (Last Will) before it is a trouble — and, armed, a tamper
     /// where its zone says so. A broker restart takes every device offline for a few seconds.
     pub offline_grace_s: u64,
+    /// Trips of one sensor in one arming after which it is bypassed until disarm (0: no limit).
+    /// A swinging sensor would otherwise re-sound the siren for as long as it moves.
+    pub swinger_limit: u32,
     /// For demos only: siren time down to 5 s and delays down to 0.
     pub allow_demo_timings: bool,
     pub users: Vec<User>,
@@ -190,6 +193,7 @@ impl Default for PanelConfig {
             wrong_code_window_s: 300,
             lockout_s: 90,
             offline_grace_s: 30,
+            swinger_limit: 3,
             allow_demo_timings: false,
             users: Vec::new(),
             sensors: BTreeMap::new(),

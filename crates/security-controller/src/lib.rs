@@ -3,11 +3,13 @@
 //! - [`panel`]: the decisions, a pure state machine on a fake-able clock.
 //! - [`config`]: zones, delays, users, bounds (EN 50131).
 //! - [`codes`]: PIN hashing (Argon2id).
+//! - [`keypad`]: commands in order, their codes checked on a thread of their own.
 //! - [`run`]: the MQTT edge — sensors, availability and commands in; status, events and siren
 //!   commands out; the panel persisted atomically to its state file before anything is published.
 
 pub mod codes;
 pub mod config;
+pub mod keypad;
 pub mod panel;
 
 mod edge;

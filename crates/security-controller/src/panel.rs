@@ -1,10 +1,15 @@
 //! The alarm panel's decisions: a pure state machine, `(panel, input, now) -> (panel, actions)`.
 //!
-//! Nothing here reads a clock, touches a file or speaks MQTT: `now` comes in, actions go out, and
-//! the edge (`lib.rs`) publishes, persists and schedules the next [`Input::Tick`]. Deadlines are
-//! wall-clock [`Timestamp`]s so that a [`Panel`] read back from its state file after a crash
-//! continues where it stopped — an entry delay that ran out while the controller was down
-//! triggers the alarm at the first tick after the restart.
+//! Nothing here reads a clock, touches a file, checks a PIN or speaks MQTT: `now` comes in, actions
+//! go out, and the edge (`edge.rs`) publishes, persists and schedules the next [`Input::Tick`]. Codes
+//! arrive already checked ([`Code`], by the keypad thread). Deadlines are wall-clock [`Timestamp`]s
+//! so that a [`Panel`] read back from its state file after a crash continues where it stopped — an
+//! entry delay that ran out while the controller was down triggers the alarm at the first tick
+//! after the restart.
+//!
+//! What is saved is what a restart needs and nothing that grows with the sensors ever seen: the arm
+//! state and its deadlines, bypasses, trip counts, wrong codes and lockout. Sensors are relearned
+//! from their retained readings after a restart (fail secure: an open one trips again).
 //!
 //! States follow Home Assistant's panel: `disarmed` → `arming` (exit delay) → `armed_<mode>` →
 //! `pending` (entry delay) → `triggered` (siren time) → back to `armed_<mode>` or `disarmed`.
@@ -13,16 +18,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use protocol::{
-    ArmMode, PanelAction, PanelCommand, PanelEvent, PanelEventKind, PanelState, PanelStatus, SensorKind, SensorState,
-    Timestamp,
+    ArmMode, PanelAction, PanelEvent, PanelEventKind, PanelState, PanelStatus, SensorKind, SensorState, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::codes;
 use crate::config::{PanelConfig, User, Zone};
+pub use crate::keypad::{Code, Command};
 
 /// The sensor id used when the alarm is raised by a `TRIGGER` command.
 pub const PANIC: &str = "panel";
+
+/// How long after a failed save it is tried again (the state is kept in memory meanwhile).
+pub const SAVE_RETRY: Duration = Duration::from_secs(5);
 
 /// Where the panel is in its cycle. Deadlines are absolute, so they survive a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,13 +72,35 @@ pub struct SensorInfo {
     pub trouble: bool,
 }
 
-/// Everything that must survive a restart.
+impl SensorInfo {
+    /// A sensor first heard of at `now`: closed, online, no trouble.
+    fn new(kind: SensorKind, now: Timestamp) -> SensorInfo {
+        SensorInfo { kind, active: false, online: true, offline_since: None, last_seen: now, trouble: false }
+    }
+}
+
+/// The state file could not be written: a trouble until a save succeeds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SaveTrouble {
+    pub error: String,
+    pub retry_at: Timestamp,
+}
+
+/// The panel. Serialized, it is the state file: only what must survive a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Panel {
     pub arm: Arm,
-    /// Sensors ignored for this arming (forced arming); cleared on disarm.
+    /// Sensors ignored until disarm: forced arming, or a swinger past `swinger_limit`.
     pub bypassed: BTreeSet<String>,
+    /// How often each sensor has tripped the alarm (or started the entry delay) in this arming.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trips: BTreeMap<String, u32>,
+    /// What the panel knows of each sensor: relearned from retained readings after a restart.
+    #[serde(skip)]
     pub sensors: BTreeMap<String, SensorInfo>,
+    /// Set while the state file cannot be written.
+    #[serde(skip)]
+    pub save_trouble: Option<SaveTrouble>,
     /// Times of recent wrong codes, within the window.
     pub wrong_codes: Vec<Timestamp>,
     pub lockout_until: Option<Timestamp>,
@@ -82,12 +111,20 @@ pub struct Panel {
 /// What the panel hears about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    Command(PanelCommand),
+    /// A keypad command, its code checked.
+    Command(Command),
     Sensor {
         kind: SensorKind,
         id: String,
         state: SensorState,
     },
+    /// A zero-length retained publish on a sensor's topic: how MQTT takes a device out.
+    SensorCleared {
+        kind: SensorKind,
+        id: String,
+    },
+    /// How the last save of the state file went (the edge reports failures, and success after one).
+    Saved(Result<(), String>),
     /// A device's availability (Last Will); only sensors the panel knows are concerned.
     Availability {
         id: String,
@@ -106,7 +143,8 @@ pub enum Action {
     Event(PanelEvent),
     /// Turn the siren on or off.
     Siren { on: bool, reason: String },
-    /// The persisted state changed: write it (atomically) before acting further.
+    /// The saved state changed: write it (atomically). It comes before everything it goes with,
+    /// except a siren ON: the siren never waits for a disk (see ARCHITECTURE.md).
     Persist,
 }
 
@@ -149,7 +187,9 @@ impl Panel {
         Panel {
             arm: Arm::Disarmed,
             bypassed: BTreeSet::new(),
+            trips: BTreeMap::new(),
             sensors: BTreeMap::new(),
+            save_trouble: None,
             wrong_codes: Vec::new(),
             lockout_until: None,
             changed_by: None,
@@ -157,62 +197,81 @@ impl Panel {
         }
     }
 
-    /// The panel read back from its state file after the controller was down: the sensors could
-    /// not be heard meanwhile, so their silence counts from `now`, not from before the outage.
-    pub fn resumed(mut self, now: Timestamp) -> Panel {
-        for sensor in self.sensors.values_mut() {
-            sensor.last_seen = sensor.last_seen.max(now);
-            // Fail secure: the retained readings that arrive next say what is open, and an open
-            // sensor then trips as if it had just opened (bypassed ones excepted). Trusting a saved
-            // "open" instead could miss a window closed and reopened while the panel was down.
-            sensor.active = false;
-        }
+    /// The panel read back from its state file after the controller was down. Sensors are not in
+    /// the file: the retained readings that arrive next say what is open, and an open sensor then
+    /// trips as if it had just opened (bypassed ones excepted). Trusting a saved "open" instead
+    /// could miss a window closed and reopened while the panel was down; their silence counts from
+    /// the reading, not from before the outage.
+    pub fn resumed(mut self, _now: Timestamp) -> Panel {
+        self.sensors.clear();
+        self.save_trouble = None;
         self
     }
 
-    /// Whether saving `self` would be a waste after saving `other`. They may differ in when
-    /// sensors were last heard from and whether they are open: [`Panel::resumed`] resets both,
-    /// because sensor readings are retained and a restarted panel hears every sensor again. So a
-    /// heartbeat or a motion costs no fsync; an opening that matters changes the arm state.
-    fn same_on_disk(&self, other: &Panel) -> bool {
-        let mask = |p: &Panel| {
-            let mut p = p.clone();
-            p.sensors.values_mut().for_each(|s| {
-                s.last_seen = Timestamp(0);
-                s.active = false;
-            });
-            p
-        };
-        mask(self) == mask(other)
+    /// What the state file holds, to tell whether a step changed it. A heartbeat, a motion, a
+    /// new sensor cost no fsync; an opening that matters changes the arm state.
+    fn saved(&self) -> impl PartialEq + use<> {
+        (
+            self.arm.clone(),
+            self.bypassed.clone(),
+            self.trips.clone(),
+            self.wrong_codes.clone(),
+            self.lockout_until,
+            self.changed_by.clone(),
+            self.last_trigger.clone(),
+        )
+    }
+
+    /// Whether codes are refused at `now` without being checked.
+    pub fn locked_out(&self, now: Timestamp) -> bool {
+        self.lockout_until.is_some_and(|t| t > now)
+    }
+
+    /// What to do on (re)connecting to the broker: the retained status again, and the siren again
+    /// if the alarm is on (the siren or the broker may have restarted mid-alarm).
+    pub fn on_connected(&self, config: &PanelConfig, now: Timestamp, device_id: &str) -> Vec<Action> {
+        let mut actions = vec![Action::PublishStatus(self.status(config, now, device_id))];
+        if let Arm::Triggered { sensor, .. } = &self.arm {
+            actions.push(Action::Siren { on: true, reason: format!("alarm triggered by {sensor}") });
+        }
+        actions
     }
 
     /// Takes one input at `now`.
     pub fn step(mut self, config: &PanelConfig, input: Input, now: Timestamp, device_id: &str) -> (Panel, Vec<Action>) {
-        let before = self.clone();
+        let saved_before = self.saved();
+        let status_before = self.status_key(config);
+        let was_sounding = matches!(self.arm, Arm::Triggered { .. });
         let mut events = Events { device_id, now, list: Vec::new() };
-        self.expire(config, now, &mut events);
+        let mut persist = self.expire(config, now, &mut events);
         match input {
             Input::Tick => {}
             Input::Command(command) => self.command(config, command, now, &mut events),
             Input::Sensor { kind, id, state } => self.sensor(config, kind, id, state, now, &mut events),
+            Input::SensorCleared { kind, id } => self.cleared(config, kind, &id, now, &mut events),
             Input::Availability { id, online } => self.availability(config, &id, online, now, &mut events),
+            Input::Saved(outcome) => self.saved_outcome(outcome, now, &mut events),
         }
         self.supervise(config, now, &mut events);
 
         let mut actions = Vec::new();
-        if !self.same_on_disk(&before) {
-            actions.push(Action::Persist);
-        }
-        let was_sounding = matches!(before.arm, Arm::Triggered { .. });
+        persist |= self.saved() != saved_before;
         let sounding = matches!(self.arm, Arm::Triggered { .. });
         if sounding && !was_sounding {
+            // Siren first: the one action that never waits for the disk. A panel killed before the
+            // save that follows comes back in its older, armed state and the retained reading of
+            // the sensor that tripped trips it again.
             let sensor = self.last_trigger.as_ref().map_or(PANIC, |(s, _)| s.as_str());
             actions.push(Action::Siren { on: true, reason: format!("alarm triggered by {sensor}") });
-        } else if was_sounding && !sounding {
+        }
+        if persist {
+            actions.push(Action::Persist);
+        }
+        if was_sounding && !sounding {
             let reason = if matches!(self.arm, Arm::Disarmed) { "disarmed" } else { "siren time over" };
             actions.push(Action::Siren { on: false, reason: reason.to_owned() });
         }
-        let status_changed = before.status_key(config) != self.status_key(config);
+        let status_changed = status_before != self.status_key(config);
         let had_events = !events.list.is_empty();
         actions.extend(events.list.into_iter().map(Action::Event));
         if status_changed || had_events {
@@ -235,7 +294,8 @@ impl Panel {
             s.offline_since.map(|t| t.plus(Duration::from_secs(config.offline_grace_s) + Duration::from_millis(1)))
         });
         let lockout = self.lockout_until;
-        arm.into_iter().chain(silence).chain(offline).chain(lockout).min()
+        let save_retry = self.save_trouble.as_ref().map(|t| t.retry_at);
+        arm.into_iter().chain(silence).chain(offline).chain(lockout).chain(save_retry).min()
     }
 
     /// The status message.
@@ -254,7 +314,7 @@ impl Panel {
             ready: self.blockers(config).is_empty(),
             open_sensors: self.open_sensors(config),
             bypassed: self.bypassed.iter().cloned().collect(),
-            troubles: self.troubles(),
+            troubles: self.troubles(device_id),
             delay_remaining_s: until.map(seconds_until),
             last_trigger: self.last_trigger.as_ref().map(|(s, _)| s.clone()),
             last_trigger_ts: self.last_trigger.as_ref().map(|(_, t)| *t),
@@ -282,23 +342,41 @@ impl Panel {
             .collect()
     }
 
-    fn troubles(&self) -> Vec<String> {
+    /// Sensors in trouble, and the panel itself (`device_id`) while it cannot save its state.
+    fn troubles(&self, device_id: &str) -> Vec<String> {
+        let mut troubles = self.sensor_troubles();
+        if self.save_trouble.is_some() {
+            troubles.push(device_id.to_owned());
+        }
+        troubles
+    }
+
+    fn sensor_troubles(&self) -> Vec<String> {
         self.sensors.iter().filter(|(_, s)| s.trouble).map(|(id, _)| id.clone()).collect()
     }
 
-    /// What keeps the panel from arming: open entry/perimeter sensors and sensors in trouble.
+    /// What keeps the panel from arming: open entry/perimeter sensors and sensors in trouble. A
+    /// panel that cannot save still arms: protection now beats a state file.
     fn blockers(&self, config: &PanelConfig) -> Vec<String> {
         let mut b: BTreeSet<String> = self.open_sensors(config).into_iter().collect();
-        b.extend(self.troubles());
+        b.extend(self.sensor_troubles());
         // Offline but still within its grace: not in trouble yet, not ready either.
         b.extend(self.sensors.iter().filter(|(_, s)| !s.online).map(|(id, _)| id.clone()));
         b.into_iter().collect()
     }
 
-    fn expire(&mut self, config: &PanelConfig, now: Timestamp, events: &mut Events<'_>) {
+    /// Follows the deadlines that have passed; true when a failed save is due to be tried again.
+    fn expire(&mut self, config: &PanelConfig, now: Timestamp, events: &mut Events<'_>) -> bool {
         if self.lockout_until.is_some_and(|t| t <= now) {
             self.lockout_until = None;
         }
+        let retry_save = match &mut self.save_trouble {
+            Some(trouble) if trouble.retry_at <= now => {
+                trouble.retry_at = now.plus(SAVE_RETRY);
+                true
+            }
+            _ => false,
+        };
         let window = Duration::from_secs(config.wrong_code_window_s);
         self.wrong_codes.retain(|t| now.since(*t) < window);
         // Several deadlines may have passed while the controller was down: follow them in order,
@@ -324,6 +402,29 @@ impl Panel {
                 _ => break,
             }
         }
+        retry_save
+    }
+
+    fn saved_outcome(&mut self, outcome: Result<(), String>, now: Timestamp, events: &mut Events<'_>) {
+        match (outcome, &mut self.save_trouble) {
+            (Ok(()), None) => {}
+            (Ok(()), Some(_)) => {
+                self.save_trouble = None;
+                let id = events.device_id.to_owned();
+                events.push(PanelEventKind::Restored, None, None, vec![id], "the panel state is saved again".into());
+            }
+            (Err(error), Some(trouble)) => trouble.error = error,
+            (Err(error), None) => {
+                let message = format!(
+                    "cannot save the panel state ({error}); it is kept in memory and saving is retried every {} s, \
+                     but a restart now would resume an older state",
+                    SAVE_RETRY.as_secs()
+                );
+                self.save_trouble = Some(SaveTrouble { error, retry_at: now.plus(SAVE_RETRY) });
+                let id = events.device_id.to_owned();
+                events.push(PanelEventKind::Trouble, None, None, vec![id], message);
+            }
+        }
     }
 
     fn trigger(
@@ -341,6 +442,7 @@ impl Panel {
             sensor: sensor.to_owned(),
         };
         self.last_trigger = Some((sensor.to_owned(), at));
+        self.count_trip(config, mode, sensor, events);
         events.push(
             PanelEventKind::Triggered,
             mode,
@@ -350,9 +452,25 @@ impl Panel {
         );
     }
 
+    /// Counts a trip of `sensor` in this arming; at `swinger_limit` trips it is bypassed until
+    /// disarm, so one faulty or swinging sensor cannot re-sound the siren for ever.
+    fn count_trip(&mut self, config: &PanelConfig, mode: Option<ArmMode>, sensor: &str, events: &mut Events<'_>) {
+        if config.swinger_limit == 0 || sensor == PANIC {
+            return;
+        }
+        let trips = self.trips.entry(sensor.to_owned()).or_insert(0);
+        *trips += 1;
+        let trips = *trips;
+        if trips >= config.swinger_limit && self.bypassed.insert(sensor.to_owned()) {
+            let message = format!("{sensor} bypassed until disarm: {trips} trips in this arming (swinger_limit)");
+            events.push(PanelEventKind::Bypassed, mode, None, vec![sensor.to_owned()], message);
+        }
+    }
+
     fn disarm(&mut self) {
         self.arm = Arm::Disarmed;
         self.bypassed.clear();
+        self.trips.clear();
     }
 
     /// The armed mode the panel is in, if it is armed (or its entry delay runs).
@@ -364,11 +482,11 @@ impl Panel {
         }
     }
 
-    /// Checks a code: the user it belongs to, or the refusal already recorded as events.
+    /// Takes a checked code: the user it belongs to, or the refusal already recorded as events.
     fn check_code<'c>(
         &mut self,
         config: &'c PanelConfig,
-        code: Option<&str>,
+        code: Code,
         now: Timestamp,
         events: &mut Events<'_>,
     ) -> Option<&'c User> {
@@ -383,7 +501,15 @@ impl Panel {
             );
             return None;
         }
-        let user = code.and_then(|code| config.users.iter().find(|u| codes::verify_pin(code, &u.pin_hash)));
+        let user = match code {
+            Code::User(i) => config.users.get(i),
+            Code::Missing | Code::Wrong => None,
+            Code::Unchecked => {
+                // The lockout ended between the keypad's look and this step: not a wrong code.
+                events.push(PanelEventKind::CodeRefused, None, None, vec![], "code not checked; try again".into());
+                return None;
+            }
+        };
         match user {
             Some(user) => {
                 self.wrong_codes.clear();
@@ -392,7 +518,7 @@ impl Panel {
             None => {
                 self.wrong_codes.push(now);
                 let count = self.wrong_codes.len() as u32;
-                let what = if code.is_none() { "no code given" } else { "wrong code" };
+                let what = if code == Code::Missing { "no code given" } else { "wrong code" };
                 events.push(
                     PanelEventKind::WrongCode,
                     None,
@@ -416,7 +542,7 @@ impl Panel {
         }
     }
 
-    fn command(&mut self, config: &PanelConfig, command: PanelCommand, now: Timestamp, events: &mut Events<'_>) {
+    fn command(&mut self, config: &PanelConfig, command: Command, now: Timestamp, events: &mut Events<'_>) {
         match command.action {
             PanelAction::Trigger => {
                 if !matches!(self.arm, Arm::Triggered { .. }) {
@@ -425,7 +551,7 @@ impl Panel {
                 }
             }
             PanelAction::Disarm => {
-                let Some(user) = self.check_code(config, command.code.as_deref(), now, events) else { return };
+                let Some(user) = self.check_code(config, command.code, now, events) else { return };
                 if matches!(self.arm, Arm::Disarmed) && !user.duress {
                     return;
                 }
@@ -452,8 +578,8 @@ impl Panel {
             }
             action => {
                 let Some(mode) = action.arm_mode() else { return };
-                let user = if config.code_arm_required || command.code.is_some() {
-                    match self.check_code(config, command.code.as_deref(), now, events) {
+                let user = if config.code_arm_required || command.code != Code::Missing {
+                    match self.check_code(config, command.code, now, events) {
                         Some(user) => Some(user.shown_name().to_owned()),
                         None => return,
                     }
@@ -483,6 +609,7 @@ impl Panel {
                     events.push(PanelEventKind::Bypassed, Some(mode), user.as_deref(), blockers.clone(), message);
                     self.bypassed = blockers.into_iter().collect();
                 }
+                self.trips.clear();
                 self.changed_by = user.clone();
                 let who = user.as_deref().map(|u| format!(" by {u}")).unwrap_or_default();
                 let delay = config.exit_delay_s.get(mode);
@@ -518,14 +645,7 @@ impl Panel {
         now: Timestamp,
         events: &mut Events<'_>,
     ) {
-        let info = self.sensors.entry(id.clone()).or_insert(SensorInfo {
-            kind,
-            active: false,
-            online: true,
-            offline_since: None,
-            last_seen: now,
-            trouble: false,
-        });
+        let info = self.sensors.entry(id.clone()).or_insert_with(|| SensorInfo::new(kind, now));
         let was_active = info.active;
         info.kind = kind;
         info.active = state.is_active();
@@ -542,6 +662,28 @@ impl Panel {
         }
         let zone = config.zone(kind, &id);
         self.trip(config, zone, &id, now, events, &format!("{kind} {id} {}", state.as_str().to_lowercase()));
+    }
+
+    /// A sensor's retained reading was cleared. One only learned from the broker is forgotten; one
+    /// listed in `[panel.sensors]` is a trouble (and, armed, a tamper where its zone says so):
+    /// clearing a sensor while armed is what a saboteur would do.
+    fn cleared(&mut self, config: &PanelConfig, kind: SensorKind, id: &str, now: Timestamp, events: &mut Events<'_>) {
+        if config.sensors.contains_key(id) {
+            let info = self.sensors.entry(id.to_owned()).or_insert_with(|| SensorInfo::new(kind, now));
+            if info.trouble {
+                return;
+            }
+            info.trouble = true;
+            info.active = false;
+            let message = format!("{id}: its reading was cleared, but it is listed in [panel.sensors]");
+            events.push(PanelEventKind::Trouble, None, None, vec![id.to_owned()], message);
+            self.tamper(config, kind, id, now, events, "was cleared");
+        } else if self.sensors.remove(id).is_some() {
+            self.bypassed.remove(id);
+            self.trips.remove(id);
+            let message = format!("{kind} {id} removed: its reading was cleared");
+            events.push(PanelEventKind::Removed, None, None, vec![id.to_owned()], message);
+        }
     }
 
     fn trip(

@@ -580,3 +580,175 @@ async fn kill_9_while_armed_restarts_armed_on(url: String) {
     assert!(text.contains("resumed from"), "{text}");
     assert!(!text.contains(PIN) && !text.contains(WRONG_PIN), "a PIN reached the log:\n{text}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Under fire: poison messages, ghosts, failing disks, crashes between the siren and the save,
+// floods of wrong codes.
+
+/// A 17 MiB QoS 1 message on a sensor topic (Mosquitto without `message_size_limit`) used to drop
+/// the panel's connection on every redelivery, and a window opened meanwhile raised no alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_does_not_stand_between_a_window_and_the_siren() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    let mut home = Home::start(url.clone()).await;
+    home.arm_away().await;
+    home.probe.publish(&sensor_topic(SensorKind::Door, "poison"), vec![b'{'; 17 << 20], false).await.unwrap();
+    let window = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    window.report(SensorState::Open).await;
+    home.probe.expect(SIREN_COMMAND, siren_command("ON"), WITHIN).await.unwrap();
+    let online = home.probe.seen("home/devices/security-controller/availability");
+    assert_eq!(online.iter().filter(|p| p.as_slice() == b"online").count(), 1, "the panel reconnected");
+    home.disarm_ok(PIN).await;
+    window.crash();
+    home.stop().await;
+}
+
+/// A stray retained reading makes a ghost sensor; clearing the topic (a zero-length retained
+/// publish, what `mqtt-home forget` sends) takes it out, and the panel is ready again.
+async fn a_cleared_retained_reading_removes_a_ghost_sensor(url: String) {
+    let mut home = Home::start(url.clone()).await;
+    let ghost = sensor_topic(SensorKind::Door, "ghost");
+    home.probe.publish(&ghost, reading("ghost", SensorState::Open), true).await.unwrap();
+    let blocked = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| !s.ready && s.open_sensors == ["ghost"]);
+    home.probe.expect(STATUS, blocked, WITHIN).await.unwrap();
+    home.probe.publish(&ghost, Vec::new(), true).await.unwrap();
+    let removed = home.probe.expect(EVENTS, event("removed"), WITHIN).await.unwrap();
+    assert_eq!(PanelEvent::decode(&removed).unwrap().sensors, ["ghost"]);
+    let ready = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.ready && s.open_sensors.is_empty());
+    home.probe.expect(STATUS, ready, WITHIN).await.unwrap();
+    home.arm_away().await;
+    home.disarm_ok(PIN).await;
+    home.stop().await;
+}
+
+on_both_brokers!(ghost_removal, super::a_cleared_retained_reading_removes_a_ghost_sensor);
+
+/// A state file that cannot be written is a trouble on the status and an event, and the panel
+/// goes on guarding; once the disk is back the save works again and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_save_is_a_trouble_on_the_status() {
+    let broker = testkit::embedded();
+    let mut home = Home::start(broker.url()).await;
+    // The save writes a temp file and renames it; a directory in its place makes every save fail
+    // (even for root, unlike a read-only mode).
+    let blocker = home._dir.path().join(".panel.state.json.tmp");
+    std::fs::create_dir(&blocker).unwrap();
+    home.arm_away().await;
+    let trouble = home.probe.expect(EVENTS, event("trouble"), WITHIN).await.unwrap();
+    let trouble = PanelEvent::decode(&trouble).unwrap();
+    assert_eq!(trouble.sensors, ["security-controller"]);
+    assert!(trouble.message.contains("cannot save"), "{}", trouble.message);
+    let in_trouble = |p: &[u8]| {
+        PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == "armed_away" && s.troubles == ["security-controller"])
+    };
+    home.probe.expect(STATUS, in_trouble, WITHIN).await.unwrap();
+    std::fs::remove_dir(&blocker).unwrap();
+    // Retried every 5 s.
+    let restored = home.probe.expect(EVENTS, event("restored"), WITHIN).await.unwrap();
+    assert!(PanelEvent::decode(&restored).unwrap().message.contains("saved again"));
+    let saved = std::fs::read_to_string(home._dir.path().join("panel.state.json")).unwrap();
+    assert!(saved.contains("armed"), "{saved}");
+    home.disarm_ok(PIN).await;
+    home.stop().await;
+}
+
+/// The siren goes out before the state file is written. A panel killed between the two comes
+/// back in its older, armed state, hears the window's retained OPEN, and sounds the siren again.
+/// A FIFO in place of the temp file holds the save open, so the kill lands exactly there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// On Mosquitto only: rumqttd does not resend retained messages to a resumed session (see link.rs).
+async fn killed_between_the_siren_and_the_save_it_sounds_again() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("controller.log");
+    let mut probe = Probe::connect(&url, "probe-siren-first").await.unwrap();
+    for filter in ["home/security/#", SIREN_COMMAND] {
+        probe.subscribe(filter).await.unwrap();
+    }
+    let mut controller = controller_process(&url, dir.path(), &log);
+    probe.expect(STATUS, status("disarmed"), WITHIN).await.unwrap();
+    let window = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    probe.publish(PANEL_SET, r#"{"action":"ARM_AWAY"}"#, false).await.unwrap();
+    probe.expect(STATUS, status("armed_away"), WITHIN).await.unwrap();
+
+    let fifo = dir.path().join(".panel.state.json.tmp");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo (coreutils) is needed");
+    assert!(made.success());
+    window.report(SensorState::Open).await;
+    probe.expect(SIREN_COMMAND, siren_command("ON"), WITHIN).await.unwrap();
+    // The save is stuck on the FIFO, so the triggered status (which follows it) is not out yet.
+    probe.expect_none(STATUS, status("triggered"), Duration::from_millis(500)).await.unwrap();
+    controller.kill().unwrap(); // SIGKILL, between the siren and the write
+    controller.wait().unwrap();
+    std::fs::remove_file(&fifo).unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("panel.state.json")).unwrap();
+    assert!(!saved.contains("triggered"), "the kill came after the save: {saved}");
+
+    let sirens = probe.count(SIREN_COMMAND);
+    let mut controller = controller_process(&url, dir.path(), &log);
+    let again = probe.expect_after(sirens, SIREN_COMMAND, siren_command("ON"), WITHIN).await;
+    again.unwrap_or_else(|e| panic!("{e}\n{}", std::fs::read_to_string(&log).unwrap()));
+    probe.expect(STATUS, status("triggered"), WITHIN).await.unwrap();
+    let n = probe.count(STATUS);
+    probe.publish(PANEL_SET, format!(r#"{{"action":"DISARM","code":"{PIN}"}}"#), false).await.unwrap();
+    probe.expect_after(n, STATUS, status("disarmed"), WITHIN).await.unwrap();
+    window.crash();
+    assert!(testkit::terminate(&mut controller, WITHIN), "the controller did not stop on SIGTERM");
+}
+
+/// 200 wrong codes, each checked against five users with Argon2id's real cost (about 50 ms per
+/// check; ten checks before the lockout), then a window opens. On the panel's loop those checks
+/// held the window's reading back by seconds; on the keypad's thread they do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_codes_does_not_delay_an_intrusion() {
+    let broker = testkit::embedded();
+    let url = broker.url();
+    let mut users = users();
+    for i in 0..3 {
+        let pin_hash = codes::hash_pin(&format!("55{i}55")).unwrap();
+        users.push(User { name: format!("user{i}"), pin_hash, duress: false, shows_as: None });
+    }
+    let config = PanelConfig { users, max_wrong_codes: 10, lockout_s: 60, ..panel_config() };
+    let mut home = Home::start_with(url.clone(), config).await;
+    let window = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    home.arm_away().await;
+    for _ in 0..200 {
+        home.command(&format!(r#"{{"action":"DISARM","code":"{WRONG_PIN}"}}"#)).await;
+    }
+    home.probe.expect(EVENTS, event("wrong_code"), WITHIN).await.unwrap();
+    let opened = std::time::Instant::now();
+    window.report(SensorState::Open).await;
+    home.probe.expect(SIREN_COMMAND, siren_command("ON"), WITHIN).await.unwrap();
+    let took = opened.elapsed();
+    // Ten checks against five users would hold the reading back by about 2.5 s on the loop.
+    assert!(took < Duration::from_secs(1), "the siren came {took:?} after the window opened");
+    home.probe.expect(EVENTS, event("lockout"), WITHIN).await.unwrap();
+    window.crash();
+    home.stop().await;
+}
+
+/// A panel that cannot start (a corrupt state file) says so on the broker before it exits: an
+/// event, and its availability `offline`, so an old retained `armed_away` is not taken for a guard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panel_that_cannot_start_says_why_on_the_broker() {
+    let broker = testkit::embedded();
+    let url = broker.url();
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("panel.state.json");
+    std::fs::write(&state_file, "{\"arm\":").unwrap();
+    let mut probe = Probe::connect(&url, "probe-refusal").await.unwrap();
+    for filter in ["home/security/#", "home/devices/+/availability"] {
+        probe.subscribe(filter).await.unwrap();
+    }
+    let config =
+        security_controller::Config { mqtt: mqtt(&url, "security-controller"), state_file, panel: panel_config() };
+    let outcome = tokio::time::timeout(WITHIN, security_controller::run(config, Shutdown::new())).await.unwrap();
+    let error = format!("{:#}", outcome.unwrap_err());
+    assert!(error.contains("corrupt"), "{error}");
+    let refusal = probe.expect(EVENTS, event("trouble"), WITHIN).await.unwrap();
+    let message = PanelEvent::decode(&refusal).unwrap().message;
+    assert!(message.contains("cannot start") && message.contains("corrupt"), "{message}");
+    probe.expect("home/devices/security-controller/availability", |p| p == b"offline", WITHIN).await.unwrap();
+}

@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use protocol::PanelEventKind as E;
 
 use super::*;
+use crate::codes;
 use crate::config::{ModeDelays, SensorConfig, ZoneRule};
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
@@ -38,8 +39,9 @@ fn config() -> PanelConfig {
     }
 }
 
+/// A command as the keypad hands it over: its code checked against the test users.
 fn cmd(action: PanelAction, code: Option<&str>, force: bool) -> Input {
-    Input::Command(PanelCommand { action, code: code.map(str::to_owned), force })
+    Input::Command(Command { action, force, code: crate::keypad::identify(&users(), code) })
 }
 
 fn arm_away() -> Input {
@@ -396,7 +398,7 @@ fn restart_mid_entry_delay_triggers_when_the_delay_ran_out_meanwhile() {
     let saved = serde_json::to_string(&p).unwrap();
     // The controller is killed here and comes back 60 s later.
     let restored: Panel = serde_json::from_str(&saved).unwrap();
-    assert_eq!(restored, p);
+    assert_eq!(restored, p.clone().resumed(at(160)), "all but the sensors, relearned from the broker");
     assert_eq!(state(&restored, &c, 160), PanelState::Pending, "status alone does not move time");
     let (p, actions) = run_from(restored, &c, &[(160, Input::Tick)]);
     assert_eq!(state(&p, &c, 160), PanelState::Triggered);
@@ -461,7 +463,7 @@ fn no_event_or_status_ever_contains_a_code() {
 fn status_is_published_on_changes_not_on_idle_ticks() {
     let c = config();
     let (p, actions) = run(&c, &[(0, close(SensorKind::Door, "front"))]);
-    assert_eq!(actions, [Action::Persist], "a closed door changes nothing visible");
+    assert!(actions.is_empty(), "a closed door changes nothing visible: {actions:?}");
     let (p, actions) = run_from(p, &c, &[(5, Input::Tick)]);
     assert!(actions.is_empty());
     let (_, actions) = run_from(p, &c, &[(6, open(SensorKind::Door, "front"))]);
@@ -473,9 +475,10 @@ fn a_long_controller_outage_is_not_mistaken_for_silent_sensors() {
     let c = config();
     let (p, _) = run(&c, &[(0, close(SensorKind::Door, "front")), (1, arm_away()), (31, Input::Tick)]);
     let restored: Panel = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
-    // Down for an hour: the sensors were not silent, the controller was deaf.
+    // Down for an hour: the sensors were not silent, the controller was deaf. The door's
+    // retained reading is the first thing it hears.
     let resumed = restored.resumed(at(3600));
-    let (p, actions) = run_from(resumed, &c, &[(3600, Input::Tick)]);
+    let (p, actions) = run_from(resumed, &c, &[(3600, Input::Tick), (3600, close(SensorKind::Door, "front"))]);
     assert_eq!(state(&p, &c, 3600), PanelState::ArmedAway);
     assert!(actions.is_empty(), "{actions:?}");
     // Without a word from it within its window, the door is in trouble (and tamper) after all.
@@ -516,14 +519,14 @@ fn going_offline_is_a_trouble_only_after_the_grace() {
     assert!(!events(&actions).contains(&E::Trouble));
 }
 
-/// Heartbeats and openings that change nothing of the panel's own cost no fsync; a new sensor,
-/// an arming, an entry delay do.
+/// Heartbeats, new sensors and openings that change nothing of the panel's own cost no fsync; an
+/// arming, an entry delay do. The state file does not grow with the sensors ever seen.
 #[test]
 fn only_what_a_restart_needs_is_persisted() {
     let c = config();
     let persists = |a: &[Action]| a.iter().filter(|a| matches!(a, Action::Persist)).count();
     let (p, actions) = run(&c, &[(0, close(SensorKind::Door, "front"))]);
-    assert_eq!(persists(&actions), 1, "a new sensor");
+    assert_eq!(persists(&actions), 0, "a new sensor");
     let (p, actions) = run_from(p, &c, &[(60, close(SensorKind::Door, "front"))]);
     assert_eq!(persists(&actions), 0, "a heartbeat");
     let (p, actions) =
@@ -549,4 +552,130 @@ fn a_restart_relearns_sensors_fail_secure() {
     let (p, actions) = run_from(p, &c, &[(300, open(SensorKind::Window, "w"))]);
     assert_eq!(state(&p, &c, 300), PanelState::Triggered);
     assert_eq!(sirens(&actions), [true]);
+}
+
+/// The siren never waits for the disk: its command comes before the save, and the status (what
+/// a crash could undo) after it.
+#[test]
+fn the_siren_comes_before_the_save_and_the_status_after() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, close(SensorKind::Window, "w")), (1, arm_away()), (31, Input::Tick)]);
+    let (_, actions) = run_from(p, &c, &[(40, open(SensorKind::Window, "w"))]);
+    let siren = actions.iter().position(|a| matches!(a, Action::Siren { on: true, .. })).unwrap();
+    let persist = actions.iter().position(|a| *a == Action::Persist).unwrap();
+    let status = actions.iter().position(|a| matches!(a, Action::PublishStatus(_))).unwrap();
+    assert!(siren < persist && persist < status, "{actions:?}");
+    // Everything else still waits for the save: disarming is durable before the siren stops.
+    let (p, _) = run(&c, &[(0, close(SensorKind::Window, "w")), (1, arm_away()), (31, Input::Tick)]);
+    let (_, actions) = run_from(p, &c, &[(40, open(SensorKind::Window, "w")), (41, disarm("1234"))]);
+    let off = actions.iter().position(|a| matches!(a, Action::Siren { on: false, .. })).unwrap();
+    assert_eq!(actions[off - 1], Action::Persist, "{actions:?}");
+}
+
+/// A sensor that keeps tripping is bypassed after `swinger_limit` trips until disarm, and says so.
+#[test]
+fn a_swinging_sensor_is_bypassed_after_the_limit_until_disarm() {
+    let c = PanelConfig { swinger_limit: 3, disarm_after_trigger: false, ..config() };
+    let mut steps = vec![(0, close(SensorKind::Motion, "m")), (1, arm_away()), (31, Input::Tick)];
+    // Each trip sounds the siren for 180 s; after it the panel is armed again and the sensor moves again.
+    for n in 0..4u64 {
+        let t = 40 + n * 200;
+        steps.extend([
+            (t, open(SensorKind::Motion, "m")),
+            (t + 1, close(SensorKind::Motion, "m")),
+            (t + 181, Input::Tick),
+        ]);
+    }
+    let (p, actions) = run(&c, &steps);
+    assert_eq!(sirens(&actions), [true, false, true, false, true, false], "three alarms, not four");
+    let bypass = actions.iter().find_map(|a| match a {
+        Action::Event(e) if e.event == E::Bypassed => Some(e.clone()),
+        _ => None,
+    });
+    let bypass = bypass.expect("a bypassed event");
+    assert_eq!(bypass.sensors, ["m"]);
+    assert!(bypass.message.contains("3 trips"), "{}", bypass.message);
+    assert_eq!(p.status(&c, at(900), ID).bypassed, ["m"]);
+    // Disarm clears the bypass and the count.
+    let (p, _) = run_from(p, &c, &[(900, disarm("1234"))]);
+    assert!(p.bypassed.is_empty() && p.trips.is_empty());
+
+    let unlimited = PanelConfig { swinger_limit: 0, ..c };
+    let (_, actions) = run(&unlimited, &steps);
+    assert_eq!(sirens(&actions).len(), 8, "swinger_limit = 0 lets every trip through");
+}
+
+/// A zero-length retained reading takes a learned sensor out; a configured one becomes a trouble
+/// (and, armed in a tamper zone, an alarm).
+#[test]
+fn a_cleared_sensor_is_removed_unless_configured() {
+    let mut c = config();
+    c.sensors.insert("front".into(), SensorConfig::default());
+    let clear = |kind, id: &str| Input::SensorCleared { kind, id: id.into() };
+    let (p, actions) = run(
+        &c,
+        &[
+            (0, close(SensorKind::Door, "ghost")),
+            (1, open(SensorKind::Window, "w")),
+            (2, clear(SensorKind::Door, "ghost")),
+        ],
+    );
+    assert_eq!(events(&actions), [E::Removed]);
+    assert!(!p.sensors.contains_key("ghost"));
+    // A ghost that stays open no longer keeps the panel from being ready once it is cleared.
+    let (p, _) = run_from(p, &c, &[(3, clear(SensorKind::Window, "w"))]);
+    assert!(p.status(&c, at(3), ID).ready);
+    let (_, actions) = run_from(p.clone(), &c, &[(4, clear(SensorKind::Window, "never-seen"))]);
+    assert!(actions.is_empty(), "clearing an unknown sensor changes nothing");
+
+    let (p, _) = run_from(p, &c, &[(10, close(SensorKind::Door, "front")), (11, arm_away()), (41, Input::Tick)]);
+    let (p, actions) = run_from(p, &c, &[(50, clear(SensorKind::Door, "front"))]);
+    assert_eq!(events(&actions), [E::Trouble, E::Triggered], "a configured sensor cleared while armed");
+    assert_eq!(p.status(&c, at(50), ID).troubles, ["front"]);
+    assert!(p.sensors.contains_key("front"));
+}
+
+/// A save that fails is a trouble with an event, retried on a deadline, and restored when it works.
+#[test]
+fn a_failed_save_is_a_trouble_until_a_save_works() {
+    let c = config();
+    let (p, actions) = run(&c, &[(0, Input::Saved(Err("disk full".into())))]);
+    assert_eq!(events(&actions), [E::Trouble]);
+    let status = p.status(&c, at(0), ID);
+    assert_eq!(status.troubles, [ID], "the panel itself is in trouble");
+    assert!(status.ready, "a panel that cannot save still arms");
+    assert_eq!(p.next_deadline(&c), Some(at(5)));
+    let (p, actions) = run_from(p, &c, &[(3, Input::Saved(Err("still full".into())))]);
+    assert!(actions.is_empty(), "one trouble, not one per failure: {actions:?}");
+    let (p, actions) = run_from(p, &c, &[(5, Input::Tick)]);
+    assert_eq!(actions, [Action::Persist], "the save is tried again");
+    let (p, actions) = run_from(p, &c, &[(5, Input::Saved(Ok(())))]);
+    assert_eq!(events(&actions), [E::Restored]);
+    assert!(p.status(&c, at(5), ID).troubles.is_empty());
+    assert_eq!(p.next_deadline(&c), None);
+}
+
+/// A code that arrives while locked out is refused without being checked; the lockout ends on time.
+#[test]
+fn locked_out_codes_are_not_checked() {
+    let c = PanelConfig { max_wrong_codes: 2, lockout_s: 60, ..config() };
+    let (p, _) = run(&c, &[(0, arm_away()), (1, disarm("0000")), (2, disarm("0001"))]);
+    assert!(p.locked_out(at(2)) && p.locked_out(at(61)) && !p.locked_out(at(62)));
+    let unchecked = Input::Command(Command { action: PanelAction::Disarm, force: false, code: Code::Unchecked });
+    let (p, actions) = run_from(p, &c, &[(10, unchecked)]);
+    assert_eq!(events(&actions), [E::CodeRefused]);
+    assert_eq!(state(&p, &c, 10), PanelState::Arming);
+}
+
+/// The state file holds what a restart needs; a thousand sensors seen do not make it bigger.
+#[test]
+fn the_state_file_does_not_grow_with_the_sensors_seen() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, arm_away())]);
+    let small = serde_json::to_vec(&p).unwrap().len();
+    let steps: Vec<(u64, Input)> = (0..1000).map(|i| (1, close(SensorKind::Motion, &format!("m{i}")))).collect();
+    let (p, actions) = run_from(p, &c, &steps);
+    assert_eq!(p.sensors.len(), 1000);
+    assert!(!actions.contains(&Action::Persist), "no save per new sensor");
+    assert_eq!(serde_json::to_vec(&p).unwrap().len(), small);
 }

@@ -1,0 +1,168 @@
+//! The keypad: panel commands in the order they came, their codes checked off the panel's loop.
+//!
+//! An Argon2id check costs 40–60 ms and 19 MiB by design. Done on the loop, a flood of wrong codes
+//! on `panel/set` held every sensor reading behind it (200 wrong codes delayed an intrusion's siren
+//! by 200–500 ms). Here one thread of its own checks one code at a time, while the loop goes on
+//! reading sensors; commands still reach the [`Panel`](crate::panel::Panel) in the order they were
+//! sent. While the panel is locked out a code is not checked at all, so a brute-force flood costs
+//! at most `max_wrong_codes` checks per lockout.
+//!
+//! The code itself goes from the command to the thread and is dropped there: it is never logged,
+//! never kept, and the panel only ever sees who it belonged to ([`Code`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use protocol::{PanelAction, PanelCommand};
+use tokio::sync::mpsc;
+
+use crate::codes;
+use crate::config::User;
+
+/// What a command's code turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// No code was given.
+    Missing,
+    /// A code that belongs to no user.
+    Wrong,
+    /// The code of `users[i]`.
+    User(usize),
+    /// Not checked: the keypad was locked out when the command's turn came.
+    Unchecked,
+}
+
+/// A panel command with its code already checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub action: PanelAction,
+    pub force: bool,
+    pub code: Code,
+}
+
+/// Whose code `code` is: one Argon2id verification per user until one matches. Slow on purpose.
+pub fn identify(users: &[User], code: Option<&str>) -> Code {
+    match code {
+        None => Code::Missing,
+        Some(code) => users.iter().position(|u| codes::verify_pin(code, &u.pin_hash)).map_or(Code::Wrong, Code::User),
+    }
+}
+
+/// The queue of commands and the thread that checks their codes.
+pub struct Keypad {
+    queue: VecDeque<PanelCommand>,
+    in_flight: bool,
+    jobs: std::sync::mpsc::Sender<PanelCommand>,
+    checked: mpsc::UnboundedReceiver<Command>,
+}
+
+impl Keypad {
+    /// Starts the checking thread; it ends when the keypad is dropped.
+    pub fn start(users: Vec<User>) -> std::io::Result<Keypad> {
+        let (jobs, inbox) = std::sync::mpsc::channel::<PanelCommand>();
+        let (done, checked) = mpsc::unbounded_channel();
+        let users = Arc::new(users);
+        std::thread::Builder::new().name("keypad".into()).spawn(move || {
+            while let Ok(command) = inbox.recv() {
+                let code = identify(&users, command.code.as_deref());
+                let checked = Command { action: command.action, force: command.force, code };
+                if done.send(checked).is_err() {
+                    break;
+                }
+            }
+        })?;
+        Ok(Keypad { queue: VecDeque::new(), in_flight: false, jobs, checked })
+    }
+
+    /// Queues a command behind those already waiting.
+    pub fn push(&mut self, command: PanelCommand) {
+        self.queue.push_back(command);
+    }
+
+    /// Commands waiting, the one being checked included.
+    pub fn waiting(&self) -> usize {
+        self.queue.len() + usize::from(self.in_flight)
+    }
+
+    /// The next command the panel can take now, if its turn has come and it needs no check: one
+    /// without a code, or any while `locked_out`. A command with a code goes to the checking
+    /// thread instead and comes back through [`Keypad::checked`].
+    pub fn next_ready(&mut self, locked_out: bool) -> Option<Command> {
+        if self.in_flight {
+            return None;
+        }
+        let command = self.queue.pop_front()?;
+        let code = match (&command.code, locked_out) {
+            (None, _) => Code::Missing,
+            (Some(_), true) => Code::Unchecked,
+            (Some(_), false) => {
+                match self.jobs.send(command) {
+                    Ok(()) => self.in_flight = true,
+                    // The thread is gone (it never panics; this is shutdown): nothing to check with.
+                    Err(_) => tracing::error!("the keypad thread has stopped; a command was dropped"),
+                }
+                return None;
+            }
+        };
+        Some(Command { action: command.action, force: command.force, code })
+    }
+
+    /// The next command whose code has been checked. Pending forever while none is being checked.
+    pub async fn checked(&mut self) -> Command {
+        if !self.in_flight {
+            return std::future::pending().await;
+        }
+        match self.checked.recv().await {
+            Some(command) => {
+                self.in_flight = false;
+                command
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn users() -> Vec<User> {
+        let hash = |pin| codes::hash_pin_with(pin, codes::test_params()).unwrap();
+        vec![
+            User { name: "alice".into(), pin_hash: hash("1234"), duress: false, shows_as: None },
+            User { name: "bob".into(), pin_hash: hash("5678"), duress: false, shows_as: None },
+        ]
+    }
+
+    fn command(action: PanelAction, code: Option<&str>) -> PanelCommand {
+        PanelCommand { action, code: code.map(str::to_owned), force: false }
+    }
+
+    #[test]
+    fn codes_are_identified_by_user() {
+        let users = users();
+        assert_eq!(identify(&users, None), Code::Missing);
+        assert_eq!(identify(&users, Some("1234")), Code::User(0));
+        assert_eq!(identify(&users, Some("5678")), Code::User(1));
+        assert_eq!(identify(&users, Some("0000")), Code::Wrong);
+    }
+
+    #[tokio::test]
+    async fn commands_keep_their_order_and_locked_out_codes_are_not_checked() {
+        let mut keypad = Keypad::start(users()).unwrap();
+        keypad.push(command(PanelAction::Disarm, Some("5678")));
+        keypad.push(command(PanelAction::ArmAway, None));
+        assert_eq!(keypad.next_ready(false), None, "the first goes to the thread");
+        assert_eq!(keypad.next_ready(false), None, "the second waits its turn");
+        assert_eq!(keypad.waiting(), 2);
+        let first = keypad.checked().await;
+        assert_eq!((first.action, first.code), (PanelAction::Disarm, Code::User(1)));
+        let second = keypad.next_ready(false).unwrap();
+        assert_eq!((second.action, second.code), (PanelAction::ArmAway, Code::Missing));
+
+        keypad.push(command(PanelAction::Disarm, Some("0000")));
+        let locked = keypad.next_ready(true).unwrap();
+        assert_eq!(locked.code, Code::Unchecked);
+        assert_eq!(keypad.waiting(), 0);
+    }
+}
