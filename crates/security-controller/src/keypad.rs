@@ -62,6 +62,7 @@ impl Keypad {
         let (jobs, inbox) = std::sync::mpsc::channel::<PanelCommand>();
         let (done, checked) = mpsc::unbounded_channel();
         let users = Arc::new(users);
+        return_large_blocks_to_the_os();
         std::thread::Builder::new().name("keypad".into()).spawn(move || {
             while let Ok(command) = inbox.recv() {
                 let code = identify(&users, command.code.as_deref());
@@ -121,6 +122,24 @@ impl Keypad {
         }
     }
 }
+
+/// Argon2id works in a 19 MiB block per check. glibc serves the first from `mmap` and returns it,
+/// but then raises its mmap threshold to that size, and every later block stays in the thread's
+/// heap for good (panel RSS 64–103 MB after 300 checks, measured). A fixed threshold keeps blocks
+/// of 1 MiB and more on `mmap`, so each is returned to the system when the check ends.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn return_large_blocks_to_the_os() {
+    // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; it is thread-safe and
+    // touches no memory the program holds.
+    let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
+    if set != 1 {
+        tracing::debug!("mallopt(M_MMAP_THRESHOLD) refused: Argon2's memory may stay allocated after a check");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn return_large_blocks_to_the_os() {}
 
 #[cfg(test)]
 mod tests {
