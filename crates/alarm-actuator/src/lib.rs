@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
-use device_runtime::{ConfigError, DeviceSpec, Inbound, Link, MqttConfig, Publisher, Shutdown};
+use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Shutdown};
 use protocol::{AlarmCommand, AlarmState, DeviceKind, Payload, Power, Qos, Timestamp, Topic};
 use serde::{Deserialize, Serialize};
 
@@ -79,66 +79,84 @@ impl Siren {
     }
 }
 
-/// Runs the siren until `shutdown`.
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    let topics = protocol::Topics::new(&config.mqtt.topic_root);
-    let control = topics.name(&Topic::AlarmControl);
-    let mut spec = DeviceSpec::new(DeviceKind::AlarmActuator);
-    spec.capabilities = vec!["siren".into(), format!("max_on_s:{}", config.max_on_s)];
-    spec.subscriptions = vec![(control.clone(), Qos::ExactlyOnce)];
-    spec.command_topics = vec![control.clone()];
-    spec.state_topics = vec![topics.name(&Topic::AlarmState)];
-    let mut link = Link::start(&config.mqtt, spec, shutdown.clone())?;
-    let publisher = link.publisher.clone();
-    let max_on = Duration::from_secs(config.max_on_s);
-    let mut siren = Siren::off(Timestamp::now());
+/// The siren as a [`Device`]: commands in, its state out, the cut-off as a deadline.
+pub struct SirenDevice {
+    config: Config,
+    siren: Siren,
+}
 
-    loop {
-        let cut_off = siren.cut_off_at(max_on).map(|t| tokio::time::Instant::now() + t.since(Timestamp::now()));
-        tokio::select! {
-            () = shutdown.wait() => break,
-            () = sleep_until(cut_off) => {
-                siren = siren.apply(
-                    &AlarmCommand { state: Power::Off, reason: Some(format!("cut off after max_on_s ({} s)", config.max_on_s)) },
-                    Timestamp::now(),
-                );
-                tracing::warn!("siren OFF: on for {} s without an OFF command (max_on_s)", config.max_on_s);
-                report(&publisher, &siren).await;
+impl SirenDevice {
+    pub fn new(config: Config, now: Timestamp) -> SirenDevice {
+        SirenDevice { config, siren: Siren::off(now) }
+    }
+
+    fn max_on(&self) -> Duration {
+        Duration::from_secs(self.config.max_on_s)
+    }
+
+    fn report(&self, now: Timestamp) -> Vec<Act<()>> {
+        vec![Act::publish(Topic::AlarmState, &self.siren.state(&self.config.mqtt.id, now))]
+    }
+}
+
+impl Device for SirenDevice {
+    type Job = ();
+
+    fn spec(&self) -> DeviceSpec {
+        let topics = protocol::Topics::new(&self.config.mqtt.topic_root);
+        let control = topics.name(&Topic::AlarmControl);
+        let mut spec = DeviceSpec::new(DeviceKind::AlarmActuator);
+        spec.capabilities = vec!["siren".into(), format!("max_on_s:{}", self.config.max_on_s)];
+        spec.subscriptions = vec![(control.clone(), Qos::ExactlyOnce)];
+        spec.command_topics = vec![control];
+        spec.state_topics = vec![topics.name(&Topic::AlarmState)];
+        spec
+    }
+
+    fn on_connected(&mut self, now: Timestamp) -> Vec<Act<()>> {
+        self.report(now)
+    }
+
+    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
+        if topic != Topic::AlarmControl {
+            tracing::debug!("ignored a message on unexpected topic {topic:?}");
+            return Vec::new();
+        }
+        match AlarmCommand::decode(payload) {
+            Ok(command) => {
+                self.siren = self.siren.apply(&command, now);
+                let reason = command.reason.as_deref().unwrap_or("no reason given");
+                tracing::info!("siren {} ({reason})", command.state.as_str());
+                self.report(now)
             }
-            inbound = link.inbox.recv() => match inbound {
-                None => break,
-                Some(Inbound::Connected { .. }) => report(&publisher, &siren).await,
-                Some(Inbound::Message { topic, payload }) if topic == control => match AlarmCommand::decode(&payload) {
-                    Ok(command) => {
-                        siren = siren.apply(&command, Timestamp::now());
-                        let reason = command.reason.as_deref().unwrap_or("no reason given");
-                        tracing::info!("siren {} ({reason})", command.state.as_str());
-                        report(&publisher, &siren).await;
-                    }
-                    Err(e) => tracing::warn!(
-                        "ignored a message on {topic}: {e}; send {{\"state\":\"ON\",\"reason\":\"…\"}}, ON or OFF"
-                    ),
-                },
-                Some(Inbound::Message { topic, .. }) => tracing::debug!("ignored a message on unexpected topic {topic}"),
-            },
+            Err(e) => {
+                tracing::warn!(
+                    "ignored a command on the siren: {e}; send {{\"state\":\"ON\",\"reason\":\"…\"}}, ON or OFF"
+                );
+                Vec::new()
+            }
         }
     }
-    link.finish().await;
-    Ok(())
-}
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
+    fn next_deadline(&self) -> Option<Timestamp> {
+        self.siren.cut_off_at(self.max_on())
+    }
+
+    fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<()>> {
+        if self.next_deadline().is_none_or(|t| t > now) {
+            return Vec::new();
+        }
+        let reason = format!("cut off after max_on_s ({} s)", self.config.max_on_s);
+        self.siren = self.siren.apply(&AlarmCommand { state: Power::Off, reason: Some(reason) }, now);
+        tracing::warn!("siren OFF: on for {} s without an OFF command (max_on_s)", self.config.max_on_s);
+        self.report(now)
     }
 }
 
-async fn report(publisher: &Publisher, siren: &Siren) {
-    let state = siren.state(publisher.device_id(), Timestamp::now());
-    if let Err(e) = publisher.send(&Topic::AlarmState, &state).await {
-        tracing::error!("{e}");
-    }
+/// Runs the siren until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let mqtt = config.mqtt.clone();
+    device_runtime::runner::run(SirenDevice::new(config, Timestamp::now()), &mqtt, shutdown).await
 }
 
 #[cfg(test)]
@@ -167,6 +185,22 @@ mod tests {
         assert_eq!(siren.cut_off_at(max_on), Some(Timestamp(901_000)));
         assert_eq!(siren.apply(&on("y"), Timestamp(5_000)).cut_off_at(max_on), Some(Timestamp(901_000)));
         assert_eq!(Siren::off(Timestamp(0)).cut_off_at(max_on), None);
+    }
+
+    #[test]
+    fn the_device_reports_on_connect_applies_commands_and_cuts_off() {
+        let config = Config { max_on_s: 60, ..Config::default() };
+        let mut siren = SirenDevice::new(config, Timestamp(0));
+        assert_eq!(siren.on_connected(Timestamp(1)).len(), 1, "the state, on every connect");
+        let acts = siren.on_message(Topic::AlarmControl, b"ON", Timestamp(1_000));
+        let [Act::Publish(out)] = acts.as_slice() else { panic!("{acts:?}") };
+        assert_eq!(out.topic, Topic::AlarmState);
+        assert_eq!(AlarmState::decode(&out.payload).unwrap().state, Power::On);
+        assert_eq!(siren.next_deadline(), Some(Timestamp(61_000)));
+        assert!(siren.on_deadline(Timestamp(60_999)).is_empty(), "not yet");
+        assert_eq!(siren.on_deadline(Timestamp(61_000)).len(), 1);
+        assert_eq!(siren.next_deadline(), None, "off after the cut-off");
+        assert!(siren.on_message(Topic::AlarmControl, b"LOUD", Timestamp(62_000)).is_empty(), "refused");
     }
 
     #[test]

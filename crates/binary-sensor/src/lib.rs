@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
-use device_runtime::{ConfigError, DeviceSpec, Inbound, Link, MqttConfig, Publisher, Shutdown};
+use device_runtime::{Act, ConfigError, Device, DeviceSpec, Link, MqttConfig, Shutdown};
 use protocol::{DeviceKind, SensorKind, SensorReading, SensorState, Timestamp, Topic};
 use serde::{Deserialize, Serialize};
 
@@ -156,58 +156,82 @@ fn spec(kind: SensorKind, config: &Config) -> DeviceSpec {
     spec
 }
 
-async fn report(publisher: &Publisher, kind: SensorKind, state: SensorState) {
-    let id = publisher.device_id().to_owned();
-    let topic = Topic::Sensor { kind, id: id.clone() };
-    let reading = SensorReading { state, device_id: id, ts: Timestamp::now() };
-    match publisher.send(&topic, &reading).await {
-        Ok(()) => tracing::info!("published {}: {}", publisher.topics().name(&topic), state.as_str()),
-        Err(e) => tracing::error!("{e}"),
+/// The sensor as a [`Device`]: its state on start, on every change and as a heartbeat; with
+/// `simulate`, a roll every `interval_s` that may open, close or start a motion.
+pub struct SensorDevice {
+    kind: SensorKind,
+    config: Config,
+    rng: fastrand::Rng,
+    state: SensorState,
+    next_roll: Timestamp,
+    motion_ends: Option<Timestamp>,
+    next_refresh: Timestamp,
+}
+
+impl SensorDevice {
+    pub fn new(kind: SensorKind, config: Config, now: Timestamp) -> SensorDevice {
+        let rng = config.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
+        let next_roll = now.plus(Duration::from_secs_f64(config.interval_s));
+        let next_refresh = now.plus(Duration::from_secs(config.refresh_s));
+        SensorDevice { kind, config, rng, state: kind.idle(), next_roll, motion_ends: None, next_refresh }
+    }
+
+    pub fn state(&self) -> SensorState {
+        self.state
+    }
+
+    fn reading(&mut self, now: Timestamp) -> Vec<Act<()>> {
+        let id = self.config.mqtt.id.clone();
+        tracing::info!("{} {id}: {}", self.kind, self.state.as_str());
+        self.next_refresh = now.plus(Duration::from_secs(self.config.refresh_s));
+        let reading = SensorReading { state: self.state, device_id: id.clone(), ts: now };
+        vec![Act::publish(Topic::Sensor { kind: self.kind, id }, &reading)]
+    }
+}
+
+impl Device for SensorDevice {
+    type Job = ();
+
+    fn spec(&self) -> DeviceSpec {
+        spec(self.kind, &self.config)
+    }
+
+    fn on_start(&mut self, now: Timestamp) -> Vec<Act<()>> {
+        self.reading(now)
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        let roll = self.config.simulate.then_some(self.next_roll);
+        [roll, self.motion_ends, Some(self.next_refresh)].into_iter().flatten().min()
+    }
+
+    /// Every change is reported, even two in one instant (a motion that ends as the next begins).
+    fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<()>> {
+        let mut acts = Vec::new();
+        if self.motion_ends.is_some_and(|t| t <= now) {
+            self.motion_ends = None;
+            self.state = self.kind.idle();
+            acts.extend(self.reading(now));
+        }
+        if self.config.simulate && self.next_roll <= now {
+            self.next_roll = self.next_roll.plus(Duration::from_secs_f64(self.config.interval_s)).max(now);
+            if let Some(change) = roll(self.kind, self.state, &self.config, &mut self.rng) {
+                self.state = change.state;
+                self.motion_ends = change.lasts.map(|d| now.plus(d));
+                acts.extend(self.reading(now));
+            }
+        }
+        if acts.is_empty() && self.next_refresh <= now {
+            acts.extend(self.reading(now));
+        }
+        acts
     }
 }
 
 /// Runs a simulated (or, with `simulate = false`, idle) sensor until `shutdown`.
 pub async fn run(kind: SensorKind, config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    let mut link = Link::start(&config.mqtt, spec(kind, &config), shutdown.clone())?;
-    let publisher = link.publisher.clone();
-    let mut rng = config.seed.map_or_else(fastrand::Rng::new, fastrand::Rng::with_seed);
-    let mut state = kind.idle();
-    report(&publisher, kind, state).await;
-
-    let interval = Duration::from_secs_f64(config.interval_s);
-    let refresh = Duration::from_secs(config.refresh_s);
-    let now = tokio::time::Instant::now();
-    let (mut next_roll, mut next_refresh) = (now + interval, now + refresh);
-    let mut motion_ends: Option<tokio::time::Instant> = None;
-    loop {
-        let motion_deadline = motion_ends.unwrap_or(next_refresh);
-        tokio::select! {
-            () = shutdown.wait() => break,
-            inbound = link.inbox.recv() => match inbound {
-                Some(Inbound::Connected { .. } | Inbound::Message { .. }) => {}
-                None => break,
-            },
-            () = tokio::time::sleep_until(next_roll), if config.simulate => {
-                next_roll += interval;
-                if let Some(change) = roll(kind, state, &config, &mut rng) {
-                    state = change.state;
-                    motion_ends = change.lasts.map(|d| tokio::time::Instant::now() + d);
-                    report(&publisher, kind, state).await;
-                }
-            }
-            () = tokio::time::sleep_until(motion_deadline), if motion_ends.is_some() => {
-                motion_ends = None;
-                state = kind.idle();
-                report(&publisher, kind, state).await;
-            }
-            () = tokio::time::sleep_until(next_refresh) => {
-                next_refresh += refresh;
-                report(&publisher, kind, state).await;
-            }
-        }
-    }
-    link.finish().await;
-    Ok(())
+    let mqtt = config.mqtt.clone();
+    device_runtime::runner::run(SensorDevice::new(kind, config, Timestamp::now()), &mqtt, shutdown).await
 }
 
 /// Publishes one reading and returns once the broker has it (or `timeout` passed).
@@ -221,21 +245,14 @@ pub async fn once(kind: SensorKind, config: Config, state: SensorState, timeout:
     );
     let shutdown = Shutdown::new();
     let mut link = Link::start(&config.mqtt, spec(kind, &config), shutdown.clone())?;
-    let connected = async {
-        while let Some(inbound) = link.inbox.recv().await {
-            if matches!(inbound, Inbound::Connected { .. }) {
-                return true;
-            }
-        }
-        false
-    };
-    let reached = tokio::time::timeout(timeout, connected).await.unwrap_or(false);
-    if !reached {
+    if !link.connected(timeout).await {
         shutdown.trigger();
         link.finish().await;
         anyhow::bail!("could not connect to {} within {timeout:?}", config.mqtt.broker);
     }
-    report(&link.publisher, kind, state).await;
+    let reading = SensorReading { state, device_id: config.mqtt.id.clone(), ts: Timestamp::now() };
+    link.publisher.send(&Topic::Sensor { kind, id: config.mqtt.id.clone() }, &reading).await?;
+    tracing::info!("{kind} {}: {}", config.mqtt.id, state.as_str());
     // The clean shutdown publishes `offline` and disconnects after the reading: the broker has
     // processed the reading by then (it handles one connection's packets in order).
     shutdown.trigger();
@@ -349,6 +366,36 @@ impl From<WindowConfig> for Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn states(acts: &[Act<()>]) -> Vec<SensorState> {
+        device_runtime::runner::published::<SensorReading, _>(acts).into_iter().map(|r| r.state).collect()
+    }
+
+    #[test]
+    fn the_device_reports_changes_motion_ends_and_heartbeats() {
+        let t = |ms: u64| Timestamp(1_000_000 + ms);
+        let config = Config {
+            chance: 1.0,
+            interval_s: 1.0,
+            motion_min_s: 2.0,
+            motion_max_s: 2.0,
+            refresh_s: 60,
+            seed: Some(7),
+            ..Config::for_kind(SensorKind::Motion)
+        };
+        let mut sensor = SensorDevice::new(SensorKind::Motion, config, t(0));
+        assert_eq!(states(&sensor.on_start(t(0))), [SensorState::NoMotion]);
+        assert_eq!(sensor.next_deadline(), Some(t(1000)));
+        assert_eq!(states(&sensor.on_deadline(t(1000))), [SensorState::Motion]);
+        assert!(sensor.on_deadline(t(2000)).is_empty(), "motion in progress is not restarted");
+        assert_eq!(sensor.next_deadline(), Some(t(3000)));
+        assert_eq!(states(&sensor.on_deadline(t(3000))), [SensorState::NoMotion, SensorState::Motion]);
+        let quiet = Config { simulate: false, refresh_s: 5, ..Config::for_kind(SensorKind::Door) };
+        let mut door = SensorDevice::new(SensorKind::Door, quiet, t(0));
+        assert_eq!(door.next_deadline(), Some(t(5000)), "only the heartbeat");
+        assert_eq!(states(&door.on_deadline(t(5000))), [SensorState::Closed]);
+        assert_eq!(door.next_deadline(), Some(t(10_000)));
+    }
 
     #[test]
     fn a_seed_makes_the_simulation_reproducible() {

@@ -9,7 +9,7 @@ pub mod sun;
 use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
-use device_runtime::{DeviceSpec, Inbound, Link, MqttConfig, Shutdown};
+use device_runtime::{Act, Device, DeviceSpec, MqttConfig, Shutdown};
 use protocol::{CircadianPhase, CircadianReading, DeviceKind, Timestamp, Topic};
 use serde::{Deserialize, Serialize};
 
@@ -84,76 +84,105 @@ impl DaemonConfig for Config {
     }
 }
 
+/// The sensor as a [`Device`]: it publishes on start, on every phase change and as a heartbeat.
+pub struct CircadianDevice {
+    config: Config,
+    clock: sun::ScaledClock,
+    phase: CircadianPhase,
+    elevation: Option<f64>,
+    next_step: Timestamp,
+    next_refresh: Timestamp,
+}
+
+impl CircadianDevice {
+    pub fn new(config: Config, now: Timestamp) -> CircadianDevice {
+        let clock = sun::ScaledClock { start: now, scale: config.time_scale };
+        let (phase, elevation) = match config.mode {
+            Mode::Cycle => (config.start_phase, None),
+            Mode::Sun => {
+                let (p, e) = sun_phase(&config, clock.at(now));
+                (p, Some(e))
+            }
+        };
+        let mut device = CircadianDevice { config, clock, phase, elevation, next_step: now, next_refresh: now };
+        device.next_step = now.plus(device.step());
+        device.next_refresh = now.plus(device.refresh());
+        device
+    }
+
+    /// How often the phase is looked at.
+    fn step(&self) -> Duration {
+        match self.config.mode {
+            Mode::Cycle => Duration::from_secs_f64(self.config.phase_interval_s),
+            // Often enough that a phase change is noticed within a simulated minute.
+            Mode::Sun => Duration::from_secs_f64((60.0 / self.config.time_scale).clamp(0.05, 10.0)),
+        }
+    }
+
+    fn refresh(&self) -> Duration {
+        Duration::from_secs(self.config.refresh_s)
+    }
+
+    pub fn phase(&self) -> CircadianPhase {
+        self.phase
+    }
+
+    fn reading(&self, now: Timestamp) -> Vec<Act<()>> {
+        tracing::info!("phase: {}", self.phase);
+        let reading = CircadianReading {
+            phase: self.phase,
+            device_id: self.config.mqtt.id.clone(),
+            ts: now,
+            elevation_deg: self.elevation,
+        };
+        vec![Act::publish(Topic::Circadian, &reading)]
+    }
+}
+
+impl Device for CircadianDevice {
+    type Job = ();
+
+    fn spec(&self) -> DeviceSpec {
+        let mut spec = DeviceSpec::new(DeviceKind::CircadianSensor);
+        spec.capabilities = vec![format!("mode:{}", mode_name(self.config.mode))];
+        spec.state_topics = vec![protocol::Topics::new(&self.config.mqtt.topic_root).name(&Topic::Circadian)];
+        spec
+    }
+
+    fn on_start(&mut self, now: Timestamp) -> Vec<Act<()>> {
+        self.reading(now)
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        Some(self.next_step.min(self.next_refresh))
+    }
+
+    fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<()>> {
+        let mut changed = false;
+        if self.next_step <= now {
+            self.next_step = self.next_step.plus(self.step()).max(now);
+            let before = self.phase;
+            match self.config.mode {
+                Mode::Cycle => self.phase = self.phase.next(),
+                Mode::Sun => {
+                    let (p, e) = sun_phase(&self.config, self.clock.at(now));
+                    (self.phase, self.elevation) = (p, Some(e));
+                }
+            }
+            changed = self.phase != before;
+        }
+        if changed || self.next_refresh <= now {
+            self.next_refresh = now.plus(self.refresh());
+            return self.reading(now);
+        }
+        Vec::new()
+    }
+}
+
 /// Runs the sensor until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    let mut spec = DeviceSpec::new(DeviceKind::CircadianSensor);
-    spec.capabilities = vec![format!("mode:{}", mode_name(config.mode))];
-    spec.state_topics = vec![protocol::Topics::new(&config.mqtt.topic_root).name(&Topic::Circadian)];
-    spec.persistent_session = true;
-    let mut link = Link::start(&config.mqtt, spec, shutdown.clone())?;
-    let publisher = link.publisher.clone();
-    let topic_name = publisher.topics().name(&Topic::Circadian);
-    let clock = sun::ScaledClock { start: Timestamp::now(), scale: config.time_scale };
-
-    let mut phase = config.start_phase;
-    let mut elevation = None;
-    if config.mode == Mode::Sun {
-        let (p, e) = sun_phase(&config, clock.at(Timestamp::now()));
-        (phase, elevation) = (p, Some(e));
-    }
-    let publish = |phase: CircadianPhase, elevation: Option<f64>| {
-        let publisher = publisher.clone();
-        let topic_name = topic_name.clone();
-        let device_id = config.mqtt.id.clone();
-        async move {
-            let reading = CircadianReading { phase, device_id, ts: Timestamp::now(), elevation_deg: elevation };
-            match publisher.send(&Topic::Circadian, &reading).await {
-                Ok(()) => tracing::info!("published {topic_name}: {phase}"),
-                Err(e) => tracing::error!("{e}"),
-            }
-        }
-    };
-    publish(phase, elevation).await;
-
-    let step = match config.mode {
-        Mode::Cycle => Duration::from_secs_f64(config.phase_interval_s),
-        // Look at the sun often enough that a phase change is noticed within a simulated minute.
-        Mode::Sun => Duration::from_secs_f64((60.0 / config.time_scale).clamp(0.05, 10.0)),
-    };
-    let mut next_step = tokio::time::Instant::now() + step;
-    let refresh = Duration::from_secs(config.refresh_s);
-    let mut next_refresh = tokio::time::Instant::now() + refresh;
-    loop {
-        tokio::select! {
-            () = shutdown.wait() => break,
-            inbound = link.inbox.recv() => match inbound {
-                // The retained reading is at the broker already; nothing to redo on reconnect.
-                Some(Inbound::Connected { .. }) | Some(Inbound::Message { .. }) => {}
-                None => break,
-            },
-            () = tokio::time::sleep_until(next_step) => {
-                next_step += step;
-                let before = phase;
-                match config.mode {
-                    Mode::Cycle => phase = phase.next(),
-                    Mode::Sun => {
-                        let (p, e) = sun_phase(&config, clock.at(Timestamp::now()));
-                        (phase, elevation) = (p, Some(e));
-                    }
-                }
-                if phase != before {
-                    publish(phase, elevation).await;
-                    next_refresh = tokio::time::Instant::now() + refresh;
-                }
-            }
-            () = tokio::time::sleep_until(next_refresh) => {
-                next_refresh += refresh;
-                publish(phase, elevation).await;
-            }
-        }
-    }
-    link.finish().await;
-    Ok(())
+    let mqtt = config.mqtt.clone();
+    device_runtime::runner::run(CircadianDevice::new(config, Timestamp::now()), &mqtt, shutdown).await
 }
 
 fn sun_phase(config: &Config, at: Timestamp) -> (CircadianPhase, f64) {
@@ -165,5 +194,29 @@ fn mode_name(mode: Mode) -> &'static str {
     match mode {
         Mode::Cycle => "cycle",
         Mode::Sun => "sun",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phases(acts: &[Act<()>]) -> Vec<CircadianPhase> {
+        device_runtime::runner::published::<CircadianReading, _>(acts).into_iter().map(|r| r.phase).collect()
+    }
+
+    #[test]
+    fn cycle_mode_steps_through_the_day_and_heartbeats_in_between() {
+        let config = Config { phase_interval_s: 5.0, refresh_s: 2, ..Config::default() };
+        let t = |secs: u64| Timestamp(1_000_000 + secs * 1000);
+        let mut sensor = CircadianDevice::new(config, t(0));
+        assert_eq!(phases(&sensor.on_start(t(0))), [CircadianPhase::Sunrise]);
+        assert_eq!(sensor.next_deadline(), Some(t(2)), "the heartbeat comes first");
+        assert_eq!(phases(&sensor.on_deadline(t(2))), [CircadianPhase::Sunrise], "a heartbeat");
+        assert!(sensor.on_deadline(t(3)).is_empty(), "nothing due");
+        assert_eq!(phases(&sensor.on_deadline(t(5))), [CircadianPhase::Morning]);
+        assert_eq!(phases(&sensor.on_deadline(t(10))), [CircadianPhase::Sunset]);
+        assert_eq!(phases(&sensor.on_deadline(t(15))), [CircadianPhase::Night]);
+        assert_eq!(phases(&sensor.on_deadline(t(20))), [CircadianPhase::Sunrise]);
     }
 }

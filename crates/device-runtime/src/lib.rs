@@ -6,6 +6,8 @@
 //! - [`link`]: the MQTT connection as production devices run it: one task owns the event loop, reconnects with
 //!   backoff and jitter, re-subscribes, announces itself, keeps a retained availability set by Last Will, and
 //!   refuses oversized payloads before they can wedge a persistent session.
+//! - [`runner`]: the one edge loop every daemon runs on: a [`Device`] decides, the runner connects,
+//!   parses, publishes and keeps the clock.
 //! - [`shutdown`]: a cancellation token every task selects on, fired by Ctrl-C or SIGTERM.
 //! - [`daemon`]: the `main` of every binary in three lines.
 
@@ -14,9 +16,11 @@ pub mod config;
 pub mod daemon;
 pub mod link;
 pub mod logging;
+pub mod runner;
 pub mod shutdown;
 
 pub use cli::CommonArgs;
 pub use config::{ConfigError, MqttConfig, Secret};
 pub use link::{DeviceSpec, Inbound, Link, LinkError, Publisher};
+pub use runner::{Act, Device, Outgoing};
 pub use shutdown::Shutdown;

@@ -285,6 +285,20 @@ impl Link {
         })
     }
 
+    /// Waits up to `timeout` for the first connect; false if it did not come (or the link stopped).
+    /// For short-lived tools; daemons do not wait: they run and the link connects when it can.
+    pub async fn connected(&mut self, timeout: Duration) -> bool {
+        let connected = async {
+            while let Some(inbound) = self.inbox.recv().await {
+                if matches!(inbound, Inbound::Connected { .. }) {
+                    return true;
+                }
+            }
+            false
+        };
+        tokio::time::timeout(timeout, connected).await.unwrap_or(false)
+    }
+
     /// Waits until the link's task has said goodbye (after shutdown was triggered).
     pub async fn finish(self) {
         drop(self.inbox);

@@ -6,7 +6,7 @@
 //! `manual`, `alarm`). A persistent session means a command sent during a short outage arrives.
 
 use device_runtime::daemon::DaemonConfig;
-use device_runtime::{DeviceSpec, Inbound, Link, MqttConfig, Publisher, Shutdown};
+use device_runtime::{Act, Device, DeviceSpec, MqttConfig, Shutdown};
 use protocol::{DeviceKind, Effect, LightCommand, LightSource, LightState, Payload, Power, Qos, Timestamp, Topic};
 use serde::{Deserialize, Serialize};
 
@@ -98,58 +98,78 @@ pub fn apply(bulb: Bulb, command: &LightCommand, supports_flash: bool) -> Bulb {
     next
 }
 
-/// Runs the bulb until `shutdown`.
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    let topics = protocol::Topics::new(&config.mqtt.topic_root);
-    let id = config.mqtt.id.clone();
-    let set_topic = topics.name(&Topic::LightSet(id.clone()));
-    let mut spec = DeviceSpec::new(DeviceKind::LightBulb);
-    spec.capabilities = ["on_off", "brightness", "color_temp"].map(String::from).to_vec();
-    if config.supports_flash {
-        spec.capabilities.push("flash".into());
-    }
-    spec.subscriptions = vec![(set_topic.clone(), Qos::AtLeastOnce)];
-    spec.command_topics = vec![set_topic.clone()];
-    spec.state_topics = vec![topics.name(&Topic::LightState(id.clone()))];
-    let mut link = Link::start(&config.mqtt, spec, shutdown.clone())?;
-    let publisher = link.publisher.clone();
-    let mut bulb = Bulb::new(config.initial_color_temp_k);
-
-    loop {
-        let inbound = tokio::select! {
-            () = shutdown.wait() => break,
-            inbound = link.inbox.recv() => match inbound { Some(i) => i, None => break },
-        };
-        match inbound {
-            // Report on every connect: a broker without persistence has forgotten the retained state.
-            Inbound::Connected { .. } => report(&publisher, &bulb).await,
-            Inbound::Message { topic, payload } if topic == set_topic => match LightCommand::decode(&payload) {
-                Ok(command) => {
-                    bulb = apply(bulb, &command, config.supports_flash);
-                    let level = match bulb.power {
-                        Power::On => format!("{} %", bulb.brightness),
-                        Power::Off => "off".to_owned(),
-                    };
-                    let flash = if bulb.effect == Effect::Flash { ", flashing" } else { "" };
-                    tracing::info!("{id} light {level}{flash} ({})", bulb.source.as_str());
-                    report(&publisher, &bulb).await;
-                }
-                Err(e) => tracing::warn!(
-                    "ignored a message on {topic}: {e}; send JSON like {{\"state\":\"ON\",\"brightness\":50}}, or ON, OFF, 0-100"
-                ),
-            },
-            Inbound::Message { topic, .. } => tracing::debug!("ignored a message on unexpected topic {topic}"),
-        }
-    }
-    link.finish().await;
-    Ok(())
+/// The bulb as a [`Device`]: commands in, its state out (on every connect too: a broker without
+/// persistence has forgotten the retained state).
+pub struct BulbDevice {
+    config: Config,
+    bulb: Bulb,
 }
 
-async fn report(publisher: &Publisher, bulb: &Bulb) {
-    let id = publisher.device_id().to_owned();
-    if let Err(e) = publisher.send(&Topic::LightState(id.clone()), &bulb.state(&id, Timestamp::now())).await {
-        tracing::error!("{e}");
+impl BulbDevice {
+    pub fn new(config: Config) -> BulbDevice {
+        let bulb = Bulb::new(config.initial_color_temp_k);
+        BulbDevice { config, bulb }
     }
+
+    fn report(&self, now: Timestamp) -> Vec<Act<()>> {
+        let id = &self.config.mqtt.id;
+        vec![Act::publish(Topic::LightState(id.clone()), &self.bulb.state(id, now))]
+    }
+}
+
+impl Device for BulbDevice {
+    type Job = ();
+
+    fn spec(&self) -> DeviceSpec {
+        let topics = protocol::Topics::new(&self.config.mqtt.topic_root);
+        let id = self.config.mqtt.id.clone();
+        let set_topic = topics.name(&Topic::LightSet(id.clone()));
+        let mut spec = DeviceSpec::new(DeviceKind::LightBulb);
+        spec.capabilities = ["on_off", "brightness", "color_temp"].map(String::from).to_vec();
+        if self.config.supports_flash {
+            spec.capabilities.push("flash".into());
+        }
+        spec.subscriptions = vec![(set_topic.clone(), Qos::AtLeastOnce)];
+        spec.command_topics = vec![set_topic];
+        spec.state_topics = vec![topics.name(&Topic::LightState(id))];
+        spec
+    }
+
+    fn on_connected(&mut self, now: Timestamp) -> Vec<Act<()>> {
+        self.report(now)
+    }
+
+    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
+        let id = &self.config.mqtt.id;
+        if topic != Topic::LightSet(id.clone()) {
+            tracing::debug!("ignored a message on unexpected topic {topic:?}");
+            return Vec::new();
+        }
+        match LightCommand::decode(payload) {
+            Ok(command) => {
+                self.bulb = apply(self.bulb, &command, self.config.supports_flash);
+                let level = match self.bulb.power {
+                    Power::On => format!("{} %", self.bulb.brightness),
+                    Power::Off => "off".to_owned(),
+                };
+                let flash = if self.bulb.effect == Effect::Flash { ", flashing" } else { "" };
+                tracing::info!("{id} light {level}{flash} ({})", self.bulb.source.as_str());
+                self.report(now)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "ignored a command for {id}: {e}; send JSON like {{\"state\":\"ON\",\"brightness\":50}}, or ON, OFF, 0-100"
+                );
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// Runs the bulb until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let mqtt = config.mqtt.clone();
+    device_runtime::runner::run(BulbDevice::new(config), &mqtt, shutdown).await
 }
 
 #[cfg(test)]

@@ -115,8 +115,8 @@ struct BulbState {
     sent: Option<BulbCommand>,
 }
 
-/// Everything the controller remembers.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything the controller remembers. The default knows no rooms (see [`Controller::new`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Controller {
     phase: Option<CircadianPhase>,
     alarm: bool,

@@ -8,9 +8,7 @@
 pub mod config;
 pub mod decide;
 
-use std::time::Duration;
-
-use device_runtime::{DeviceSpec, Inbound, Link, Shutdown};
+use device_runtime::{Act, Device, DeviceSpec, Shutdown};
 use protocol::{
     Availability, CircadianReading, DeviceKind, LightCommand, LightSource, PanelState, PanelStatus, Payload, Qos,
     SensorKind, SensorReading, Timestamp, Topic, Topics,
@@ -19,77 +17,88 @@ use protocol::{
 pub use config::Config;
 use decide::{Action, Controller, Input};
 
-/// Runs the controller until `shutdown`.
-pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    let topics = Topics::new(&config.mqtt.topic_root);
-    let mut spec = DeviceSpec::new(DeviceKind::LightController);
-    spec.capabilities = ["circadian", "motion", "manual_override", "alarm"].map(String::from).to_vec();
-    let mut subscriptions = vec![topics.name(&Topic::Circadian), topics.all_availability()];
-    for room in &config.rooms {
-        for sensor in &room.motion_sensors {
-            subscriptions.push(topics.name(&Topic::Sensor { kind: SensorKind::Motion, id: sensor.clone() }));
-        }
-        for bulb in &room.bulbs {
-            subscriptions.push(topics.name(&Topic::LightSet(bulb.clone())));
-        }
-    }
-    if config.follow_alarm {
-        subscriptions.push(topics.name(&Topic::PanelStatus));
-    }
-    subscriptions.sort();
-    subscriptions.dedup();
-    spec.subscriptions = subscriptions.into_iter().map(|s| (s, Qos::AtLeastOnce)).collect();
-    let mut link = Link::start(&config.mqtt, spec, shutdown.clone())?;
-    let publisher = link.publisher.clone();
-
-    let mut controller = Controller::new(&config);
-    loop {
-        let wake = controller.next_deadline().map(|t| tokio::time::Instant::now() + t.since(Timestamp::now()));
-        let input = tokio::select! {
-            () = shutdown.wait() => break,
-            () = sleep_until(wake) => Some(Input::Tick),
-            inbound = link.inbox.recv() => match inbound {
-                None => break,
-                Some(Inbound::Connected { .. }) => None,
-                Some(Inbound::Message { topic, payload }) => to_input(&topics, &config, &topic, &payload),
-            },
-        };
-        let Some(input) = input else { continue };
-        let actions;
-        (controller, actions) = controller.step(&config, input, Timestamp::now());
-        for action in actions {
-            match action {
-                Action::Command { command, why } => {
-                    tracing::info!("{why} → {}", command.describe());
-                    let topic = Topic::LightSet(command.bulb().to_owned());
-                    if let Err(e) = publisher.send(&topic, &command.to_light_command()).await {
-                        tracing::error!("{e}");
-                    }
-                }
-                Action::Note(note) => tracing::info!("{note}"),
-            }
-        }
-    }
-    link.finish().await;
-    Ok(())
+/// The controller as a [`Device`]: messages become [`decide::Input`]s, commands go to the bulbs.
+pub struct LightDevice {
+    config: Config,
+    controller: Controller,
 }
 
-async fn sleep_until(wake: Option<tokio::time::Instant>) {
-    match wake {
-        Some(at) => tokio::time::sleep_until(at + Duration::from_millis(1)).await,
-        None => std::future::pending().await,
+impl LightDevice {
+    pub fn new(config: Config) -> LightDevice {
+        let controller = Controller::new(&config);
+        LightDevice { config, controller }
     }
+
+    fn step(&mut self, input: Input, now: Timestamp) -> Vec<Act<()>> {
+        let actions;
+        (self.controller, actions) = std::mem::take(&mut self.controller).step(&self.config, input, now);
+        actions
+            .into_iter()
+            .filter_map(|action| match action {
+                Action::Command { command, why } => {
+                    tracing::info!("{why} → {}", command.describe());
+                    Some(Act::publish(Topic::LightSet(command.bulb().to_owned()), &command.to_light_command()))
+                }
+                Action::Note(note) => {
+                    tracing::info!("{note}");
+                    None
+                }
+            })
+            .collect()
+    }
+}
+
+impl Device for LightDevice {
+    type Job = ();
+
+    fn spec(&self) -> DeviceSpec {
+        let config = &self.config;
+        let topics = Topics::new(&config.mqtt.topic_root);
+        let mut spec = DeviceSpec::new(DeviceKind::LightController);
+        spec.capabilities = ["circadian", "motion", "manual_override", "alarm"].map(String::from).to_vec();
+        let mut subscriptions = vec![topics.name(&Topic::Circadian), topics.all_availability()];
+        for room in &config.rooms {
+            for sensor in &room.motion_sensors {
+                subscriptions.push(topics.name(&Topic::Sensor { kind: SensorKind::Motion, id: sensor.clone() }));
+            }
+            for bulb in &room.bulbs {
+                subscriptions.push(topics.name(&Topic::LightSet(bulb.clone())));
+            }
+        }
+        if config.follow_alarm {
+            subscriptions.push(topics.name(&Topic::PanelStatus));
+        }
+        subscriptions.sort();
+        subscriptions.dedup();
+        spec.subscriptions = subscriptions.into_iter().map(|s| (s, Qos::AtLeastOnce)).collect();
+        spec
+    }
+
+    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
+        match to_input(&self.config, topic, payload) {
+            Some(input) => self.step(input, now),
+            None => Vec::new(),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        self.controller.next_deadline()
+    }
+
+    fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<()>> {
+        self.step(Input::Tick, now)
+    }
+}
+
+/// Runs the controller until `shutdown`.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    let mqtt = config.mqtt.clone();
+    device_runtime::runner::run(LightDevice::new(config), &mqtt, shutdown).await
 }
 
 /// Reads one message as an input; anything unusable is logged once and ignored.
-fn to_input(topics: &Topics, config: &Config, topic: &str, payload: &[u8]) -> Option<Input> {
-    let parsed = match topics.parse(topic) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!("ignored a message: {e}");
-            return None;
-        }
-    };
+fn to_input(config: &Config, parsed: Topic, payload: &[u8]) -> Option<Input> {
+    let topic = Topics::new(&config.mqtt.topic_root).name(&parsed);
     let ignore = |e: protocol::DecodeError| {
         tracing::warn!("ignored a message on {topic}: {e}; see docs/protocol.md for the payload");
     };

@@ -32,15 +32,7 @@ impl Session {
         spec.subscriptions = filters.iter().map(|f| (f.clone(), Qos::AtLeastOnce)).collect();
         let shutdown = Shutdown::new();
         let mut link = Link::start(config, spec, shutdown.clone())?;
-        let connected = async {
-            while let Some(inbound) = link.inbox.recv().await {
-                if matches!(inbound, Inbound::Connected { .. }) {
-                    return true;
-                }
-            }
-            false
-        };
-        if !tokio::time::timeout(CONNECT_TIMEOUT, connected).await.unwrap_or(false) {
+        if !link.connected(CONNECT_TIMEOUT).await {
             shutdown.trigger();
             link.finish().await;
             bail!("could not connect to {} within {CONNECT_TIMEOUT:?} (check --broker and credentials)", config.broker);

@@ -1,13 +1,11 @@
-//! The MQTT edge of the panel: messages in, [`Panel::step`], actions out.
+//! The MQTT edge of the panel: the [`Panel`] as a [`Device`] on the runner every daemon shares.
 //!
 //! Sensor readings go straight to the panel; commands queue at the [`Keypad`], whose thread checks
 //! their codes, so a flood of wrong codes never stands between a window and the siren. The siren
 //! command is published before the state file is written (the panel orders its actions so); the
-//! write happens on a blocking thread while the link goes on reading.
+//! write is a [`Save`] job, done on a blocking thread, whose outcome is the panel's next input.
 
-use std::collections::VecDeque;
-
-use device_runtime::{DeviceSpec, Inbound, Link, Publisher, Shutdown};
+use device_runtime::{Act, Device, DeviceSpec, Link, Publisher, Shutdown};
 use protocol::{
     AlarmCommand, Availability, DeviceKind, PanelCommand, PanelEvent, PanelEventKind, Payload, Power, Qos, SensorKind,
     SensorReading, Timestamp, Topic, Topics,
@@ -39,46 +37,125 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     if config.panel.users.is_empty() {
         tracing::warn!("no users in [panel.users]: nobody can disarm; add one with `security-controller hash-pin`");
     }
+    let keypad = Keypad::start(config.panel.users.clone())?;
+    let mqtt = config.mqtt.clone();
+    device_runtime::runner::run(PanelDevice { config, panel, keypad }, &mqtt, shutdown).await
+}
 
-    let topics = Topics::new(&config.mqtt.topic_root);
-    let mut link = Link::start(&config.mqtt, spec(&topics), shutdown.clone())?;
-    let mut keypad = Keypad::start(config.panel.users.clone())?;
-    let edge = Edge { config: &config, publisher: link.publisher.clone() };
-    // Save once now: a state file that cannot be written shows as a trouble from the start.
-    let mut panel = edge.apply(panel, Input::Tick, true).await;
+/// Writing the state file: the one job the runner cannot do for the panel.
+#[derive(Debug)]
+pub struct Save(Panel);
 
-    loop {
-        let wake = panel.next_deadline(&config.panel).map(|t| tokio::time::Instant::now() + t.since(Timestamp::now()));
-        let input = tokio::select! {
-            () = shutdown.wait() => break,
-            () = sleep_until(wake) => Some(Input::Tick),
-            command = keypad.checked() => Some(Input::Command(command)),
-            inbound = link.inbox.recv() => match inbound {
-                None => break,
-                Some(Inbound::Connected { .. }) => {
-                    edge.execute(panel.on_connected(&config.panel, Timestamp::now(), &config.mqtt.id)).await;
-                    None
+/// The panel, its keypad and its configuration, as the runner sees them.
+struct PanelDevice {
+    config: Config,
+    panel: Panel,
+    keypad: Keypad,
+}
+
+impl PanelDevice {
+    /// Steps the panel, then lets through the commands whose turn has come and need no check.
+    fn step(&mut self, input: Input, now: Timestamp) -> Vec<Act<Save>> {
+        let mut acts = self.step_one(input, now);
+        acts.extend(self.step_ready(now));
+        acts
+    }
+
+    fn step_one(&mut self, input: Input, now: Timestamp) -> Vec<Act<Save>> {
+        let actions;
+        (self.panel, actions) =
+            std::mem::take(&mut self.panel).step(&self.config.panel, input, now, &self.config.mqtt.id);
+        self.acts(actions)
+    }
+
+    /// What the runner does for each of the panel's actions.
+    fn acts(&self, actions: Vec<Action>) -> Vec<Act<Save>> {
+        actions
+            .into_iter()
+            .map(|action| match action {
+                Action::Persist => Act::Job(Save(self.panel.clone())),
+                Action::Event(event) => {
+                    tracing::info!("{}: {}", event.event.as_str(), event.message);
+                    Act::publish(Topic::PanelEvents, &event)
                 }
-                Some(Inbound::Message { topic, payload }) => match to_input(&topics, &topic, &payload) {
-                    Some(Incoming::Command(command)) => {
-                        keypad.push(command);
-                        None
-                    }
-                    Some(Incoming::Input(input)) => Some(input),
-                    None => None,
-                },
-            },
-        };
-        if let Some(input) = input {
-            panel = edge.apply(panel, input, false).await;
-        }
-        // Commands that need no check (no code, or locked out) go straight on, in their turn.
-        while let Some(command) = keypad.next_ready(panel.locked_out(Timestamp::now())) {
-            panel = edge.apply(panel, Input::Command(command), false).await;
+                Action::PublishStatus(status) => Act::publish(Topic::PanelStatus, &status),
+                Action::Siren { on, reason } => {
+                    tracing::info!("siren {}: {reason}", if on { "ON" } else { "OFF" });
+                    let command = AlarmCommand { state: if on { Power::On } else { Power::Off }, reason: Some(reason) };
+                    Act::publish(Topic::AlarmControl, &command)
+                }
+            })
+            .collect()
+    }
+}
+
+impl Device for PanelDevice {
+    type Job = Save;
+
+    fn spec(&self) -> DeviceSpec {
+        spec(&Topics::new(&self.config.mqtt.topic_root))
+    }
+
+    /// Saves once at start: a state file that cannot be written shows as a trouble from the start.
+    fn on_start(&mut self, _now: Timestamp) -> Vec<Act<Save>> {
+        vec![Act::Job(Save(self.panel.clone()))]
+    }
+
+    fn on_connected(&mut self, now: Timestamp) -> Vec<Act<Save>> {
+        self.acts(self.panel.on_connected(&self.config.panel, now, &self.config.mqtt.id))
+    }
+
+    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<Save>> {
+        let topic_name = Topics::new(&self.config.mqtt.topic_root).name(&topic);
+        match to_input(topic, &topic_name, payload) {
+            Some(Incoming::Command(command)) => {
+                self.keypad.push(command);
+                self.step_ready(now)
+            }
+            Some(Incoming::Input(input)) => self.step(input, now),
+            None => Vec::new(),
         }
     }
-    link.finish().await;
-    Ok(())
+
+    fn next_deadline(&self) -> Option<Timestamp> {
+        self.panel.next_deadline(&self.config.panel)
+    }
+
+    fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<Save>> {
+        self.step(Input::Tick, now)
+    }
+
+    async fn wake(&mut self) -> Vec<Act<Save>> {
+        let command = self.keypad.checked().await;
+        self.step(Input::Command(command), Timestamp::now())
+    }
+
+    /// fsync takes milliseconds on a disk (10–100 ms on an SD card): off the runtime's thread, so
+    /// the MQTT link keeps reading and acknowledging meanwhile. A failure, and the first success
+    /// after failures, is the panel's next input.
+    async fn run_job(&mut self, Save(snapshot): Save) -> Vec<Act<Save>> {
+        let path = self.config.state_file.clone();
+        let outcome = match tokio::task::spawn_blocking(move || state_file::save(&path, &snapshot)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("{e:#}")),
+            Err(e) => Err(format!("saving the panel state failed: {e}")),
+        };
+        if outcome.is_ok() && self.panel.save_trouble.is_none() {
+            return Vec::new();
+        }
+        self.step(Input::Saved(outcome), Timestamp::now())
+    }
+}
+
+impl PanelDevice {
+    /// Commands without a check to wait for go straight on, in their turn.
+    fn step_ready(&mut self, now: Timestamp) -> Vec<Act<Save>> {
+        let mut acts = Vec::new();
+        while let Some(command) = self.keypad.next_ready(self.panel.locked_out(now)) {
+            acts.extend(self.step_one(Input::Command(command), now));
+        }
+        acts
+    }
 }
 
 /// What the panel subscribes to and announces.
@@ -95,69 +172,6 @@ fn spec(topics: &Topics) -> DeviceSpec {
     spec
 }
 
-/// Carries out the panel's actions.
-struct Edge<'a> {
-    config: &'a Config,
-    publisher: Publisher,
-}
-
-impl Edge<'_> {
-    /// Steps the panel with `input` and carries out what it decides, in order. How a save went is
-    /// the panel's next input when it failed, or when it succeeded after failures. `save` forces
-    /// a save (at start).
-    async fn apply(&self, mut panel: Panel, input: Input, mut save: bool) -> Panel {
-        let mut inputs = VecDeque::from([input]);
-        while let Some(input) = inputs.pop_front() {
-            let mut actions;
-            (panel, actions) = panel.step(&self.config.panel, input, Timestamp::now(), &self.config.mqtt.id);
-            if std::mem::take(&mut save) && !actions.contains(&Action::Persist) {
-                actions.insert(0, Action::Persist);
-            }
-            for action in actions {
-                if action == Action::Persist {
-                    let outcome = self.save(&panel).await;
-                    if outcome.is_err() || panel.save_trouble.is_some() {
-                        inputs.push_back(Input::Saved(outcome));
-                    }
-                } else {
-                    self.execute(vec![action]).await;
-                }
-            }
-        }
-        panel
-    }
-
-    /// Publishes what the actions say; a `Persist` here (on connect there is none) is ignored.
-    async fn execute(&self, actions: Vec<Action>) {
-        for action in actions {
-            match action {
-                Action::Persist => {}
-                Action::Event(event) => {
-                    tracing::info!("{}: {}", event.event.as_str(), event.message);
-                    send(&self.publisher, &Topic::PanelEvents, &event).await;
-                }
-                Action::PublishStatus(status) => send(&self.publisher, &Topic::PanelStatus, &status).await,
-                Action::Siren { on, reason } => {
-                    tracing::info!("siren {}: {reason}", if on { "ON" } else { "OFF" });
-                    let command = AlarmCommand { state: if on { Power::On } else { Power::Off }, reason: Some(reason) };
-                    send(&self.publisher, &Topic::AlarmControl, &command).await;
-                }
-            }
-        }
-    }
-
-    /// Writes the state file. fsync takes milliseconds on a disk (10–100 ms on an SD card): off the
-    /// runtime's thread, so the MQTT link keeps reading and acknowledging meanwhile.
-    async fn save(&self, panel: &Panel) -> Result<(), String> {
-        let (path, snapshot) = (self.config.state_file.clone(), panel.clone());
-        match tokio::task::spawn_blocking(move || state_file::save(&path, &snapshot)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("{e:#}")),
-            Err(e) => Err(format!("saving the panel state failed: {e}")),
-        }
-    }
-}
-
 /// A panel that cannot start says why where people look, before it exits: an event on the
 /// broker, and its availability `offline`. A retained status left by an earlier run would
 /// otherwise say `armed_away` while nothing guards the house.
@@ -167,15 +181,7 @@ async fn refuse_to_start(config: &Config, error: &anyhow::Error) {
     let mut spec = spec(&topics);
     spec.subscriptions.clear();
     let Ok(mut link) = Link::start(&config.mqtt, spec, shutdown.clone()) else { return };
-    let connected = async {
-        while let Some(inbound) = link.inbox.recv().await {
-            if matches!(inbound, Inbound::Connected { .. }) {
-                return true;
-            }
-        }
-        false
-    };
-    if tokio::time::timeout(REFUSAL_WAIT, connected).await == Ok(true) {
+    if link.connected(REFUSAL_WAIT).await {
         let event = PanelEvent {
             event: PanelEventKind::Trouble,
             mode: None,
@@ -209,22 +215,8 @@ async fn send<P: Payload>(publisher: &Publisher, topic: &Topic, payload: &P) {
     }
 }
 
-async fn sleep_until(at: Option<tokio::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Reads one message; anything unusable is logged once (never with a code) and ignored.
-fn to_input(topics: &Topics, topic: &str, payload: &[u8]) -> Option<Incoming> {
-    let parsed = match topics.parse(topic) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!("ignored a message: {e}");
-            return None;
-        }
-    };
+fn to_input(parsed: Topic, topic: &str, payload: &[u8]) -> Option<Incoming> {
     match parsed {
         // A zero-length (retained) publish is how MQTT clears a topic: the sensor is taken out.
         Topic::Sensor { kind, id } if payload.is_empty() => Some(Incoming::Input(Input::SensorCleared { kind, id })),

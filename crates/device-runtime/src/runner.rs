@@ -1,0 +1,162 @@
+//! The one edge loop every daemon runs on.
+//!
+//! A daemon is a [`Device`]: what it subscribes to, when it next wants to be woken, and what it does
+//! on a connect, a message, a deadline — each a plain method that takes `now` and returns [`Act`]s,
+//! so its decisions are tested without a broker. [`run`] owns everything else: the [`Link`], the
+//! clock, parsing topics (an unknown one is logged once and ignored), publishing in order, and
+//! shutdown. Work that is neither a decision nor a publish (the panel's state file) is a
+//! [`Device::Job`], carried out in order by [`Device::run_job`], whose outcome is the device's
+//! next input.
+
+use std::collections::VecDeque;
+use std::future::Future;
+
+use protocol::{Payload, Timestamp, Topic, Topics};
+
+use crate::config::MqttConfig;
+use crate::link::{DeviceSpec, Inbound, Link, Publisher};
+use crate::shutdown::Shutdown;
+
+/// A message to publish: the topic (its QoS and retain flag come from the contract) and the payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub topic: Topic,
+    pub payload: Vec<u8>,
+}
+
+impl Outgoing {
+    pub fn new<P: Payload>(topic: Topic, payload: &P) -> Outgoing {
+        Outgoing { topic, payload: payload.encode() }
+    }
+}
+
+/// What a device asks of the runner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Act<J> {
+    Publish(Outgoing),
+    /// Device-specific work, done in order by [`Device::run_job`] (e.g. saving a file).
+    Job(J),
+}
+
+impl<J> Act<J> {
+    pub fn publish<P: Payload>(topic: Topic, payload: &P) -> Act<J> {
+        Act::Publish(Outgoing::new(topic, payload))
+    }
+}
+
+/// The payloads published among `acts` that decode as `P`, in order: what a device's step said,
+/// for its tests.
+pub fn published<P: Payload, J>(acts: &[Act<J>]) -> Vec<P> {
+    acts.iter()
+        .filter_map(|act| match act {
+            Act::Publish(out) => P::decode(&out.payload).ok(),
+            Act::Job(_) => None,
+        })
+        .collect()
+}
+
+/// A daemon, seen from the runner. Every method but [`Device::wake`] and [`Device::run_job`] is
+/// synchronous: decisions never wait.
+pub trait Device: Send {
+    /// Work the runner cannot do for the device; most devices have none (`()`).
+    type Job: Send;
+
+    /// What it is, what it subscribes to and publishes.
+    fn spec(&self) -> DeviceSpec;
+
+    /// What to do before the first connect (queued by the link until it is up).
+    fn on_start(&mut self, _now: Timestamp) -> Vec<Act<Self::Job>> {
+        Vec::new()
+    }
+
+    /// What to do on every (re)connect, after `online` and the subscriptions.
+    fn on_connected(&mut self, _now: Timestamp) -> Vec<Act<Self::Job>> {
+        Vec::new()
+    }
+
+    /// A message on one of the subscribed topics, its topic already parsed.
+    fn on_message(&mut self, _topic: Topic, _payload: &[u8], _now: Timestamp) -> Vec<Act<Self::Job>> {
+        Vec::new()
+    }
+
+    /// The earliest time [`Device::on_deadline`] has something to do.
+    fn next_deadline(&self) -> Option<Timestamp> {
+        None
+    }
+
+    /// Time passed: one or more deadlines may be due at `now`.
+    fn on_deadline(&mut self, _now: Timestamp) -> Vec<Act<Self::Job>> {
+        Vec::new()
+    }
+
+    /// An input source of the device's own (the panel's keypad thread). Never completes by default.
+    fn wake(&mut self) -> impl Future<Output = Vec<Act<Self::Job>>> + Send {
+        std::future::pending()
+    }
+
+    /// Carries out a job; what it returns is done next, after the acts already queued.
+    fn run_job(&mut self, _job: Self::Job) -> impl Future<Output = Vec<Act<Self::Job>>> + Send {
+        async { Vec::new() }
+    }
+}
+
+/// Runs `device` on the broker of `config` until `shutdown`.
+pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdown) -> anyhow::Result<()> {
+    let topics = Topics::new(&config.topic_root);
+    let mut link = Link::start(config, device.spec(), shutdown.clone())?;
+    let publisher = link.publisher.clone();
+    let acts = device.on_start(Timestamp::now());
+    perform(&mut device, &publisher, acts).await;
+    loop {
+        let wake = device.next_deadline().map(instant);
+        let acts = tokio::select! {
+            () = shutdown.wait() => break,
+            () = sleep_until(wake) => device.on_deadline(Timestamp::now()),
+            acts = device.wake() => acts,
+            inbound = link.inbox.recv() => match inbound {
+                None => break,
+                Some(Inbound::Connected { .. }) => device.on_connected(Timestamp::now()),
+                Some(Inbound::Message { topic, payload }) => match topics.parse(&topic) {
+                    Ok(parsed) => device.on_message(parsed, &payload, Timestamp::now()),
+                    Err(e) => {
+                        tracing::warn!("ignored a message: {e}");
+                        Vec::new()
+                    }
+                },
+            },
+        };
+        perform(&mut device, &publisher, acts).await;
+    }
+    link.finish().await;
+    Ok(())
+}
+
+/// Does `acts` in order; a job's outcome joins the end of the queue.
+async fn perform<D: Device>(device: &mut D, publisher: &Publisher, acts: Vec<Act<D::Job>>) {
+    let mut queue = VecDeque::from(acts);
+    while let Some(act) = queue.pop_front() {
+        match act {
+            Act::Publish(out) => {
+                let name = publisher.topics().name(&out.topic);
+                if let Err(e) = publisher.send_bytes(&name, out.payload, out.topic.qos(), out.topic.retained()).await {
+                    tracing::error!("{e}");
+                }
+            }
+            Act::Job(job) => queue.extend(device.run_job(job).await),
+        }
+    }
+}
+
+/// The runtime's instant for a wall-clock deadline (one already past is now). Timestamps count
+/// milliseconds: waking a millisecond late never finds the deadline not yet due.
+fn instant(at: Timestamp) -> tokio::time::Instant {
+    tokio::time::Instant::now() + at.since(Timestamp::now()) + std::time::Duration::from_millis(1)
+}
+
+/// Sleeps until `at`, or for ever.
+pub async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
