@@ -58,7 +58,7 @@ impl Config {
     /// The defaults for a sensor of `kind` (contacts change less often than people move).
     pub fn for_kind(kind: SensorKind) -> Config {
         let (id, chance) = match kind {
-            SensorKind::Motion => ("hall-motion", 0.3),
+            SensorKind::Motion => ("kitchen-motion", 0.3),
             SensorKind::Door => ("front", 0.1),
             SensorKind::Window => ("kitchen-window", 0.05),
         };

@@ -214,3 +214,35 @@ async fn daemons_survive_a_broker_restart_and_resume() {
         d.stop().await;
     }
 }
+
+/// The separate binaries, each with nothing but `--broker`, meet: the bulb's default id is in
+/// the controller's default rooms, and so is the motion sensor's, in the same room. (The shipped
+/// config files show these defaults; `config_files.rs` holds them to it.)
+async fn the_lighting_binaries_meet_with_their_defaults(url: String) {
+    let with_broker = |mut mqtt: device_runtime::MqttConfig| {
+        mqtt.broker = url.clone();
+        mqtt
+    };
+    let mut bulb_config = light_bulb::Config::default();
+    bulb_config.mqtt = with_broker(bulb_config.mqtt);
+    let bulb_id = bulb_config.mqtt.id.clone();
+    let bulb = Running::spawn(|s| light_bulb::run(bulb_config, s));
+    let mut controller_config = light_controller::Config::default();
+    controller_config.mqtt = with_broker(controller_config.mqtt);
+    let controller = Running::spawn(|s| light_controller::run(controller_config, s));
+
+    let mut probe = Probe::connect(&url, "probe-defaults").await.unwrap();
+    probe.subscribe("home/#").await.unwrap();
+    let state = format!("home/lights/{bulb_id}/state");
+    probe.expect("home/devices/light-controller/availability", text("online"), WITHIN).await.unwrap();
+    probe.expect(&state, |_| true, WITHIN).await.unwrap();
+
+    let mut sensor = binary_sensor::MotionConfig::default().0;
+    sensor.mqtt = with_broker(sensor.mqtt);
+    binary_sensor::once(protocol::SensorKind::Motion, sensor, SensorState::Motion, WITHIN).await.unwrap();
+    probe.expect(&state, light(100, LightSource::Motion), WITHIN).await.unwrap();
+    for d in [bulb, controller] {
+        d.stop().await;
+    }
+}
+on_both_brokers!(lighting_defaults_meet, super::the_lighting_binaries_meet_with_their_defaults);
