@@ -333,17 +333,7 @@ pub mod cli {
                 return ExitCode::from(2);
             }
         };
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        let outcome = runtime
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(once(kind, config, state, Duration::from_secs(10))));
-        match outcome {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("{}: error: {e:#}", C::NAME);
-                ExitCode::FAILURE
-            }
-        }
+        device_runtime::daemon::block_on(C::NAME, 1, once(kind, config, state, Duration::from_secs(10)))
     }
 }
 

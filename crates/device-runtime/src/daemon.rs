@@ -40,6 +40,36 @@ pub fn load<C: DaemonConfig>(common: &CommonArgs, overrides: Table) -> Result<C,
     Ok(config)
 }
 
+/// The exit code of a run that failed: 2 when a configuration was refused (the error chain holds a
+/// [`ConfigError`]), 1 for anything else. Every binary exits with these.
+pub fn exit_code(error: &anyhow::Error) -> ExitCode {
+    if error.chain().any(|cause| cause.is::<ConfigError>()) { ExitCode::from(2) } else { ExitCode::FAILURE }
+}
+
+/// Runs `work` to completion on a runtime of its own (`threads` workers; 1 is a current-thread
+/// runtime) and turns the outcome into an exit code, printing a failure as `<name>: error: …`.
+pub fn block_on<F>(name: &str, threads: usize, work: F) -> ExitCode
+where
+    F: Future<Output = anyhow::Result<()>>,
+{
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
+    };
+    let outcome = match runtime {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            exit_code(&e)
+        }
+    }
+}
+
 /// Runs a daemon to completion and turns the outcome into an exit code (2: bad configuration, 1: failure).
 pub fn main<C, F, Fut>(common: CommonArgs, overrides: Table, run: F) -> ExitCode
 where
@@ -59,23 +89,23 @@ where
         print!("{}", to_toml(&config));
         return ExitCode::SUCCESS;
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{}: error: cannot start the async runtime: {e}", C::NAME);
-            return ExitCode::FAILURE;
-        }
-    };
-    let outcome = runtime.block_on(async {
+    block_on(C::NAME, 1, async {
         let shutdown = Shutdown::new();
         shutdown.trigger_on_signals();
         run(config, shutdown).await
-    });
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{}: error: {e:#}", C::NAME);
-            ExitCode::FAILURE
-        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_configuration_exits_2_anything_else_1() {
+        let bad = anyhow::Error::new(ConfigError::Invalid("x".into())).context("loading light-bulb");
+        assert_eq!(exit_code(&bad), ExitCode::from(2));
+        assert_eq!(exit_code(&anyhow::anyhow!("broker gone")), ExitCode::FAILURE);
+        assert_eq!(block_on("test", 1, async { Err(ConfigError::Invalid("y".into()).into()) }), ExitCode::from(2));
+        assert_eq!(block_on("test", 2, async { Ok(()) }), ExitCode::SUCCESS);
     }
 }

@@ -66,7 +66,10 @@ impl HomeConfig {
         for id in
             config.bulbs.iter().chain(&config.motion_sensors).chain(&config.door_sensors).chain(&config.window_sensors)
         {
-            protocol::validate_id(id).with_context(|| format!("{}: device list", path.display()))?;
+            protocol::validate_id(id).map_err(|e| device_runtime::ConfigError::File {
+                path: path.clone(),
+                message: format!("device list: {e}"),
+            })?;
         }
         Ok(config)
     }

@@ -129,20 +129,8 @@ fn main() -> ExitCode {
     } else {
         device_runtime::logging::init(args.common.verbose, args.common.log_format);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mqtt-home: error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(dispatch(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mqtt-home: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    // The whole home runs in this process: two workers, one per core of a small machine.
+    device_runtime::daemon::block_on("mqtt-home", 2, dispatch(args))
 }
 
 async fn dispatch(args: Args) -> anyhow::Result<()> {

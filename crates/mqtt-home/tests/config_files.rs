@@ -62,3 +62,19 @@ fn the_panel_files_validate_and_the_real_one_keeps_the_defaults() {
         demo.panel.users[1].duress && security_controller::codes::verify_pin("4321", &demo.panel.users[1].pin_hash)
     );
 }
+
+/// A configuration refused is exit code 2 for `mqtt-home` as for every daemon, with the file and
+/// the key in one line.
+#[test]
+fn a_bad_home_file_exits_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("home.toml"), "bulbz = [\"kitchen\"]\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-home"))
+        .args(["run", "--config-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("unknown field `bulbz`") && stderr.contains("home.toml"), "{stderr}");
+}
