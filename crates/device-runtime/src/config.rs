@@ -131,17 +131,32 @@ pub fn layer<T: Serialize + DeserializeOwned>(
     file: Option<&Path>,
     overrides: Table,
 ) -> Result<T, ConfigError> {
+    let text = match file {
+        Some(path) => Some((
+            path,
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?,
+        )),
+        None => None,
+    };
+    layer_text(defaults, text.as_ref().map(|(path, text)| (*path, text.as_str())), overrides)
+}
+
+/// [`layer`] with the file's text already read; `path` names it in messages (a file built into
+/// the binary has a path of its own making).
+pub fn layer_text<T: Serialize + DeserializeOwned>(
+    defaults: &T,
+    file: Option<(&Path, &str)>,
+    overrides: Table,
+) -> Result<T, ConfigError> {
     let mut merged = match Value::try_from(defaults) {
         Ok(Value::Table(t)) => t,
         Ok(_) | Err(_) => Table::new(),
     };
-    if let Some(path) = file {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    if let Some((path, text)) = file {
         // Parsing the file alone first gives messages with the line, the column and the key.
-        toml::from_str::<T>(&text).map_err(|e| ConfigError::File { path: path.to_owned(), message: one_line(&e) })?;
+        toml::from_str::<T>(text).map_err(|e| ConfigError::File { path: path.to_owned(), message: one_line(&e) })?;
         let table: Table =
-            toml::from_str(&text).map_err(|e| ConfigError::File { path: path.to_owned(), message: one_line(&e) })?;
+            toml::from_str(text).map_err(|e| ConfigError::File { path: path.to_owned(), message: one_line(&e) })?;
         merge(&mut merged, table);
     }
     merge(&mut merged, overrides);

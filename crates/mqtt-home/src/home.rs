@@ -4,15 +4,18 @@
 //! its own, with its own client id, session and Last Will — so what works here works in compose.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
-use device_runtime::daemon::{DaemonConfig, load};
-use device_runtime::{CommonArgs, Shutdown};
+use device_runtime::config::{merge, set};
+use device_runtime::daemon::DaemonConfig;
+use device_runtime::{CommonArgs, ConfigError, Shutdown};
 use protocol::SensorKind;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tracing::Instrument;
+
+use crate::config_source::ConfigSource;
 
 /// `config/home.toml`: the devices of the home.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,17 +62,12 @@ impl Default for HomeConfig {
 }
 
 impl HomeConfig {
-    pub fn load(dir: &Path) -> anyhow::Result<HomeConfig> {
-        let path = dir.join("home.toml");
-        let file = path.exists().then_some(path.as_path());
-        let config: HomeConfig = device_runtime::config::layer(&HomeConfig::default(), file, toml::Table::new())?;
+    pub fn load(source: &ConfigSource) -> Result<HomeConfig, ConfigError> {
+        let config: HomeConfig = source.load("home.toml", &HomeConfig::default(), toml::Table::new())?;
         for id in
             config.bulbs.iter().chain(&config.motion_sensors).chain(&config.door_sensors).chain(&config.window_sensors)
         {
-            protocol::validate_id(id).map_err(|e| device_runtime::ConfigError::File {
-                path: path.clone(),
-                message: format!("device list: {e}"),
-            })?;
+            protocol::validate_id(id).map_err(|e| ConfigError::Invalid(format!("home.toml, device list: {e}")))?;
         }
         Ok(config)
     }
@@ -81,75 +79,49 @@ impl HomeConfig {
         self.motion_sensors.clear();
         self.simulate_contacts = false;
     }
-
-    /// The device ids of every daemon this home runs (each publishes its availability).
-    pub fn device_ids(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self
-            .bulbs
-            .iter()
-            .chain(&self.door_sensors)
-            .chain(&self.window_sensors)
-            .chain(&self.motion_sensors)
-            .cloned()
-            .collect();
-        let singles = [
-            (self.circadian_sensor, "circadian-sensor"),
-            (self.light_controller, "light-controller"),
-            (self.security_controller, "security-controller"),
-            (self.siren, "siren"),
-        ];
-        ids.extend(singles.into_iter().filter(|(on, _)| *on).map(|(_, id)| id.to_owned()));
-        ids
-    }
-
-    /// Runs daemon `name` from a copy of its config file (read from `config_dir`) written into
-    /// `dir` with `changes` applied to top-level keys; everything else still comes from the file.
-    pub fn override_daemon(
-        &mut self,
-        config_dir: &Path,
-        dir: &Path,
-        name: &str,
-        changes: &[(&str, toml::Value)],
-    ) -> anyhow::Result<()> {
-        let file = self.config_files.get(name).cloned().unwrap_or_else(|| format!("{name}.toml"));
-        let path = config_dir.join(file);
-        let mut table: toml::Table = match std::fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("{}", path.display()))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        for (key, value) in changes {
-            table.insert((*key).to_owned(), value.clone());
-        }
-        let copy = dir.join(format!("{name}.toml"));
-        std::fs::write(&copy, toml::to_string(&table)?).with_context(|| format!("cannot write {}", copy.display()))?;
-        self.config_files.insert(name.to_owned(), copy.display().to_string());
-        Ok(())
-    }
 }
 
-/// How every daemon of the home connects: the broker and the credentials of the `mqtt-home` flags.
+/// How every daemon of the home is configured: its file from the home's [`ConfigSource`], then the
+/// broker and credentials of the `mqtt-home` flags, its device id, and overrides of its own.
 #[derive(Debug, Clone)]
 pub struct Connection {
     pub broker: String,
     pub common: CommonArgs,
-    pub config_dir: PathBuf,
+    pub source: ConfigSource,
     /// Per-daemon config file names, from `home.toml`.
     pub config_files: BTreeMap<String, String>,
+    /// Per-daemon keys set over the file (e.g. the panel's `state_file` for a scenario), by daemon name.
+    pub overrides: BTreeMap<String, toml::Table>,
 }
 
 impl Connection {
-    /// Loads daemon `C`'s config as its own binary would (from `<config_dir>/<daemon>.toml`), as device `id`.
+    pub fn new(broker: &str, common: CommonArgs, source: ConfigSource, home: &HomeConfig) -> Connection {
+        Connection {
+            broker: broker.to_owned(),
+            common,
+            source,
+            config_files: home.config_files.clone(),
+            overrides: BTreeMap::new(),
+        }
+    }
+
+    /// Loads daemon `C`'s config as its own binary would, as device `id` (else the file's id).
     fn config<C: DaemonConfig>(&self, id: Option<&str>) -> anyhow::Result<C> {
-        let name = self.config_files.get(C::NAME).cloned().unwrap_or_else(|| format!("{}.toml", C::NAME));
-        let file = self.config_dir.join(name);
-        let common = CommonArgs {
-            broker: Some(self.broker.clone()),
-            id: id.map(str::to_owned),
-            config: file.exists().then_some(file),
-            ..self.common.clone()
-        };
-        load::<C>(&common, toml::Table::new()).with_context(|| format!("{} {}", C::NAME, id.unwrap_or_default()))
+        let file = self.config_files.get(C::NAME).cloned().unwrap_or_else(|| format!("{}.toml", C::NAME));
+        let mut overrides = self.common.overrides();
+        if let Some(toml::Value::Table(mqtt)) = overrides.get_mut("mqtt") {
+            // The flags' `--id` names the mqtt-home client, never a daemon.
+            mqtt.remove("id");
+        }
+        set(&mut overrides, "mqtt.broker", self.broker.as_str());
+        if let Some(id) = id {
+            set(&mut overrides, "mqtt.id", id);
+        }
+        merge(&mut overrides, self.overrides.get(C::NAME).cloned().unwrap_or_default());
+        let what = || format!("{} {}", C::NAME, id.unwrap_or_default());
+        let config: C = self.source.load(&file, &C::default(), overrides).with_context(what)?;
+        config.validate().with_context(what)?;
+        Ok(config)
     }
 }
 
@@ -157,6 +129,8 @@ impl Connection {
 pub struct Daemons {
     tasks: JoinSet<(String, anyhow::Result<()>)>,
     pub names: Vec<String>,
+    /// The device id of each, as its configuration says (each publishes its availability).
+    pub device_ids: Vec<String>,
 }
 
 impl Daemons {
@@ -164,9 +138,11 @@ impl Daemons {
     pub fn start(home: &HomeConfig, connection: &Connection, shutdown: &Shutdown) -> anyhow::Result<Daemons> {
         type Start = Box<dyn FnOnce(Shutdown) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>>;
         let mut starts: Vec<(String, Start)> = Vec::new();
+        let mut device_ids = Vec::new();
 
         for id in &home.bulbs {
             let c: light_bulb::Config = connection.config(Some(id))?;
+            device_ids.push(c.mqtt.id.clone());
             starts.push((format!("light-bulb {id}"), Box::new(move |s| Box::pin(light_bulb::run(c, s)))));
         }
         let sensors = [
@@ -181,6 +157,7 @@ impl Daemons {
                     SensorKind::Door => connection.config::<binary_sensor::DoorConfig>(Some(id))?.into(),
                     SensorKind::Window => connection.config::<binary_sensor::WindowConfig>(Some(id))?.into(),
                 };
+                device_ids.push(c.mqtt.id.clone());
                 if kind != SensorKind::Motion && !home.simulate_contacts {
                     c.simulate = false;
                 }
@@ -190,18 +167,22 @@ impl Daemons {
         }
         if home.circadian_sensor {
             let c: circadian_sensor::Config = connection.config(None)?;
+            device_ids.push(c.mqtt.id.clone());
             starts.push(("circadian-sensor".into(), Box::new(move |s| Box::pin(circadian_sensor::run(c, s)))));
         }
         if home.light_controller {
             let c: light_controller::Config = connection.config(None)?;
+            device_ids.push(c.mqtt.id.clone());
             starts.push(("light-controller".into(), Box::new(move |s| Box::pin(light_controller::run(c, s)))));
         }
         if home.security_controller {
             let c: security_controller::Config = connection.config(None)?;
+            device_ids.push(c.mqtt.id.clone());
             starts.push(("security-controller".into(), Box::new(move |s| Box::pin(security_controller::run(c, s)))));
         }
         if home.siren {
             let c: alarm_actuator::Config = connection.config(None)?;
+            device_ids.push(c.mqtt.id.clone());
             starts.push(("alarm-actuator siren".into(), Box::new(move |s| Box::pin(alarm_actuator::run(c, s)))));
         }
 
@@ -213,7 +194,7 @@ impl Daemons {
             names.push(name.clone());
             tasks.spawn(async move { (name, fut.await) });
         }
-        Ok(Daemons { tasks, names })
+        Ok(Daemons { tasks, names, device_ids })
     }
 
     /// Waits for every daemon to stop; one that fails is reported and the others go on.
@@ -243,41 +224,28 @@ impl QuietHome {
     /// the daemons' config files, and waits until `client` sees every device online; the waiting
     /// is printed to `out` as a scenario timeline.
     pub async fn start(
-        config_dir: &Path,
+        source: &ConfigSource,
         broker: &str,
-        mut common: CommonArgs,
+        common: CommonArgs,
         changes: &[(&str, &str, toml::Value)],
         client: &device_runtime::MqttConfig,
         out: &mut (dyn std::io::Write + Send),
     ) -> anyhow::Result<QuietHome> {
-        let mut home = HomeConfig::load(config_dir)?;
+        let mut home = HomeConfig::load(source)?;
         home.quiet();
         let temp = tempfile::Builder::new().prefix("mqtt-home-scenario-").tempdir()?;
         let state_file = temp.path().join("security-controller.state.json");
-        let mut per_daemon: BTreeMap<&str, Vec<(&str, toml::Value)>> = BTreeMap::new();
-        per_daemon
-            .entry("security-controller")
-            .or_default()
-            .push(("state_file", state_file.display().to_string().into()));
+        let mut connection = Connection::new(broker, common, source.clone(), &home);
+        let panel = connection.overrides.entry("security-controller".to_owned()).or_default();
+        set(panel, "state_file", state_file.display().to_string());
         for (daemon, key, value) in changes {
-            per_daemon.entry(daemon).or_default().push((key, value.clone()));
+            set(connection.overrides.entry((*daemon).to_owned()).or_default(), key, value.clone());
         }
-        for (daemon, changes) in &per_daemon {
-            home.override_daemon(config_dir, temp.path(), daemon, changes)?;
-        }
-        // The daemons take their own ids, not the client's.
-        common.id = None;
-        let connection = Connection {
-            broker: broker.to_owned(),
-            common,
-            config_dir: config_dir.to_owned(),
-            config_files: home.config_files.clone(),
-        };
         let shutdown = Shutdown::new();
         let daemons = Daemons::start(&home, &connection, &shutdown)?;
+        let up = crate::scenario::home_is_up(&daemons.device_ids);
         let running = tokio::spawn(daemons.wait());
         let quiet = QuietHome { state_file, shutdown, running, _temp: temp };
-        let up = crate::scenario::home_is_up(&home.device_ids());
         if let Err(e) = crate::scenario::run(&up, client, out).await {
             quiet.stop().await;
             return Err(e.context("the home did not come up"));

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use device_runtime::daemon::{DaemonConfig, load};
 use device_runtime::{CommonArgs, MqttConfig, Shutdown};
+use mqtt_home::config_source::ConfigSource;
 use mqtt_home::home::{Connection, Daemons, HomeConfig, QuietHome};
 use mqtt_home::{ctl, scenario};
 use protocol::{ArmMode, PanelAction, SensorKind, SensorState};
@@ -29,9 +30,9 @@ struct Args {
 enum Command {
     /// Run the whole home: embedded broker (unless --broker) and every daemon (the default)
     Run {
-        /// Directory with home.toml and each daemon's <daemon>.toml
-        #[arg(long, env = "MQTT_HOME_CONFIG_DIR", default_value = "config")]
-        config_dir: PathBuf,
+        /// Directory with home.toml and each daemon's <daemon>.toml [default: the demo built into this binary]
+        #[arg(long, env = "MQTT_HOME_CONFIG_DIR", value_name = "DIR")]
+        config_dir: Option<PathBuf>,
         /// Where the embedded broker listens; a free port is used if it is taken [default: from home.toml]
         #[arg(long, env = "MQTT_HOME_LISTEN", value_name = "ADDR")]
         listen: Option<String>,
@@ -88,9 +89,10 @@ enum Command {
         /// cycle, no simulated motion; the panel's state in a temporary directory), stop it after
         #[arg(long)]
         with_home: bool,
-        /// With --with-home: the directory with home.toml and each daemon's <daemon>.toml
-        #[arg(long, env = "MQTT_HOME_CONFIG_DIR", default_value = "config")]
-        config_dir: PathBuf,
+        /// With --with-home: the directory with home.toml and each daemon's <daemon>.toml [default:
+        /// the demo built into this binary]
+        #[arg(long, env = "MQTT_HOME_CONFIG_DIR", value_name = "DIR")]
+        config_dir: Option<PathBuf>,
     },
 }
 
@@ -134,9 +136,9 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(args: Args) -> anyhow::Result<()> {
-    let command = args.command.unwrap_or(Command::Run { config_dir: "config".into(), listen: None });
+    let command = args.command.unwrap_or(Command::Run { config_dir: None, listen: None });
     if let Command::Run { config_dir, listen } = command {
-        return run_home(args.common, config_dir, listen).await;
+        return run_home(args.common, ConfigSource::from_flag(config_dir)?, listen).await;
     }
     let mut common = args.common;
     // Never a device's client id: the broker would disconnect that device.
@@ -183,7 +185,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Forget { device } => ctl::forget(&config, &device).await,
         Command::Scenario { files, with_home: false, .. } => run_scenarios(&files, &config).await,
         Command::Scenario { files, with_home: true, config_dir } => {
-            scenarios_with_home(&files, config, common, config_dir).await
+            scenarios_with_home(&files, config, common, ConfigSource::from_flag(config_dir)?).await
         }
     }
 }
@@ -201,21 +203,22 @@ async fn scenarios_with_home(
     files: &[PathBuf],
     mut config: MqttConfig,
     common: CommonArgs,
-    config_dir: PathBuf,
+    source: ConfigSource,
 ) -> anyhow::Result<()> {
     config.broker = match &common.broker {
         Some(url) => url.clone(),
         None => start_embedded_broker("127.0.0.1:0")?,
     };
-    let home = QuietHome::start(&config_dir, &config.broker, common, &[], &config, &mut std::io::stdout()).await?;
+    let home = QuietHome::start(&source, &config.broker, common, &[], &config, &mut std::io::stdout()).await?;
     home.stop_on_signals();
     let outcome = run_scenarios(files, &config).await;
     home.stop().await;
     outcome
 }
 
-async fn run_home(common: CommonArgs, config_dir: PathBuf, listen: Option<String>) -> anyhow::Result<()> {
-    let mut home = HomeConfig::load(&config_dir)?;
+async fn run_home(common: CommonArgs, source: ConfigSource, listen: Option<String>) -> anyhow::Result<()> {
+    let mut home = HomeConfig::load(&source)?;
+    println!("mqtt-home: configuration {}", source.describe());
     if let Some(listen) = listen {
         home.listen = listen;
     }
@@ -226,7 +229,7 @@ async fn run_home(common: CommonArgs, config_dir: PathBuf, listen: Option<String
         }
         None => start_embedded_broker(&home.listen)?,
     };
-    let connection = Connection { broker: broker.clone(), common, config_dir, config_files: home.config_files.clone() };
+    let connection = Connection::new(&broker, common, source, &home);
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let daemons = Daemons::start(&home, &connection, &shutdown)?;

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use device_runtime::config::layer;
 use device_runtime::daemon::DaemonConfig;
+use mqtt_home::config_source::ConfigSource;
 
 fn config_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config"))
@@ -31,7 +32,7 @@ fn lighting_files_show_the_defaults() {
 
 #[test]
 fn the_home_file_shows_the_defaults() {
-    let home = mqtt_home::home::HomeConfig::load(config_dir()).unwrap();
+    let home = mqtt_home::home::HomeConfig::load(&ConfigSource::Dir(config_dir().to_owned())).unwrap();
     assert_eq!(home, mqtt_home::home::HomeConfig::default());
 }
 

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use device_runtime::{CommonArgs, MqttConfig};
+use mqtt_home::config_source::ConfigSource;
 use mqtt_home::home::QuietHome;
 use mqtt_home::scenario::{self, Scenario};
 
@@ -41,7 +42,7 @@ async fn every_shipped_scenario_passes(url: String) {
     let faster_motion = [("light-controller", "motion_timeout_s", 3.into())];
     let mut timeline = Vec::new();
     let home =
-        QuietHome::start(&repo().join("config"), &url, CommonArgs::default(), &faster_motion, &config, &mut timeline)
+        QuietHome::start(&ConfigSource::BuiltIn, &url, CommonArgs::default(), &faster_motion, &config, &mut timeline)
             .await
             .unwrap_or_else(|e| panic!("{e:#}\n{}", String::from_utf8_lossy(&timeline)));
     let started = Instant::now();
@@ -123,4 +124,21 @@ expect_none = { topic = "home/security/alarm", json = { state = "ON" }, for_s = 
         error.starts_with("siren.toml: step 2: home/security/alarm: unexpected home/security/alarm {\"state\":\"ON\"}"),
         "{error}"
     );
+}
+
+/// The installed binary, started where there is no `config/`, runs the demo built into it: the
+/// intrusion scenario needs the demo's users (PIN 1234) and its short delays.
+#[test]
+fn the_binary_started_anywhere_runs_the_built_in_demo() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-home"))
+        .current_dir(elsewhere.path())
+        .args(["scenario", "--with-home"])
+        .arg(repo().join("scenarios/intrusion.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("passed"), "{stdout}");
 }
