@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub mqtt: MqttConfig,
     /// Seconds after which the siren turns itself off even if no OFF comes.
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub max_on_s: u64,
 }
 

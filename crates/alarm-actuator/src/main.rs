@@ -12,8 +12,8 @@ use device_runtime::config::set;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Seconds after which the siren turns itself off without an OFF [default: 900]
-    #[arg(long, env = "SIREN_MAX_ON", value_name = "SECONDS")]
+    /// After how long the siren turns itself off without an OFF: 15m, 90s, or seconds [default: 15m]
+    #[arg(long, env = "SIREN_MAX_ON", value_name = "DURATION", value_parser = device_runtime::duration::secs_arg)]
     max_on: Option<u64>,
 }
 

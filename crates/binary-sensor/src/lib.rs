@@ -26,16 +26,20 @@ pub struct Config {
     /// Simulate activity; off, the sensor only reports its initial state and heartbeats.
     pub simulate: bool,
     /// Seconds between simulation rolls.
+    #[serde(deserialize_with = "device_runtime::duration::secs_f64")]
     pub interval_s: f64,
     /// Chance per roll that motion starts, or that a contact toggles (0–1).
     pub chance: f64,
     /// Shortest motion, in seconds.
+    #[serde(deserialize_with = "device_runtime::duration::secs_f64")]
     pub motion_min_s: f64,
     /// Longest motion, in seconds.
+    #[serde(deserialize_with = "device_runtime::duration::secs_f64")]
     pub motion_max_s: f64,
     /// Seed for a reproducible simulation; random when absent.
     pub seed: Option<u64>,
     /// Seconds between heartbeats (the current state, republished).
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub refresh_s: u64,
 }
 
@@ -283,8 +287,8 @@ pub mod cli {
         /// Do not simulate: report the initial state and heartbeats only
         #[arg(long, env = "SENSOR_NO_SIMULATE")]
         pub no_simulate: bool,
-        /// Seconds between simulation rolls [default: 10]
-        #[arg(long, env = "SENSOR_INTERVAL", value_name = "SECONDS")]
+        /// Time between simulation rolls: 10s, 500ms, or seconds [default: 10s]
+        #[arg(long, env = "SENSOR_INTERVAL", value_name = "DURATION", value_parser = device_runtime::duration::secs_f64_arg)]
         pub interval: Option<f64>,
         /// Chance per roll of motion starting or a contact toggling (0-1)
         #[arg(long, env = "SENSOR_CHANCE")]

@@ -30,6 +30,7 @@ pub struct Config {
     pub mqtt: MqttConfig,
     pub mode: Mode,
     /// Seconds per phase in `cycle` mode.
+    #[serde(deserialize_with = "device_runtime::duration::secs_f64")]
     pub phase_interval_s: f64,
     /// The phase `cycle` mode starts with.
     pub start_phase: CircadianPhase,
@@ -40,6 +41,7 @@ pub struct Config {
     /// How much faster than real time the `sun` mode clock runs (720 = a day in two minutes).
     pub time_scale: f64,
     /// Seconds between republishing the current phase even when it has not changed (a heartbeat).
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub refresh_s: u64,
 }
 

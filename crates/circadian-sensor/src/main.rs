@@ -16,8 +16,8 @@ struct Args {
     /// cycle: step through the phases every --phase-interval; sun: follow the real sun
     #[arg(long, env = "CIRCADIAN_MODE", value_enum)]
     mode: Option<Mode>,
-    /// Seconds per phase in cycle mode [default: 5]
-    #[arg(long, env = "CIRCADIAN_PHASE_INTERVAL", value_name = "SECONDS")]
+    /// Time per phase in cycle mode: 1s, 500ms, 2m, or seconds [default: 5s]
+    #[arg(long, env = "CIRCADIAN_PHASE_INTERVAL", value_name = "DURATION", value_parser = device_runtime::duration::secs_f64_arg)]
     phase_interval: Option<f64>,
     /// Latitude in degrees north, for sun mode
     #[arg(long, env = "CIRCADIAN_LATITUDE", allow_hyphen_values = true)]

@@ -78,6 +78,7 @@ pub struct MqttConfig {
     /// PEM file of the CA that signed the broker's certificate (`mqtts://` only).
     pub ca_file: Option<PathBuf>,
     /// Seconds between keep-alive pings; a dead broker is noticed after 1–2 of these.
+    #[serde(deserialize_with = "crate::duration::secs")]
     pub keep_alive_s: u64,
     /// Payloads larger than this are refused before sending and ignored when received.
     pub max_payload_bytes: usize,

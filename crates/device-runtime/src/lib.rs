@@ -9,11 +9,13 @@
 //! - [`runner`]: the one edge loop every daemon runs on: a [`Device`] decides, the runner connects,
 //!   parses, publishes and keeps the clock.
 //! - [`shutdown`]: a cancellation token every task selects on, fired by Ctrl-C or SIGTERM.
+//! - [`duration`]: `1s`, `500ms`, `2m` in flags and config files, or bare numbers in the key's unit.
 //! - [`daemon`]: the `main` of every binary in three lines.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod duration;
 pub mod link;
 pub mod logging;
 pub mod runner;

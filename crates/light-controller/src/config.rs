@@ -65,8 +65,10 @@ pub struct Room {
 pub struct Config {
     pub mqtt: MqttConfig,
     /// Seconds without motion before a room returns to its circadian level.
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub motion_timeout_s: u64,
     /// Minutes a manual command pauses automation for that bulb (0: never pause).
+    #[serde(deserialize_with = "device_runtime::duration::minutes")]
     pub manual_override_min: u64,
     /// Turn the bulbs to 100 %, flashing, while the alarm is triggered.
     pub follow_alarm: bool,

@@ -12,11 +12,11 @@ use device_runtime::config::set;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Seconds without motion before a room returns to its circadian level [default: 60]
-    #[arg(long, env = "LIGHTS_MOTION_TIMEOUT", value_name = "SECONDS")]
+    /// Time without motion before a room returns to its circadian level: 30s, 2m, or seconds [default: 60s]
+    #[arg(long, env = "LIGHTS_MOTION_TIMEOUT", value_name = "DURATION", value_parser = device_runtime::duration::secs_arg)]
     motion_timeout: Option<u64>,
-    /// Minutes a manual command pauses automation for its bulb [default: 30]
-    #[arg(long, env = "LIGHTS_MANUAL_OVERRIDE", value_name = "MINUTES")]
+    /// How long a manual command pauses automation for its bulb: 30m, 2h, or minutes [default: 30m]
+    #[arg(long, env = "LIGHTS_MANUAL_OVERRIDE", value_name = "DURATION", value_parser = device_runtime::duration::minutes_arg)]
     manual_override: Option<u64>,
 }
 

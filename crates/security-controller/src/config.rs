@@ -56,8 +56,11 @@ impl Zone {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModeDelays {
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub away: u64,
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub home: u64,
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub night: u64,
 }
 
@@ -100,6 +103,7 @@ impl User {
 pub struct SensorConfig {
     pub zone: Option<Zone>,
     /// Seconds of silence after which the sensor is in trouble (0: no silence supervision).
+    #[serde(default, deserialize_with = "device_runtime::duration::opt_secs")]
     pub supervision_s: Option<u64>,
 }
 
@@ -111,6 +115,7 @@ pub struct ZoneRule {
     /// alarm (tamper) instead of only reporting trouble.
     pub tamper_triggers: bool,
     /// Seconds of silence after which a sensor of this zone is in trouble (0: not supervised by silence).
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub supervision_s: u64,
 }
 
@@ -157,6 +162,7 @@ pub struct PanelConfig {
     /// Seconds between an entry-zone trip and the alarm, per mode (reach the keypad). At most 45.
     pub entry_delay_s: ModeDelays,
     /// Seconds the siren sounds (120–900).
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub trigger_time_s: u64,
     /// After the siren time, disarm instead of returning to the armed mode.
     pub disarm_after_trigger: bool,
@@ -164,11 +170,14 @@ pub struct PanelConfig {
     pub code_arm_required: bool,
     /// Wrong codes within `wrong_code_window_s` that lock the keypad.
     pub max_wrong_codes: u32,
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub wrong_code_window_s: u64,
     /// Seconds every code is refused after too many wrong ones.
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub lockout_s: u64,
     /// Seconds a sensor may be offline (Last Will) before it is a trouble — and, armed, a tamper
     /// where its zone says so. A broker restart takes every device offline for a few seconds.
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
     pub offline_grace_s: u64,
     /// Trips of one sensor in one arming after which it is bypassed until disarm (0: no limit).
     /// A swinging sensor would otherwise re-sound the siren for as long as it moves.
