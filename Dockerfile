@@ -4,7 +4,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY crates ./crates
 # The daemons only: the all-in-one `mqtt-home` (with its embedded broker) is not needed in compose.
-RUN cargo build --release --locked --workspace --exclude mqtt-home --exclude testkit --exclude embedded-broker --bins \
+RUN cargo build --release --locked --workspace --exclude mqtt-home --exclude testkit --exclude embedded-broker --exclude bench --bins \
  && mkdir /out \
  && find target/release -maxdepth 1 -type f -executable -exec cp {} /out/ \;
 

@@ -23,10 +23,11 @@ lint:
     cargo fmt --all --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Door OPEN → siren ON latency through Mosquitto at 1000 events/s (p50/p99, state file on disk and tmpfs)
+# Intrusion latency (bare / minimal controller / panel, idle and at 1000 msg/s) and panel memory, issue #8
 [group('develop')]
-bench:
-    cargo bench -p security-controller --bench door_to_siren
+bench *flags:
+    cargo build --release -p security-controller
+    cargo bench -p bench -- {{flags}}
 
 # --- docker compose: Mosquitto with per-device users and ACLs, one container per daemon ---
 

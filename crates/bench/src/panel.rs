@@ -1,0 +1,257 @@
+//! The home under test: the real panel binary as a process, the real siren, a keypad, the door
+//! sensor and the watcher, all on one Mosquitto.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use device_runtime::{MqttConfig, Shutdown};
+use protocol::{PanelState, Power, SensorState};
+use rumqttc::{AsyncClient, QoS};
+use security_controller::codes;
+use security_controller::config::{ModeDelays, PanelConfig, SensorConfig, User, Zone};
+use tokio::task::JoinHandle;
+
+use crate::mqtt::{self, DOOR, Names, WITHIN, Watcher};
+
+pub const PIN: &str = "2580";
+/// Wrong codes that lock the keypad, and for how long: short, so the flood phase stays short.
+pub const MAX_WRONG_CODES: u32 = 5;
+pub const LOCKOUT_S: u64 = 1;
+
+/// Everything the phases drive.
+pub struct Home {
+    pub port: u16,
+    pub names: Names,
+    pub watch: Watcher,
+    pub keypad: testkit::Probe,
+    /// The door sensor's own connection.
+    pub sensor: AsyncClient,
+    pub panel: Panel,
+    siren: Shutdown,
+    tasks: Vec<JoinHandle<()>>,
+    siren_task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Home {
+    /// Starts the siren and the panel, and waits for both to come up with the door closed.
+    pub async fn start(mosquitto: &testkit::Mosquitto, dir: &Path) -> anyhow::Result<Home> {
+        let names = Names::new();
+        let filters =
+            [&names.status, &names.events, &names.siren_command, &names.siren_state, &names.bare, &names.minimal_siren];
+        let mut watch = Watcher::connect(mosquitto.port(), &filters.map(String::as_str)).await?;
+        let siren = Shutdown::new();
+        let siren_config = alarm_actuator::Config {
+            mqtt: MqttConfig { broker: mosquitto.url(), ..MqttConfig::with_id("siren") },
+            ..alarm_actuator::Config::default()
+        };
+        let siren_task = tokio::spawn(alarm_actuator::run(siren_config, siren.clone()));
+        let panel = Panel::spawn(&mosquitto.url(), dir)?;
+        wait_for_daemons(&mut watch, &names).await?;
+        let keypad = testkit::Probe::connect(&mosquitto.url(), "bench-keypad").await?;
+        let (sensor, sensor_task) = mqtt::publisher(mosquitto.port(), "bench-door-sensor");
+        let home = Home {
+            port: mosquitto.port(),
+            names,
+            watch,
+            keypad,
+            sensor,
+            panel,
+            siren,
+            tasks: vec![sensor_task],
+            siren_task,
+        };
+        // A door the panel has never seen: its first reading may bring no status; arming checks it.
+        home.sense(&home.names.door.clone(), SensorState::Closed).await?;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Ok(home)
+    }
+
+    pub async fn stop(mut self) {
+        self.panel.stop();
+        self.siren.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.siren_task).await;
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+
+    /// Publishes `payload` on `topic` as the door sensor does (QoS 1, retained); the instant just before.
+    pub async fn sense(&self, topic: &str, state: SensorState) -> anyhow::Result<Instant> {
+        let payload = mqtt::reading(DOOR, state);
+        let before = Instant::now();
+        self.sensor.publish(topic, QoS::AtLeastOnce, true, payload).await.context("the door sensor stopped")?;
+        Ok(before)
+    }
+
+    /// Sends a keypad command (`{"action":…}` JSON) and waits for a status in `state`.
+    pub async fn command(&mut self, json: &str, state: PanelState) -> anyhow::Result<()> {
+        self.watch.drain();
+        self.keypad.publish(&self.names.panel_set, json, false).await?;
+        self.await_state(state, WITHIN).await
+    }
+
+    pub async fn await_state(&mut self, state: PanelState, within: Duration) -> anyhow::Result<()> {
+        let names = &self.names;
+        let what = format!("status {}", state.as_str());
+        self.watch.until(&what, within, |m| m.status(names).is_some_and(|s| s.state == state)).await?;
+        Ok(())
+    }
+
+    pub async fn arm_home(&mut self) -> anyhow::Result<()> {
+        self.command(r#"{"action":"ARM_HOME"}"#, PanelState::ArmedHome).await
+    }
+
+    /// Disarms after an intrusion and waits for the siren to stop too.
+    pub async fn disarm_and_silence(&mut self) -> anyhow::Result<()> {
+        self.watch.drain();
+        self.keypad.publish(&self.names.panel_set, disarm(PIN), false).await?;
+        self.await_silence(&mut Silence::default(), WITHIN).await
+    }
+
+    /// Waits for `disarmed` and the siren's state OFF, in either order, remembering in `seen`
+    /// what has come so far (a caller may try again).
+    pub async fn await_silence(&mut self, seen: &mut Silence, within: Duration) -> anyhow::Result<()> {
+        let names = &self.names;
+        let deadline = Instant::now() + within;
+        while !(seen.disarmed && seen.silent) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let m = self.watch.until("disarmed and the siren OFF", left, |_| true).await?;
+            seen.disarmed |= m.status(names).is_some_and(|s| s.state == PanelState::Disarmed);
+            seen.silent |= m.siren_state(names) == Some(Power::Off);
+        }
+        Ok(())
+    }
+
+    /// Closes the door and waits until the panel says it is closed.
+    pub async fn close_door(&mut self) -> anyhow::Result<()> {
+        self.watch.drain();
+        self.sense(&self.names.door.clone(), SensorState::Closed).await?;
+        let names = &self.names;
+        let closed = |m: &mqtt::Seen| m.status(names).is_some_and(|s| s.open_sensors.is_empty());
+        self.watch.until("a status with the door closed", WITHIN, closed).await?;
+        Ok(())
+    }
+
+    /// After an intrusion: disarmed, silent, door closed, armed home again.
+    pub async fn rearm(&mut self) -> anyhow::Result<()> {
+        self.disarm_and_silence().await?;
+        self.close_door().await?;
+        self.arm_home().await
+    }
+}
+
+/// What has been seen of a disarm after an intrusion.
+#[derive(Default)]
+pub struct Silence {
+    disarmed: bool,
+    silent: bool,
+}
+
+pub fn disarm(pin: &str) -> String {
+    format!(r#"{{"action":"DISARM","code":"{pin}"}}"#)
+}
+
+/// The panel's first status and the siren's first state, in either order.
+async fn wait_for_daemons(watch: &mut Watcher, names: &Names) -> anyhow::Result<()> {
+    let (mut panel_up, mut siren_up) = (false, false);
+    while !(panel_up && siren_up) {
+        let m = watch
+            .until("the panel's first status and the siren's first state", WITHIN, |_| true)
+            .await
+            .with_context(|| format!("the daemons never came up (panel: {panel_up}, siren: {siren_up})"))?;
+        panel_up |= m.status(names).is_some_and(|s| s.state == PanelState::Disarmed);
+        siren_up |= m.siren_state(names) == Some(Power::Off);
+    }
+    Ok(())
+}
+
+/// The real `security-controller` binary, as a child process.
+pub struct Panel {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Panel {
+    fn spawn(url: &str, dir: &Path) -> anyhow::Result<Panel> {
+        let state_file = dir.join("panel.state.json");
+        let config_file = dir.join("panel.toml");
+        let config = security_controller::Config {
+            mqtt: MqttConfig::with_id("security-controller"),
+            state_file: state_file.clone(),
+            panel: panel_config()?,
+        };
+        let text = toml::to_string(&config).context("cannot write the panel's config as TOML")?;
+        std::fs::write(&config_file, text).with_context(|| format!("cannot write {}", config_file.display()))?;
+        let log = dir.join("panel.log");
+        let log_file = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
+        let child = Command::new(binary("security-controller")?)
+            .args(["--broker", url, "--config"])
+            .arg(&config_file)
+            .arg("--state-file")
+            .arg(&state_file)
+            .stdout(log_file.try_clone()?)
+            .stderr(log_file)
+            .spawn()
+            .context("cannot start the security-controller binary")?;
+        Ok(Panel { child: Some(child), log })
+    }
+
+    /// VmRSS from `/proc/<pid>/status`, in KiB.
+    pub fn rss_kib(&self) -> anyhow::Result<u64> {
+        let pid = self.child.as_ref().context("the panel is not running")?.id();
+        let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let line = text.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line")?;
+        let kib = line.split_whitespace().nth(1).context("an empty VmRSS line")?;
+        Ok(kib.parse()?)
+    }
+
+    /// The last lines the panel logged, for error messages.
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        if !testkit::terminate(&mut child, Duration::from_secs(10)) {
+            eprintln!("intrusion-bench: the panel did not stop within 10 s of SIGTERM; killed it");
+        }
+    }
+}
+
+impl Drop for Panel {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Instant arming, the shortest siren, no swinger limit (every intrusion must sound), a short
+/// lockout, and one user whose PIN hash has Argon2id's default cost: the expensive path.
+fn panel_config() -> anyhow::Result<PanelConfig> {
+    let pin_hash = codes::hash_pin(PIN).context("cannot hash the bench PIN")?;
+    let mut panel = PanelConfig {
+        exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
+        trigger_time_s: 5,
+        allow_demo_timings: true,
+        swinger_limit: 0,
+        max_wrong_codes: MAX_WRONG_CODES,
+        wrong_code_window_s: 60,
+        lockout_s: LOCKOUT_S,
+        users: vec![User { name: "bench".into(), pin_hash, duress: false, shows_as: None }],
+        ..PanelConfig::default()
+    };
+    panel.sensors.insert(DOOR.to_owned(), SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None });
+    Ok(panel)
+}
+
+/// A workspace binary next to this bench's (`target/<profile>/deps/intrusion-…` → `target/<profile>/`).
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let dir = exe.parent().and_then(Path::parent).context("the bench executable has no target directory")?;
+    let path = dir.join(name);
+    if !path.is_file() {
+        bail!("{} is missing: run `cargo build --release -p {name}` first (`just bench` does)", path.display());
+    }
+    Ok(path)
+}

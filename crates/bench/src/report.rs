@@ -1,0 +1,161 @@
+//! What the bench prints.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::latency::{ROWS, Row, Samples, Table, WRONG_CODES};
+use crate::memory::{Cycles, Flooded};
+use crate::options::Options;
+use crate::panel;
+
+/// Goals of issue #8.
+const P50_GOAL: f64 = 1.2;
+const P99_GOAL: f64 = 2.0;
+const RSS_GOAL_KIB: u64 = 8 * 1024;
+const GROWTH_GOAL_PERCENT: f64 = 10.0;
+const FLOOD_GOAL: f64 = 2.0;
+
+/// The machine, the broker, where the state file lives, and the command.
+pub fn header(options: &Options, state_dir: &Path) {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    println!("intrusion bench (issue #8)");
+    println!("  machine:    {cores} cores, Linux {}", kernel.trim());
+    println!("  broker:     {} (set_tcp_nodelay true), one for the whole run", first_line("mosquitto", &["-h"]));
+    println!(
+        "  state file: {} ({})",
+        state_dir.display(),
+        first_line("stat", &["-f", "-c", "%T", &state_dir.display().to_string()])
+    );
+    let binary = panel::binary("security-controller").map_or_else(|e| e.to_string(), |p| p.display().to_string());
+    println!("  panel:      {binary}");
+    println!("  command:    {}", options.command());
+    println!();
+}
+
+/// The first line a program prints (stdout or stderr), or why not.
+fn first_line(program: &str, args: &[&str]) -> String {
+    let program = if program == "mosquitto" && !on_path("mosquitto") { "/usr/sbin/mosquitto" } else { program };
+    match Command::new(program).args(args).output() {
+        Ok(out) => {
+            let text = [out.stdout, out.stderr].concat();
+            String::from_utf8_lossy(&text).lines().next().unwrap_or("?").trim().to_owned()
+        }
+        Err(e) => format!("{program}: {e}"),
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn verdict(held: bool) -> &'static str {
+    if held { "met" } else { "MISSED" }
+}
+
+fn label(row: Row) -> &'static str {
+    match row {
+        Row::Bare => "bare two hops (floor)",
+        Row::Minimal => "minimal rumqttc controller",
+        Row::Panel => "security-controller panel",
+    }
+}
+
+pub fn latency(table: &Table) {
+    let bg = &table.background;
+    println!("1. door OPEN → siren command at a separate subscriber");
+    println!(
+        "   background: {} readings in {:.1} s ({:.0}/s, open-loop, QoS 1; schedule lag at most {})",
+        bg.published,
+        bg.elapsed.as_secs_f64(),
+        bg.per_second(),
+        ms(bg.max_lag)
+    );
+    println!(
+        "   {:<28} {:>5} {:>10} {:>10} | {:>5} {:>10} {:>10}",
+        "", "n", "idle p50", "p99", "n", "loaded p50", "p99"
+    );
+    for (i, row) in ROWS.iter().enumerate() {
+        let (a, b) = (&table.idle[i], &table.loaded[i]);
+        println!(
+            "   {:<28} {:>5} {:>10} {:>10} | {:>5} {:>10} {:>10}",
+            label(*row),
+            a.n(),
+            ms(a.p50()),
+            ms(a.p99()),
+            b.n(),
+            ms(b.p50()),
+            ms(b.p99())
+        );
+    }
+    for (load, samples) in [("idle", &table.idle), ("loaded", &table.loaded)] {
+        let (minimal, panel) = (&samples[1], &samples[2]);
+        let (p50, p99) = (ratio(panel.p50(), minimal.p50()), ratio(panel.p99(), minimal.p99()));
+        println!(
+            "   panel / minimal, {load:<6}: p50 {p50:.2}× (goal ≤ {P50_GOAL}×: {}), p99 {p99:.2}× (goal ≤ {P99_GOAL}×: {})",
+            verdict(p50 <= P50_GOAL),
+            verdict(p99 <= P99_GOAL)
+        );
+    }
+    println!();
+}
+
+pub fn wrong_codes(flooded: &Samples, table: &Table) {
+    let idle = table.idle[2].p50();
+    let x = ratio(flooded.p50(), idle);
+    println!("3. panel intrusion right after {WRONG_CODES} wrong codes on the keypad topic ({} rounds)", flooded.n());
+    println!(
+        "   p50 {} (p99 {}) vs idle p50 {}: {x:.2}× (goal ≤ {FLOOD_GOAL}×: {})",
+        ms(flooded.p50()),
+        ms(flooded.p99()),
+        ms(idle),
+        verdict(x <= FLOOD_GOAL)
+    );
+    println!();
+}
+
+pub fn memory(started_kib: u64, cycles: &Cycles, flooded: &Flooded) {
+    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
+    println!("2. panel memory (VmRSS of the security-controller process)");
+    println!("   after start: {}", mib(started_kib));
+    println!(
+        "   after {} arm/disarm cycles: {} (goal ≤ 8 MiB: {}; {:.1} s, Argon2id default cost)",
+        cycles.count,
+        mib(cycles.rss_kib),
+        verdict(cycles.rss_kib <= RSS_GOAL_KIB),
+        cycles.elapsed.as_secs_f64()
+    );
+    let growth = flooded.growth_percent();
+    println!(
+        "   {} sensor readings (100 motion sensors, QoS 0, armed home): {} → {}, {growth:+.1} % (goal ≤ {GROWTH_GOAL_PERCENT} %: {})",
+        flooded.sent.published,
+        mib(flooded.before_kib),
+        mib(flooded.after_kib),
+        verdict(growth <= GROWTH_GOAL_PERCENT)
+    );
+    println!("   2 s after the last reading: {}", mib(flooded.settled_kib));
+    println!(
+        "   handed to the client at {:.0}/s; the panel had read them all {:.1} s after the first: {:.0} events/s achieved",
+        flooded.sent.per_second(),
+        flooded.handled_in.as_secs_f64(),
+        flooded.sent.published as f64 / flooded.handled_in.as_secs_f64().max(1e-9)
+    );
+    println!();
+}
+
+/// Rows for other controllers, where their tools are installed; this bench has none yet.
+pub fn optional_rows() {
+    let node_red = on_path("node-red");
+    let paho = Command::new("python3").args(["-c", "import paho.mqtt"]).output().is_ok_and(|o| o.status.success());
+    let state = |installed| if installed { "installed, but this bench has no row for it yet" } else { "not installed" };
+    println!("node-red (npm): {}; paho-mqtt (pip): {}: their rows were skipped", state(node_red), state(paho));
+}
