@@ -176,3 +176,34 @@ async fn a_poison_message_costs_one_log_line_not_the_connection() {
     assert_eq!(reconnects, 0, "the poison message cost the connection");
     stop(link, shutdown).await;
 }
+
+/// A daemon that falls behind: the link stops reading when the inbox is full (the broker keeps the
+/// rest), the daemon can still publish as much as it likes meanwhile (no circular wait), and once
+/// it reads again every message arrives, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_behind_a_flood_loses_nothing_and_never_deadlocks() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let shutdown = Shutdown::new();
+    let mut spec = DeviceSpec::new(DeviceKind::DoorSensor);
+    spec.subscriptions = vec![("flood/#".to_owned(), Qos::AtLeastOnce)];
+    let mut link = Link::start(&config(&mosquitto.url(), "flood-test"), spec, shutdown.clone()).unwrap();
+    wait_connected(&mut link).await;
+    let total = 3 * device_runtime::link::INBOX_CAPACITY;
+    let mut probe = Probe::connect(&mosquitto.url(), "probe-flood").await.unwrap();
+    for i in 0..total {
+        probe.publish("flood/in", i.to_string(), false).await.unwrap();
+    }
+    // The inbox is full and the link waits for room; publishing must not wait on the link.
+    let publishing = async {
+        for i in 0..total {
+            link.publisher.send_bytes("out/x", i.to_string().into_bytes(), Qos::AtMostOnce, false).await.unwrap();
+        }
+    };
+    tokio::time::timeout(WITHIN, publishing).await.expect("publishing waited on a link waiting on the daemon");
+    for expected in 0..total {
+        let next = tokio::time::timeout(WITHIN, link.inbox.recv()).await.expect("a message went missing");
+        let Some(Inbound::Message { payload, .. }) = next else { panic!("{next:?}") };
+        assert_eq!(payload, expected.to_string().into_bytes());
+    }
+    stop(link, shutdown).await;
+}

@@ -106,8 +106,7 @@ impl Device for PanelDevice {
     }
 
     fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<Save>> {
-        let topic_name = Topics::new(&self.config.mqtt.topic_root).name(&topic);
-        match to_input(topic, &topic_name, payload) {
+        match to_input(&Topics::new(&self.config.mqtt.topic_root), topic, payload) {
             Some(Incoming::Command(command)) => {
                 self.keypad.push(command);
                 self.step_ready(now)
@@ -216,7 +215,8 @@ async fn send<P: Payload>(publisher: &Publisher, topic: &Topic, payload: &P) {
 }
 
 /// Reads one message; anything unusable is logged once (never with a code) and ignored.
-fn to_input(parsed: Topic, topic: &str, payload: &[u8]) -> Option<Incoming> {
+/// The topic's name is made only for a log line: most messages need none.
+fn to_input(topics: &Topics, parsed: Topic, payload: &[u8]) -> Option<Incoming> {
     match parsed {
         // A zero-length (retained) publish is how MQTT clears a topic: the sensor is taken out.
         Topic::Sensor { kind, id } if payload.is_empty() => Some(Incoming::Input(Input::SensorCleared { kind, id })),
@@ -224,6 +224,7 @@ fn to_input(parsed: Topic, topic: &str, payload: &[u8]) -> Option<Incoming> {
         Topic::Sensor { kind, id } => match SensorReading::decode_for(kind, payload) {
             Ok(reading) => Some(Incoming::Input(Input::Sensor { kind, id, state: reading.state })),
             Err(e) => {
+                let topic = topics.name(&Topic::Sensor { kind, id });
                 tracing::warn!("ignored a message on {topic}: {e}; see docs/protocol.md");
                 None
             }
@@ -231,6 +232,7 @@ fn to_input(parsed: Topic, topic: &str, payload: &[u8]) -> Option<Incoming> {
         Topic::Availability(id) => match Availability::decode(payload) {
             Ok(a) => Some(Incoming::Input(Input::Availability { id, online: a == Availability::Online })),
             Err(e) => {
+                let topic = topics.name(&Topic::Availability(id));
                 tracing::warn!("ignored a message on {topic}: {e}");
                 None
             }
@@ -238,7 +240,8 @@ fn to_input(parsed: Topic, topic: &str, payload: &[u8]) -> Option<Incoming> {
         Topic::PanelSet => match PanelCommand::decode(payload) {
             Ok(command) => {
                 let code = if command.code.is_some() { "with a code" } else { "without a code" };
-                tracing::info!(
+                // The panel's answer (an event) is logged at info; a flood of commands is not doubled.
+                tracing::debug!(
                     "command {} {code}{}",
                     command.action.as_str(),
                     if command.force { ", forced" } else { "" }
@@ -247,6 +250,7 @@ fn to_input(parsed: Topic, topic: &str, payload: &[u8]) -> Option<Incoming> {
             }
             // Decode errors of panel commands never quote the payload: it may hold a PIN.
             Err(e) => {
+                let topic = topics.name(&Topic::PanelSet);
                 tracing::warn!(
                     "ignored a message on {topic}: {e}; send {{\"action\":\"DISARM\",\"code\":\"…\"}} or a bare ARM_AWAY"
                 );

@@ -271,10 +271,11 @@ impl Panel {
             let reason = if matches!(self.arm, Arm::Disarmed) { "disarmed" } else { "siren time over" };
             actions.push(Action::Siren { on: false, reason: reason.to_owned() });
         }
+        // The status goes out when it changed, not with every event: a flood of refused codes
+        // must not double into a flood of identical statuses.
         let status_changed = status_before != self.status_key(config);
-        let had_events = !events.list.is_empty();
         actions.extend(events.list.into_iter().map(Action::Event));
-        if status_changed || had_events {
+        if status_changed {
             actions.push(Action::PublishStatus(self.status(config, now, device_id)));
         }
         (self, actions)
