@@ -1,6 +1,6 @@
 //! The alarm actuator: a siren.
 //!
-//! It applies `<root>/control/alarm` (QoS 2; JSON `{"state":"ON","reason":"…"}` or bare `ON`/`OFF`)
+//! It applies `<root>/control/alarm` (QoS 1, idempotent; JSON `{"state":"ON","reason":"…"}` or bare `ON`/`OFF`)
 //! and reports its state retained on `<root>/security/alarm`. A persistent session means an `OFF`
 //! (or `ON`) sent during a short outage still arrives. Whatever happens upstream, the siren cuts
 //! itself off after `max_on_s` (15 min by default): a siren that never stops is a nuisance and,
@@ -108,7 +108,7 @@ impl Device for SirenDevice {
         let control = topics.name(&Topic::AlarmControl);
         let mut spec = DeviceSpec::new(DeviceKind::AlarmActuator);
         spec.capabilities = vec!["siren".into(), format!("max_on_s:{}", self.config.max_on_s)];
-        spec.subscriptions = vec![(control.clone(), Qos::ExactlyOnce)];
+        spec.subscriptions = vec![(control.clone(), Qos::AtLeastOnce)];
         spec.command_topics = vec![control];
         spec.state_topics = vec![topics.name(&Topic::AlarmState)];
         spec
@@ -127,8 +127,9 @@ impl Device for SirenDevice {
             Ok(command) => {
                 self.siren = self.siren.apply(&command, now);
                 let reason = command.reason.as_deref().unwrap_or("no reason given");
-                tracing::info!("siren {} ({reason})", command.state.as_str());
-                self.report(now)
+                let mut acts = self.report(now);
+                acts.push(Act::Note(format!("siren {} ({reason})", command.state.as_str())));
+                acts
             }
             Err(e) => {
                 tracing::warn!(
@@ -194,9 +195,10 @@ mod tests {
         let mut siren = SirenDevice::new(config, Timestamp(0));
         assert_eq!(siren.on_connected(Timestamp(1)).len(), 1, "the state, on every connect");
         let acts = siren.on_message(Topic::AlarmControl, b"ON", Timestamp(1_000));
-        let [Act::Publish(out)] = acts.as_slice() else { panic!("{acts:?}") };
+        let [Act::Publish(out), Act::Note(note)] = acts.as_slice() else { panic!("{acts:?}") };
         assert_eq!(out.topic, Topic::AlarmState);
         assert_eq!(AlarmState::decode(&out.payload).unwrap().state, Power::On);
+        assert_eq!(note, "siren ON (no reason given)", "the log line follows the state out");
         assert_eq!(siren.next_deadline(), Some(Timestamp(61_000)));
         assert!(siren.on_deadline(Timestamp(60_999)).is_empty(), "not yet");
         assert_eq!(siren.on_deadline(Timestamp(61_000)).len(), 1);

@@ -182,8 +182,7 @@ pub struct Publisher {
     topics: Topics,
     device_id: String,
     max_payload: usize,
-    /// Publish requests queued so far, compared at shutdown with those written.
-    queued: Arc<AtomicU64>,
+    progress: Arc<Progress>,
 }
 
 impl fmt::Debug for Publisher {
@@ -219,8 +218,48 @@ impl Publisher {
             .publish(topic, to_qos(qos), retain, payload)
             .await
             .map_err(|_| LinkError::Closed { topic: topic.to_owned() })?;
-        self.queued.fetch_add(1, Ordering::SeqCst);
+        self.progress.queued.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// Waits until every publish queued so far has been written to the broker's socket, or
+    /// `within` passed (a link without a broker writes nothing). What must not wait for a disk —
+    /// the siren — is on the wire before the disk is touched.
+    pub async fn written(&self, within: Duration) {
+        let target = self.progress.queued.load(Ordering::SeqCst);
+        let all_written = async {
+            loop {
+                let wrote = self.progress.wrote.notified();
+                tokio::pin!(wrote);
+                wrote.as_mut().enable();
+                if self.progress.written.load(Ordering::SeqCst) >= target {
+                    return;
+                }
+                wrote.await;
+            }
+        };
+        let _ = tokio::time::timeout(within, all_written).await;
+    }
+}
+
+/// How far the link has come with the daemon's publishes.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Publish requests queued so far (the daemon's, `online`, announce, `offline`).
+    queued: AtomicU64,
+    /// Publishes written to the socket (re-sends after a reconnect count again).
+    written: AtomicU64,
+    /// Woken on every write.
+    wrote: tokio::sync::Notify,
+}
+
+impl Progress {
+    fn queue(&self, n: u64) {
+        self.queued.fetch_add(n, Ordering::SeqCst);
+    }
+
+    fn all_written(&self) -> bool {
+        self.written.load(Ordering::SeqCst) >= self.queued.load(Ordering::SeqCst)
     }
 }
 
@@ -274,9 +313,9 @@ impl Link {
             command_topics: spec.command_topics.clone(),
             ts: Timestamp(0),
         };
-        let queued = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(Progress::default());
         let driver = Driver {
-            queued: queued.clone(),
+            progress: progress.clone(),
             client: client.clone(),
             url,
             spec,
@@ -288,7 +327,7 @@ impl Link {
         };
         let task = tokio::spawn(driver.run(eventloop, shutdown).in_current_span());
         Ok(Link {
-            publisher: Publisher { client, topics, device_id: id, max_payload: config.max_payload_bytes, queued },
+            publisher: Publisher { client, topics, device_id: id, max_payload: config.max_payload_bytes, progress },
             inbox,
             task,
         })
@@ -324,7 +363,7 @@ struct Driver {
     announce: Announce,
     tx: mpsc::Sender<Inbound>,
     max_payload: usize,
-    queued: Arc<AtomicU64>,
+    progress: Arc<Progress>,
 }
 
 impl Driver {
@@ -334,13 +373,13 @@ impl Driver {
         // reading published just before shutdown is delivered, not cut off with the socket.
         let goodbye = {
             let (client, shutdown, topic) = (self.client.clone(), shutdown.clone(), self.availability.clone());
-            let queued = self.queued.clone();
+            let progress = self.progress.clone();
             let presence = self.spec.presence;
             tokio::spawn(async move {
                 shutdown.wait().await;
                 if presence {
                     if client.try_publish(topic, QoS::AtLeastOnce, true, Availability::Offline.encode()).is_ok() {
-                        queued.fetch_add(1, Ordering::SeqCst);
+                        progress.queue(1);
                     }
                 } else {
                     // Without presence there is no `offline` to wake the event loop: disconnect at
@@ -349,7 +388,6 @@ impl Driver {
                 }
             })
         };
-        let mut written: u64 = 0;
         let mut disconnecting = false;
         let mut backoff = Backoff::default();
         let mut subscribed_once = false;
@@ -431,7 +469,10 @@ impl Driver {
                     }
                     break;
                 }
-                Ok(Event::Outgoing(Outgoing::Publish(_))) => written += 1,
+                Ok(Event::Outgoing(Outgoing::Publish(_))) => {
+                    self.progress.written.fetch_add(1, Ordering::SeqCst);
+                    self.progress.wrote.notify_waiters();
+                }
                 Ok(_) => {}
                 Err(_) if shutdown.is_triggered() => break,
                 Err(error) => {
@@ -446,7 +487,7 @@ impl Driver {
                     }
                 }
             }
-            let all_written = written >= self.queued.load(Ordering::SeqCst);
+            let all_written = self.progress.all_written();
             if shutdown.is_triggered() && connected && !disconnecting && all_written && eventloop.state.inflight() == 0
             {
                 disconnecting = self.client.try_disconnect().is_ok();
@@ -464,7 +505,7 @@ impl Driver {
             let announced =
                 self.client.try_publish(&self.announce_topic, QoS::AtLeastOnce, true, self.announce.encode());
             let sent = u64::from(online.is_ok()) + u64::from(announced.is_ok());
-            self.queued.fetch_add(sent, Ordering::SeqCst);
+            self.progress.queue(sent);
             if online.is_err() || announced.is_err() {
                 tracing::warn!("request queue full: could not publish availability/announce on this connect");
             }

@@ -30,13 +30,20 @@ impl Outgoing {
     }
 }
 
-/// What a device asks of the runner.
+/// What a device asks of the runner, done in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Act<J> {
     Publish(Outgoing),
-    /// Device-specific work, done in order by [`Device::run_job`] (e.g. saving a file).
+    /// A line for the log (info), written when its turn comes: after what came before it went out.
+    Note(String),
+    /// Device-specific work, done in order by [`Device::run_job`] (e.g. saving a file), once the
+    /// publishes before it are on the wire (or [`JOB_WAIT`] passed): a job never delays them.
     Job(J),
 }
+
+/// How long a job waits for the publishes before it to be written (a link without a broker
+/// writes nothing).
+pub const JOB_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl<J> Act<J> {
     pub fn publish<P: Payload>(topic: Topic, payload: &P) -> Act<J> {
@@ -50,7 +57,7 @@ pub fn published<P: Payload, J>(acts: &[Act<J>]) -> Vec<P> {
     acts.iter()
         .filter_map(|act| match act {
             Act::Publish(out) => P::decode(&out.payload).ok(),
-            Act::Job(_) => None,
+            Act::Note(_) | Act::Job(_) => None,
         })
         .collect()
 }
@@ -142,7 +149,11 @@ async fn perform<D: Device>(device: &mut D, publisher: &Publisher, acts: Vec<Act
                     tracing::error!("{e}");
                 }
             }
-            Act::Job(job) => queue.extend(device.run_job(job).await),
+            Act::Note(line) => tracing::info!("{line}"),
+            Act::Job(job) => {
+                publisher.written(JOB_WAIT).await;
+                queue.extend(device.run_job(job).await);
+            }
         }
     }
 }

@@ -153,8 +153,10 @@ impl Device for BulbDevice {
                     Power::Off => "off".to_owned(),
                 };
                 let flash = if self.bulb.effect == Effect::Flash { ", flashing" } else { "" };
-                tracing::info!("{id} light {level}{flash} ({})", self.bulb.source.as_str());
-                self.report(now)
+                let note = format!("{id} light {level}{flash} ({})", self.bulb.source.as_str());
+                let mut acts = self.report(now);
+                acts.push(Act::Note(note));
+                acts
             }
             Err(e) => {
                 tracing::warn!(

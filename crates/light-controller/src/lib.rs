@@ -32,19 +32,17 @@ impl LightDevice {
     fn step(&mut self, input: Input, now: Timestamp) -> Vec<Act<()>> {
         let actions;
         (self.controller, actions) = std::mem::take(&mut self.controller).step(&self.config, input, now);
-        actions
-            .into_iter()
-            .filter_map(|action| match action {
+        let mut acts = Vec::with_capacity(actions.len() * 2);
+        for action in actions {
+            match action {
                 Action::Command { command, why } => {
-                    tracing::info!("{why} → {}", command.describe());
-                    Some(Act::publish(Topic::LightSet(command.bulb().to_owned()), &command.to_light_command()))
+                    acts.push(Act::publish(Topic::LightSet(command.bulb().to_owned()), &command.to_light_command()));
+                    acts.push(Act::Note(format!("{why} → {}", command.describe())));
                 }
-                Action::Note(note) => {
-                    tracing::info!("{note}");
-                    None
-                }
-            })
-            .collect()
+                Action::Note(note) => acts.push(Act::Note(note)),
+            }
+        }
+        acts
     }
 }
 

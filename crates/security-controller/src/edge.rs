@@ -68,24 +68,27 @@ impl PanelDevice {
         self.acts(actions)
     }
 
-    /// What the runner does for each of the panel's actions.
+    /// What the runner does for each of the panel's actions. The log lines follow what they tell
+    /// of, so the siren command is out before anything is written to the log or the disk.
     fn acts(&self, actions: Vec<Action>) -> Vec<Act<Save>> {
-        actions
-            .into_iter()
-            .map(|action| match action {
-                Action::Persist => Act::Job(Save(self.panel.clone())),
+        let mut acts = Vec::with_capacity(actions.len() * 2);
+        for action in actions {
+            match action {
+                Action::Persist => acts.push(Act::Job(Save(self.panel.clone()))),
                 Action::Event(event) => {
-                    tracing::info!("{}: {}", event.event.as_str(), event.message);
-                    Act::publish(Topic::PanelEvents, &event)
+                    acts.push(Act::publish(Topic::PanelEvents, &event));
+                    acts.push(Act::Note(format!("{}: {}", event.event.as_str(), event.message)));
                 }
-                Action::PublishStatus(status) => Act::publish(Topic::PanelStatus, &status),
+                Action::PublishStatus(status) => acts.push(Act::publish(Topic::PanelStatus, &status)),
                 Action::Siren { on, reason } => {
-                    tracing::info!("siren {}: {reason}", if on { "ON" } else { "OFF" });
+                    let note = format!("siren {}: {reason}", if on { "ON" } else { "OFF" });
                     let command = AlarmCommand { state: if on { Power::On } else { Power::Off }, reason: Some(reason) };
-                    Act::publish(Topic::AlarmControl, &command)
+                    acts.push(Act::publish(Topic::AlarmControl, &command));
+                    acts.push(Act::Note(note));
                 }
-            })
-            .collect()
+            }
+        }
+        acts
     }
 }
 

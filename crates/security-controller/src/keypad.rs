@@ -64,6 +64,7 @@ impl Keypad {
         let users = Arc::new(users);
         return_large_blocks_to_the_os();
         std::thread::Builder::new().name("keypad".into()).spawn(move || {
+            yield_to_the_panel();
             while let Ok(command) = inbox.recv() {
                 let code = identify(&users, command.code.as_deref());
                 let checked = Command { action: command.action, force: command.force, code };
@@ -138,8 +139,24 @@ fn return_large_blocks_to_the_os() {
     }
 }
 
+/// The keypad thread runs at the lowest priority (nice 19): an Argon2id check is 50 ms of a core,
+/// and on a two-core machine a brute-force flood would otherwise take CPU from the panel's loop
+/// and the broker, which carry the intrusion. On Linux the nice value is per thread.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn yield_to_the_panel() {
+    // SAFETY: gettid and setpriority only read and set this thread's scheduling priority.
+    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+    if set != 0 {
+        tracing::debug!("could not lower the keypad thread's priority: codes are checked at normal priority");
+    }
+}
+
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn return_large_blocks_to_the_os() {}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn yield_to_the_panel() {}
 
 #[cfg(test)]
 mod tests {

@@ -28,6 +28,9 @@ pub use crate::keypad::{Code, Command};
 /// The sensor id used when the alarm is raised by a `TRIGGER` command.
 pub const PANIC: &str = "panel";
 
+/// At most one `code_refused` event in this time while locked out; the others are counted.
+pub const REFUSAL_EVENT_GAP: Duration = Duration::from_secs(1);
+
 /// How long after a failed save it is tried again (the state is kept in memory meanwhile).
 pub const SAVE_RETRY: Duration = Duration::from_secs(5);
 
@@ -79,6 +82,13 @@ impl SensorInfo {
     }
 }
 
+/// Codes refused during a lockout since the last `code_refused` event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refusals {
+    pub unreported: u32,
+    pub last_event: Option<Timestamp>,
+}
+
 /// The state file could not be written: a trouble until a save succeeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaveTrouble {
@@ -101,6 +111,9 @@ pub struct Panel {
     /// Set while the state file cannot be written.
     #[serde(skip)]
     pub save_trouble: Option<SaveTrouble>,
+    /// Codes refused during a lockout, and when the last `code_refused` event went out.
+    #[serde(skip)]
+    pub refusals: Refusals,
     /// Times of recent wrong codes, within the window.
     pub wrong_codes: Vec<Timestamp>,
     pub lockout_until: Option<Timestamp>,
@@ -190,6 +203,7 @@ impl Panel {
             trips: BTreeMap::new(),
             sensors: BTreeMap::new(),
             save_trouble: None,
+            refusals: Refusals::default(),
             wrong_codes: Vec::new(),
             lockout_until: None,
             changed_by: None,
@@ -370,6 +384,11 @@ impl Panel {
     fn expire(&mut self, config: &PanelConfig, now: Timestamp, events: &mut Events<'_>) -> bool {
         if self.lockout_until.is_some_and(|t| t <= now) {
             self.lockout_until = None;
+            let unreported = std::mem::take(&mut self.refusals).unreported;
+            if unreported > 0 {
+                let message = format!("lockout over; {unreported} more codes were refused since the last report");
+                events.push(PanelEventKind::CodeRefused, None, None, vec![], message);
+            }
         }
         let retry_save = match &mut self.save_trouble {
             Some(trouble) if trouble.retry_at <= now => {
@@ -492,14 +511,7 @@ impl Panel {
         events: &mut Events<'_>,
     ) -> Option<&'c User> {
         if let Some(until) = self.lockout_until {
-            let left = until.since(now).as_secs().max(1);
-            events.push(
-                PanelEventKind::CodeRefused,
-                None,
-                None,
-                vec![],
-                format!("keypad locked out for {left} more s"),
-            );
+            self.refuse_in_lockout(until, now, events);
             return None;
         }
         let user = match code {
@@ -541,6 +553,29 @@ impl Panel {
                 None
             }
         }
+    }
+
+    /// One `code_refused` event a second at most while locked out, counting the others: a person
+    /// retrying sees an answer each time, a brute-force flood does not become a flood of events.
+    fn refuse_in_lockout(&mut self, until: Timestamp, now: Timestamp, events: &mut Events<'_>) {
+        let quiet = self.refusals.last_event.is_some_and(|t| now.since(t) < REFUSAL_EVENT_GAP);
+        if quiet {
+            self.refusals.unreported += 1;
+            return;
+        }
+        let left = until.since(now).as_secs().max(1);
+        let more = match std::mem::take(&mut self.refusals.unreported) {
+            0 => String::new(),
+            n => format!(" ({n} more refused since the last report)"),
+        };
+        self.refusals.last_event = Some(now);
+        events.push(
+            PanelEventKind::CodeRefused,
+            None,
+            None,
+            vec![],
+            format!("keypad locked out for {left} more s{more}"),
+        );
     }
 
     fn command(&mut self, config: &PanelConfig, command: Command, now: Timestamp, events: &mut Events<'_>) {

@@ -679,3 +679,22 @@ fn the_state_file_does_not_grow_with_the_sensors_seen() {
     assert!(!actions.contains(&Action::Persist), "no save per new sensor");
     assert_eq!(serde_json::to_vec(&p).unwrap().len(), small);
 }
+
+/// A brute-force flood during a lockout is one `code_refused` event a second, not one per code;
+/// the next event says how many were refused in between.
+#[test]
+fn a_flood_of_codes_in_a_lockout_is_one_event_a_second() {
+    let c = PanelConfig { max_wrong_codes: 2, lockout_s: 60, ..config() };
+    let (p, _) = run(&c, &[(0, arm_away()), (1, disarm("0000")), (2, disarm("0001"))]);
+    let flood: Vec<(u64, Input)> = (0..200).map(|_| (3, disarm("0002"))).collect();
+    let (p, actions) = run_from(p, &c, &flood);
+    assert_eq!(events(&actions), [E::CodeRefused], "200 codes in one second");
+    assert!(actions.iter().all(|a| !matches!(a, Action::PublishStatus(_))), "nothing on the status changed");
+    let (p, actions) = run_from(p, &c, &[(4, disarm("1234"))]);
+    let refused = actions.iter().find_map(|a| if let Action::Event(e) = a { Some(e.message.clone()) } else { None });
+    assert!(refused.is_some_and(|m| m.contains("199 more refused")), "{actions:?}");
+    // What is still unreported when the lockout ends is said then.
+    let (_, actions) = run_from(p, &c, &[(4, disarm("0003")), (62, Input::Tick)]);
+    let over = actions.iter().any(|a| matches!(a, Action::Event(e) if e.message.contains("lockout over; 1 more")));
+    assert!(over, "{actions:?}");
+}
