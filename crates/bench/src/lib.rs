@@ -64,6 +64,7 @@ async fn run(options: &Options, scratch: &Path) -> anyhow::Result<()> {
         eprintln!("intrusion-bench: the panel's last log lines:\n{}", home.panel.log_tail());
     }
     home.stop().await;
+    report::broker_drops(&mosquitto.log());
     outcome
 }
 

@@ -100,30 +100,46 @@ async fn background(
     Ok(Sent { published: u64::from(i), elapsed, max_lag })
 }
 
-/// `count` motion readings over [`FLOOD_SENSORS`] sensors, QoS 0, as fast as the broker takes
-/// them, then `marker` on `marker_topic` on the same connection, so it reaches the panel after
-/// them. The connection's task is returned: abort it once the marker has been answered.
-pub async fn flood(
-    port: u16,
-    topics: &Topics,
-    count: u64,
-    (marker_topic, marker): (&str, &str),
-) -> anyhow::Result<(Sent, JoinHandle<()>)> {
-    let (client, pump) = mqtt::publisher(port, "bench-flood");
-    let ids: Vec<(String, String)> = (1..=FLOOD_SENSORS)
-        .map(|i| {
-            let id = format!("bench-flood-{i}");
-            (topics.name(&Topic::Sensor { kind: SensorKind::Motion, id: id.clone() }), id)
-        })
-        .collect();
-    let start = Instant::now();
-    for i in 0..count {
-        let (topic, id) = &ids[i as usize % FLOOD_SENSORS];
-        let state =
-            if (i / FLOOD_SENSORS as u64).is_multiple_of(2) { SensorState::Motion } else { SensorState::NoMotion };
-        client.publish(topic, QoS::AtMostOnce, true, reading(id, state)).await?;
+/// Motion readings over [`FLOOD_SENSORS`] sensors, QoS 0, as fast as the broker takes them, in
+/// batches: after each, `marker` on `marker_topic` on the same connection reaches the panel after
+/// the batch, and the caller waits for its answer. Batches keep the backlog below the broker's
+/// `max_queued_messages`: past it the broker drops (and says so), which measures the broker.
+pub struct Flood {
+    client: rumqttc::AsyncClient,
+    pump: JoinHandle<()>,
+    ids: Vec<(String, String)>,
+    sent: u64,
+}
+
+impl Flood {
+    pub fn connect(port: u16, topics: &Topics) -> Flood {
+        let (client, pump) = mqtt::publisher(port, "bench-flood");
+        let ids = (1..=FLOOD_SENSORS)
+            .map(|i| {
+                let id = format!("bench-flood-{i}");
+                (topics.name(&Topic::Sensor { kind: SensorKind::Motion, id: id.clone() }), id)
+            })
+            .collect();
+        Flood { client, pump, ids, sent: 0 }
     }
-    let elapsed = start.elapsed();
-    client.publish(marker_topic, QoS::AtMostOnce, false, marker.as_bytes().to_vec()).await?;
-    Ok((Sent { published: count, elapsed, max_lag: Duration::ZERO }, pump))
+
+    /// Sends `count` readings and then the marker; returns how long the readings took to hand over.
+    pub async fn batch(&mut self, count: u64, (marker_topic, marker): (&str, &str)) -> anyhow::Result<Duration> {
+        let start = Instant::now();
+        for _ in 0..count {
+            let i = self.sent;
+            let (topic, id) = &self.ids[i as usize % FLOOD_SENSORS];
+            let state =
+                if (i / FLOOD_SENSORS as u64).is_multiple_of(2) { SensorState::Motion } else { SensorState::NoMotion };
+            self.client.publish(topic, QoS::AtMostOnce, true, reading(id, state)).await?;
+            self.sent += 1;
+        }
+        let elapsed = start.elapsed();
+        self.client.publish(marker_topic, QoS::AtLeastOnce, false, marker.as_bytes().to_vec()).await?;
+        Ok(elapsed)
+    }
+
+    pub fn stop(self) {
+        self.pump.abort();
+    }
 }

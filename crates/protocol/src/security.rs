@@ -420,7 +420,7 @@ impl Payload for PanelEvent {
     const WHAT: &'static str = "panel event";
 }
 
-/// Sent to `<root>/control/alarm` (QoS 2): `{"state":"ON","reason":"…"}`, or a bare `ON`/`OFF`.
+/// Sent to `<root>/control/alarm` (QoS 1; applying it twice is applying it once): `{"state":"ON","reason":"…"}`, or a bare `ON`/`OFF`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmCommand {
