@@ -43,7 +43,7 @@ impl Home {
         let mut watch = Watcher::connect(mosquitto.port(), &filters.map(String::as_str)).await?;
         let siren = Shutdown::new();
         let siren_config = alarm_actuator::Config {
-            mqtt: MqttConfig { broker: mosquitto.url(), ..MqttConfig::with_id("siren") },
+            mqtt: MqttConfig { broker: mosquitto.url().parse()?, ..MqttConfig::with_id("siren") },
             ..alarm_actuator::Config::default()
         };
         let siren_task = tokio::spawn(alarm_actuator::run(siren_config, siren.clone()));

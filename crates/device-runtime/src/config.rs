@@ -11,10 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use toml::{Table, Value};
 
-/// The broker used when none is configured.
-pub const DEFAULT_BROKER: &str = "mqtt://127.0.0.1:1883";
+use crate::broker::BrokerUrl;
+use toml::{Table, Value};
 
 /// A configuration that cannot be used, with what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +65,8 @@ impl<'de> Deserialize<'de> for Secret {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://host:port`, or `mqtts://host:port` for TLS.
-    pub broker: String,
+    /// `mqtt://host:port`, or `mqtts://host:port` for TLS; parsed when the config is read.
+    pub broker: BrokerUrl,
     /// This device's id: one topic level, unique in the home.
     pub id: String,
     /// The first level of every topic.
@@ -87,7 +86,7 @@ pub struct MqttConfig {
 impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
-            broker: DEFAULT_BROKER.to_owned(),
+            broker: BrokerUrl::local(),
             id: String::new(),
             topic_root: protocol::DEFAULT_TOPIC_ROOT.to_owned(),
             username: None,
@@ -120,7 +119,6 @@ impl MqttConfig {
         if self.max_payload_bytes < 256 {
             return Err(ConfigError::Invalid("mqtt.max_payload_bytes must be at least 256".into()));
         }
-        crate::link::BrokerUrl::parse(&self.broker).map_err(|e| ConfigError::Invalid(format!("mqtt.broker: {e}")))?;
         Ok(())
     }
 }
@@ -270,7 +268,7 @@ mod tests {
         let c: Demo = layer(&Demo::default(), Some(f.path()), overrides).unwrap();
         assert_eq!(c.level, 7, "file beats default");
         assert_eq!(c.nested, Nested { a: 10, b: 2 }, "tables merge key by key");
-        assert_eq!(c.mqtt.broker, "mqtt://cli:1883", "override beats file");
+        assert_eq!(c.mqtt.broker.to_string(), "mqtt://cli:1883", "override beats file");
         assert_eq!(c.mqtt.topic_root, "lab");
         assert_eq!(c.mqtt.id, "demo", "default survives");
         assert_eq!(c.rooms, ["hall"]);
@@ -318,9 +316,10 @@ mod tests {
         let mut c = MqttConfig::with_id("a/b");
         assert!(c.validate().unwrap_err().to_string().contains("mqtt.id"));
         c.id = "ok".into();
-        c.broker = "http://x".into();
-        assert!(c.validate().unwrap_err().to_string().contains("mqtt.broker"));
-        c.broker = "mqtts://broker.example:8883".into();
         assert!(c.validate().is_ok());
+        let mut overrides = Table::new();
+        set(&mut overrides, "mqtt.broker", "http://x");
+        let err = layer(&Demo::default(), None, overrides).unwrap_err().to_string();
+        assert!(err.contains("broker") && err.contains("http://x"), "{err}");
     }
 }

@@ -1,5 +1,6 @@
 //! What every mqtt-home daemon shares, so that no daemon re-implements any of it:
 //!
+//! - [`broker`]: the broker's URL, parsed once.
 //! - [`config`]: layered configuration (built-in defaults < `config/<daemon>.toml` < environment < CLI flags),
 //!   strict about unknown keys, printable with `--print-config`.
 //! - [`cli`]: the flags every binary takes (`--broker`, `--id`, `--config`, `--topic-root`, credentials, logging).
@@ -12,6 +13,7 @@
 //! - [`duration`]: `1s`, `500ms`, `2m` in flags and config files, or bare numbers in the key's unit.
 //! - [`daemon`]: the `main` of every binary in three lines.
 
+pub mod broker;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -21,6 +23,7 @@ pub mod logging;
 pub mod runner;
 pub mod shutdown;
 
+pub use broker::BrokerUrl;
 pub use cli::CommonArgs;
 pub use config::{ConfigError, MqttConfig, Secret};
 pub use link::{DeviceSpec, Inbound, Link, LinkError, Publisher};

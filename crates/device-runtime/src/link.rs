@@ -44,6 +44,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use crate::broker::BrokerUrl;
 use crate::config::MqttConfig;
 use crate::shutdown::Shutdown;
 
@@ -66,72 +67,12 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Why the link cannot be set up or cannot send.
 #[derive(Debug, thiserror::Error)]
 pub enum LinkError {
-    #[error("broker URL `{url}` is not usable: {why}")]
-    BadUrl { url: String, why: String },
     #[error("cannot read CA file {path}: {source}")]
     CaFile { path: std::path::PathBuf, source: std::io::Error },
     #[error("refused to publish {size} bytes on {topic}: the limit is {max} bytes (mqtt.max_payload_bytes)")]
     PayloadTooLarge { topic: String, size: usize, max: usize },
     #[error("the MQTT link has stopped; cannot publish on {topic}")]
     Closed { topic: String },
-}
-
-/// A parsed `mqtt://` or `mqtts://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl BrokerUrl {
-    pub fn parse(url: &str) -> Result<BrokerUrl, LinkError> {
-        let bad = |why: &str| LinkError::BadUrl { url: url.to_owned(), why: why.to_owned() };
-        let (scheme, rest) =
-            url.split_once("://").ok_or_else(|| bad("expected mqtt://host:port or mqtts://host:port"))?;
-        let tls = match scheme {
-            "mqtt" | "tcp" => false,
-            "mqtts" | "ssl" => true,
-            other => return Err(bad(&format!("unknown scheme `{other}`; use mqtt:// or mqtts://"))),
-        };
-        let rest = rest.trim_end_matches('/');
-        if rest.contains('/') || rest.contains('@') || rest.contains('?') {
-            return Err(bad("only host and port are allowed; give credentials with --username/--password"));
-        }
-        let default_port = if tls { 8883 } else { 1883 };
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed `[` in IPv6 address"))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().map_err(|_| bad("port is not a number 1-65535"))?,
-                None if after.is_empty() => default_port,
-                None => return Err(bad("expected `:port` after the IPv6 address")),
-            };
-            (host.to_owned(), port)
-        } else {
-            match rest.rsplit_once(':') {
-                Some((host, port)) => (host.to_owned(), port.parse().map_err(|_| bad("port is not a number 1-65535"))?),
-                None => (rest.to_owned(), default_port),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("host is empty"));
-        }
-        if port == 0 {
-            return Err(bad("port 0 is not a broker port"));
-        }
-        Ok(BrokerUrl { tls, host, port })
-    }
-}
-
-impl fmt::Display for BrokerUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = if self.tls { "mqtts" } else { "mqtt" };
-        if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{scheme}://{}:{}", self.host, self.port)
-        }
-    }
 }
 
 /// What a daemon is and what it listens to.
@@ -273,7 +214,7 @@ pub struct Link {
 impl Link {
     /// Starts the link's task. Connecting happens in the background: an unreachable broker is retried, not fatal.
     pub fn start(config: &MqttConfig, spec: DeviceSpec, shutdown: Shutdown) -> Result<Link, LinkError> {
-        let url = BrokerUrl::parse(&config.broker)?;
+        let url = config.broker.clone();
         let topics = Topics::new(&config.topic_root);
         let id = config.id.clone();
         let client_id = format!("{}-{}", config.topic_root.replace('/', "-"), id);
@@ -605,27 +546,6 @@ fn tls_transport(config: &MqttConfig) -> Result<Transport, LinkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn broker_urls_parse() {
-        let ok = [
-            ("mqtt://127.0.0.1:1883", false, "127.0.0.1", 1883),
-            ("mqtt://broker", false, "broker", 1883),
-            ("mqtts://broker.lan", true, "broker.lan", 8883),
-            ("tcp://h:1884/", false, "h", 1884),
-            ("mqtt://[::1]:1999", false, "::1", 1999),
-            ("mqtts://[::1]", true, "::1", 8883),
-        ];
-        for (url, tls, host, port) in ok {
-            assert_eq!(BrokerUrl::parse(url).unwrap(), BrokerUrl { tls, host: host.into(), port }, "{url}");
-        }
-        for bad in
-            ["127.0.0.1:1883", "http://x", "mqtt://", "mqtt://h:x", "mqtt://h:0", "mqtt://u:p@h", "mqtt://h/path"]
-        {
-            assert!(BrokerUrl::parse(bad).is_err(), "{bad}");
-        }
-        assert_eq!(BrokerUrl::parse("mqtt://[::1]:1").unwrap().to_string(), "mqtt://[::1]:1");
-    }
 
     #[test]
     fn backoff_grows_with_jitter_to_a_ceiling_and_refusals_wait_long() {

@@ -11,7 +11,7 @@ use protocol::{DeviceKind, Qos};
 use testkit::{Mosquitto, Probe, WITHIN};
 
 fn config(url: &str, id: &str) -> MqttConfig {
-    MqttConfig { broker: url.to_owned(), ..MqttConfig::with_id(id) }
+    MqttConfig { broker: url.parse().unwrap(), ..MqttConfig::with_id(id) }
 }
 
 async fn wait_connected(link: &mut Link) {

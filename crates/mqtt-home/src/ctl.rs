@@ -204,8 +204,8 @@ pub async fn light(config: &MqttConfig, id: &str, level: &str) -> anyhow::Result
 /// A live, readable view of the whole home until Ctrl-C.
 pub async fn watch(config: &MqttConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let topics = Topics::new(&config.topic_root);
-    let mut session = Session::open(config, &[format!("{}/#", topics.root())]).await?;
-    println!("watching {}/# on {} (Ctrl-C to stop)", topics.root(), config.broker);
+    let mut session = Session::open(config, &[topics.everything()]).await?;
+    println!("watching {} on {} (Ctrl-C to stop)", topics.everything(), config.broker);
     loop {
         let next = tokio::select! {
             () = shutdown.wait() => break,

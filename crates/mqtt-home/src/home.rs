@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use device_runtime::config::{merge, set};
 use device_runtime::daemon::DaemonConfig;
-use device_runtime::{CommonArgs, ConfigError, Shutdown};
+use device_runtime::{BrokerUrl, CommonArgs, ConfigError, Shutdown};
 use protocol::SensorKind;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
@@ -85,7 +85,7 @@ impl HomeConfig {
 /// broker and credentials of the `mqtt-home` flags, its device id, and overrides of its own.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    pub broker: String,
+    pub broker: BrokerUrl,
     pub common: CommonArgs,
     pub source: ConfigSource,
     /// Per-daemon config file names, from `home.toml`.
@@ -95,9 +95,9 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(broker: &str, common: CommonArgs, source: ConfigSource, home: &HomeConfig) -> Connection {
+    pub fn new(broker: &BrokerUrl, common: CommonArgs, source: ConfigSource, home: &HomeConfig) -> Connection {
         Connection {
-            broker: broker.to_owned(),
+            broker: broker.clone(),
             common,
             source,
             config_files: home.config_files.clone(),
@@ -113,7 +113,7 @@ impl Connection {
             // The flags' `--id` names the mqtt-home client, never a daemon.
             mqtt.remove("id");
         }
-        set(&mut overrides, "mqtt.broker", self.broker.as_str());
+        set(&mut overrides, "mqtt.broker", self.broker.to_string());
         if let Some(id) = id {
             set(&mut overrides, "mqtt.id", id);
         }
@@ -225,7 +225,7 @@ impl QuietHome {
     /// is printed to `out` as a scenario timeline.
     pub async fn start(
         source: &ConfigSource,
-        broker: &str,
+        broker: &BrokerUrl,
         common: CommonArgs,
         changes: &[(&str, &str, toml::Value)],
         client: &device_runtime::MqttConfig,

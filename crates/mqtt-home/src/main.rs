@@ -9,11 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use device_runtime::daemon::{DaemonConfig, load};
-use device_runtime::{CommonArgs, MqttConfig, Shutdown};
+use device_runtime::{BrokerUrl, CommonArgs, MqttConfig, Shutdown};
 use mqtt_home::config_source::ConfigSource;
 use mqtt_home::home::{Connection, Daemons, HomeConfig, QuietHome};
 use mqtt_home::{ctl, scenario};
-use protocol::{ArmMode, PanelAction, SensorKind, SensorState};
+use protocol::{ArmMode, PanelAction, SensorKind, SensorState, Topics};
 use serde::{Deserialize, Serialize};
 
 /// The whole mqtt-home on one machine (broker, sensors, controllers, actuators), and its control CLI
@@ -206,7 +206,7 @@ async fn scenarios_with_home(
     source: ConfigSource,
 ) -> anyhow::Result<()> {
     config.broker = match &common.broker {
-        Some(url) => url.clone(),
+        Some(url) => url.parse()?,
         None => start_embedded_broker("127.0.0.1:0")?,
     };
     let home = QuietHome::start(&source, &config.broker, common, &[], &config, &mut std::io::stdout()).await?;
@@ -222,21 +222,23 @@ async fn run_home(common: CommonArgs, source: ConfigSource, listen: Option<Strin
     if let Some(listen) = listen {
         home.listen = listen;
     }
-    let broker = match &common.broker {
+    let broker: BrokerUrl = match &common.broker {
         Some(url) => {
+            let url = url.parse()?;
             println!("mqtt-home: using the broker at {url}");
-            url.clone()
+            url
         }
         None => start_embedded_broker(&home.listen)?,
     };
+    let topics = Topics::new(common.topic_root.as_deref().unwrap_or(protocol::DEFAULT_TOPIC_ROOT));
     let connection = Connection::new(&broker, common, source, &home);
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
     let daemons = Daemons::start(&home, &connection, &shutdown)?;
-    let (host, port) = broker.trim_start_matches("mqtt://").rsplit_once(':').unwrap_or(("127.0.0.1", "1883"));
     println!("mqtt-home: {} daemons running: {}", daemons.names.len(), daemons.names.join(", "));
+    let (host, port, everything) = (&broker.host, broker.port, topics.everything());
     println!(
-        "mqtt-home: watch it with `mosquitto_sub -h {host} -p {port} -t 'home/#' -v` or `mqtt-home --broker {broker} watch`"
+        "mqtt-home: watch it with `mosquitto_sub -h {host} -p {port} -t '{everything}' -v` or `mqtt-home --broker {broker} watch`"
     );
     println!("mqtt-home: Ctrl-C stops the home");
     daemons.wait().await;
@@ -245,7 +247,7 @@ async fn run_home(common: CommonArgs, source: ConfigSource, listen: Option<Strin
 }
 
 #[cfg(feature = "embedded-broker")]
-fn start_embedded_broker(listen: &str) -> anyhow::Result<String> {
+fn start_embedded_broker(listen: &str) -> anyhow::Result<BrokerUrl> {
     use anyhow::Context;
     let addr: std::net::SocketAddr =
         listen.parse().with_context(|| format!("listen address `{listen}` is not IP:PORT (e.g. 127.0.0.1:1883)"))?;
@@ -254,10 +256,10 @@ fn start_embedded_broker(listen: &str) -> anyhow::Result<String> {
         println!("mqtt-home: port {} is taken (another broker?); listening on {} instead", taken.port(), broker.addr());
     }
     println!("mqtt-home: embedded broker listening on {}", broker.url());
-    Ok(broker.url())
+    Ok(broker.url().parse()?)
 }
 
 #[cfg(not(feature = "embedded-broker"))]
-fn start_embedded_broker(_listen: &str) -> anyhow::Result<String> {
+fn start_embedded_broker(_listen: &str) -> anyhow::Result<BrokerUrl> {
     anyhow::bail!("this build has no embedded broker (feature `embedded-broker`); pass --broker mqtt://host:port")
 }

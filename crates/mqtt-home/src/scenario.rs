@@ -683,13 +683,24 @@ pub async fn run_files(
 
 /// A scenario that waits until every device in `ids` reports `online` (retained values count).
 pub fn home_is_up(ids: &[String]) -> Scenario {
-    let mut text = String::from("name = \"home-is-up\"\ndescription = \"every daemon online\"\n");
-    for id in ids {
-        text.push_str(&format!(
-            "[[step]]\nexpect = {{ topic = \"home/devices/{id}/availability\", payload = \"online\", current = true, within_s = 20 }}\n"
-        ));
+    // Written with the root scenario files use; the runner moves it to the configured one.
+    let topics = protocol::Topics::new(FILE_ROOT);
+    let online = |id: &String| Step {
+        say: None,
+        action: Some(Action::Expect {
+            topic: topics.name(&protocol::Topic::Availability(id.clone())),
+            matcher: Matcher::Text(protocol::Availability::Online.as_str().to_owned()),
+            within: Duration::from_secs(20),
+            current: true,
+        }),
+    };
+    Scenario {
+        source: "home-is-up".to_owned(),
+        name: "home-is-up".to_owned(),
+        description: "every daemon online".to_owned(),
+        steps: ids.iter().map(online).collect(),
+        finally: Vec::new(),
     }
-    Scenario::parse("home-is-up", &text).expect("a generated scenario parses")
 }
 
 #[cfg(test)]

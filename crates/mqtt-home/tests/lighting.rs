@@ -220,7 +220,7 @@ async fn daemons_survive_a_broker_restart_and_resume() {
 /// config files show these defaults; `config_files.rs` holds them to it.)
 async fn the_lighting_binaries_meet_with_their_defaults(url: String) {
     let with_broker = |mut mqtt: device_runtime::MqttConfig| {
-        mqtt.broker = url.clone();
+        mqtt.broker = url.parse().unwrap();
         mqtt
     };
     let mut bulb_config = light_bulb::Config::default();

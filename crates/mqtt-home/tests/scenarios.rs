@@ -38,13 +38,19 @@ fn shipped_scenarios() -> Vec<PathBuf> {
 }
 
 async fn every_shipped_scenario_passes(url: String) {
-    let config = MqttConfig { broker: url.clone(), ..MqttConfig::with_id("scenario-test") };
+    let config = MqttConfig { broker: url.parse().unwrap(), ..MqttConfig::with_id("scenario-test") };
     let faster_motion = [("light-controller", "motion_timeout_s", 3.into())];
     let mut timeline = Vec::new();
-    let home =
-        QuietHome::start(&ConfigSource::BuiltIn, &url, CommonArgs::default(), &faster_motion, &config, &mut timeline)
-            .await
-            .unwrap_or_else(|e| panic!("{e:#}\n{}", String::from_utf8_lossy(&timeline)));
+    let home = QuietHome::start(
+        &ConfigSource::BuiltIn,
+        &config.broker,
+        CommonArgs::default(),
+        &faster_motion,
+        &config,
+        &mut timeline,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", String::from_utf8_lossy(&timeline)));
     let started = Instant::now();
     for file in shipped_scenarios() {
         let scenario = Scenario::load(&file).unwrap();
@@ -85,7 +91,7 @@ publish = { topic = "home/lights/kitchen/set", payload = "OFF" }
 "#;
     let broker = testkit::embedded();
     let scenario = Scenario::parse("doomed.toml", DOOMED).unwrap();
-    let config = MqttConfig { broker: broker.url(), ..MqttConfig::with_id("scenario-test-doomed") };
+    let config = MqttConfig { broker: broker.url().parse().unwrap(), ..MqttConfig::with_id("scenario-test-doomed") };
     let mut timeline = Vec::new();
     let error = scenario::run(&scenario, &config, &mut timeline).await.expect_err("the scenario passed");
     let error = format!("{error:#}");
@@ -117,7 +123,7 @@ expect_none = { topic = "home/security/alarm", json = { state = "ON" }, for_s = 
 "#;
     let broker = testkit::embedded();
     let scenario = Scenario::parse("siren.toml", SIREN).unwrap();
-    let config = MqttConfig { broker: broker.url(), ..MqttConfig::with_id("scenario-test-siren") };
+    let config = MqttConfig { broker: broker.url().parse().unwrap(), ..MqttConfig::with_id("scenario-test-siren") };
     let mut timeline = Vec::new();
     let error = format!("{:#}", scenario::run(&scenario, &config, &mut timeline).await.expect_err("passed"));
     assert!(

@@ -37,7 +37,7 @@ fn tls_block(port: u16, certs: &Path) -> String {
 }
 
 fn bulb_over_tls(url: &str, ca_file: Option<PathBuf>, id: &str) -> Running {
-    let mqtt = MqttConfig { broker: url.to_owned(), ca_file, ..MqttConfig::with_id(id) };
+    let mqtt = MqttConfig { broker: url.parse().unwrap(), ca_file, ..MqttConfig::with_id(id) };
     let config = light_bulb::Config { mqtt, ..light_bulb::Config::default() };
     Running::spawn(|s| light_bulb::run(config, s))
 }

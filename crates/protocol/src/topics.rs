@@ -151,6 +151,11 @@ impl Topics {
         }
     }
 
+    /// The subscription filter matching everything of this home.
+    pub fn everything(&self) -> String {
+        format!("{}/#", self.root)
+    }
+
     /// The subscription filter matching every sensor of `kind`.
     pub fn all_sensors(&self, kind: SensorKind) -> String {
         format!("{}/security/{}/+", self.root, kind.as_str())

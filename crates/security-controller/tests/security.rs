@@ -79,7 +79,7 @@ fn panel_config() -> PanelConfig {
 }
 
 fn mqtt(url: &str, id: &str) -> MqttConfig {
-    MqttConfig { broker: url.to_owned(), ..MqttConfig::with_id(id) }
+    MqttConfig { broker: url.parse().unwrap(), ..MqttConfig::with_id(id) }
 }
 
 /// The panel and the siren on `url`, and a probe that has seen both come up.

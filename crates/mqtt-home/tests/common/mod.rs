@@ -8,7 +8,7 @@ use protocol::{LightSource, LightState, Payload, Power};
 pub use testkit::{Running, WITHIN};
 
 pub fn mqtt(url: &str, id: &str) -> MqttConfig {
-    MqttConfig { broker: url.to_owned(), ..MqttConfig::with_id(id) }
+    MqttConfig { broker: url.parse().unwrap(), ..MqttConfig::with_id(id) }
 }
 
 pub fn bulb(url: &str, id: &str) -> Running {
