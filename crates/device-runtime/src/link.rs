@@ -7,8 +7,9 @@
 //! - Subscribes on the first connect of the process, and again whenever the broker reports no
 //!   session (rumqttc does not restore subscriptions).
 //! - Last Will: `<root>/devices/<id>/availability` = `offline`, retained. On every connect it
-//!   publishes `online` and its announce message, retained. On shutdown it publishes `offline`
-//!   and disconnects cleanly, so the will is not needed.
+//!   publishes `online` and its announce message, retained, after its subscriptions: `online`
+//!   means "hears its topics". On shutdown it publishes `offline` and disconnects cleanly, so the
+//!   will is not needed.
 //! - Persistent session (clean session off, a stable client id) where the spec asks for it, so a
 //!   command sent during a short outage is delivered and a reading queued during it is not lost.
 //! - TCP_NODELAY on: with Nagle every hop waits for the next message or an ACK (10–22 ms per event
@@ -110,7 +111,9 @@ impl DeviceSpec {
 /// What the link hands to its daemon.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inbound {
-    /// Connected (or reconnected) and subscribed; `online` has been published.
+    /// Connected (or reconnected). The subscriptions, then `online` and the announce, are queued by
+    /// then, not yet acknowledged: a message another client publishes at once may come before the
+    /// subscription; one published after it saw this device `online` does not.
     Connected { session_present: bool },
     /// A message on one of the subscribed topics, no larger than `max_payload_bytes`.
     Message { topic: String, payload: Vec<u8> },
@@ -438,19 +441,9 @@ impl Driver {
         mark_health(false);
     }
 
+    /// Subscribes first, then says `online`: the broker handles one connection's packets in
+    /// order, so whoever sees `online` knows this device already hears its topics.
     fn on_connected(&mut self, session_present: bool, subscribed_once: &mut bool) {
-        if self.spec.presence {
-            let online =
-                self.client.try_publish(&self.availability, QoS::AtLeastOnce, true, Availability::Online.encode());
-            self.announce.ts = Timestamp::now();
-            let announced =
-                self.client.try_publish(&self.announce_topic, QoS::AtLeastOnce, true, self.announce.encode());
-            let sent = u64::from(online.is_ok()) + u64::from(announced.is_ok());
-            self.progress.queue(sent);
-            if online.is_err() || announced.is_err() {
-                tracing::warn!("request queue full: could not publish availability/announce on this connect");
-            }
-        }
         // On the first connect of this process we subscribe even if the broker kept our session:
         // a restarted daemon needs the retained state again. Mosquitto resends it for a repeated
         // subscription, as MQTT 3.1.1 asks. rumqttd 0.20 does not (its router forwards retained
@@ -464,6 +457,18 @@ impl Driver {
                 tracing::error!("could not queue subscriptions: {e}");
             }
             *subscribed_once = true;
+        }
+        if self.spec.presence {
+            let online =
+                self.client.try_publish(&self.availability, QoS::AtLeastOnce, true, Availability::Online.encode());
+            self.announce.ts = Timestamp::now();
+            let announced =
+                self.client.try_publish(&self.announce_topic, QoS::AtLeastOnce, true, self.announce.encode());
+            let sent = u64::from(online.is_ok()) + u64::from(announced.is_ok());
+            self.progress.queue(sent);
+            if online.is_err() || announced.is_err() {
+                tracing::warn!("request queue full: could not publish availability/announce on this connect");
+            }
         }
     }
 

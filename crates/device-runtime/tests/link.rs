@@ -25,6 +25,21 @@ async fn wait_connected(link: &mut Link) {
     tokio::time::timeout(WITHIN, connected).await.expect("the link did not connect");
 }
 
+/// Waits until the link's subscription to `prefix/#` has taken: `Connected` comes before the broker
+/// has it, so a message published at once could be missed. The retained `prefix/ready` comes after.
+async fn wait_subscribed(link: &mut Link, probe: &mut Probe, prefix: &str) {
+    let marker = format!("{prefix}/ready");
+    probe.publish(&marker, "ready", true).await.unwrap();
+    let subscribed = async {
+        while let Some(inbound) = link.inbox.recv().await {
+            if matches!(&inbound, Inbound::Message { topic, .. } if *topic == marker) {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WITHIN, subscribed).await.expect("the subscription never took");
+}
+
 async fn stop(link: Link, shutdown: Shutdown) {
     shutdown.trigger();
     tokio::time::timeout(WITHIN, link.finish()).await.expect("the link did not stop");
@@ -151,8 +166,8 @@ async fn a_poison_message_costs_one_log_line_not_the_connection() {
     let mut spec = DeviceSpec::new(DeviceKind::DoorSensor);
     spec.subscriptions = vec![("test/#".to_owned(), Qos::AtLeastOnce)];
     let mut link = Link::start(&config(&mosquitto.url(), "poison-test"), spec, shutdown.clone()).unwrap();
-    wait_connected(&mut link).await;
     let mut probe = Probe::connect(&mosquitto.url(), "probe-poison").await.unwrap();
+    wait_subscribed(&mut link, &mut probe, "test").await;
     probe.publish("test/poison", vec![b'x'; 17 << 20], false).await.unwrap();
     probe.publish("test/after", b"still here".to_vec(), false).await.unwrap();
 
@@ -183,13 +198,13 @@ async fn a_poison_message_costs_one_log_line_not_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_daemon_behind_a_flood_loses_nothing_and_never_deadlocks() {
     let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let mut probe = Probe::connect(&mosquitto.url(), "probe-flood").await.unwrap();
     let shutdown = Shutdown::new();
     let mut spec = DeviceSpec::new(DeviceKind::DoorSensor);
     spec.subscriptions = vec![("flood/#".to_owned(), Qos::AtLeastOnce)];
     let mut link = Link::start(&config(&mosquitto.url(), "flood-test"), spec, shutdown.clone()).unwrap();
-    wait_connected(&mut link).await;
+    wait_subscribed(&mut link, &mut probe, "flood").await;
     let total = 3 * device_runtime::link::INBOX_CAPACITY;
-    let mut probe = Probe::connect(&mosquitto.url(), "probe-flood").await.unwrap();
     for i in 0..total {
         probe.publish("flood/in", i.to_string(), false).await.unwrap();
     }
