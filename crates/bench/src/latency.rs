@@ -11,17 +11,17 @@ use crate::load::{Background, Sent};
 use crate::mqtt::{self, WITHIN};
 use crate::options::Options;
 use crate::panel::{Home, LOCKOUT_S, PIN, Silence, disarm};
-use crate::{minimal, percentile};
+use crate::{minimal, peers, percentile};
 
 /// The rows of the table, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Row {
     Bare,
     Minimal,
+    /// The Python paho-mqtt peer, where it is installed.
+    Paho,
     Panel,
 }
-
-pub const ROWS: [Row; 3] = [Row::Bare, Row::Minimal, Row::Panel];
 /// The least time between two intrusions.
 const EVERY: Duration = Duration::from_millis(50);
 /// Intrusions measured first and thrown away (connections and caches warming up).
@@ -54,6 +54,8 @@ impl Samples {
 }
 
 pub struct Table {
+    /// The rows measured, in order; `idle` and `loaded` follow it.
+    pub rows: Vec<Row>,
     pub idle: Vec<Samples>,
     pub loaded: Vec<Samples>,
     pub background: Sent,
@@ -62,19 +64,31 @@ pub struct Table {
 /// Every row idle, then every row again under the background load.
 pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> {
     let minimal = minimal::start(home.port, &home.names).await?;
+    let paho = if peers::paho_installed() { Some(peers::paho(home.port, &home.names).await?) } else { None };
+    let mut rows = vec![Row::Bare, Row::Minimal];
+    rows.extend(paho.as_ref().map(|_| Row::Paho));
+    rows.push(Row::Panel);
     home.arm_home().await.context("the panel never armed")?;
-    let idle = rows(options, home).await.context("idle")?;
+    let idle = measure_rows(options, home, &rows).await.context("idle")?;
     let background = Background::start(home.port, &home.names.topics, options.rate);
-    let loaded = rows(options, home).await.context("under background load")?;
+    let loaded = measure_rows(options, home, &rows).await.context("under background load")?;
     let background = background.stop().await?;
     minimal.abort();
+    drop(paho);
     home.command(&disarm(PIN), PanelState::Disarmed).await?;
-    Ok(Table { idle, loaded, background })
+    Ok(Table { rows, idle, loaded, background })
 }
 
-async fn rows(options: &Options, home: &mut Home) -> anyhow::Result<Vec<Samples>> {
+impl Table {
+    /// The samples of `row` in `load` (`idle` or `loaded`).
+    pub fn of<'t>(&self, load: &'t [Samples], row: Row) -> Option<&'t Samples> {
+        self.rows.iter().position(|r| *r == row).map(|i| &load[i])
+    }
+}
+
+async fn measure_rows(options: &Options, home: &mut Home, rows: &[Row]) -> anyhow::Result<Vec<Samples>> {
     let mut all = Vec::new();
-    for row in ROWS {
+    for &row in rows {
         all.push(measure(options, home, row).await.with_context(|| format!("row {row:?}"))?);
     }
     Ok(all)
@@ -105,6 +119,7 @@ async fn intrusion(home: &mut Home, row: Row) -> anyhow::Result<Duration> {
     let (door, answer) = match row {
         Row::Bare => (&names.bare, &names.bare),
         Row::Minimal => (&names.minimal_door, &names.minimal_siren),
+        Row::Paho => (&names.paho_door, &names.paho_siren),
         Row::Panel => (&names.door, &names.siren_command),
     };
     let opened = home.sense(door, SensorState::Open).await?;

@@ -30,6 +30,7 @@ mod minimal;
 mod mqtt;
 mod options;
 mod panel;
+mod peers;
 mod report;
 
 use std::path::Path;
@@ -79,7 +80,7 @@ async fn phases(options: &Options, home: &mut panel::Home) -> anyhow::Result<()>
     report::latency(&table);
     report::memory(started_rss, &cycles, &events);
     report::wrong_codes(&flooded, &table);
-    report::optional_rows();
+    report::optional_rows(&table);
     Ok(())
 }
 

@@ -30,6 +30,9 @@ pub struct Names {
     /// The minimal controller's input and output.
     pub minimal_door: String,
     pub minimal_siren: String,
+    /// The paho-mqtt peer's input and output.
+    pub paho_door: String,
+    pub paho_siren: String,
 }
 
 impl Names {
@@ -45,6 +48,8 @@ impl Names {
             bare: "bench/bare/door".to_owned(),
             minimal_door: "bench/minimal/door".to_owned(),
             minimal_siren: "bench/minimal/siren".to_owned(),
+            paho_door: "bench/paho/door".to_owned(),
+            paho_siren: "bench/paho/siren".to_owned(),
             topics,
         }
     }

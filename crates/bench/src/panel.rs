@@ -38,8 +38,15 @@ impl Home {
     /// Starts the siren and the panel, and waits for both to come up with the door closed.
     pub async fn start(mosquitto: &testkit::Mosquitto, dir: &Path) -> anyhow::Result<Home> {
         let names = Names::new();
-        let filters =
-            [&names.status, &names.events, &names.siren_command, &names.siren_state, &names.bare, &names.minimal_siren];
+        let filters = [
+            &names.status,
+            &names.events,
+            &names.siren_command,
+            &names.siren_state,
+            &names.bare,
+            &names.minimal_siren,
+            &names.paho_siren,
+        ];
         let mut watch = Watcher::connect(mosquitto.port(), &filters.map(String::as_str)).await?;
         let siren = Shutdown::new();
         let siren_config = alarm_actuator::Config {

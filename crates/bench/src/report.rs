@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::latency::{CodeFlood, ROWS, Row, Table, WRONG_CODES};
+use crate::latency::{CodeFlood, Row, Samples, Table, WRONG_CODES};
 use crate::memory::{Cycles, Flooded};
 use crate::options::Options;
 use crate::panel;
@@ -66,8 +66,14 @@ fn label(row: Row) -> &'static str {
     match row {
         Row::Bare => "bare two hops (floor)",
         Row::Minimal => "minimal rumqttc controller",
+        Row::Paho => "Python paho-mqtt controller",
         Row::Panel => "security-controller panel",
     }
+}
+
+/// The minimal controller and the panel are always measured.
+fn row_of<'t>(table: &Table, load: &'t [Samples], row: Row) -> &'t Samples {
+    table.of(load, row).expect("the minimal controller and the panel are in every table")
 }
 
 pub fn latency(table: &Table) {
@@ -84,7 +90,7 @@ pub fn latency(table: &Table) {
         "   {:<28} {:>5} {:>10} {:>10} | {:>5} {:>10} {:>10}",
         "", "n", "idle p50", "p99", "n", "loaded p50", "p99"
     );
-    for (i, row) in ROWS.iter().enumerate() {
+    for (i, row) in table.rows.iter().enumerate() {
         let (a, b) = (&table.idle[i], &table.loaded[i]);
         println!(
             "   {:<28} {:>5} {:>10} {:>10} | {:>5} {:>10} {:>10}",
@@ -98,7 +104,7 @@ pub fn latency(table: &Table) {
         );
     }
     for (load, samples) in [("idle", &table.idle), ("loaded", &table.loaded)] {
-        let (minimal, panel) = (&samples[1], &samples[2]);
+        let (minimal, panel) = (row_of(table, samples, Row::Minimal), row_of(table, samples, Row::Panel));
         let (p50, p99) = (ratio(panel.p50(), minimal.p50()), ratio(panel.p99(), minimal.p99()));
         println!(
             "   panel / minimal, {load:<6}: p50 {p50:.2}× (goal ≤ {P50_GOAL}×: {}), p99 {p99:.2}× (goal ≤ {P99_GOAL}×: {})",
@@ -110,7 +116,7 @@ pub fn latency(table: &Table) {
 }
 
 pub fn wrong_codes(flooded: &CodeFlood, table: &Table) {
-    let idle = table.idle[2].p50();
+    let idle = row_of(table, &table.idle, Row::Panel).p50();
     let x = ratio(flooded.panel.p50(), idle);
     println!("3. intrusion right after {WRONG_CODES} messages ({} rounds each)", flooded.panel.n());
     println!(
@@ -120,7 +126,7 @@ pub fn wrong_codes(flooded: &CodeFlood, table: &Table) {
         ms(idle),
         verdict(x <= FLOOD_GOAL)
     );
-    let floor = ratio(flooded.minimal.p50(), table.idle[1].p50());
+    let floor = ratio(flooded.minimal.p50(), row_of(table, &table.idle, Row::Minimal).p50());
     println!(
         "   minimal controller, behind {WRONG_CODES} messages on its input topic: p50 {} (p99 {}), {floor:.2}× its idle; panel / minimal {:.2}×",
         ms(flooded.minimal.p50()),
@@ -159,12 +165,12 @@ pub fn memory(started_kib: u64, cycles: &Cycles, flooded: &Flooded) {
     println!();
 }
 
-/// Rows for other controllers, where their tools are installed; this bench has none yet.
-pub fn optional_rows() {
-    let node_red = on_path("node-red");
-    let paho = Command::new("python3").args(["-c", "import paho.mqtt"]).output().is_ok_and(|o| o.status.success());
-    let state = |installed| if installed { "installed, but this bench has no row for it yet" } else { "not installed" };
-    println!("node-red (npm): {}; paho-mqtt (pip): {}: their rows were skipped", state(node_red), state(paho));
+/// The peers that have no row: Node-RED always (no row yet), paho where it is not installed.
+pub fn optional_rows(table: &Table) {
+    let node_red =
+        if on_path("node-red") { "installed, but this bench has no row for it yet" } else { "not installed" };
+    let paho = if table.rows.contains(&Row::Paho) { "measured above" } else { "not installed (pip install paho-mqtt)" };
+    println!("node-red (npm): {node_red}; paho-mqtt (pip): {paho}");
 }
 
 /// What the broker says it dropped: messages beyond `max_queued_messages` for a client that
