@@ -61,6 +61,15 @@ impl PanelDevice {
         acts
     }
 
+    /// Commands without a check to wait for go straight on, in their turn.
+    fn step_ready(&mut self, now: Timestamp) -> Vec<Act<Save>> {
+        let mut acts = Vec::new();
+        while let Some(command) = self.keypad.next_ready(self.panel.locked_out(now)) {
+            acts.extend(self.step_one(Input::Command(command), now));
+        }
+        acts
+    }
+
     fn step_one(&mut self, input: Input, now: Timestamp) -> Vec<Act<Save>> {
         let actions;
         (self.panel, actions) =
@@ -146,17 +155,6 @@ impl Device for PanelDevice {
             return Vec::new();
         }
         self.step(Input::Saved(outcome), Timestamp::now())
-    }
-}
-
-impl PanelDevice {
-    /// Commands without a check to wait for go straight on, in their turn.
-    fn step_ready(&mut self, now: Timestamp) -> Vec<Act<Save>> {
-        let mut acts = Vec::new();
-        while let Some(command) = self.keypad.next_ready(self.panel.locked_out(now)) {
-            acts.extend(self.step_one(Input::Command(command), now));
-        }
-        acts
     }
 }
 
