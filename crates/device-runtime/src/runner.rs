@@ -165,7 +165,7 @@ fn instant(at: Timestamp) -> tokio::time::Instant {
 }
 
 /// Sleeps until `at`, or for ever.
-pub async fn sleep_until(at: Option<tokio::time::Instant>) {
+async fn sleep_until(at: Option<tokio::time::Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,

@@ -15,14 +15,7 @@ fn config(url: &str, id: &str) -> MqttConfig {
 }
 
 async fn wait_connected(link: &mut Link) {
-    let connected = async {
-        while let Some(inbound) = link.inbox.recv().await {
-            if matches!(inbound, Inbound::Connected { .. }) {
-                return;
-            }
-        }
-    };
-    tokio::time::timeout(WITHIN, connected).await.expect("the link did not connect");
+    assert!(link.connected(WITHIN).await, "the link did not connect");
 }
 
 /// Waits until the link's subscription to `prefix/#` has taken: `Connected` comes before the broker

@@ -23,7 +23,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         Ok(Some(saved)) => {
             let status = saved.status(&config.panel, now, &config.mqtt.id);
             tracing::info!("resumed from {}: {}", config.state_file.display(), status.state);
-            saved.resumed(now)
+            saved.resumed()
         }
         Ok(None) => {
             tracing::info!("no state file at {}: starting disarmed", config.state_file.display());
@@ -39,7 +39,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     let keypad = Keypad::start(config.panel.users.clone())?;
     let mqtt = config.mqtt.clone();
-    device_runtime::runner::run(PanelDevice { config, panel, keypad }, &mqtt, shutdown).await
+    let topics = Topics::new(&config.mqtt.topic_root);
+    device_runtime::runner::run(PanelDevice { config, topics, panel, keypad }, &mqtt, shutdown).await
 }
 
 /// Writing the state file: the one job the runner cannot do for the panel.
@@ -49,6 +50,7 @@ pub struct Save(Panel);
 /// The panel, its keypad and its configuration, as the runner sees them.
 struct PanelDevice {
     config: Config,
+    topics: Topics,
     panel: Panel,
     keypad: Keypad,
 }
@@ -105,7 +107,7 @@ impl Device for PanelDevice {
     type Job = Save;
 
     fn spec(&self) -> DeviceSpec {
-        spec(&Topics::new(&self.config.mqtt.topic_root))
+        spec(&self.topics)
     }
 
     /// Saves once at start: a state file that cannot be written shows as a trouble from the start.
@@ -118,7 +120,7 @@ impl Device for PanelDevice {
     }
 
     fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<Save>> {
-        match to_input(&Topics::new(&self.config.mqtt.topic_root), topic, payload) {
+        match to_input(&self.topics, topic, payload) {
             Some(Incoming::Command(command)) => {
                 self.keypad.push(command);
                 self.step_ready(now)

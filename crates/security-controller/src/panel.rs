@@ -216,7 +216,7 @@ impl Panel {
     /// trips as if it had just opened (bypassed ones excepted). Trusting a saved "open" instead
     /// could miss a window closed and reopened while the panel was down; their silence counts from
     /// the reading, not from before the outage.
-    pub fn resumed(mut self, _now: Timestamp) -> Panel {
+    pub fn resumed(mut self) -> Panel {
         self.sensors.clear();
         self.save_trouble = None;
         self

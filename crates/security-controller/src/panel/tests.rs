@@ -398,7 +398,7 @@ fn restart_mid_entry_delay_triggers_when_the_delay_ran_out_meanwhile() {
     let saved = serde_json::to_string(&p).unwrap();
     // The controller is killed here and comes back 60 s later.
     let restored: Panel = serde_json::from_str(&saved).unwrap();
-    assert_eq!(restored, p.clone().resumed(at(160)), "all but the sensors, relearned from the broker");
+    assert_eq!(restored, p.clone().resumed(), "all but the sensors, relearned from the broker");
     assert_eq!(state(&restored, &c, 160), PanelState::Pending, "status alone does not move time");
     let (p, actions) = run_from(restored, &c, &[(160, Input::Tick)]);
     assert_eq!(state(&p, &c, 160), PanelState::Triggered);
@@ -477,7 +477,7 @@ fn a_long_controller_outage_is_not_mistaken_for_silent_sensors() {
     let restored: Panel = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
     // Down for an hour: the sensors were not silent, the controller was deaf. The door's
     // retained reading is the first thing it hears.
-    let resumed = restored.resumed(at(3600));
+    let resumed = restored.resumed();
     let (p, actions) = run_from(resumed, &c, &[(3600, Input::Tick), (3600, close(SensorKind::Door, "front"))]);
     assert_eq!(state(&p, &c, 3600), PanelState::ArmedAway);
     assert!(actions.is_empty(), "{actions:?}");
@@ -548,7 +548,7 @@ fn a_restart_relearns_sensors_fail_secure() {
     let (p, _) = run(&c, &steps);
     let (p, _) = run_from(p, &c, &[(40 + 180, Input::Tick)]);
     assert_eq!(state(&p, &c, 220), PanelState::ArmedAway, "the siren time is over");
-    let p = p.resumed(at(300));
+    let p = p.resumed();
     let (p, actions) = run_from(p, &c, &[(300, open(SensorKind::Window, "w"))]);
     assert_eq!(state(&p, &c, 300), PanelState::Triggered);
     assert_eq!(sirens(&actions), [true]);
