@@ -105,6 +105,11 @@ scenario file:
 
 # --- Control a running home ($MQTT_BROKER_URL) ---
 
+# What happened since SINCE (1h, 24h, 7d): the recorder's log in mqtt-home.db
+[group('control')]
+history since="24h":
+    {{home}} history --since {{since}}
+
 # Arm the panel: away, home or night
 [group('control')]
 arm mode="away":
@@ -115,7 +120,7 @@ arm mode="away":
 disarm:
     {{home}} --broker {{broker_url}} disarm
 
-# The panel's status
+# The home at a glance: the panel, each sensor, light and device, the siren
 [group('control')]
 status:
     {{home}} --broker {{broker_url}} status

@@ -1,5 +1,6 @@
-//! Door OPEN → siren command at the watcher: the bare floor, the minimal controller and the panel,
-//! idle and under background load; and the panel while a flood of wrong codes arrives.
+//! Door OPEN → siren command at the watcher: the bare floor, the minimal controller, the peers that
+//! are installed and the panel, idle and under background load; and the panel behind, and while,
+//! wrong codes arrive.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,8 @@ pub enum Row {
     Minimal,
     /// The Python paho-mqtt peer, where it is installed.
     Paho,
+    /// The Node-RED flow, where Node-RED is installed.
+    NodeRed,
     Panel,
 }
 /// The least time between two intrusions.
@@ -28,8 +31,10 @@ const EVERY: Duration = Duration::from_millis(50);
 const WARM_UP: usize = 3;
 /// Fewest samples of a row, however short `--seconds`.
 const AT_LEAST: usize = 10;
-/// Wrong codes sent before each intrusion of the flood phase.
+/// Wrong codes sent before each intrusion of the flood phase, and during each of the paced phase.
 pub const WRONG_CODES: usize = 200;
+/// One wrong code this often in the paced phase: [`WRONG_CODES`] of them take a second.
+pub const PACE: Duration = Duration::from_millis(5);
 
 /// Latencies of one row and load, sorted.
 pub struct Samples(Vec<Duration>);
@@ -59,14 +64,22 @@ pub struct Table {
     pub idle: Vec<Samples>,
     pub loaded: Vec<Samples>,
     pub background: Sent,
+    /// Where Node-RED is installed (version and directory), when it is.
+    pub node_red: Option<String>,
 }
 
 /// Every row idle, then every row again under the background load.
 pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> {
     let minimal = minimal::start(home.port, &home.names).await?;
     let paho = if peers::paho_installed() { Some(peers::paho(home.port, &home.names).await?) } else { None };
+    let installed = peers::NodeRed::find();
+    let node_red = match &installed {
+        Some(n) => Some(peers::node_red(n, home).await.context("cannot start Node-RED")?),
+        None => None,
+    };
     let mut rows = vec![Row::Bare, Row::Minimal];
     rows.extend(paho.as_ref().map(|_| Row::Paho));
+    rows.extend(node_red.as_ref().map(|_| Row::NodeRed));
     rows.push(Row::Panel);
     home.arm_home().await.context("the panel never armed")?;
     let idle = measure_rows(options, home, &rows).await.context("idle")?;
@@ -75,8 +88,9 @@ pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> 
     let background = background.stop().await?;
     minimal.abort();
     drop(paho);
+    drop(node_red);
     home.command(&disarm(PIN), PanelState::Disarmed).await?;
-    Ok(Table { rows, idle, loaded, background })
+    Ok(Table { rows, idle, loaded, background, node_red: installed.map(|n| n.describe()) })
 }
 
 impl Table {
@@ -120,6 +134,7 @@ async fn intrusion(home: &mut Home, row: Row) -> anyhow::Result<Duration> {
         Row::Bare => (&names.bare, &names.bare),
         Row::Minimal => (&names.minimal_door, &names.minimal_siren),
         Row::Paho => (&names.paho_door, &names.paho_siren),
+        Row::NodeRed => (&names.node_red_door, &names.node_red_siren),
         Row::Panel => (&names.door, &names.siren_command),
     };
     let opened = home.sense(door, SensorState::Open).await?;
@@ -135,9 +150,10 @@ async fn intrusion(home: &mut Home, row: Row) -> anyhow::Result<Duration> {
     Ok(seen.at.duration_since(opened))
 }
 
-/// Intrusions right after a flood of [`WRONG_CODES`] messages: the panel's behind wrong DISARMs on
-/// its keypad topic, and, for the floor, the minimal controller's behind as many messages on its
-/// own input topic (the broker forwards and the controller reads the same number either way).
+/// Intrusions right after a flood of [`WRONG_CODES`] messages, the worst case (all of them queued
+/// ahead of the door): the panel's behind wrong DISARMs on its keypad topic, and, for the floor, the
+/// minimal controller's behind as many messages on its own input topic (the broker forwards and the
+/// controller reads the same number either way).
 pub struct CodeFlood {
     pub panel: Samples,
     pub minimal: Samples,
@@ -202,4 +218,73 @@ async fn disarm_after_lockout(home: &mut Home) -> anyhow::Result<()> {
         }
     }
     anyhow::bail!("the right PIN never disarmed after the lockout")
+}
+
+/// Intrusions while [`WRONG_CODES`] wrong codes arrive one every [`PACE`], and how far their
+/// open-loop schedule ever fell behind.
+pub struct PacedCodes {
+    pub panel: Samples,
+    pub max_lag: Duration,
+}
+
+/// One intrusion per round while the wrong codes arrive, round `k` of `n` opening the door at
+/// (k + ½) / n of their second, so that the rounds together sample all of it: the first codes being
+/// checked (Argon2id, off the panel's loop), then the lockout they cause.
+pub async fn while_wrong_codes(options: &Options, home: &mut Home) -> anyhow::Result<PacedCodes> {
+    let (keypad, pump) = mqtt::publisher(home.port, "bench-paced-codes");
+    home.arm_home().await?;
+    let span = PACE * WRONG_CODES as u32;
+    let mut samples = Vec::new();
+    let mut max_lag = Duration::ZERO;
+    for round in 0..options.floods {
+        let at = span * (2 * round + 1) / (2 * options.floods);
+        let paced = paced_intrusion(home, &keypad, at).await.with_context(|| format!("paced round {}", round + 1));
+        let (took, lag) = paced?;
+        samples.push(took);
+        max_lag = max_lag.max(lag);
+    }
+    pump.abort();
+    home.command(&disarm(PIN), PanelState::Disarmed).await?;
+    ensure!(!samples.is_empty(), "no intrusion was measured while wrong codes arrived");
+    Ok(PacedCodes { panel: Samples::new(samples), max_lag })
+}
+
+/// The door opens `at` after the first of the paced wrong codes; once they are all sent, the panel
+/// is disarmed (after the lockout they caused), the door closed and the panel armed again.
+async fn paced_intrusion(
+    home: &mut Home,
+    keypad: &rumqttc::AsyncClient,
+    at: Duration,
+) -> anyhow::Result<(Duration, Duration)> {
+    home.watch.drain();
+    let names = home.names.clone();
+    let start = tokio::time::Instant::now() + Duration::from_millis(10);
+    let codes = tokio::spawn(paced_codes(keypad.clone(), names.panel_set.clone(), start));
+    tokio::time::sleep_until(start + at).await;
+    let opened = home.sense(&names.door, SensorState::Open).await?;
+    let on = |m: &mqtt::Seen| m.siren_command(&names) == Some(Power::On);
+    let seen = home.watch.until("the siren command while wrong codes arrive", WITHIN, on).await;
+    let lag = codes.await.context("the paced wrong codes panicked")?.context("the paced wrong codes stopped")?;
+    let seen = seen?;
+    disarm_after_lockout(home).await?;
+    home.close_door().await?;
+    home.arm_home().await?;
+    Ok((seen.at.duration_since(opened), lag))
+}
+
+/// [`WRONG_CODES`] wrong DISARMs at `start`, `start + PACE`, … (absolute deadlines, never paced by
+/// the answers); how far behind its schedule it ever was.
+async fn paced_codes(
+    keypad: rumqttc::AsyncClient,
+    topic: String,
+    start: tokio::time::Instant,
+) -> anyhow::Result<Duration> {
+    let mut max_lag = Duration::ZERO;
+    for i in 0..WRONG_CODES as u32 {
+        let due = start + PACE * i;
+        tokio::time::sleep_until(due).await;
+        max_lag = max_lag.max(tokio::time::Instant::now() - due);
+        keypad.publish(&topic, QoS::AtLeastOnce, false, disarm("0000")).await?;
+    }
+    Ok(max_lag)
 }

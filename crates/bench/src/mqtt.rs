@@ -33,6 +33,9 @@ pub struct Names {
     /// The paho-mqtt peer's input and output.
     pub paho_door: String,
     pub paho_siren: String,
+    /// The Node-RED peer's input and output.
+    pub node_red_door: String,
+    pub node_red_siren: String,
 }
 
 impl Names {
@@ -50,6 +53,8 @@ impl Names {
             minimal_siren: "bench/minimal/siren".to_owned(),
             paho_door: "bench/paho/door".to_owned(),
             paho_siren: "bench/paho/siren".to_owned(),
+            node_red_door: "bench/node-red/door".to_owned(),
+            node_red_siren: "bench/node-red/siren".to_owned(),
             topics,
         }
     }

@@ -46,6 +46,7 @@ impl Home {
             &names.bare,
             &names.minimal_siren,
             &names.paho_siren,
+            &names.node_red_siren,
         ];
         let mut watch = Watcher::connect(mosquitto.port(), &filters.map(String::as_str)).await?;
         let siren = Shutdown::new();

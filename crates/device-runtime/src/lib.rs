@@ -26,6 +26,6 @@ pub mod shutdown;
 pub use broker::BrokerUrl;
 pub use cli::CommonArgs;
 pub use config::{ConfigError, MqttConfig, Secret};
-pub use link::{DeviceSpec, Inbound, Link, LinkError, Publisher};
-pub use runner::{Act, Device, Outgoing};
+pub use link::{Ack, DeviceSpec, Inbound, Link, LinkError, Publisher};
+pub use runner::{Act, Device, Outgoing, Received};
 pub use shutdown::Shutdown;

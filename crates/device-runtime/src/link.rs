@@ -23,6 +23,16 @@
 //!   NATS and rumqttd's v4 listener speak only MQTT 3.1.1; the broker's `message_size_limit` (set in
 //!   `mosquitto/mosquitto.conf`) is what bounds the memory one such message can take.
 //!
+//! Acknowledged after use, where the spec asks for it (`manual_acks`: the recorder): a QoS 1
+//! message is acknowledged to the broker only when the daemon says so ([`Publisher::ack`]), after
+//! it has made the message durable, so the broker keeps (and, after a reconnect, redelivers)
+//! everything not yet stored. An [`Ack`] belongs to the connection that delivered the message: one
+//! from an earlier connection is not sent (the broker redelivers that message with the DUP flag,
+//! and its packet id may by then name a different message). What is left: an ack queued in the
+//! instant a connection drops is sent on the next one; it acknowledges the redelivered copy of a
+//! message already stored, which is harmless unless the broker has re-used that packet id by the
+//! time the copy is acknowledged a second time.
+//!
 //! Flow control, one way only: the link hands every message to the daemon through a bounded inbox
 //! and waits for room there, so a daemon that falls behind a flood makes the link stop reading and
 //! the broker keeps what it has not delivered (TCP backpressure), instead of the daemon's memory
@@ -92,6 +102,14 @@ pub struct DeviceSpec {
     /// Keep a retained availability (Last Will) and announce message. Off for short-lived tools
     /// such as the control CLI, which must not leave a device behind in the broker.
     pub presence: bool,
+    /// The daemon acknowledges each QoS 1 message itself ([`Publisher::ack`]) once it has made
+    /// it durable, instead of the link acknowledging it on receipt.
+    pub manual_acks: bool,
+    /// Subscribe again on the first connect of the process even when the broker kept the
+    /// session, to be sent the retained state again (a restarted daemon needs it). Off for a
+    /// daemon that keeps its own history (the recorder): the session's queued messages bring
+    /// everything it missed, in order, and a retained copy sent ahead of them would be out of order.
+    pub retained_on_restart: bool,
 }
 
 impl DeviceSpec {
@@ -104,6 +122,8 @@ impl DeviceSpec {
             command_topics: Vec::new(),
             persistent_session: true,
             presence: true,
+            manual_acks: false,
+            retained_on_restart: true,
         }
     }
 }
@@ -116,7 +136,29 @@ pub enum Inbound {
     /// subscription; one published after it saw this device `online` does not.
     Connected { session_present: bool },
     /// A message on one of the subscribed topics, no larger than `max_payload_bytes`.
-    Message { topic: String, payload: Vec<u8> },
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        /// Sent retained: the broker's stored state (on subscribe), or published retained.
+        retained: bool,
+        /// The broker's DUP flag: it may have delivered this message before.
+        redelivered: bool,
+        /// What to hand to [`Publisher::ack`] once the message is durable (`manual_acks` and
+        /// QoS 1 or 2 only).
+        ack: Option<Ack>,
+    },
+    /// A message over `max_payload_bytes`, read and dropped; sent only to a daemon that
+    /// acknowledges by itself, which owes it an ack in its turn.
+    Oversized { topic: String, size: usize, ack: Ack },
+}
+
+/// The acknowledgement a message is owed, for a daemon that acknowledges messages itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pkid: u16,
+    qos: Qos,
+    /// The connection that delivered the message (counted from 1).
+    connection: u64,
 }
 
 /// Publishes on behalf of one device. Cheap to clone.
@@ -166,6 +208,22 @@ impl Publisher {
         Ok(())
     }
 
+    /// Acknowledges a message the daemon has made durable. An ack owed by an earlier connection is
+    /// not sent: the broker redelivers that message (flagged DUP) and will be acknowledged then.
+    pub fn ack(&self, ack: Ack) {
+        let connection = self.progress.connection.load(Ordering::SeqCst);
+        if ack.connection != connection {
+            tracing::debug!("not acknowledging packet {} of an earlier connection: it is redelivered", ack.pkid);
+            return;
+        }
+        let mut publish = rumqttc::Publish::new("", to_qos(ack.qos), Vec::new());
+        publish.pkid = ack.pkid;
+        // The request queue has no bound that matters, so this fails only once the link has stopped.
+        if self.client.try_ack(&publish).is_err() {
+            tracing::debug!("the link has stopped; packet {} is redelivered on the next connect", ack.pkid);
+        }
+    }
+
     /// Waits until every publish queued so far has been written to the broker's socket, or
     /// `within` passed (a link without a broker writes nothing). What must not wait for a disk —
     /// the siren — is on the wire before the disk is touched.
@@ -195,6 +253,8 @@ struct Progress {
     written: AtomicU64,
     /// Woken on every write.
     wrote: tokio::sync::Notify,
+    /// Counts connects and disconnects: acks are sent only for messages of the current connection.
+    connection: AtomicU64,
 }
 
 impl Progress {
@@ -227,7 +287,8 @@ impl Link {
         options
             .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(1)))
             .set_clean_session(!spec.persistent_session)
-            .set_max_packet_size(INCOMING_PACKET_LIMIT, config.max_payload_bytes + PACKET_OVERHEAD);
+            .set_max_packet_size(INCOMING_PACKET_LIMIT, config.max_payload_bytes + PACKET_OVERHEAD)
+            .set_manual_acks(spec.manual_acks);
         if spec.presence {
             options.set_last_will(LastWill::new(&availability, Availability::Offline.encode(), QoS::AtLeastOnce, true));
         }
@@ -372,6 +433,7 @@ impl Driver {
                     }
                     failures = 0;
                     connected = true;
+                    self.progress.connection.fetch_add(1, Ordering::SeqCst);
                     mark_health(true);
                     self.on_connected(ack.session_present, &mut subscribed_once);
                     let _ = self.tx.send(Inbound::Connected { session_present: ack.session_present }).await;
@@ -384,9 +446,25 @@ impl Driver {
                             publish.topic,
                             self.max_payload
                         );
+                        // A daemon that acknowledges by itself is told, so that it acknowledges
+                        // this one in its turn: acks go in the order messages came (MQTT 3.1.1
+                        // 4.6; rumqttd drops a client that breaks it). Unacknowledged, the broker
+                        // would hold it and redeliver it on every reconnect.
+                        if let Some(ack) = self.ack_for(&publish) {
+                            let oversized =
+                                Inbound::Oversized { topic: publish.topic, size: publish.payload.len(), ack };
+                            let _ = self.tx.send(oversized).await;
+                        }
                         continue;
                     }
-                    let message = Inbound::Message { topic: publish.topic, payload: publish.payload.to_vec() };
+                    let ack = self.ack_for(&publish);
+                    let message = Inbound::Message {
+                        topic: publish.topic,
+                        payload: publish.payload.to_vec(),
+                        retained: publish.retain,
+                        redelivered: publish.dup,
+                        ack,
+                    };
                     // Waits for room in the inbox; the daemon takes from it without publishing
                     // first, so this never waits on the link's own request queue.
                     if self.tx.send(message).await.is_err() {
@@ -421,6 +499,8 @@ impl Driver {
                 Err(_) if shutdown.is_triggered() => break,
                 Err(error) => {
                     connected = false;
+                    // Acks owed by this connection are void from now on (see `Publisher::ack`).
+                    self.progress.connection.fetch_add(1, Ordering::SeqCst);
                     mark_health(false);
                     failures += 1;
                     let delay = backoff.next(&error);
@@ -441,6 +521,15 @@ impl Driver {
         mark_health(false);
     }
 
+    /// The ack a message is owed by a daemon that acknowledges by itself.
+    fn ack_for(&self, publish: &rumqttc::Publish) -> Option<Ack> {
+        (self.spec.manual_acks && publish.qos != QoS::AtMostOnce).then(|| Ack {
+            pkid: publish.pkid,
+            qos: from_qos(publish.qos),
+            connection: self.progress.connection.load(Ordering::SeqCst),
+        })
+    }
+
     /// Subscribes first, then says `online`: the broker handles one connection's packets in
     /// order, so whoever sees `online` knows this device already hears its topics.
     fn on_connected(&mut self, session_present: bool, subscribed_once: &mut bool) {
@@ -450,7 +539,8 @@ impl Driver {
         // messages for new subscriptions only), so a daemon restarted against a long-running
         // embedded broker relearns state only as it changes; `mqtt-home` restarts broker and
         // daemons together, which leaves no session behind.
-        if !self.spec.subscriptions.is_empty() && (!session_present || !*subscribed_once) {
+        let restarted = !*subscribed_once && self.spec.retained_on_restart;
+        if !self.spec.subscriptions.is_empty() && (!session_present || restarted) {
             let filters =
                 self.spec.subscriptions.iter().map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), to_qos(*q)));
             if let Err(e) = self.client.try_subscribe_many(filters) {
@@ -534,6 +624,14 @@ fn to_qos(qos: Qos) -> QoS {
         Qos::AtMostOnce => QoS::AtMostOnce,
         Qos::AtLeastOnce => QoS::AtLeastOnce,
         Qos::ExactlyOnce => QoS::ExactlyOnce,
+    }
+}
+
+fn from_qos(qos: QoS) -> Qos {
+    match qos {
+        QoS::AtMostOnce => Qos::AtMostOnce,
+        QoS::AtLeastOnce => Qos::AtLeastOnce,
+        QoS::ExactlyOnce => Qos::ExactlyOnce,
     }
 }
 

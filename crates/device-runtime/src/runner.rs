@@ -7,6 +7,11 @@
 //! shutdown. Work that is neither a decision nor a publish (the panel's state file) is a
 //! [`Device::Job`], carried out in order by [`Device::run_job`], whose outcome is the device's
 //! next input.
+//!
+//! A device that must not lose what it was sent (the recorder) takes messages as they came
+//! ([`Device::on_received`], with the retain and DUP flags and the [`Ack`] they are owed), answers
+//! with [`Act::Ack`] once they are durable, and commits in groups: [`Device::on_idle`] is called
+//! whenever no message is waiting, and [`Device::on_stop`] before the link says goodbye.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -14,7 +19,7 @@ use std::future::Future;
 use protocol::{Payload, Timestamp, Topic, Topics};
 
 use crate::config::MqttConfig;
-use crate::link::{DeviceSpec, Inbound, Link, Publisher};
+use crate::link::{Ack, DeviceSpec, Inbound, Link, Publisher};
 use crate::shutdown::Shutdown;
 
 /// A message to publish: the topic (its QoS and retain flag come from the contract) and the payload.
@@ -39,6 +44,8 @@ pub enum Act<J> {
     /// Device-specific work, done in order by [`Device::run_job`] (e.g. saving a file), once the
     /// publishes before it are on the wire (or [`JOB_WAIT`] passed): a job never delays them.
     Job(J),
+    /// Acknowledges a message to the broker (devices with `manual_acks` only).
+    Ack(Ack),
 }
 
 /// How long a job waits for the publishes before it to be written (a link without a broker
@@ -57,7 +64,7 @@ pub fn published<P: Payload, J>(acts: &[Act<J>]) -> Vec<P> {
     acts.iter()
         .filter_map(|act| match act {
             Act::Publish(out) => P::decode(&out.payload).ok(),
-            Act::Note(_) | Act::Job(_) => None,
+            Act::Note(_) | Act::Job(_) | Act::Ack(_) => None,
         })
         .collect()
 }
@@ -86,6 +93,34 @@ pub trait Device: Send {
         Vec::new()
     }
 
+    /// A message as the broker delivered it. By default its topic is parsed and handed to
+    /// [`Device::on_message`]; an unknown topic is logged once and ignored.
+    fn on_received(&mut self, topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<Self::Job>> {
+        match topics.parse(&received.topic) {
+            Ok(parsed) => self.on_message(parsed, &received.payload, now),
+            Err(e) => {
+                tracing::warn!("ignored a message: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A message over `max_payload_bytes` was dropped by the link (devices with `manual_acks` only,
+    /// which owe it an ack in its turn). By default it is acknowledged at once.
+    fn on_oversized(&mut self, _topic: &str, _size: usize, ack: Ack, _now: Timestamp) -> Vec<Act<Self::Job>> {
+        vec![Act::Ack(ack)]
+    }
+
+    /// No message is waiting: the moment to commit what was gathered (the recorder's group commit).
+    fn on_idle(&mut self, _now: Timestamp) -> Vec<Act<Self::Job>> {
+        Vec::new()
+    }
+
+    /// Shutdown: the last acts, done before the link says goodbye.
+    fn on_stop(&mut self, _now: Timestamp) -> Vec<Act<Self::Job>> {
+        Vec::new()
+    }
+
     /// The earliest time [`Device::on_deadline`] has something to do.
     fn next_deadline(&self) -> Option<Timestamp> {
         None
@@ -107,6 +142,19 @@ pub trait Device: Send {
     }
 }
 
+/// A message as the broker delivered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    /// Sent retained (the broker's stored state).
+    pub retained: bool,
+    /// The broker's DUP flag: it may have been delivered before.
+    pub redelivered: bool,
+    /// The acknowledgement it is owed (`manual_acks`, QoS 1 or 2).
+    pub ack: Option<Ack>,
+}
+
 /// Runs `device` on the broker of `config` until `shutdown`.
 pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdown) -> anyhow::Result<()> {
     let topics = Topics::new(&config.topic_root);
@@ -123,17 +171,21 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
             inbound = link.inbox.recv() => match inbound {
                 None => break,
                 Some(Inbound::Connected { .. }) => device.on_connected(Timestamp::now()),
-                Some(Inbound::Message { topic, payload }) => match topics.parse(&topic) {
-                    Ok(parsed) => device.on_message(parsed, &payload, Timestamp::now()),
-                    Err(e) => {
-                        tracing::warn!("ignored a message: {e}");
-                        Vec::new()
-                    }
-                },
+                Some(Inbound::Message { topic, payload, retained, redelivered, ack }) => {
+                    let received = Received { topic, payload, retained, redelivered, ack };
+                    device.on_received(&topics, received, Timestamp::now())
+                }
+                Some(Inbound::Oversized { topic, size, ack }) => device.on_oversized(&topic, size, ack, Timestamp::now()),
             },
         };
         perform(&mut device, &publisher, acts).await;
+        if link.inbox.is_empty() {
+            let acts = device.on_idle(Timestamp::now());
+            perform(&mut device, &publisher, acts).await;
+        }
     }
+    let acts = device.on_stop(Timestamp::now());
+    perform(&mut device, &publisher, acts).await;
     link.finish().await;
     Ok(())
 }
@@ -150,6 +202,7 @@ async fn perform<D: Device>(device: &mut D, publisher: &Publisher, acts: Vec<Act
                 }
             }
             Act::Note(line) => tracing::info!("{line}"),
+            Act::Ack(ack) => publisher.ack(ack),
             Act::Job(job) => {
                 publisher.written(JOB_WAIT).await;
                 queue.extend(device.run_job(job).await);

@@ -1,4 +1,5 @@
-//! The control CLI: `mqtt-home arm|disarm|status|watch|set|light`, for people at a terminal.
+//! The control CLI: `mqtt-home arm|disarm|watch|set|light|forget`, for people at a terminal
+//! (`status`, the whole home at a glance, is `status.rs` in the binary, on this module's [`Session`]).
 //!
 //! It connects like any daemon (same flags, same credentials) but leaves nothing behind: a clean
 //! session and no availability or announce message. A PIN comes from `MQTT_HOME_PIN` or a prompt
@@ -9,8 +10,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use device_runtime::{DeviceSpec, Inbound, Link, MqttConfig, Publisher, Shutdown};
 use protocol::{
-    AlarmState, ArmMode, CircadianReading, DeviceKind, LightCommand, LightState, PanelAction, PanelCommand, PanelEvent,
-    PanelStatus, Payload, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics,
+    AlarmState, ArmMode, CircadianReading, DeviceKind, Health, HealthState, LightCommand, LightState, PanelAction,
+    PanelCommand, PanelEvent, PanelStatus, Payload, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic,
+    Topics,
 };
 
 /// How long a command waits for the broker.
@@ -49,8 +51,8 @@ impl Session {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match tokio::time::timeout_at(deadline, self.link.inbox.recv()).await {
-                Ok(Some(Inbound::Message { topic, payload })) => return Some((topic, payload)),
-                Ok(Some(Inbound::Connected { .. })) => continue,
+                Ok(Some(Inbound::Message { topic, payload, .. })) => return Some((topic, payload)),
+                Ok(Some(Inbound::Connected { .. } | Inbound::Oversized { .. })) => continue,
                 Ok(None) | Err(_) => return None,
             }
         }
@@ -135,23 +137,7 @@ pub fn arm_action(mode: ArmMode) -> PanelAction {
     }
 }
 
-/// Prints the panel's retained status.
-pub async fn status(config: &MqttConfig) -> anyhow::Result<()> {
-    let topics = Topics::new(&config.topic_root);
-    let status_topic = topics.name(&Topic::PanelStatus);
-    let mut session = Session::open(config, std::slice::from_ref(&status_topic)).await?;
-    let found = session.next(Duration::from_secs(2)).await;
-    session.close().await;
-    match found {
-        Some((_, payload)) => {
-            let status = PanelStatus::decode(&payload).with_context(|| format!("on {status_topic}"))?;
-            println!("{}", describe_status(&status));
-            Ok(())
-        }
-        None => bail!("no status on {status_topic}: is the security-controller running?"),
-    }
-}
-
+/// The panel's status on one line, as `arm`, `disarm` and `watch` print it.
 pub fn describe_status(s: &PanelStatus) -> String {
     let mut line = format!("panel: {}", s.state);
     if !s.ready {
@@ -251,6 +237,12 @@ pub fn describe(topics: &Topics, topic: &str, payload: &[u8]) -> String {
         Topic::AlarmControl => Some(format!("siren ← {}", raw())),
         Topic::Availability(id) => Some(format!("{id} is {}", raw())),
         Topic::Announce(id) => Some(format!("{id} announced")),
+        Topic::Health(id) => Health::decode(payload)
+            .map(|h| match h.state {
+                HealthState::Ok => format!("{id} health: ok"),
+                HealthState::Trouble => format!("{id} health: trouble: {}", h.problems.join("; ")),
+            })
+            .ok(),
     };
     text.unwrap_or_else(|| format!("{topic} (unreadable) {}", raw()))
 }

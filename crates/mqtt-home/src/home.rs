@@ -28,6 +28,9 @@ pub struct HomeConfig {
     pub security_controller: bool,
     /// The alarm actuator (siren), device id `siren`.
     pub siren: bool,
+    /// The recorder: every event and state change in `recorder.toml`'s database (default
+    /// `mqtt-home.db` in the working directory), read by `mqtt-home history`.
+    pub recorder: bool,
     /// Simulate door and window sensors (random opening); off, they report CLOSED and heartbeats
     /// and you open them with `mqtt-home set door front open`.
     pub simulate_contacts: bool,
@@ -48,6 +51,7 @@ impl Default for HomeConfig {
             light_controller: true,
             security_controller: true,
             siren: true,
+            recorder: true,
             simulate_contacts: false,
             config_files: BTreeMap::from([(
                 "security-controller".to_owned(),
@@ -73,9 +77,11 @@ impl HomeConfig {
     }
 
     /// Nothing happens at random: no circadian cycle, no motion sensors, contacts that only move
-    /// when told. What scenarios want: they play those sensors themselves.
+    /// when told. What scenarios want: they play those sensors themselves. The home's own log is
+    /// left alone too: no recorder.
     pub fn quiet(&mut self) {
         self.circadian_sensor = false;
+        self.recorder = false;
         self.motion_sensors.clear();
         self.simulate_contacts = false;
     }
@@ -184,6 +190,11 @@ impl Daemons {
             let c: alarm_actuator::Config = connection.config(None)?;
             device_ids.push(c.mqtt.id.clone());
             starts.push(("alarm-actuator siren".into(), Box::new(move |s| Box::pin(alarm_actuator::run(c, s)))));
+        }
+        if home.recorder {
+            let c: recorder::Config = connection.config(None)?;
+            device_ids.push(c.mqtt.id.clone());
+            starts.push(("recorder".into(), Box::new(move |s| Box::pin(recorder::run(c, s)))));
         }
 
         let mut tasks = JoinSet::new();

@@ -3,5 +3,6 @@
 
 pub mod config_source;
 pub mod ctl;
+pub mod history;
 pub mod home;
 pub mod scenario;

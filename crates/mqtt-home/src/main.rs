@@ -4,6 +4,8 @@
 //! `--broker` — and every daemon of the home as a task with its own connection. Ctrl-C or SIGTERM
 //! stops everything cleanly: each daemon publishes `offline` and disconnects.
 
+mod status;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +14,7 @@ use device_runtime::daemon::{DaemonConfig, load};
 use device_runtime::{BrokerUrl, CommonArgs, MqttConfig, Shutdown};
 use mqtt_home::config_source::ConfigSource;
 use mqtt_home::home::{Connection, Daemons, HomeConfig, QuietHome};
-use mqtt_home::{ctl, scenario};
+use mqtt_home::{ctl, history, scenario};
 use protocol::{ArmMode, PanelAction, SensorKind, SensorState, Topics};
 use serde::{Deserialize, Serialize};
 
@@ -50,8 +52,38 @@ enum Command {
     },
     /// Disarm the alarm panel (PIN from MQTT_HOME_PIN, or asked without echo)
     Disarm,
-    /// Show the alarm panel's status
-    Status,
+    /// The home at a glance: the panel, each sensor, light and device, the siren (from what the
+    /// broker holds retained)
+    Status {
+        /// Print one JSON document, for scripts
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
+    /// What happened: the recorder's log of panel events, the siren, sensors, lights and devices
+    History {
+        /// How far back: 1h, 24h, 7d, or an RFC 3339 time
+        #[arg(long, default_value = "24h", value_name = "WHEN")]
+        since: String,
+        /// Only this device (a sensor, a light, `panel`, `siren`, a daemon)
+        #[arg(long, value_name = "ID")]
+        device: Option<String>,
+        /// Only this kind: panel, alarm, sensor, light, phase, availability
+        #[arg(long, value_parser = mqtt_home::history::parse_kind)]
+        kind: Option<recorder::classify::Kind>,
+        /// At most the last N records
+        #[arg(long, default_value_t = 500, value_name = "N")]
+        limit: u64,
+        /// Print one JSON array, for tools
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV, for spreadsheets
+        #[arg(long)]
+        csv: bool,
+        #[command(flatten)]
+        database: DatabaseArg,
+    },
     /// A live, readable view of the whole home
     Watch,
     /// Pretend to be a sensor: `set door front open`, `set window kitchen-window closed`, `set motion hall-motion`
@@ -96,6 +128,14 @@ enum Command {
     },
 }
 
+/// The recorder's database, read by `history` and `status`.
+#[derive(Debug, Clone, clap::Args)]
+struct DatabaseArg {
+    /// The recorder's SQLite file (the same default and variable as the recorder's)
+    #[arg(long = "database", env = "RECORDER_DATABASE", value_name = "PATH", default_value = recorder::DEFAULT_DATABASE)]
+    path: PathBuf,
+}
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum Mode {
     Away,
@@ -126,10 +166,14 @@ impl DaemonConfig for CliConfig {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if matches!(args.command, Some(Command::Scenario { with_home: true, .. })) && args.common.verbose == 0 {
-        device_runtime::logging::init_quiet(args.common.log_format);
-    } else {
+    // The daemons of the whole home log at info, as each does on its own. A CLI command's output
+    // is the point (with `scenario --with-home`, beside daemons in this process): only warnings
+    // and errors, unless -v.
+    let runs_the_home = matches!(args.command, None | Some(Command::Run { .. }));
+    if runs_the_home || args.common.verbose > 0 {
         device_runtime::logging::init(args.common.verbose, args.common.log_format);
+    } else {
+        device_runtime::logging::init_quiet(args.common.log_format);
     }
     // The whole home runs in this process: two workers, one per core of a small machine.
     device_runtime::daemon::block_on("mqtt-home", 2, dispatch(args))
@@ -139,6 +183,21 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
     let command = args.command.unwrap_or(Command::Run { config_dir: None, listen: None });
     if let Command::Run { config_dir, listen } = command {
         return run_home(args.common, ConfigSource::from_flag(config_dir)?, listen).await;
+    }
+    if let Command::History { since, device, kind, limit, json, csv, database } = command {
+        let format = match (json, csv) {
+            (true, _) => history::Format::Json,
+            (_, true) => history::Format::Csv,
+            _ => history::Format::Table,
+        };
+        let query = recorder::store::Query {
+            since: history::parse_since(&since, protocol::Timestamp::now())?,
+            until: None,
+            device,
+            kind,
+            limit: Some(limit),
+        };
+        return history::print(&database.path, &query, format, &mut std::io::stdout().lock());
     }
     let mut common = args.common;
     // Never a device's client id: the broker would disconnect that device.
@@ -157,7 +216,8 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
             ctl::panel(&config, ctl::arm_action(mode), code, force).await
         }
         Command::Disarm => ctl::panel(&config, PanelAction::Disarm, Some(ctl::read_pin()?), false).await,
-        Command::Status => ctl::status(&config).await,
+        Command::Status { json, database } => status::status(&config, json, &database.path).await,
+        Command::History { .. } => unreachable!("handled above"),
         Command::Watch => {
             let shutdown = Shutdown::new();
             shutdown.trigger_on_signals();

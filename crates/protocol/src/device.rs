@@ -53,6 +53,8 @@ pub enum DeviceKind {
     SecurityController,
     AlarmActuator,
     ControlCli,
+    Recorder,
+    Dashboard,
 }
 
 /// Published retained on `<root>/devices/<id>/announce` on every connect: who this is and what it does.
@@ -76,6 +78,38 @@ impl Payload for Announce {
     const WHAT: &'static str = "device announce";
 }
 
+/// Whether a daemon can do its job, beside its availability: `online` says it hears the broker,
+/// `trouble` says what stops it (a database it cannot write, a disk that is full).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthState {
+    Ok,
+    Trouble,
+}
+
+/// Published retained on `<root>/devices/<id>/health` when it changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Health {
+    pub state: HealthState,
+    /// What is wrong and what to do, one line each; empty when `ok`.
+    #[serde(default)]
+    pub problems: Vec<String>,
+    pub device_id: String,
+    pub ts: Timestamp,
+}
+
+impl Payload for Health {
+    const WHAT: &'static str = "device health";
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        if self.state == HealthState::Ok && !self.problems.is_empty() {
+            return Err(DecodeError::invalid(Self::WHAT, "`ok` with problems listed"));
+        }
+        Ok(())
+    }
+}
+
 /// At most 40 characters of untrusted text, for error messages.
 pub(crate) fn clip(s: &str) -> String {
     let mut out: String = s.chars().take(40).filter(|c| !c.is_control()).collect();
@@ -96,5 +130,18 @@ mod tests {
         assert!(Availability::decode(b"\"online\"").is_err());
         assert!(Availability::decode(b"").is_err());
         assert!(Availability::decode(&[0xff, 0xfe]).is_err());
+    }
+
+    #[test]
+    fn health_round_trips_and_ok_lists_no_problems() {
+        let trouble = Health {
+            state: HealthState::Trouble,
+            problems: vec!["database full".into()],
+            device_id: "recorder".into(),
+            ts: Timestamp(0),
+        };
+        assert_eq!(Health::decode(&trouble.encode()), Ok(trouble.clone()));
+        let contradiction = Health { state: HealthState::Ok, ..trouble };
+        assert!(Health::decode(&contradiction.encode()).is_err());
     }
 }

@@ -18,7 +18,7 @@ mod security;
 mod time;
 mod topics;
 
-pub use device::{Announce, Availability, DeviceKind};
+pub use device::{Announce, Availability, DeviceKind, Health, HealthState};
 pub use lighting::{
     COLOR_TEMP_RANGE_K, CircadianPhase, CircadianReading, Effect, LightCommand, LightSource, LightState, Power,
 };

@@ -13,6 +13,7 @@
 //! | `<root>/control/alarm` | [`crate::AlarmCommand`] |
 //! | `<root>/devices/<id>/availability` | [`crate::Availability`] |
 //! | `<root>/devices/<id>/announce` | [`crate::Announce`] |
+//! | `<root>/devices/<id>/health` | [`crate::Health`] |
 
 use std::fmt;
 
@@ -45,6 +46,7 @@ pub enum Topic {
     AlarmState,
     Availability(String),
     Announce(String),
+    Health(String),
 }
 
 impl Topic {
@@ -64,7 +66,8 @@ impl Topic {
             | Topic::PanelStatus
             | Topic::AlarmState
             | Topic::Availability(_)
-            | Topic::Announce(_) => true,
+            | Topic::Announce(_)
+            | Topic::Health(_) => true,
             Topic::LightSet(_) | Topic::PanelSet | Topic::PanelEvents | Topic::AlarmControl => false,
         }
     }
@@ -148,6 +151,7 @@ impl Topics {
             Topic::AlarmState => format!("{r}/security/alarm"),
             Topic::Availability(id) => format!("{r}/devices/{id}/availability"),
             Topic::Announce(id) => format!("{r}/devices/{id}/announce"),
+            Topic::Health(id) => format!("{r}/devices/{id}/health"),
         }
     }
 
@@ -164,6 +168,16 @@ impl Topics {
     /// The subscription filter matching every device's availability.
     pub fn all_availability(&self) -> String {
         format!("{}/devices/+/availability", self.root)
+    }
+
+    /// The subscription filter matching every device's announce.
+    pub fn all_announce(&self) -> String {
+        format!("{}/devices/+/announce", self.root)
+    }
+
+    /// The subscription filter matching every device's health.
+    pub fn all_health(&self) -> String {
+        format!("{}/devices/+/health", self.root)
     }
 
     /// The subscription filter matching every light's state.
@@ -193,6 +207,7 @@ impl Topics {
             ["control", "alarm"] => Some(Topic::AlarmControl),
             ["devices", device, "availability"] => id(device).map(Topic::Availability),
             ["devices", device, "announce"] => id(device).map(Topic::Announce),
+            ["devices", device, "health"] => id(device).map(Topic::Health),
             _ => None,
         };
         parsed.ok_or_else(|| TopicError::Unknown(topic.to_owned()))
@@ -225,6 +240,7 @@ mod tests {
             Topic::AlarmState,
             Topic::Availability(id()),
             Topic::Announce(id()),
+            Topic::Health(id()),
         ]
     }
 
@@ -248,6 +264,7 @@ mod tests {
                 "home/security/alarm",
                 "home/devices/kitchen/availability",
                 "home/devices/kitchen/announce",
+                "home/devices/kitchen/health",
             ]
         );
     }
