@@ -27,7 +27,13 @@ lint:
 [group('develop')]
 bench *flags:
     cargo build --release -p security-controller
-    cargo bench -p bench -- {{flags}}
+    cargo bench -p bench --bench intrusion -- {{flags}}
+
+# Recorder ingest (messages/s committed, durability full and normal) and memory, issue #9
+[group('develop')]
+bench-recorder *flags:
+    cargo build --release -p recorder
+    cargo bench -p bench --bench recorder -- {{flags}}
 
 # --- docker compose: Mosquitto with per-device users and ACLs, one container per daemon ---
 
@@ -104,6 +110,11 @@ scenario file:
     {{home}} --broker {{broker_url}} scenario {{file}}
 
 # --- Control a running home ($MQTT_BROKER_URL) ---
+
+# The web dashboard against a running home ($MQTT_BROKER_URL), on http://127.0.0.1:8080
+[group('control')]
+dashboard:
+    cargo run --release -q -p dashboard -- --broker {{broker_url}}
 
 # What happened since SINCE (1h, 24h, 7d): the recorder's log in mqtt-home.db
 [group('control')]

@@ -29,6 +29,10 @@ for user in $users; do
   echo "$var=$password" >>"$tmp_env"
   mosquitto_passwd -b "$tmp_passwd" "$user" "$password" 2>/dev/null
 done
+# The dashboard's login token (compose listens on all interfaces inside its network, so a login
+# is required): not an MQTT user, but a secret of the same kind.
+if $demo; then token="demo-dashboard-token"; else token="$(head -c 24 /dev/urandom | base64 | tr -d '/+=' | head -c 32)"; fi
+echo "DASHBOARD_TOKEN=$token" >>"$tmp_env"
 install -m 0644 "$tmp_passwd" "$passwd_file"
 install -m 0600 "$tmp_env" "$env_file"
 $demo && chmod 0644 "$env_file"

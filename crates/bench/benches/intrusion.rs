@@ -1,4 +1,4 @@
-//! `cargo bench -p bench [-- --seconds N] [--quick]`: see the `bench` crate's documentation.
+//! `cargo bench -p bench --bench intrusion [-- --seconds N] [--quick]`: see the `bench` crate's documentation.
 
 fn main() -> std::process::ExitCode {
     bench::main(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")))

@@ -52,6 +52,6 @@ impl Options {
     /// The command line as typed, for the report.
     pub fn command(&self) -> String {
         let quick = if self.quick { " --quick" } else { "" };
-        format!("cargo bench -p bench -- --seconds {} --events {}{quick}", self.seconds, self.events)
+        format!("cargo bench -p bench --bench intrusion -- --seconds {} --events {}{quick}", self.seconds, self.events)
     }
 }

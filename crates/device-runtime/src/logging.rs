@@ -1,4 +1,6 @@
-//! Logging for people (`text`, the default) or for log shippers (`json`).
+//! Logging for people (`text`, the default) or for log shippers (`json`), on standard error:
+//! standard output is for what a command prints (`status --json`, `history --csv`), and a log
+//! line there would break a pipe's reader.
 
 use tracing_subscriber::EnvFilter;
 
@@ -31,7 +33,8 @@ pub fn init_quiet(format: LogFormat) {
 
 fn init_filter(level: &str, verbosity: u8, format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(verbosity > 0);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_target(verbosity > 0).with_writer(std::io::stderr);
     // A second init (several daemons in one process, or tests) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

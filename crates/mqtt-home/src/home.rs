@@ -31,6 +31,8 @@ pub struct HomeConfig {
     /// The recorder: every event and state change in `recorder.toml`'s database (default
     /// `mqtt-home.db` in the working directory), read by `mqtt-home history`.
     pub recorder: bool,
+    /// The web dashboard (`dashboard.toml`: http://127.0.0.1:8080 by default).
+    pub dashboard: bool,
     /// Simulate door and window sensors (random opening); off, they report CLOSED and heartbeats
     /// and you open them with `mqtt-home set door front open`.
     pub simulate_contacts: bool,
@@ -52,6 +54,7 @@ impl Default for HomeConfig {
             security_controller: true,
             siren: true,
             recorder: true,
+            dashboard: true,
             simulate_contacts: false,
             config_files: BTreeMap::from([(
                 "security-controller".to_owned(),
@@ -78,10 +81,11 @@ impl HomeConfig {
 
     /// Nothing happens at random: no circadian cycle, no motion sensors, contacts that only move
     /// when told. What scenarios want: they play those sensors themselves. The home's own log is
-    /// left alone too: no recorder.
+    /// left alone too: no recorder, no dashboard.
     pub fn quiet(&mut self) {
         self.circadian_sensor = false;
         self.recorder = false;
+        self.dashboard = false;
         self.motion_sensors.clear();
         self.simulate_contacts = false;
     }
@@ -137,6 +141,8 @@ pub struct Daemons {
     pub names: Vec<String>,
     /// The device id of each, as its configuration says (each publishes its availability).
     pub device_ids: Vec<String>,
+    /// Where the dashboard serves the page, when it runs.
+    pub dashboard_url: Option<String>,
 }
 
 impl Daemons {
@@ -196,6 +202,13 @@ impl Daemons {
             device_ids.push(c.mqtt.id.clone());
             starts.push(("recorder".into(), Box::new(move |s| Box::pin(recorder::run(c, s)))));
         }
+        let mut dashboard_url = None;
+        if home.dashboard {
+            let c: dashboard::Config = connection.config(None)?;
+            device_ids.push(c.mqtt.id.clone());
+            dashboard_url = Some(format!("http://{}", c.listen));
+            starts.push(("dashboard".into(), Box::new(move |s| Box::pin(dashboard::run(c, s)))));
+        }
 
         let mut tasks = JoinSet::new();
         let mut names = Vec::new();
@@ -205,7 +218,7 @@ impl Daemons {
             names.push(name.clone());
             tasks.spawn(async move { (name, fut.await) });
         }
-        Ok(Daemons { tasks, names, device_ids })
+        Ok(Daemons { tasks, names, device_ids, dashboard_url })
     }
 
     /// Waits for every daemon to stop; one that fails is reported and the others go on.

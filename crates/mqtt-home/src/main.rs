@@ -300,6 +300,9 @@ async fn run_home(common: CommonArgs, source: ConfigSource, listen: Option<Strin
     println!(
         "mqtt-home: watch it with `mosquitto_sub -h {host} -p {port} -t '{everything}' -v` or `mqtt-home --broker {broker} watch`"
     );
+    if let Some(url) = &daemons.dashboard_url {
+        println!("mqtt-home: dashboard at {url} (the demo PIN is 1234)");
+    }
     println!("mqtt-home: Ctrl-C stops the home");
     daemons.wait().await;
     println!("mqtt-home: stopped");

@@ -191,6 +191,10 @@ fn start_daemon(name: &str, service: &Value, url: &str, temp: &Path) -> Daemon {
         .collect();
     assert_eq!(environment["MQTT_BROKER_URL"], "mqtt://broker:1883", "{name}: the broker is the `broker` service");
     environment.insert("MQTT_BROKER_URL".into(), url.to_owned());
+    // The dashboard's port in its container is its own; here it must not collide with anything.
+    if environment.contains_key("DASHBOARD_LISTEN") {
+        environment.insert("DASHBOARD_LISTEN".into(), format!("127.0.0.1:{}", testkit::free_port()));
+    }
     // The image sets it (Dockerfile ENV); the healthcheck tests it.
     let health_file = dir.join("mqtt-connected");
     environment.insert("MQTT_HEALTH_FILE".into(), health_file.display().to_string());

@@ -142,7 +142,6 @@ async fn status_shows_the_whole_home(url: String) {
     line(out, &["siren", "ON since 1 min ago (intrusion: front)"]);
     line(out, &["devices", "bedroom-window", "window_sensor", "offline"]);
     line(out, &["kitchen", "light_bulb", "online since 10 min ago"]);
-    // Log lines go to stdout (tracing's default), so neither stream may have one.
     assert!(!text.stderr.contains("INFO") && !out.contains("INFO"), "no INFO line without -v:\n{out}\n{}", text.stderr);
 
     assert!(json.success, "{}\n{}", json.stdout, json.stderr);
@@ -163,10 +162,12 @@ async fn status_shows_the_whole_home(url: String) {
     );
     assert_eq!(doc["devices"][1]["availability"], "online");
     assert!(!json.stderr.contains("INFO"), "{}", json.stderr);
+    assert!(!json.stdout.contains("INFO"), "log lines go to stderr, never into the JSON");
 
     assert!(verbose.success, "{}", verbose.stderr);
-    let logged = format!("{}{}", verbose.stdout, verbose.stderr);
+    let logged = &verbose.stderr;
     assert!(logged.contains("INFO") && logged.contains("connected to"), "-v brings the INFO lines back:\n{logged}");
+    assert!(!verbose.stdout.contains("INFO"), "log lines go to stderr:\n{}", verbose.stdout);
 }
 
 on_both_brokers!(status, super::status_shows_the_whole_home);

@@ -180,6 +180,25 @@ impl Topics {
         format!("{}/devices/+/health", self.root)
     }
 
+    /// The filters for the home's state and its panel's events: every sensor, light state, the
+    /// sun's phase, the panel's status and events, the siren's state, every device's
+    /// availability, announce and health. No command topic: the panel's carry PINs. What a
+    /// watcher of the home (the recorder, the dashboard) subscribes to.
+    pub fn state_and_events(&self) -> Vec<String> {
+        let mut filters: Vec<String> = SensorKind::ALL.iter().map(|kind| self.all_sensors(*kind)).collect();
+        filters.extend([
+            self.all_light_states(),
+            self.name(&Topic::Circadian),
+            self.name(&Topic::PanelStatus),
+            self.name(&Topic::PanelEvents),
+            self.name(&Topic::AlarmState),
+            self.all_availability(),
+            self.all_announce(),
+            self.all_health(),
+        ]);
+        filters
+    }
+
     /// The subscription filter matching every light's state.
     pub fn all_light_states(&self) -> String {
         format!("{}/lights/+/state", self.root)

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
 use device_runtime::{Ack, Act, ConfigError, Device, DeviceSpec, MqttConfig, Received, Shutdown};
-use protocol::{DeviceKind, Health, HealthState, Qos, SensorKind, Timestamp, Topic, Topics};
+use protocol::{DeviceKind, Health, HealthState, Qos, Timestamp, Topic, Topics};
 use serde::{Deserialize, Serialize};
 
 use crate::classify::{Changes, Entry, Unreadable, classify};
@@ -304,18 +304,9 @@ impl Device for Recorder {
 
     fn spec(&self) -> DeviceSpec {
         let t = &self.topics;
-        let mut filters: Vec<String> = SensorKind::ALL.iter().map(|kind| t.all_sensors(*kind)).collect();
-        filters.extend([
-            t.all_light_states(),
-            t.name(&Topic::Circadian),
-            t.name(&Topic::PanelStatus),
-            t.name(&Topic::PanelEvents),
-            t.name(&Topic::AlarmControl),
-            t.name(&Topic::AlarmState),
-            t.all_availability(),
-            t.all_announce(),
-            t.all_health(),
-        ]);
+        // What a watcher of the home reads, and the siren's commands (who sounded it, and why).
+        let mut filters = t.state_and_events();
+        filters.push(t.name(&Topic::AlarmControl));
         let mut spec = DeviceSpec::new(DeviceKind::Recorder);
         spec.capabilities = vec!["history".into(), format!("database:{}", self.config.database.display())];
         spec.subscriptions = filters.into_iter().map(|f| (f, Qos::AtLeastOnce)).collect();

@@ -16,6 +16,9 @@ struct Args {
     /// The SQLite file [default: mqtt-home.db]
     #[arg(long, env = "RECORDER_DATABASE", value_name = "PATH")]
     database: Option<PathBuf>,
+    /// full: each commit on the disk before its messages are acknowledged; normal: in the OS only
+    #[arg(long, env = "RECORDER_DURABILITY", value_parser = ["full", "normal"])]
+    durability: Option<String>,
     /// Records older than this are pruned, the panel's events excepted: 30d, 12h [default: 30d]
     #[arg(long, value_name = "DURATION", value_parser = device_runtime::duration::secs_arg)]
     max_age: Option<u64>,
@@ -26,6 +29,9 @@ fn main() -> ExitCode {
     let mut overrides = toml::Table::new();
     if let Some(path) = &args.database {
         set(&mut overrides, "database", path.display().to_string());
+    }
+    if let Some(durability) = &args.durability {
+        set(&mut overrides, "durability", durability.as_str());
     }
     if let Some(v) = args.max_age {
         set(&mut overrides, "max_age_s", v as i64);

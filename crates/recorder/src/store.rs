@@ -385,6 +385,14 @@ impl Store {
             .map_err(|e| self.sql(e))
     }
 
+    /// Records of `kind`.
+    pub fn count(&self, kind: Kind) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM record WHERE kind = ?1", params![kind.as_str()], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.sql(e))
+    }
+
     /// Rows in `record` and `unreadable`.
     pub fn counts(&self) -> Result<(u64, u64), StoreError> {
         let count = |table: &str| -> Result<u64, StoreError> {

@@ -1,0 +1,274 @@
+//! The dashboard over real HTTP and a real broker: the snapshot, the live stream, the commands
+//! and their guards, the login's limit, and history with a database that is not one.
+
+mod common;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use common::{Broker, config, meta_csrf, start};
+use device_runtime::Secret;
+use protocol::{PanelAction, PanelCommand, Payload, Timestamp, Topic, Topics};
+use testkit::{Probe, WITHIN};
+
+const PIN: &str = "864209";
+
+/// Everything every test logged, at debug level: the PIN must never appear in it.
+fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let writer = move || Sink(sink.clone());
+        tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_writer(writer)
+            .with_ansi(false)
+            .try_init()
+            .expect("one subscriber per test binary");
+        logs
+    })
+    .clone()
+}
+
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn no_database() -> std::path::PathBuf {
+    std::path::PathBuf::from("/nonexistent/mqtt-home.db")
+}
+
+/// Polls `/api/home` until `pred` holds (the retained state arrives just after the connect).
+async fn home_until(http: &common::Http, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let home = http.get("/api/home", &[]).await.json();
+        if pred(&home) {
+            return home;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the home never matched; last: {home:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_reflects_the_retained_state_and_the_stream_sends_changes() {
+    let broker = Broker::start();
+    let mut probe = Probe::connect(&broker.url(), "probe-snapshot").await.unwrap();
+    let t = Topics::default();
+    let door = t.name(&Topic::Sensor { kind: protocol::SensorKind::Door, id: "front".into() });
+    probe.publish(&door, "OPEN", true).await.unwrap();
+    let light = r#"{"state":"ON","brightness":40,"color_temp_k":2700,"source":"manual","device_id":"kitchen","ts":"2026-01-01T00:00:00.000Z"}"#;
+    probe.publish(&t.name(&Topic::LightState("kitchen".into())), light, true).await.unwrap();
+    probe.publish(&t.name(&Topic::Availability("front".into())), "online", true).await.unwrap();
+    let (dashboard, http) = start(config(&broker.url(), no_database())).await;
+
+    let home =
+        home_until(&http, |h| h["sensors"]["front"]["state"] == "OPEN" && h["lights"]["kitchen"].is_object()).await;
+    assert_eq!(home["lights"]["kitchen"]["brightness"], 40);
+    assert_eq!(home["devices"]["front"]["availability"], "online");
+    let home = home_until(&http, |h| h["devices"]["dashboard"]["announce"]["type"] == "dashboard").await;
+    assert_eq!(home["devices"]["dashboard"]["availability"], "online", "it announces itself too");
+
+    let mut events = http.events(&[]).await;
+    let seen = events.until(0, "event: snapshot").await;
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    let mark = events.seen.len();
+    let window = t.name(&Topic::Sensor { kind: protocol::SensorKind::Window, id: "bath".into() });
+    probe.publish(&window, "OPEN", true).await.unwrap();
+    let seen = events.until(mark, r#""id":"bath""#).await;
+    let change = &seen[mark..];
+    assert!(change.contains("event: change") && change.contains(r#""state":"OPEN""#), "{change}");
+    dashboard.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panel_command_needs_the_csrf_token_and_its_code_is_never_logged_or_echoed() {
+    let logs = logs();
+    let broker = Broker::start();
+    let mut probe = Probe::connect(&broker.url(), "probe-panel").await.unwrap();
+    let set = Topics::default().name(&Topic::PanelSet);
+    probe.subscribe(&set).await.unwrap();
+    let (dashboard, http) = start(config(&broker.url(), no_database())).await;
+    let body = format!(r#"{{"action":"disarm","code":"{PIN}"}}"#);
+
+    let refused = http.post("/api/panel", &[], &body).await;
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(refused.json()["error"].as_str().unwrap().contains("CSRF"), "{}", refused.body);
+    let wrong = http.post("/api/panel", &[("x-csrf-token", "0000")], &body).await;
+    assert_eq!(wrong.status, 403);
+
+    let csrf = http.csrf(&[]).await;
+    let sent = http.post("/api/panel", &[("x-csrf-token", &csrf)], &body).await;
+    assert_eq!(sent.status, 202, "{sent:?}");
+    assert!(!sent.body.contains(PIN));
+    let payload = probe.expect(&set, |_| true, WITHIN).await.unwrap();
+    let command = PanelCommand::decode(&payload).unwrap();
+    assert_eq!((command.action, command.code.as_deref()), (PanelAction::Disarm, Some(PIN)));
+
+    // The code as a number: serde's message would quote it; ours does not.
+    let bad =
+        http.post("/api/panel", &[("x-csrf-token", &csrf)], &format!(r#"{{"action":"disarm","code":{PIN}}}"#)).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("bad JSON") && !bad.body.contains(PIN), "{}", bad.body);
+    let letters = http.post("/api/panel", &[("x-csrf-token", &csrf)], r#"{"action":"disarm","code":"12ab"}"#).await;
+    assert_eq!(letters.status, 400);
+    assert!(!letters.body.contains("12ab"), "{}", letters.body);
+    let action = http.post("/api/panel", &[("x-csrf-token", &csrf)], r#"{"action":"explode"}"#).await;
+    assert_eq!(action.status, 400);
+
+    dashboard.stop().await;
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(logged.contains("panel command DISARM from the dashboard"), "the command was logged: {logged}");
+    assert!(!logged.contains(PIN), "the PIN is in the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn light_commands_are_checked_and_published() {
+    let broker = Broker::start();
+    let mut probe = Probe::connect(&broker.url(), "probe-lights").await.unwrap();
+    let set = Topics::default().name(&Topic::LightSet("hall".into()));
+    probe.subscribe(&set).await.unwrap();
+    let (dashboard, http) = start(config(&broker.url(), no_database())).await;
+    let csrf = http.csrf(&[]).await;
+    let h = [("x-csrf-token", csrf.as_str())];
+
+    for (body, expect) in [
+        (r#"{"state":"#, "bad JSON"),
+        (r#"{"brightness":150}"#, "brightness 150 is outside 0-100"),
+        (r#"{"colour":2700}"#, "bad JSON"),
+        (r#"{}"#, "needs at least one of"),
+        ("not json", "bad JSON"),
+    ] {
+        let r = http.post("/api/lights/hall", &h, body).await;
+        assert_eq!(r.status, 400, "{body}: {r:?}");
+        assert!(r.json()["error"].as_str().unwrap().contains(expect), "{body}: {}", r.body);
+    }
+    let bad_id = http.post("/api/lights/a+b", &h, r#"{"state":"ON"}"#).await;
+    assert_eq!(bad_id.status, 400, "{bad_id:?}");
+    let huge = format!(r#"{{"state":"ON","pad":"{}"}}"#, "x".repeat(10_000));
+    assert_eq!(http.post("/api/lights/hall", &h, &huge).await.status, 413, "the body limit");
+    assert_eq!(http.post("/api/lights/hall", &[], r#"{"state":"ON"}"#).await.status, 403);
+
+    let ok = http.post("/api/lights/hall", &h, r#"{"state":"ON","brightness":35,"color_temp_k":3000}"#).await;
+    assert_eq!(ok.status, 202, "{ok:?}");
+    let payload = probe.expect(&set, |_| true, WITHIN).await.unwrap();
+    let command = protocol::LightCommand::decode(&payload).unwrap();
+    assert_eq!((command.brightness, command.color_temp_k), (Some(35), Some(3000)));
+    assert_eq!(http.get("/nowhere", &[]).await.status, 404);
+    assert_eq!(http.get("/healthz", &[]).await.status, 200, "still serving after all that");
+    dashboard.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_is_required_and_wrong_ones_are_limited() {
+    let broker = Broker::start();
+    let params = argon2::Params::new(8, 1, 1, None).unwrap();
+    let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let salt = argon2::password_hash::SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+    let hash = argon2::PasswordHasher::hash_password(&argon, b"open sesame", &salt).unwrap().to_string();
+    let mut config = config(&broker.url(), no_database());
+    config.password_hash = Some(hash);
+    config.token = Some(Secret::new("a-token-of-sixteen-chars"));
+    config.login_attempts_per_minute = 3;
+    let (dashboard, http) = start(config).await;
+
+    let page = http.get("/", &[]).await;
+    assert_eq!((page.status, page.header("location").as_deref()), (303, Some("/login")));
+    assert_eq!(http.get("/api/home", &[]).await.status, 401);
+    assert_eq!(http.get("/events", &[]).await.status, 401);
+    let login_page = http.get("/login", &[]).await;
+    let csrf = meta_csrf(&login_page.body);
+    let h = [("x-csrf-token", csrf.as_str())];
+    assert_eq!(http.post("/login", &[], r#"{"password":"open sesame"}"#).await.status, 403, "CSRF on the login too");
+
+    let ok = http.post("/login", &h, r#"{"password":"open sesame"}"#).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    let set_cookie = ok.header("set-cookie").unwrap();
+    for part in ["HttpOnly", "SameSite=Strict", "Max-Age=43200"] {
+        assert!(set_cookie.contains(part), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+    let with_session = [("cookie", cookie.as_str())];
+    assert_eq!(http.get("/api/home", &with_session).await.status, 200);
+    let session_csrf = http.csrf(&with_session).await;
+    assert_ne!(session_csrf, csrf, "each session has its own token");
+    let by_token = http.post("/login", &h, r#"{"password":"a-token-of-sixteen-chars"}"#).await;
+    assert_eq!(by_token.status, 200);
+
+    for _ in 0..3 {
+        let wrong = http.post("/login", &h, r#"{"password":"guess"}"#).await;
+        assert_eq!(wrong.status, 401, "{wrong:?}");
+    }
+    let limited = http.post("/login", &h, r#"{"password":"open sesame"}"#).await;
+    assert_eq!(limited.status, 429, "limited, even with the right password: {limited:?}");
+    assert!(limited.header("retry-after").is_some());
+    assert!(limited.json()["error"].as_str().unwrap().contains("too many wrong logins"));
+
+    let logout = http.post("/logout", &[("cookie", &cookie), ("x-csrf-token", &session_csrf)], "{}").await;
+    assert_eq!(logout.status, 200);
+    assert_eq!(http.get("/api/home", &with_session).await.status, 401, "the session is gone");
+    dashboard.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_read_from_the_recorders_file_or_is_unavailable_with_a_reason() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (dashboard, http) = start(config(&broker.url(), dir.path().to_owned())).await;
+    for path in ["/api/history?since=24h&kind=panel&limit=10", "/api/activity"] {
+        let r = http.get(path, &[]).await;
+        assert_eq!(r.status, 503, "{path}: {r:?}");
+        let message = r.json()["error"].as_str().unwrap().to_owned();
+        assert!(message.starts_with("history unavailable: ") && message.contains("is a directory"), "{message}");
+    }
+    dashboard.stop().await;
+
+    // A real log, written as the recorder writes it.
+    let database = dir.path().join("mqtt-home.db");
+    let topics = Topics::default();
+    let now = Timestamp::now();
+    let mut store = recorder::store::Store::open(&database, recorder::store::Durability::Normal).unwrap();
+    let entries: Vec<_> = [
+        ("home/security/door/front", "OPEN"),
+        ("home/security/door/front", "CLOSED"),
+        ("home/security/window/bath", "OPEN"),
+        ("home/security/motion/hall", "MOTION"),
+        (
+            "home/security/events",
+            r#"{"event":"armed","mode":"away","message":"armed away","device_id":"security-controller","ts":"2026-01-01T00:00:00.000Z"}"#,
+        ),
+    ]
+    .into_iter()
+    .map(|(topic, payload)| recorder::classify::classify(&topics, topic, payload.as_bytes(), false, now))
+    .collect();
+    store.commit(&entries).unwrap();
+    drop(store);
+    let (dashboard, http) = start(config(&broker.url(), database)).await;
+    let activity = http.get("/api/activity?since=24h", &[]).await;
+    assert_eq!(activity.status, 200, "{activity:?}");
+    let activity = activity.json();
+    let sum = |key: &str| activity[key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("openings"), sum("motion")), (2, 1), "{activity:#}");
+    assert_eq!(activity["openings"].as_array().unwrap().len(), 24);
+    let history = http.get("/api/history?since=1h&kind=panel", &[]).await.json();
+    let rows = history["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{history:#}");
+    assert!(rows[0]["payload"].as_str().unwrap().contains("armed away"));
+    let bad = http.get("/api/history?kind=garage", &[]).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains("unknown kind"), "{}", bad.body);
+    assert_eq!(http.get("/api/history?since=soon", &[]).await.status, 400);
+    assert_eq!(http.get("/api/history?limit=abc", &[]).await.status, 400);
+    dashboard.stop().await;
+}
