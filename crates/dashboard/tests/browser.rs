@@ -1,6 +1,7 @@
 //! The page in a real browser (headless Chromium driven through chromedriver): it shows the home,
 //! follows MQTT without a reload, takes a wrong and then the right PIN on its keypad from the real
-//! panel, and moves a real bulb with its slider. Screenshots of the page go to docs/screenshots/.
+//! panel, and moves a real bulb with its slider. Screenshots of the page go to the target directory
+//! (`SAVE_SCREENSHOTS=1 cargo test -p dashboard --test browser` puts them in docs/screenshots/).
 //!
 //! Skipped loudly where Chromium or chromedriver is missing (`apt-get install chromium
 //! chromium-driver`), unless CI=true, where that is a failure.
@@ -116,8 +117,14 @@ async fn keypad(client: &Client, pin: &str, action: &str) {
     press(client, &format!(r#"button[data-action="{action}"]"#)).await;
 }
 
+/// Saves a screenshot in the target directory; with `SAVE_SCREENSHOTS=1`, in docs/screenshots/
+/// for the README (a test run does not rewrite tracked files unless asked to).
 async fn screenshot(client: &Client, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    let dir = if std::env::var_os("SAVE_SCREENSHOTS").is_some() {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+    } else {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+    };
     std::fs::create_dir_all(&dir).unwrap();
     let png = client.screenshot().await.unwrap();
     std::fs::write(dir.join(name), png).unwrap();
