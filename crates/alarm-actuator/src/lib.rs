@@ -111,6 +111,7 @@ impl Device for SirenDevice {
         spec.subscriptions = vec![(control.clone(), Qos::AtLeastOnce)];
         spec.command_topics = vec![control];
         spec.state_topics = vec![topics.name(&Topic::AlarmState)];
+        spec.discovery = protocol::discovery::siren(&topics);
         spec
     }
 

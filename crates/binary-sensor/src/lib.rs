@@ -155,8 +155,9 @@ fn spec(kind: SensorKind, config: &Config) -> DeviceSpec {
     };
     let mut spec = DeviceSpec::new(device_kind);
     spec.capabilities = vec![kind.as_str().to_owned()];
-    spec.state_topics =
-        vec![protocol::Topics::new(&config.mqtt.topic_root).name(&Topic::Sensor { kind, id: config.mqtt.id.clone() })];
+    let topics = protocol::Topics::new(&config.mqtt.topic_root);
+    spec.state_topics = vec![topics.name(&Topic::Sensor { kind, id: config.mqtt.id.clone() })];
+    spec.discovery = protocol::discovery::sensor(&topics, kind, &config.mqtt.id);
     spec
 }
 

@@ -147,7 +147,9 @@ impl Device for CircadianDevice {
     fn spec(&self) -> DeviceSpec {
         let mut spec = DeviceSpec::new(DeviceKind::CircadianSensor);
         spec.capabilities = vec![format!("mode:{}", mode_name(self.config.mode))];
-        spec.state_topics = vec![protocol::Topics::new(&self.config.mqtt.topic_root).name(&Topic::Circadian)];
+        let topics = protocol::Topics::new(&self.config.mqtt.topic_root);
+        spec.state_topics = vec![topics.name(&Topic::Circadian)];
+        spec.discovery = protocol::discovery::circadian(&topics);
         spec
     }
 

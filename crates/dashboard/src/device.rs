@@ -24,7 +24,7 @@ pub const COMMANDS_BUFFER: usize = 64;
 const WARNED_TOPICS: usize = 1000;
 
 /// What a page asked to be published.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Its `Debug` never shows the code.
     Panel(PanelCommand),

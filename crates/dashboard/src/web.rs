@@ -445,8 +445,8 @@ async fn light(State(app): State<App>, headers: HeaderMap, Path(id): Path<String
         state: body.state,
         brightness: body.brightness,
         color_temp_k: body.color_temp_k,
-        effect: None,
         source: Some(LightSource::Manual),
+        ..LightCommand::default()
     };
     if let Err(e) = command.validate() {
         return error(StatusCode::BAD_REQUEST, e.to_string());

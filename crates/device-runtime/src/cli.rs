@@ -38,6 +38,14 @@ pub struct CommonArgs {
     #[arg(long, env = "MQTT_CA_FILE", value_name = "PEM", global = true)]
     pub ca_file: Option<PathBuf>,
 
+    /// Announce this device to Home Assistant (MQTT discovery); false clears what it announced [default: true]
+    #[arg(long, env = "MQTT_HA_DISCOVERY", value_name = "BOOL", action = clap::ArgAction::Set, global = true)]
+    pub ha_discovery: Option<bool>,
+
+    /// Home Assistant's discovery prefix [default: homeassistant]
+    #[arg(long, env = "MQTT_HA_DISCOVERY_PREFIX", value_name = "PREFIX", global = true)]
+    pub ha_discovery_prefix: Option<String>,
+
     /// More log output (-v debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -61,11 +69,15 @@ impl CommonArgs {
             ("mqtt.topic_root", &self.topic_root),
             ("mqtt.username", &self.username),
             ("mqtt.password", &self.password),
+            ("mqtt.ha_discovery_prefix", &self.ha_discovery_prefix),
         ];
         for (key, value) in strings {
             if let Some(v) = value {
                 set(&mut t, key, v.as_str());
             }
+        }
+        if let Some(on) = self.ha_discovery {
+            set(&mut t, "mqtt.ha_discovery", on);
         }
         if let Some(path) = &self.ca_file {
             set(&mut t, "mqtt.ca_file", path.display().to_string());

@@ -81,6 +81,10 @@ pub struct MqttConfig {
     pub keep_alive_s: u64,
     /// Payloads larger than this are refused before sending and ignored when received.
     pub max_payload_bytes: usize,
+    /// Announce this device to Home Assistant (MQTT discovery); off clears what it announced.
+    pub ha_discovery: bool,
+    /// Home Assistant's discovery prefix: a topic level or path, never a filter.
+    pub ha_discovery_prefix: String,
 }
 
 impl Default for MqttConfig {
@@ -94,6 +98,8 @@ impl Default for MqttConfig {
             ca_file: None,
             keep_alive_s: 30,
             max_payload_bytes: 64 * 1024,
+            ha_discovery: true,
+            ha_discovery_prefix: protocol::discovery::DEFAULT_PREFIX.to_owned(),
         }
     }
 }
@@ -119,6 +125,8 @@ impl MqttConfig {
         if self.max_payload_bytes < 256 {
             return Err(ConfigError::Invalid("mqtt.max_payload_bytes must be at least 256".into()));
         }
+        protocol::discovery::validate_prefix(&self.ha_discovery_prefix)
+            .map_err(|e| ConfigError::Invalid(format!("mqtt.ha_discovery_prefix: {e}")))?;
         Ok(())
     }
 }
@@ -317,6 +325,9 @@ mod tests {
         assert!(c.validate().unwrap_err().to_string().contains("mqtt.id"));
         c.id = "ok".into();
         assert!(c.validate().is_ok());
+        c.ha_discovery_prefix = "homeassistant/#".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("mqtt.ha_discovery_prefix") && err.contains("`homeassistant/#`"), "{err}");
         let mut overrides = Table::new();
         set(&mut overrides, "mqtt.broker", "http://x");
         let err = layer(&Demo::default(), None, overrides).unwrap_err().to_string();

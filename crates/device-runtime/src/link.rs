@@ -56,6 +56,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use protocol::discovery::{self, Node};
 use protocol::{Announce, Availability, DeviceKind, Payload, Qos, Timestamp, Topic, Topics};
 use rumqttc::{
     AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, LastWill, MqttOptions, NetworkOptions, Outgoing,
@@ -122,6 +123,8 @@ pub struct DeviceSpec {
     /// daemon that keeps its own history (the recorder): the session's queued messages bring
     /// everything it missed, in order, and a retained copy sent ahead of them would be out of order.
     pub retained_on_restart: bool,
+    /// What this device shows in Home Assistant (published when `mqtt.ha_discovery` is on).
+    pub discovery: Vec<discovery::Entity>,
 }
 
 impl DeviceSpec {
@@ -136,6 +139,7 @@ impl DeviceSpec {
             presence: true,
             manual_acks: false,
             retained_on_restart: true,
+            discovery: Vec::new(),
         }
     }
 }
@@ -356,7 +360,9 @@ impl Link {
         };
         let progress = Arc::new(Progress::default());
         let acks = Arc::new(Mutex::new(WaitingAcks::default()));
+        let home_assistant = HomeAssistant::new(config, &topics, &spec);
         let driver = Driver {
+            home_assistant,
             progress: progress.clone(),
             acks: acks.clone(),
             client: client.clone(),
@@ -405,6 +411,7 @@ impl Link {
 }
 
 struct Driver {
+    home_assistant: HomeAssistant,
     client: AsyncClient,
     url: BrokerUrl,
     spec: DeviceSpec,
@@ -484,6 +491,12 @@ impl Driver {
                     mark_health(true);
                     self.on_connected(ack.session_present, &mut subscribed_once);
                     let _ = self.tx.send(Inbound::Connected { session_present: ack.session_present }).await;
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) if self.home_assistant.is_status(&publish.topic) => {
+                    if publish.payload.as_ref() == b"online" {
+                        tracing::debug!("Home Assistant is online: sending its discovery configs again");
+                        self.home_assistant.announce(&self.client, &self.progress);
+                    }
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     if publish.payload.len() > self.max_payload {
@@ -628,9 +641,10 @@ impl Driver {
         // embedded broker relearns state only as it changes; `mqtt-home` restarts broker and
         // daemons together, which leaves no session behind.
         let restarted = !*subscribed_once && self.spec.retained_on_restart;
-        if !self.spec.subscriptions.is_empty() && (!session_present || restarted) {
-            let filters =
-                self.spec.subscriptions.iter().map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), to_qos(*q)));
+        let mut filters: Vec<rumqttc::SubscribeFilter> =
+            self.spec.subscriptions.iter().map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), to_qos(*q))).collect();
+        filters.extend(self.home_assistant.subscription());
+        if !filters.is_empty() && (!session_present || restarted) {
             if let Err(e) = self.client.try_subscribe_many(filters) {
                 tracing::error!("could not queue subscriptions: {e}");
             }
@@ -647,6 +661,7 @@ impl Driver {
             if online.is_err() || announced.is_err() {
                 tracing::warn!("request queue full: could not publish availability/announce on this connect");
             }
+            self.home_assistant.announce(&self.client, &self.progress);
         }
     }
 
@@ -675,6 +690,59 @@ impl Driver {
             tracing::warn!("{message}");
         } else {
             tracing::debug!("{message}");
+        }
+    }
+}
+
+/// What the link tells Home Assistant about its device (see `protocol::discovery`).
+struct HomeAssistant {
+    /// `<prefix>/status`, while discovery is on.
+    status: Option<String>,
+    /// Each entity's config topic and payload: the config while discovery is on, empty (which
+    /// removes the entity) while it is off.
+    configs: Vec<(String, Vec<u8>)>,
+    /// Off: the configs are cleared once per process, not on every connect.
+    cleared: bool,
+}
+
+impl HomeAssistant {
+    fn new(config: &MqttConfig, topics: &Topics, spec: &DeviceSpec) -> HomeAssistant {
+        let node = Node { topics, device_id: &config.id, kind: spec.kind, version: protocol::VERSION };
+        let prefix = &config.ha_discovery_prefix;
+        let on = config.ha_discovery && spec.presence;
+        let configs = spec
+            .discovery
+            .iter()
+            .map(|entity| {
+                let payload = if on { entity.config_for(&node).to_string().into_bytes() } else { Vec::new() };
+                (entity.config_topic(prefix, &node), payload)
+            })
+            .collect();
+        let status = (on && !spec.discovery.is_empty()).then(|| discovery::status_topic(prefix));
+        HomeAssistant { status, configs, cleared: false }
+    }
+
+    fn is_status(&self, topic: &str) -> bool {
+        self.status.as_deref() == Some(topic)
+    }
+
+    /// Home Assistant's `online`, at QoS 0 as it publishes it (and so never owed a manual ack).
+    fn subscription(&self) -> Option<rumqttc::SubscribeFilter> {
+        self.status.as_ref().map(|topic| rumqttc::SubscribeFilter::new(topic.clone(), QoS::AtMostOnce))
+    }
+
+    /// Publishes the configs, retained; with discovery off, clears them once.
+    fn announce(&mut self, client: &AsyncClient, progress: &Progress) {
+        if self.status.is_none() {
+            if self.cleared {
+                return;
+            }
+            self.cleared = true;
+        }
+        for (topic, payload) in &self.configs {
+            if client.try_publish(topic, QoS::AtLeastOnce, true, payload.clone()).is_ok() {
+                progress.queue(1);
+            }
         }
     }
 }

@@ -72,9 +72,9 @@ impl BulbCommand {
             BulbCommand::Flash { .. } => LightCommand {
                 state: Some(Power::On),
                 brightness: Some(100),
-                color_temp_k: None,
                 effect: Some(Effect::Flash),
                 source: Some(LightSource::Alarm),
+                ..LightCommand::default()
             },
         }
     }

@@ -66,19 +66,35 @@ impl Session {
 }
 
 /// Takes `device` out of the home: a zero-length retained publish (how MQTT clears a topic) on
-/// each of its sensor topics, its availability and its announce.
+/// each of its sensor topics, its light state, its availability, announce and health, and every
+/// Home Assistant discovery config it published (which removes its entities from Home Assistant).
 pub async fn forget(config: &MqttConfig, device: &str) -> anyhow::Result<()> {
     protocol::validate_id(device).map_err(|e| anyhow::anyhow!("`{device}` is not a device id: {e}"))?;
-    let session = Session::open(config, &[]).await?;
+    let home = Topics::new(&config.topic_root);
+    let configs = protocol::discovery::device_filter(&config.ha_discovery_prefix, &home, device);
+    let mut session = Session::open(config, std::slice::from_ref(&configs)).await?;
+    // The broker sends the retained configs at once after the subscription.
+    let mut names = Vec::new();
+    while let Some((topic, payload)) = session.next(Duration::from_millis(500)).await {
+        if !payload.is_empty() && !names.contains(&topic) {
+            names.push(topic);
+        }
+    }
+    let discovered = names.len();
     let mut topics: Vec<Topic> =
         SensorKind::ALL.iter().map(|kind| Topic::Sensor { kind: *kind, id: device.to_owned() }).collect();
+    topics.push(Topic::LightState(device.to_owned()));
     topics.push(Topic::Availability(device.to_owned()));
     topics.push(Topic::Announce(device.to_owned()));
-    for topic in &topics {
-        let name = session.topics.name(topic);
-        session.publisher().send_bytes(&name, Vec::new(), topic.qos(), true).await?;
+    topics.push(Topic::Health(device.to_owned()));
+    names.extend(topics.iter().map(|topic| home.name(topic)));
+    for name in &names {
+        session.publisher().send_bytes(name, Vec::new(), protocol::Qos::AtLeastOnce, true).await?;
     }
-    println!("forgot {device}: cleared {} retained topics", topics.len());
+    println!(
+        "forgot {device}: cleared {} retained topics, {discovered} of them Home Assistant discovery configs",
+        names.len()
+    );
     session.close().await;
     Ok(())
 }

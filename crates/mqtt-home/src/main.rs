@@ -96,9 +96,10 @@ enum Command {
         /// open/closed for doors and windows; on/off for motion [default: open or on]
         state: Option<String>,
     },
-    /// Take a device out: clear its retained readings, availability and announce. A sensor the
-    /// panel only learned is removed; one listed in [panel.sensors] becomes a trouble until it is
-    /// removed from the config too. Stop the device first, or it publishes itself back
+    /// Take a device out: clear its retained readings, availability, announce and Home Assistant
+    /// discovery configs (its entities leave Home Assistant). A sensor the panel only learned is
+    /// removed; one listed in [panel.sensors] becomes a trouble until it is removed from the
+    /// config too. Stop the device first, or it publishes itself back
     Forget {
         /// The device id (not `--id`, which names this client)
         #[arg(value_name = "ID")]

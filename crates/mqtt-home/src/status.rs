@@ -578,6 +578,8 @@ mod tests {
             state: Power::On,
             brightness: 40,
             color_temp_k: Some(3000),
+            color_mode: None,
+            color_temp: None,
             effect: None,
             source: LightSource::Manual,
             device_id: "kitchen".into(),

@@ -12,6 +12,7 @@
 //! This crate depends on serde only: nothing async, nothing MQTT-client specific.
 
 mod device;
+pub mod discovery;
 mod lighting;
 mod payload;
 mod security;
@@ -20,7 +21,8 @@ mod topics;
 
 pub use device::{Announce, Availability, DeviceKind, Health, HealthState};
 pub use lighting::{
-    COLOR_TEMP_RANGE_K, CircadianPhase, CircadianReading, Effect, LightCommand, LightSource, LightState, Power,
+    COLOR_TEMP_RANGE_K, CircadianPhase, CircadianReading, ColorMode, Effect, Flash, LightCommand, LightSource,
+    LightState, MAX_TRANSITION_S, Power,
 };
 pub use payload::{DecodeError, Payload};
 pub use security::{

@@ -121,22 +121,84 @@ pub enum Effect {
     Flash,
 }
 
+/// A short or a long flash, as Home Assistant asks for one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flash {
+    Short,
+    Long,
+}
+
+impl Flash {
+    /// How long the bulb flashes: Home Assistant's own defaults (`flash_time_short`, `_long`).
+    pub fn duration(self) -> std::time::Duration {
+        match self {
+            Flash::Short => std::time::Duration::from_secs(2),
+            Flash::Long => std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// The colour mode a bulb reports, in Home Assistant's terms: these bulbs are white, tunable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColorMode {
+    ColorTemp,
+}
+
 /// Sent to `<root>/lights/<id>/set`. Every field is optional; a missing `source` means `manual`.
 ///
 /// Accepted bare forms: `ON`, `OFF`, and a brightness `0`–`100` (`0` turns the light off).
-#[derive(Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// Home Assistant's JSON light schema is read as it is sent: `brightness` on the 0–100 scale
+/// its discovery config announces, `color_temp` in mireds or `color_temp_kelvin` (both become
+/// `color_temp_k` when decoded), `transition` in seconds, `flash` and `effect`.
+#[derive(Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LightCommand {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<Power>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "percent")]
     pub brightness: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub color_temp_k: Option<u16>,
+    /// Home Assistant's colour temperature, in mireds (1 000 000 / kelvin).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "whole")]
+    pub color_temp: Option<u16>,
+    /// Home Assistant's colour temperature in kelvin (from 2024.12 on).
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "whole")]
+    pub color_temp_kelvin: Option<u16>,
+    /// Seconds to fade to the new setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transition: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flash: Option<Flash>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<Effect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<LightSource>,
+}
+
+/// The longest fade a command may ask for.
+pub const MAX_TRANSITION_S: f32 = 3600.0;
+
+/// A brightness: a whole number 0–100 (Home Assistant is told `brightness_scale: 100`).
+fn percent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u8>, D::Error> {
+    let Some(n) = Option::<f64>::deserialize(deserializer)? else { return Ok(None) };
+    if n.fract() != 0.0 || !(0.0..=100.0).contains(&n) {
+        return Err(serde::de::Error::custom(format!(
+            "brightness {n} is outside 0-100 (a percentage; Home Assistant is told brightness_scale 100)"
+        )));
+    }
+    Ok(Some(n as u8))
+}
+
+/// A whole number that fits 16 bits, with the number in the error when it does not.
+fn whole<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u16>, D::Error> {
+    let Some(n) = Option::<f64>::deserialize(deserializer)? else { return Ok(None) };
+    if n.fract() != 0.0 || !(0.0..=f64::from(u16::MAX)).contains(&n) {
+        return Err(serde::de::Error::custom(format!("{n} is not a colour temperature")));
+    }
+    Ok(Some(n as u16))
 }
 
 impl std::fmt::Debug for LightCommand {
@@ -155,14 +217,29 @@ impl LightCommand {
             state: Some(Power::On),
             brightness: Some(brightness),
             color_temp_k,
-            effect: None,
             source: Some(source),
+            ..LightCommand::default()
         }
     }
 
     /// Off, on behalf of `source`.
     pub fn off(source: LightSource) -> LightCommand {
         LightCommand { state: Some(Power::Off), source: Some(source), ..LightCommand::default() }
+    }
+
+    /// The same command with its colour temperature in `color_temp_k` alone, whichever way it
+    /// came (kelvin first, then Home Assistant's kelvin, then mireds).
+    pub fn in_kelvin(mut self) -> LightCommand {
+        self.color_temp_k =
+            self.color_temp_k.or(self.color_temp_kelvin).or(self.color_temp.map(crate::discovery::mireds_to_kelvin));
+        self.color_temp = None;
+        self.color_temp_kelvin = None;
+        self
+    }
+
+    /// The fade this command asks for, if any.
+    pub fn fade(&self) -> Option<std::time::Duration> {
+        self.transition.filter(|t| *t > 0.0).map(|t| std::time::Duration::from_secs_f32(t.min(MAX_TRANSITION_S)))
     }
 
     /// The source, `manual` when the sender gave none (a person or a dashboard).
@@ -189,14 +266,38 @@ impl Payload for LightCommand {
             ));
         };
         command.validate()?;
-        Ok(command)
+        Ok(command.in_kelvin())
     }
 
     fn validate(&self) -> Result<(), DecodeError> {
-        if self.state.is_none() && self.brightness.is_none() && self.color_temp_k.is_none() && self.effect.is_none() {
+        if self.state.is_none()
+            && self.brightness.is_none()
+            && self.color_temp_k.is_none()
+            && self.color_temp.is_none()
+            && self.color_temp_kelvin.is_none()
+            && self.flash.is_none()
+            && self.effect.is_none()
+        {
             return Err(DecodeError::invalid(
                 Self::WHAT,
-                "needs at least one of state, brightness, color_temp_k, effect",
+                "needs at least one of state, brightness, color_temp_k (or color_temp in mireds), flash, effect",
+            ));
+        }
+        let mireds = crate::discovery::kelvin_to_mireds(*COLOR_TEMP_RANGE_K.end())
+            ..=crate::discovery::kelvin_to_mireds(*COLOR_TEMP_RANGE_K.start());
+        if let Some(m) = self.color_temp.filter(|m| !mireds.contains(m)) {
+            return Err(DecodeError::invalid(
+                Self::WHAT,
+                format!("color_temp {m} mireds is outside {}-{} (1000-10000 K)", mireds.start(), mireds.end()),
+            ));
+        }
+        if let Some(k) = self.color_temp_kelvin.filter(|k| !COLOR_TEMP_RANGE_K.contains(k)) {
+            return Err(DecodeError::invalid(Self::WHAT, format!("color_temp_kelvin {k} is outside 1000-10000")));
+        }
+        if let Some(t) = self.transition.filter(|t| !(0.0..=MAX_TRANSITION_S).contains(t)) {
+            return Err(DecodeError::invalid(
+                Self::WHAT,
+                format!("transition {t} s is outside 0-{MAX_TRANSITION_S} seconds"),
             ));
         }
         if let Some(b) = self.brightness.filter(|b| *b > 100) {
@@ -210,12 +311,18 @@ impl Payload for LightCommand {
 }
 
 /// Retained on `<root>/lights/<id>/state` by the bulb itself.
+///
+/// `color_mode` and `color_temp` (mireds) are Home Assistant's terms for `color_temp_k`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LightState {
     pub state: Power,
     pub brightness: u8,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub color_temp_k: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_mode: Option<ColorMode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color_temp: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub effect: Option<Effect>,
     pub source: LightSource,
@@ -269,6 +376,13 @@ mod tests {
             (r#"{"state":"on"}"#, "unknown variant `on`"),
             (r#"{"color_temp_k":200}"#, "outside 1000-10000"),
             ("{}", "needs at least one"),
+            (r#"{"brightness":300}"#, "brightness 300 is outside 0-100"),
+            (r#"{"brightness":-1}"#, "brightness -1 is outside 0-100"),
+            (r#"{"color_temp":0}"#, "color_temp 0 mireds is outside 100-1000"),
+            (r#"{"color_temp_kelvin":20000}"#, "color_temp_kelvin 20000 is outside"),
+            (r#"{"state":"ON","transition":-2}"#, "transition -2 s is outside"),
+            (r#"{"state":"ON","flash":"medium"}"#, "unknown variant `medium`"),
+            (r#"{"state":"ON","white_value":3}"#, "unknown field `white_value`"),
             ("{", "EOF"),
         ];
         for (input, needle) in cases {
@@ -277,6 +391,52 @@ mod tests {
             assert!(err.starts_with("light command"), "{err}");
         }
         assert!(LightCommand::decode(&[0xc3, 0x28]).is_err());
+    }
+
+    #[test]
+    fn light_commands_read_what_home_assistant_sends() {
+        let cases: &[(&str, LightCommand)] = &[
+            (
+                r#"{"state":"ON","brightness":50,"color_temp":250}"#,
+                LightCommand {
+                    state: Some(Power::On),
+                    brightness: Some(50),
+                    color_temp_k: Some(4000),
+                    ..Default::default()
+                },
+            ),
+            (
+                r#"{"state":"ON","color_temp_kelvin":2700}"#,
+                LightCommand { state: Some(Power::On), color_temp_k: Some(2700), ..Default::default() },
+            ),
+            (
+                r#"{"state":"ON","brightness":20,"transition":2.5}"#,
+                LightCommand {
+                    state: Some(Power::On),
+                    brightness: Some(20),
+                    transition: Some(2.5),
+                    ..Default::default()
+                },
+            ),
+            (
+                r#"{"state":"ON","flash":"short"}"#,
+                LightCommand { state: Some(Power::On), flash: Some(Flash::Short), ..Default::default() },
+            ),
+            (
+                r#"{"state":"ON","effect":"flash"}"#,
+                LightCommand { state: Some(Power::On), effect: Some(Effect::Flash), ..Default::default() },
+            ),
+            (
+                r#"{"state":"OFF","transition":1}"#,
+                LightCommand { state: Some(Power::Off), transition: Some(1.0), ..Default::default() },
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(LightCommand::decode(input.as_bytes()).as_ref(), Ok(expected), "{input}");
+        }
+        let fade = LightCommand::decode(br#"{"state":"ON","transition":2.5}"#).unwrap().fade();
+        assert_eq!(fade, Some(std::time::Duration::from_millis(2500)));
+        assert_eq!(LightCommand::decode(br#"{"state":"ON","transition":0}"#).unwrap().fade(), None);
     }
 
     #[test]

@@ -311,6 +311,7 @@ impl Device for Recorder {
         spec.capabilities = vec!["history".into(), format!("database:{}", self.config.database.display())];
         spec.subscriptions = filters.into_iter().map(|f| (f, Qos::AtLeastOnce)).collect();
         spec.state_topics = vec![t.name(&Topic::Health(self.config.mqtt.id.clone()))];
+        spec.discovery = protocol::discovery::health(t, &self.config.mqtt.id);
         spec.manual_acks = true;
         spec.retained_on_restart = false;
         spec

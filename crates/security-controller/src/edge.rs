@@ -107,7 +107,7 @@ impl Device for PanelDevice {
     type Job = Save;
 
     fn spec(&self) -> DeviceSpec {
-        spec(&self.topics)
+        spec(&self.topics, &self.config)
     }
 
     /// Saves once at start: a state file that cannot be written shows as a trouble from the start.
@@ -161,7 +161,7 @@ impl Device for PanelDevice {
 }
 
 /// What the panel subscribes to and announces.
-fn spec(topics: &Topics) -> DeviceSpec {
+fn spec(topics: &Topics, config: &Config) -> DeviceSpec {
     let mut spec = DeviceSpec::new(DeviceKind::SecurityController);
     spec.capabilities =
         ["arm_away", "arm_home", "arm_night", "disarm", "trigger", "duress", "supervision"].map(String::from).to_vec();
@@ -171,6 +171,7 @@ fn spec(topics: &Topics) -> DeviceSpec {
     spec.subscriptions = subscriptions.into_iter().map(|s| (s, Qos::AtLeastOnce)).collect();
     spec.command_topics = vec![topics.name(&Topic::PanelSet)];
     spec.state_topics = vec![topics.name(&Topic::PanelStatus), topics.name(&Topic::PanelEvents)];
+    spec.discovery = protocol::discovery::panel(topics, config.panel.code_arm_required);
     spec
 }
 
@@ -180,7 +181,7 @@ fn spec(topics: &Topics) -> DeviceSpec {
 async fn refuse_to_start(config: &Config, error: &anyhow::Error) {
     let shutdown = Shutdown::new();
     let topics = Topics::new(&config.mqtt.topic_root);
-    let mut spec = spec(&topics);
+    let mut spec = spec(&topics, config);
     spec.subscriptions.clear();
     let Ok(mut link) = Link::start(&config.mqtt, spec, shutdown.clone()) else { return };
     if link.connected(REFUSAL_WAIT).await {
