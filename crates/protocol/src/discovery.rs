@@ -148,7 +148,15 @@ impl Entity {
         let node_id = node_id(node.topics, node.device_id);
         let mut config = self.config.clone();
         config.insert("unique_id".into(), json!(format!("{node_id}_{}", self.object_id)));
-        config.insert("object_id".into(), json!(format!("{}_{}", slug(node.device_id), self.object_id)));
+        // The entity id Home Assistant makes: the device's for its main entity (the one named
+        // after the device, `name: null`: `light.kitchen`), the device's and the entity's for
+        // the others (`binary_sensor.front_trouble`).
+        let object_id = if self.config.get("name").is_some_and(Value::is_null) {
+            slug(node.device_id)
+        } else {
+            format!("{}_{}", slug(node.device_id), self.object_id)
+        };
+        config.insert("object_id".into(), json!(object_id));
         config.insert(
             "device".into(),
             json!({
@@ -265,7 +273,9 @@ pub fn siren(topics: &Topics) -> Vec<Entity> {
         json!({
             "name": null,
             "state_topic": topics.name(&Topic::AlarmState),
-            "value_template": state_template(),
+            // A siren reads attributes (tone, volume) from a JSON state unless the template
+            // gives it the bare word.
+            "state_value_template": state_template(),
             "state_on": "ON",
             "state_off": "OFF",
             "command_topic": topics.name(&Topic::AlarmControl),
@@ -288,6 +298,7 @@ pub fn light(topics: &Topics, id: &str, color_temp_k: std::ops::RangeInclusive<u
         "command_topic": topics.name(&Topic::LightSet(id.to_owned())),
         "brightness": true,
         "brightness_scale": 100,
+        "color_mode": true,
         "supported_color_modes": ["color_temp"],
         "min_mireds": kelvin_to_mireds(*color_temp_k.end()),
         "max_mireds": kelvin_to_mireds(*color_temp_k.start()),
@@ -307,7 +318,7 @@ pub fn circadian(topics: &Topics) -> Vec<Entity> {
         Component::Sensor,
         "phase",
         json!({
-            "name": "Phase",
+            "name": null,
             "device_class": "enum",
             "options": CircadianPhase::ALL.map(CircadianPhase::as_str),
             "state_topic": topics.name(&Topic::Circadian),
@@ -381,7 +392,7 @@ mod tests {
         );
         let config = reading.config_for(&node(&topics));
         assert_eq!(config["unique_id"], "my_home_front-door_door");
-        assert_eq!(config["object_id"], "front_door_door");
+        assert_eq!(config["object_id"], "front_door");
         assert_eq!(config["device"]["identifiers"][0], "mqtt-home_my_home_front-door");
         assert_eq!(config["device"]["model"], "door-sensor");
         assert_eq!(config["availability_topic"], "my/home/devices/front-door/availability");
@@ -391,6 +402,7 @@ mod tests {
         // The trouble comes from the panel: it stays available while the sensor is offline.
         let trouble = entities[1].config_for(&node(&topics));
         assert!(trouble.get("availability_topic").is_none());
+        assert_eq!(trouble["object_id"], "front_door_trouble");
         assert!(trouble["value_template"].as_str().unwrap().contains("'front-door' in value_json.troubles"));
         assert_eq!(
             device_filter("homeassistant", &topics, "front-door"),

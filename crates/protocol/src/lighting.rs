@@ -121,20 +121,53 @@ pub enum Effect {
     Flash,
 }
 
-/// A short or a long flash, as Home Assistant asks for one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+/// A flash: `short` or `long` as a person writes it, or the seconds Home Assistant's JSON light
+/// sends for them (its `flash_time_short` and `flash_time_long`, 2 and 10 by default).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Flash {
     Short,
     Long,
+    Seconds(f32),
 }
 
 impl Flash {
-    /// How long the bulb flashes: Home Assistant's own defaults (`flash_time_short`, `_long`).
+    /// How long the bulb flashes.
     pub fn duration(self) -> std::time::Duration {
         match self {
             Flash::Short => std::time::Duration::from_secs(2),
             Flash::Long => std::time::Duration::from_secs(10),
+            Flash::Seconds(s) => std::time::Duration::from_secs_f32(s.clamp(0.0, MAX_TRANSITION_S)),
+        }
+    }
+}
+
+impl Serialize for Flash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Flash::Short => serializer.serialize_str("short"),
+            Flash::Long => serializer.serialize_str("long"),
+            Flash::Seconds(s) => serializer.serialize_f32(*s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Flash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Seconds(f64),
+        }
+        let bad = |what: String| {
+            serde::de::Error::custom(format!("flash {what} is not `short`, `long` or 0-{MAX_TRANSITION_S} seconds"))
+        };
+        match Raw::deserialize(deserializer).map_err(|_| bad("value".into()))? {
+            Raw::Word(w) if w.eq_ignore_ascii_case("short") => Ok(Flash::Short),
+            Raw::Word(w) if w.eq_ignore_ascii_case("long") => Ok(Flash::Long),
+            Raw::Word(w) => Err(bad(format!("`{}`", clip(&w)))),
+            Raw::Seconds(s) if s > 0.0 && s <= f64::from(MAX_TRANSITION_S) => Ok(Flash::Seconds(s as f32)),
+            Raw::Seconds(s) => Err(bad(s.to_string())),
         }
     }
 }
@@ -381,7 +414,8 @@ mod tests {
             (r#"{"color_temp":0}"#, "color_temp 0 mireds is outside 100-1000"),
             (r#"{"color_temp_kelvin":20000}"#, "color_temp_kelvin 20000 is outside"),
             (r#"{"state":"ON","transition":-2}"#, "transition -2 s is outside"),
-            (r#"{"state":"ON","flash":"medium"}"#, "unknown variant `medium`"),
+            (r#"{"state":"ON","flash":"medium"}"#, "flash `medium` is not `short`, `long`"),
+            (r#"{"state":"ON","flash":0}"#, "flash 0 is not"),
             (r#"{"state":"ON","white_value":3}"#, "unknown field `white_value`"),
             ("{", "EOF"),
         ];
@@ -437,6 +471,10 @@ mod tests {
         let fade = LightCommand::decode(br#"{"state":"ON","transition":2.5}"#).unwrap().fade();
         assert_eq!(fade, Some(std::time::Duration::from_millis(2500)));
         assert_eq!(LightCommand::decode(br#"{"state":"ON","transition":0}"#).unwrap().fade(), None);
+        // Home Assistant's JSON light sends a flash as its seconds.
+        let flash = LightCommand::decode(br#"{"state":"ON","flash":2}"#).unwrap().flash;
+        assert_eq!(flash, Some(Flash::Seconds(2.0)));
+        assert_eq!(flash.map(Flash::duration), Some(Flash::Short.duration()));
     }
 
     #[test]

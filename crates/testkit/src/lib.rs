@@ -7,12 +7,16 @@
 //! - [`Probe`]: a client that subscribes, publishes and waits for expectations with deadlines.
 //! - [`Running`], [`on_both_brokers!`]: daemons as tasks, and one test body run on each broker;
 //!   [`terminate`]: a child process stopped as `docker stop` would.
+//! - [`HomeAssistant`]: a real Home Assistant Core (from the venv `ha/install.sh` builds),
+//!   onboarded, with its MQTT integration on the test's broker; REST reads, restarts, its log.
 
 mod daemon;
+pub mod home_assistant;
 mod mosquitto;
 mod probe;
 
 pub use daemon::{Running, WITHIN, on_embedded, on_mosquitto, terminate};
+pub use home_assistant::HomeAssistant;
 
 pub use mosquitto::{Mosquitto, mosquitto_or_skip};
 pub use probe::Probe;

@@ -1,0 +1,153 @@
+//! The home next to a real Home Assistant Core (2024.1.6) on a real Mosquitto, with no YAML: what
+//! a user sees through Home Assistant's REST API. Every entity appears from discovery, grouped by
+//! device; Home Assistant's light and alarm panel calls drive the bulbs and the panel; a window
+//! opened over MQTT shows as `triggered`; a restart of Home Assistant brings everything back; a
+//! device taken out (`mqtt-home forget`) leaves it.
+//!
+//! Needs the venv of `bash ha/install.sh` (`.ci/run` runs it): without it this test fails.
+
+use std::time::Duration;
+
+use device_runtime::config::set;
+use device_runtime::{BrokerUrl, CommonArgs, Shutdown};
+use mqtt_home::config_source::ConfigSource;
+use mqtt_home::home::{Connection, Daemons, HomeConfig};
+use protocol::{LightState, Payload, SensorKind, Topic};
+use serde_json::{Value, json};
+use testkit::{HomeAssistant, Mosquitto, Probe, Running};
+
+mod common;
+
+/// Home Assistant polls nothing, but it is a big program on two cores.
+const HA_WITHIN: Duration = Duration::from_secs(20);
+use common::WITHIN;
+const PANEL: &str = "alarm_control_panel.security_controller";
+
+fn has(attribute: &'static str, value: Value) -> impl Fn(&Value) -> bool {
+    move |s| s["attributes"][attribute] == value
+}
+
+fn state_is(state: &'static str) -> impl Fn(&Value) -> bool {
+    move |s| s["state"] == state
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistant_shows_and_drives_the_whole_home_with_no_yaml() {
+    let broker = Mosquitto::start().expect("cannot start mosquitto (.ci/run installs it)");
+    let mut ha = HomeAssistant::start(broker.port()).await.unwrap();
+
+    // The demo home, as `mqtt-home` runs it, minus the recorder and the dashboard.
+    let url: BrokerUrl = broker.url().parse().unwrap();
+    let mut home = HomeConfig::load(&ConfigSource::BuiltIn).unwrap();
+    (home.recorder, home.dashboard, home.simulate_contacts) = (false, false, false);
+    let state_dir = tempfile::tempdir().unwrap();
+    let mut connection = Connection::new(&url, CommonArgs::default(), ConfigSource::BuiltIn, &home);
+    let panel = connection.overrides.entry("security-controller".to_owned()).or_default();
+    set(panel, "state_file", state_dir.path().join("panel.json").display().to_string());
+    let shutdown = Shutdown::new();
+    let daemons = Daemons::start(&home, &connection, &shutdown).unwrap();
+    let running = tokio::spawn(daemons.wait());
+
+    // Every device's entities, with their device classes, with nothing written by hand.
+    for (entity, class) in [
+        ("binary_sensor.front", "door"),
+        ("binary_sensor.back", "door"),
+        ("binary_sensor.kitchen_window", "window"),
+        ("binary_sensor.bedroom_window", "window"),
+        ("binary_sensor.kitchen_motion", "motion"),
+        ("binary_sensor.hall_motion", "motion"),
+        ("binary_sensor.front_trouble", "problem"),
+    ] {
+        ha.wait_for_state(entity, has("device_class", json!(class)), HA_WITHIN).await.unwrap();
+    }
+    ha.wait_for_state("binary_sensor.front", state_is("off"), HA_WITHIN).await.unwrap();
+    ha.wait_for_state("binary_sensor.front_trouble", state_is("off"), HA_WITHIN).await.unwrap();
+    for light in ["light.kitchen", "light.hall"] {
+        ha.wait_for_state(light, has("supported_color_modes", json!(["color_temp"])), HA_WITHIN).await.unwrap();
+    }
+    ha.wait_for_state("siren.siren", state_is("off"), HA_WITHIN).await.unwrap();
+    ha.wait_for_state(PANEL, state_is("disarmed"), HA_WITHIN).await.unwrap();
+    let phase = ha.wait_for_state("sensor.circadian", |s| s["state"] != "unknown", HA_WITHIN).await.unwrap();
+    assert!(["sunrise", "morning", "sunset", "night"].contains(&phase["state"].as_str().unwrap()), "{phase}");
+    ha.wait_for_state("event.security_controller_event", |s| s["state"] != "unavailable", HA_WITHIN).await.unwrap();
+
+    // One Home Assistant device per daemon: a sensor's trouble belongs to the sensor.
+    let device = |entity: &str| format!("{{{{ device_id('{entity}') }}}}");
+    let front = ha.render_template(&device("binary_sensor.front")).await.unwrap();
+    assert_eq!(front, ha.render_template(&device("binary_sensor.front_trouble")).await.unwrap());
+    assert_ne!(front, ha.render_template(&device("binary_sensor.back")).await.unwrap());
+    let model = ha.render_template("{{ device_attr(device_id('light.kitchen'), 'model') }}").await.unwrap();
+    assert_eq!(model, "light-bulb");
+
+    // Home Assistant's light calls, as its UI sends them; the bulb's own state says what it did.
+    let mut probe = Probe::connect(&broker.url(), "probe-home-assistant").await.unwrap();
+    probe.subscribe("home/lights/kitchen/state").await.unwrap();
+    let bulb = |pred: fn(&LightState) -> bool| move |p: &[u8]| LightState::decode(p).is_ok_and(|s| pred(&s));
+    let kitchen = json!({"entity_id": "light.kitchen"});
+    let with = |extra: Value| {
+        let mut data = kitchen.clone();
+        data.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        data
+    };
+    ha.call_service("light", "turn_on", with(json!({"brightness": 128}))).await.unwrap();
+    probe.expect("home/lights/kitchen/state", bulb(|s| s.brightness == 50), WITHIN).await.unwrap();
+    ha.wait_for_state("light.kitchen", |s| s["state"] == "on" && s["attributes"]["brightness"] == 128, HA_WITHIN)
+        .await
+        .unwrap();
+    ha.call_service("light", "turn_on", with(json!({"color_temp_kelvin": 4000}))).await.unwrap();
+    probe.expect("home/lights/kitchen/state", bulb(|s| s.color_temp_k == Some(4000)), WITHIN).await.unwrap();
+    ha.wait_for_state("light.kitchen", has("color_temp_kelvin", json!(4000)), HA_WITHIN).await.unwrap();
+    ha.call_service("light", "turn_on", with(json!({"brightness_pct": 20, "transition": 1}))).await.unwrap();
+    probe.expect("home/lights/kitchen/state", bulb(|s| s.brightness == 20), WITHIN).await.unwrap();
+    ha.call_service("light", "turn_on", with(json!({"flash": "short"}))).await.unwrap();
+    let flashing = bulb(|s| s.effect == Some(protocol::Effect::Flash));
+    probe.expect("home/lights/kitchen/state", flashing, WITHIN).await.unwrap();
+
+    // The panel: armed away with the code, after the demo's 5 s exit delay.
+    let code = |code: &str| json!({"entity_id": PANEL, "code": code});
+    ha.call_service("alarm_control_panel", "alarm_arm_away", code("1234")).await.unwrap();
+    ha.wait_for_state(PANEL, state_is("arming"), HA_WITHIN).await.unwrap();
+    ha.wait_for_state(PANEL, state_is("armed_away"), HA_WITHIN).await.unwrap();
+    // A window opened over MQTT: the window is on and the panel triggered (a perimeter zone).
+    let window = Topic::Sensor { kind: SensorKind::Window, id: "kitchen-window".into() };
+    let window = protocol::Topics::default().name(&window);
+    probe.publish(&window, "OPEN", true).await.unwrap();
+    ha.wait_for_state("binary_sensor.kitchen_window", state_is("on"), HA_WITHIN).await.unwrap();
+    ha.wait_for_state(PANEL, state_is("triggered"), HA_WITHIN).await.unwrap();
+    ha.wait_for_state("siren.siren", state_is("on"), HA_WITHIN).await.unwrap();
+    // A wrong code changes nothing; the right one disarms.
+    probe.subscribe("home/security/events").await.unwrap();
+    ha.call_service("alarm_control_panel", "alarm_disarm", code("0000")).await.unwrap();
+    probe.expect("home/security/events", |p| String::from_utf8_lossy(p).contains("wrong_code"), WITHIN).await.unwrap();
+    assert_eq!(ha.state(PANEL).await.unwrap().unwrap()["state"], "triggered");
+    ha.call_service("alarm_control_panel", "alarm_disarm", code("1234")).await.unwrap();
+    ha.wait_for_state(PANEL, state_is("disarmed"), HA_WITHIN).await.unwrap();
+
+    // Home Assistant restarted: every entity back, with the state it has now.
+    ha.restart().await.unwrap();
+    ha.wait_for_state(PANEL, state_is("disarmed"), HA_WITHIN).await.unwrap();
+    ha.wait_for_state("binary_sensor.kitchen_window", state_is("on"), HA_WITHIN).await.unwrap();
+    ha.wait_for_state("light.kitchen", state_is("on"), HA_WITHIN).await.unwrap();
+    ha.wait_for_state("binary_sensor.front", has("device_class", json!("door")), HA_WITHIN).await.unwrap();
+
+    // A device taken out: stopped, then forgotten; its entities leave Home Assistant.
+    let garage = {
+        let config = binary_sensor::Config { mqtt: common::mqtt(&broker.url(), "garage"), ..Default::default() };
+        Running::spawn(|s| binary_sensor::run(SensorKind::Door, config, s))
+    };
+    ha.wait_for_state("binary_sensor.garage", state_is("off"), HA_WITHIN).await.unwrap();
+    garage.stop().await;
+    ha.wait_for_state("binary_sensor.garage", state_is("unavailable"), HA_WITHIN).await.unwrap();
+    mqtt_home::ctl::forget(&common::mqtt(&broker.url(), "mqtt-home-cli-ha"), "garage").await.unwrap();
+    let gone = async {
+        while ha.state("binary_sensor.garage").await.unwrap().is_some() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(HA_WITHIN, gone).await.expect("the forgotten garage door is still in Home Assistant");
+
+    let problems = ha.problems("homeassistant.components.mqtt");
+    assert!(problems.is_empty(), "Home Assistant's MQTT integration complained: {problems:#?}");
+    shutdown.trigger();
+    running.await.unwrap();
+}
