@@ -198,8 +198,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Stores `entries` in one transaction: all of them or none. A redelivered message already
-    /// stored (same topic and payload) is not stored again.
+    /// Stores `entries` in one transaction: all of them or none. A redelivered message with a
+    /// time of its own, already stored (same topic and payload), is not stored again.
     pub fn commit(&mut self, entries: &[Entry]) -> Result<Committed, StoreError> {
         let path = self.path.clone();
         let sql = |source| StoreError::Sql { path: path.clone(), source };
@@ -224,11 +224,13 @@ impl Store {
             for entry in entries {
                 match entry {
                     Entry::Record(r) => {
-                        // A message the broker flags DUP that is already stored word for word is
-                        // the same message again (it was committed, its ack did not get out). So
-                        // is an event that carries its own time (rumqttd redelivers without DUP).
+                        // A message that carries its own time and is already stored word for
+                        // word is the same message again (it was committed, its ack did not get
+                        // out; rumqttd redelivers without DUP). One without a time of its own (a
+                        // bare `ON`) cannot be told from an earlier, real repeat: dropping it could
+                        // lose a command, so it is stored, flagged `redelivered` if it came DUP.
                         let digest = digest(&r.topic, &r.payload);
-                        if r.redelivered || (r.state_key.is_none() && r.ts.is_some()) {
+                        if r.ts.is_some() && (r.redelivered || r.state_key.is_none()) {
                             let stored = seen
                                 .query_row(params![digest, r.topic, r.payload], |_| Ok(()))
                                 .optional()
@@ -458,13 +460,21 @@ mod tests {
     #[test]
     fn a_redelivered_event_already_stored_is_not_stored_twice() {
         let (_dir, mut store) = open();
-        store.commit(&[entry("home/control/alarm", "ON", 1_000, false)]).unwrap();
+        let event = r#"{"event":"armed","mode":"away","message":"armed away","device_id":"panel","ts":"2026-11-26T03:40:47.000Z"}"#;
+        store.commit(&[entry("home/security/events", event, 1_000, false)]).unwrap();
         let done = store
-            .commit(&[entry("home/control/alarm", "ON", 2_000, true), entry("home/control/alarm", "OFF", 2_000, true)])
+            .commit(&[
+                entry("home/security/events", event, 2_000, true),
+                entry("home/control/alarm", "OFF", 2_000, true),
+            ])
             .unwrap();
         assert_eq!((done.records, done.duplicates), (1, 1));
-        let again = store.commit(&[entry("home/control/alarm", "ON", 3_000, false)]).unwrap();
-        assert_eq!(again.records, 1, "a new command that repeats an old one is not a redelivery");
+        // Without a time of its own a repeat cannot be told from a redelivery: kept, and flagged.
+        store.commit(&[entry("home/control/alarm", "ON", 3_000, false)]).unwrap();
+        let again = store.commit(&[entry("home/control/alarm", "ON", 4_000, true)]).unwrap();
+        assert_eq!((again.records, again.duplicates), (1, 0), "a bare command is never dropped as a copy");
+        let rows = store.history(&Query::default()).unwrap();
+        assert!(rows.iter().any(|r| r.summary == "siren command ON" && r.redelivered));
     }
 
     #[test]
