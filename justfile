@@ -35,6 +35,12 @@ bench-recorder *flags:
     cargo build --release -p recorder
     cargo bench -p bench --bench recorder -- {{flags}}
 
+# Door opening -> Home Assistant's state API, p50 over 100 openings (needs `bash ha/install.sh`)
+[group('develop')]
+bench-ha *flags:
+    bash ha/install.sh
+    cargo bench -p bench --bench home_assistant -- {{flags}}
+
 # --- docker compose: Mosquitto with per-device users and ACLs, one container per daemon ---
 
 # Build the image and start the broker and every daemon in the background
