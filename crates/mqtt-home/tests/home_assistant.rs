@@ -123,6 +123,9 @@ async fn home_assistant_shows_and_drives_the_whole_home_with_no_yaml() {
     ha.call_service("alarm_control_panel", "alarm_disarm", code("1234")).await.unwrap();
     ha.wait_for_state(PANEL, state_is("disarmed"), HA_WITHIN).await.unwrap();
 
+    // What Home Assistant now holds, as a page (and, where Chromium is installed, a picture).
+    entity_list(&ha, "home-assistant.png").await;
+
     // Home Assistant restarted: every entity back, with the state it has now.
     ha.restart().await.unwrap();
     ha.wait_for_state(PANEL, state_is("disarmed"), HA_WITHIN).await.unwrap();
@@ -150,4 +153,57 @@ async fn home_assistant_shows_and_drives_the_whole_home_with_no_yaml() {
     assert!(problems.is_empty(), "Home Assistant's MQTT integration complained: {problems:#?}");
     shutdown.trigger();
     running.await.unwrap();
+}
+
+/// Renders Home Assistant's MQTT entities, grouped by device, from its own answers (a template
+/// that walks its state machine and its device registry) into a page, and photographs it with
+/// headless Chromium: in the target directory, or in docs/screenshots/ with `SAVE_SCREENSHOTS=1`.
+async fn entity_list(ha: &HomeAssistant, name: &str) {
+    let template = "{% set ns = namespace(rows=[]) %}{% for s in states %}{% set d = device_id(s.entity_id) %}\
+        {% if d and device_attr(d, 'manufacturer') == 'mqtt-home' %}{% set ns.rows = ns.rows + \
+        [[device_attr(d, 'name'), device_attr(d, 'model'), s.entity_id, s.name, s.state, \
+        s.attributes.device_class | default('')]] %}{% endif %}{% endfor %}{{ ns.rows | tojson }}";
+    let rows: Vec<Vec<Value>> = serde_json::from_str(&ha.render_template(template).await.unwrap()).unwrap();
+    assert!(rows.len() >= 18, "{rows:?}");
+    let mut rows: Vec<Vec<String>> =
+        rows.into_iter().map(|r| r.iter().map(|v| v.as_str().unwrap_or_default().to_owned()).collect()).collect();
+    rows.sort();
+    let mut html = String::from(
+        "<!doctype html><meta charset=utf-8><title>Home Assistant: the mqtt-home devices</title><style>\
+         body{font:14px system-ui,sans-serif;margin:24px;color:#212121}h1{font-size:20px;font-weight:500}\
+         table{border-collapse:collapse;width:100%}td,th{padding:6px 10px;border-bottom:1px solid #e0e0e0;text-align:left}\
+         th{background:#03a9f4;color:#fff;font-weight:500}tr.device td{background:#f5f5f5;font-weight:600}\
+         .on{color:#c62828;font-weight:600}.off{color:#2e7d32}</style>\
+         <h1>Home Assistant 2024.1.6 — devices and entities found by MQTT discovery (no YAML), from its REST API</h1>\
+         <table><tr><th>entity</th><th>name</th><th>state</th><th>device class</th></tr>",
+    );
+    let mut device = String::new();
+    for row in &rows {
+        let [name, model, entity, friendly, state, class] = &row[..] else { continue };
+        if name != &device {
+            html += &format!("<tr class=device><td colspan=4>{name} <small>({model})</small></td></tr>");
+            device = name.clone();
+        }
+        let look = if state == "on" || state == "triggered" { "on" } else { "off" };
+        html += &format!("<tr><td>{entity}</td><td>{friendly}</td><td class={look}>{state}</td><td>{class}</td></tr>");
+    }
+    html += "</table>";
+    let dir = if std::env::var_os("SAVE_SCREENSHOTS").is_some() {
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots")
+    } else {
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots")
+    };
+    let pages = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&pages).unwrap();
+    let page = pages.join(name).with_extension("html");
+    std::fs::write(&page, html).unwrap();
+    let shot = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,1000"])
+        .arg(format!("--screenshot={}", dir.join(name).display()))
+        .arg(format!("file://{}", page.display()))
+        .output();
+    if !shot.is_ok_and(|o| o.status.success()) {
+        println!("no screenshot of {} (chromium is not installed here)", page.display());
+    }
 }
