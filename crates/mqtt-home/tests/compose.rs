@@ -225,6 +225,16 @@ fn json_field(key: &'static str, value: &'static str) -> impl Fn(&[u8]) -> bool 
     move |p| serde_json::from_slice::<Value>(p).is_ok_and(|v| v[key] == value)
 }
 
+/// A user's password from `.env`, e.g. `OPERATOR`.
+fn env_password(user: &str) -> String {
+    let key = format!("MQTT_PASSWORD_{user}=");
+    std::fs::read_to_string(repo().join(".env"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(key.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| panic!(".env has no {key}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_compose_topology_works_as_plain_processes_and_the_acl_holds() {
     let Some(compose) = compose_config() else { return };
@@ -246,11 +256,7 @@ async fn the_compose_topology_works_as_plain_processes_and_the_acl_holds() {
         daemons_in_compose.iter().map(|(name, service)| start_daemon(name, service, &url, temp.path())).collect();
     assert!(daemons.len() >= 12, "expected a service per daemon, found {}", daemons.len());
 
-    let operator_password = std::fs::read_to_string(repo().join(".env"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("MQTT_PASSWORD_OPERATOR=").map(str::to_owned))
-        .expect(".env has MQTT_PASSWORD_OPERATOR");
+    let operator_password = env_password("OPERATOR");
     let mut probe = Probe::connect_as(&url, "compose-test-operator", Some(("operator", &operator_password)))
         .await
         .expect("the operator user connects");
@@ -291,7 +297,25 @@ async fn the_compose_topology_works_as_plain_processes_and_the_acl_holds() {
     probe.expect_after(statuses, "home/security/status", json_field("state", "disarmed"), WITHIN).await.unwrap();
     probe.expect_after(sirens, "home/security/alarm", json_field("state", "OFF"), WITHIN).await.unwrap();
 
-    // 4. The ACL: the front door's user may not sound the siren, fake a window or arm the panel.
+    // 4. Home Assistant's user reads every daemon's discovery config (each device may write its own).
+    let ha_password = env_password("HOMEASSISTANT");
+    let mut ha = Probe::connect_as(&url, "compose-test-homeassistant", Some(("homeassistant", &ha_password)))
+        .await
+        .expect("the homeassistant user connects");
+    ha.subscribe("homeassistant/#").await.unwrap();
+    for topic in [
+        "homeassistant/binary_sensor/home_front/door/config",
+        "homeassistant/alarm_control_panel/home_security-controller/panel/config",
+        "homeassistant/light/home_kitchen/light/config",
+        "homeassistant/siren/home_siren/siren/config",
+        "homeassistant/sensor/home_circadian/phase/config",
+    ] {
+        ha.expect(topic, |p| !p.is_empty(), WITHIN).await.unwrap_or_else(|e| panic!("{topic}: {e:#}"));
+    }
+    drop(ha);
+
+    // 5. The ACL: the front door's user may not sound the siren, fake a window, arm the panel or
+    //    rewrite another device's discovery config.
     let front = daemons.iter().find(|d| d.id == "front").expect("a front door service");
     let (user, password) = (front.username.clone(), front.password.clone());
     let mut intruder = Probe::connect_as(&url, "front-acl-test", Some((&user, &password))).await.unwrap();
@@ -300,6 +324,7 @@ async fn the_compose_topology_works_as_plain_processes_and_the_acl_holds() {
     intruder.publish("home/control/alarm", r#"{"state":"ON","reason":"acl test"}"#, false).await.unwrap();
     intruder.publish("home/security/window/kitchen-window", r#"{"state":"OPEN"}"#, true).await.unwrap();
     intruder.publish("home/security/panel/set", r#"{"action":"TRIGGER"}"#, false).await.unwrap();
+    intruder.publish("homeassistant/siren/home_siren/siren/config", "", true).await.unwrap();
     probe.expect_none("home/control/alarm", json_field("reason", "acl test"), Duration::from_secs(2)).await.unwrap();
     assert_eq!(probe.count("home/security/alarm"), sirens, "the siren reacted to the door sensor's user");
     assert!(
@@ -307,7 +332,12 @@ async fn the_compose_topology_works_as_plain_processes_and_the_acl_holds() {
         "the panel reacted to the door sensor's user"
     );
     let log = mosquitto.log();
-    for topic in ["home/control/alarm", "home/security/window/kitchen-window", "home/security/panel/set"] {
+    for topic in [
+        "home/control/alarm",
+        "home/security/window/kitchen-window",
+        "home/security/panel/set",
+        "homeassistant/siren/home_siren/siren/config",
+    ] {
         assert!(
             log.lines().any(|l| l.contains("Denied PUBLISH from front-acl-test") && l.contains(topic)),
             "no denial of {topic} in the broker log"
@@ -318,12 +348,12 @@ async fn the_compose_topology_works_as_plain_processes_and_the_acl_holds() {
     probe.expect("home/security/door/front", |p| p == br#"{"state":"CLOSED"}"#, WITHIN).await.unwrap();
     drop(intruder);
 
-    // 5. A wrong password, and no password at all, are refused.
+    // 6. A wrong password, and no password at all, are refused.
     let refused = Probe::connect_as(&url, "front-wrong-password", Some((&user, "not-the-password"))).await;
     assert!(refused.is_err(), "a wrong password was accepted");
     assert!(Probe::connect(&url, "anonymous-test").await.is_err(), "an anonymous client was accepted");
 
-    // 6. SIGTERM, as `docker compose stop` sends: each daemon says offline and exits 0.
+    // 7. SIGTERM, as `docker compose stop` sends: each daemon says offline and exits 0.
     for d in &mut daemons {
         let child = d.child.as_ref().unwrap();
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
