@@ -28,3 +28,22 @@ fn a_phase_interval_reads_as_a_duration() {
     let (ok, text) = print_config(&["--phase-interval", "soon"]);
     assert!(!ok && text.contains("500ms"), "{text}");
 }
+
+#[test]
+fn home_assistant_discovery_flags_are_read_and_checked() {
+    let (ok, text) = print_config(&[]);
+    assert!(
+        ok && text.contains("ha_discovery = true") && text.contains(r#"ha_discovery_prefix = "homeassistant""#),
+        "{text}"
+    );
+    let (ok, text) = print_config(&["--ha-discovery", "false", "--ha-discovery-prefix", "ha/home"]);
+    assert!(
+        ok && text.contains("ha_discovery = false") && text.contains(r#"ha_discovery_prefix = "ha/home""#),
+        "{text}"
+    );
+    for bad in ["ha/#", "+", "", "/ha"] {
+        let (ok, text) = print_config(&["--ha-discovery-prefix", bad]);
+        assert!(!ok && text.contains("mqtt.ha_discovery_prefix") && text.contains("homeassistant"), "{bad}:\n{text}");
+        assert_eq!(text.lines().filter(|l| !l.trim().is_empty()).count(), 1, "one clear line:\n{text}");
+    }
+}
