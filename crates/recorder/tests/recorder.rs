@@ -205,8 +205,10 @@ async fn a_database_it_cannot_open_is_a_trouble_and_nothing_is_lost() {
     std::fs::create_dir(&database).unwrap();
     let topics = Topics::default();
     let health = topics.name(&Topic::Health("recorder".into()));
+    let availability = topics.name(&Topic::Availability("recorder".into()));
     let mut probe = Probe::connect(&url, "db-trouble").await.unwrap();
     probe.subscribe(&health).await.unwrap();
+    probe.subscribe(&availability).await.unwrap();
     let recorder = Running::spawn({
         let config = config(&url, &database);
         move |shutdown| recorder::run(config, shutdown)
@@ -217,6 +219,10 @@ async fn a_database_it_cannot_open_is_a_trouble_and_nothing_is_lost() {
         .unwrap();
     let trouble = Health::decode(&trouble).unwrap();
     assert!(trouble.problems[0].contains(&database.display().to_string()), "{:?}", trouble.problems);
+    // The trouble is found at start, before the first connect, so it may reach the broker ahead of
+    // the recorder's subscriptions; `online` comes after them. A command published before them is
+    // not the recorder's to keep (a new session): publish once it hears its topics.
+    probe.expect(&availability, |p| p == b"online", WITHIN).await.unwrap();
 
     let alarm = topics.name(&Topic::AlarmControl);
     for _ in 0..20 {
