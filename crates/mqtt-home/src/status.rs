@@ -611,7 +611,7 @@ panel    pending (away), not ready
          entry delay: 6 s left   last trigger: front, just now   changed by: alice
 
 sensors  door    front           OPEN  3 min ago
-         window  kitchen-window  unreadable: sensor reading: `ajar` is not JSON or a sensor state
+         window  kitchen-window  unreadable: sensor reading: `ajar` is not JSON or a window state (OPEN/CLOSED, ON/OFF, true/false, 1/0)
 
 lights   kitchen  ON  40 %  3000 K  manual  30 s ago
 

@@ -144,8 +144,9 @@ async fn garbage_on_every_subscribed_topic_is_ignored(url: String) {
         b"{",
         b"null",
         br#"{"phase":"noon"}"#,
-        br#"{"state":"ON","brightness":250}"#,
-        b"\"ON\"",
+        // Garbage on every topic: `ON` would be a motion sensor's word, `DIM` is no one's.
+        br#"{"state":"DIM","brightness":250}"#,
+        b"\"DIM\"",
         &oversized,
     ];
     let topics = [

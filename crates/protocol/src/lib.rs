@@ -9,7 +9,7 @@
 //! [`DecodeError`] that says what was wrong. Commands also accept the bare words a person types
 //! into `mosquitto_pub` (`ON`, `OFF`, `50`, `ARM_AWAY`).
 //!
-//! This crate depends on serde only: nothing async, nothing MQTT-client specific.
+//! This crate depends on serde and jiff (times) only: nothing async, nothing MQTT-client specific.
 
 mod device;
 pub mod discovery;

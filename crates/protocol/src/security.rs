@@ -109,32 +109,88 @@ impl Payload for SensorReading {
 }
 
 impl SensorReading {
-    /// Decodes a reading on a `kind` topic and checks the state fits the kind (a door cannot say `MOTION`).
+    /// Reads a reading on a `kind` topic by what it means, as real devices send it:
     ///
-    /// A bare `OPEN`, `CLOSED`, `MOTION` or `NO_MOTION` is accepted too (`device_id` is then empty
-    /// and `ts` zero), so a person can simulate a sensor with `mosquitto_pub`.
+    /// - JSON with a `state`; `device_id` and `ts` are optional (the topic names the device and
+    ///   the receiver's clock stands in: `device_id` is then empty and `ts` zero), `ts` is RFC 3339
+    ///   with any offset or an epoch number, and other fields (`battery`, `linkquality`) are
+    ///   ignored;
+    /// - the state as a word in any case, per kind: `OPEN`/`CLOSED`, `MOTION`/`NO_MOTION`, and for
+    ///   every kind `ON`/`OFF`, `true`/`false`, `1`/`0` (active/idle); in JSON also as a boolean
+    ///   or a number; bare, as a person types it into `mosquitto_pub`.
+    ///
+    /// A state of another kind (a door saying `MOTION`) is an error that says so.
     pub fn decode_for(kind: SensorKind, bytes: &[u8]) -> Result<SensorReading, DecodeError> {
         let s = text(Self::WHAT, bytes)?;
-        let reading = if is_json(s) {
-            decode_json(Self::WHAT, bytes)?
-        } else {
-            let state = SensorState::from_word(s).ok_or_else(|| {
-                DecodeError::invalid(Self::WHAT, format!("`{}` is not JSON or a sensor state", clip(s)))
+        if !s.starts_with('{') {
+            let word = s.trim_matches('"');
+            let state = kind.state_of(word)?.ok_or_else(|| {
+                DecodeError::invalid(
+                    Self::WHAT,
+                    format!("`{}` is not JSON or a {kind} state ({})", clip(s), kind.words()),
+                )
             })?;
-            SensorReading { state, device_id: String::new(), ts: Timestamp(0) }
-        };
-        if !reading.state.fits(kind) {
-            return Err(DecodeError::invalid(
-                Self::WHAT,
-                format!(
-                    "a {kind} sensor reports {} or {}, not {}",
-                    kind.active().as_str(),
-                    kind.idle().as_str(),
-                    reading.state.as_str()
-                ),
-            ));
+            return Ok(SensorReading { state, device_id: String::new(), ts: Timestamp(0) });
         }
-        Ok(reading)
+        let serde_json::Value::Object(fields) = decode_json::<serde_json::Value>(Self::WHAT, bytes)? else {
+            unreachable!("a payload that starts with `{{` and parses is an object")
+        };
+        let bad = |detail: String| DecodeError::invalid(Self::WHAT, detail);
+        let state = match fields.get("state") {
+            Some(serde_json::Value::String(word)) => kind.state_of(word)?,
+            Some(serde_json::Value::Bool(on)) => Some(if *on { kind.active() } else { kind.idle() }),
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(1) => Some(kind.active()),
+            Some(serde_json::Value::Number(n)) if n.as_u64() == Some(0) => Some(kind.idle()),
+            Some(other) => {
+                return Err(bad(format!(
+                    "state {} is not a {kind} state ({})",
+                    clip(&other.to_string()),
+                    kind.words()
+                )));
+            }
+            None => return Err(bad(format!("no `state` field; a {kind} reading needs one ({})", kind.words()))),
+        }
+        .ok_or_else(|| bad(format!("state {} is not a {kind} state ({})", fields["state"], kind.words())))?;
+        let device_id = match fields.get("device_id") {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(id)) => id.clone(),
+            Some(other) => return Err(bad(format!("device_id {} is not a string", clip(&other.to_string())))),
+        };
+        let ts = match fields.get("ts") {
+            None | Some(serde_json::Value::Null) => Timestamp(0),
+            Some(ts) => serde_json::from_value(ts.clone()).map_err(|e| bad(format!("ts: {e}")))?,
+        };
+        Ok(SensorReading { state, device_id, ts })
+    }
+}
+
+impl SensorKind {
+    /// The state a word means for this kind; `Ok(None)` for a word no sensor uses, an error for
+    /// the state of another kind.
+    fn state_of(self, word: &str) -> Result<Option<SensorState>, DecodeError> {
+        let word = word.trim().to_ascii_uppercase();
+        let meant = match word.as_str() {
+            "ON" | "TRUE" | "1" => Some(self.active()),
+            "OFF" | "FALSE" | "0" => Some(self.idle()),
+            _ => SensorState::from_word(&word),
+        };
+        match meant {
+            Some(state) if !state.fits(self) => Err(DecodeError::invalid(
+                SensorReading::WHAT,
+                format!(
+                    "a {self} sensor reports {} or {}, not {}",
+                    self.active().as_str(),
+                    self.idle().as_str(),
+                    state.as_str()
+                ),
+            )),
+            meant => Ok(meant),
+        }
+    }
+
+    /// The words a reading of this kind may say, for error messages.
+    fn words(self) -> String {
+        format!("{}/{}, ON/OFF, true/false, 1/0", self.active().as_str(), self.idle().as_str())
     }
 }
 
@@ -474,7 +530,66 @@ mod tests {
         assert!(err.contains("a motion sensor reports MOTION or NO_MOTION, not OPEN"), "{err}");
         assert_eq!(SensorReading::decode_for(SensorKind::Motion, b"motion").unwrap().state, SensorState::Motion);
         assert!(SensorReading::decode_for(SensorKind::Window, b"ajar").is_err());
-        assert!(SensorReading::decode_for(SensorKind::Window, br#"{"state":"OPEN"}"#).is_err());
+    }
+
+    /// Every payload of the issue's table, on a door topic, means open.
+    #[test]
+    fn readings_are_read_by_what_they_mean() {
+        let t = Timestamp(1_795_664_447_137);
+        let cases: &[(&str, &str, Timestamp)] = &[
+            ("OPEN", "", Timestamp(0)),
+            ("open", "", Timestamp(0)),
+            ("ON", "", Timestamp(0)),
+            ("1", "", Timestamp(0)),
+            ("true", "", Timestamp(0)),
+            (r#""OPEN""#, "", Timestamp(0)),
+            (r#"{"state":"OPEN"}"#, "", Timestamp(0)),
+            (r#"{"state":"open"}"#, "", Timestamp(0)),
+            (r#"{"state":true}"#, "", Timestamp(0)),
+            (r#"{"state":1}"#, "", Timestamp(0)),
+            (r#"{"state":"OPEN","device_id":"x","ts":"2026-11-26T03:40:47.137782+00:00"}"#, "x", t),
+            (r#"{"state":"OPEN","device_id":"x","ts":"2026-11-26T03:40:47.137Z","battery":97}"#, "x", t),
+            (r#"{"state":"OPEN","ts":1795664447.137}"#, "", t),
+            (r#"{"state":"OPEN","ts":1795664447137}"#, "", t),
+            (r#"{"state":"OPEN","device_id":null,"ts":null}"#, "", Timestamp(0)),
+        ];
+        for (payload, id, ts) in cases {
+            let reading = SensorReading::decode_for(SensorKind::Door, payload.as_bytes());
+            assert_eq!(
+                reading,
+                Ok(SensorReading { state: SensorState::Open, device_id: id.to_string(), ts: *ts }),
+                "{payload}"
+            );
+        }
+        for (payload, state) in [
+            ("OFF", SensorState::NoMotion),
+            ("false", SensorState::NoMotion),
+            ("no_motion", SensorState::NoMotion),
+            (r#"{"state":"ON"}"#, SensorState::Motion),
+        ] {
+            assert_eq!(
+                SensorReading::decode_for(SensorKind::Motion, payload.as_bytes()).map(|r| r.state),
+                Ok(state),
+                "{payload}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_cannot_be_read_says_why() {
+        for (payload, needle) in [
+            ("ajar", "`ajar` is not JSON or a door state (OPEN/CLOSED, ON/OFF, true/false, 1/0)"),
+            ("MOTION", "a door sensor reports OPEN or CLOSED, not MOTION"),
+            (r#"{"contact":false}"#, "no `state` field"),
+            (r#"{"state":"ajar"}"#, "state \"ajar\" is not a door state"),
+            (r#"{"state":2}"#, "state 2 is not a door state"),
+            (r#"{"state":"OPEN","ts":"yesterday"}"#, "ts: `yesterday` is not an RFC 3339 time"),
+            (r#"{"state":"OPEN","device_id":7}"#, "device_id 7 is not a string"),
+            ("{", "EOF"),
+        ] {
+            let err = SensorReading::decode_for(SensorKind::Door, payload.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(needle) && err.starts_with("sensor reading"), "{payload}: {err}");
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Timestamps on the wire: RFC 3339 UTC strings with milliseconds, e.g. `2026-11-22T18:04:05.120Z`.
+//! Timestamps on the wire: printed as RFC 3339 in UTC with milliseconds
+//! (`2026-11-22T18:04:05.120Z`), read with any offset or as an epoch number.
 //!
 //! Inside the code a [`Timestamp`] is milliseconds since the Unix epoch, so deadlines can be
-//! persisted and compared after a restart. The conversion is done here by hand (civil-from-days)
-//! to keep this crate free of a date library.
+//! persisted and compared after a restart. Parsing and printing are jiff's: a hand-written
+//! calendar here refused `+00:00`, which is what Python's `isoformat()` writes.
 
 use std::fmt;
 
@@ -37,58 +38,33 @@ impl Timestamp {
         std::time::Duration::from_millis(self.0.saturating_sub(earlier.0))
     }
 
-    /// Parses the RFC 3339 form this type prints (`Z` only; fractional seconds optional).
+    /// Parses an RFC 3339 time with any offset (`Z`, `+00:00` as Python's `isoformat()` writes
+    /// it, `+01:00`), fractional seconds optional; jiff reads it.
     pub fn parse_rfc3339(s: &str) -> Option<Timestamp> {
-        let b = s.as_bytes();
-        if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        let t: jiff::Timestamp = s.trim().parse().ok()?;
+        u64::try_from(t.as_millisecond()).ok().map(Timestamp)
+    }
+
+    /// An epoch number as devices send it: seconds (a fraction allowed), or milliseconds when
+    /// it is too large to be seconds (1e11 seconds is the year 5138; 1e11 milliseconds, 1973).
+    pub fn from_epoch(n: f64) -> Option<Timestamp> {
+        if !n.is_finite() || n < 0.0 {
             return None;
         }
-        let num = |r: std::ops::Range<usize>| -> Option<u64> {
-            let part = s.get(r)?;
-            if !part.bytes().all(|c| c.is_ascii_digit()) {
-                return None;
-            }
-            part.parse().ok()
-        };
-        let (year, month, day) = (num(0..4)? as i64, num(5..7)?, num(8..10)?);
-        let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-            return None;
-        }
-        let rest = &s[19..];
-        let (millis, rest) = match rest.strip_prefix('.') {
-            Some(frac) => {
-                let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-                if digits == 0 {
-                    return None;
-                }
-                let mut ms = 0u64;
-                for (i, c) in frac[..digits].bytes().take(3).enumerate() {
-                    ms += u64::from(c - b'0') * 10u64.pow(2 - i as u32);
-                }
-                (ms, &frac[digits..])
-            }
-            None => (0, rest),
-        };
-        if rest != "Z" {
-            return None;
-        }
-        let days = days_from_civil(year, month as i64, day as i64);
-        if days < 0 {
-            return None;
-        }
-        let secs = days as u64 * 86_400 + hour * 3600 + minute * 60 + second;
-        Some(Timestamp(secs * 1000 + millis))
+        let ms = if n >= 1e11 { n } else { n * 1000.0 };
+        // jiff's range ends in the year 9999: 253 402 300 799 999 ms.
+        (ms <= 253_402_300_799_999.0).then(|| Timestamp(ms.round() as u64))
     }
 }
 
 impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC with milliseconds; a time past jiff's range (the end of the year 9999) prints as its end.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0 / 1000;
-        let millis = self.0 % 1000;
-        let (year, month, day) = civil_from_days((secs / 86_400) as i64);
-        let rem = secs % 86_400;
-        write!(f, "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z", rem / 3600, (rem / 60) % 60, rem % 60)
+        let t = i64::try_from(self.0)
+            .ok()
+            .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+            .unwrap_or(jiff::Timestamp::MAX);
+        write!(f, "{t:.3}")
     }
 }
 
@@ -99,36 +75,35 @@ impl Serialize for Timestamp {
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
+    /// An RFC 3339 string with any offset, or an epoch number (see [`Timestamp::from_epoch`]).
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(deserializer)?;
-        Timestamp::parse_rfc3339(&s).ok_or_else(|| {
-            serde::de::Error::custom(format!("`{s}` is not an RFC 3339 UTC time like 2026-11-22T18:04:05.120Z"))
-        })
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = Timestamp;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time like 2026-11-22T18:04:05.120Z, or an epoch number")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_rfc3339(s)
+                    .ok_or_else(|| E::custom(format!("`{s}` is not an RFC 3339 time like 2026-11-22T18:04:05.120Z")))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Timestamp, E> {
+                self.visit_f64(n as f64)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Timestamp, E> {
+                self.visit_f64(n as f64)
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Timestamp, E> {
+                Timestamp::from_epoch(n).ok_or_else(|| E::custom(format!("{n} is not a time since the epoch")))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
-}
-
-// Howard Hinnant's algorithms, valid for the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u64, u64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u64;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u64;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = if month > 2 { month - 3 } else { month + 9 };
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]
@@ -152,15 +127,25 @@ mod tests {
     }
 
     #[test]
+    fn any_offset_and_epoch_numbers_are_read() {
+        let at = Timestamp(1_795_370_645_120);
+        let t = Some(at);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-22T18:04:05.120+00:00"), t);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-22T19:04:05.120+01:00"), t);
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-22T18:04:05.120782+00:00"), t);
+        assert_eq!(Timestamp::from_epoch(1_795_370_645.12), t);
+        assert_eq!(Timestamp::from_epoch(1_795_370_645_120.0), t);
+        assert_eq!(Timestamp::from_epoch(-1.0), None);
+        let read = |json: &str| serde_json::from_str::<Timestamp>(json).map_err(|e| e.to_string());
+        assert_eq!(read("1795370645.12"), Ok(at));
+        assert_eq!(read(r#""2026-11-22T18:04:05.120+00:00""#), Ok(at));
+        assert!(read(r#""yesterday""#).unwrap_err().contains("`yesterday` is not an RFC 3339 time"));
+        assert!(Timestamp(u64::MAX).to_string().starts_with("9999-12-"), "past the range: its end");
+    }
+
+    #[test]
     fn parse_rejects_malformed_times() {
-        for bad in [
-            "",
-            "2026-11-22",
-            "2026-13-01T00:00:00Z",
-            "2026-11-22T18:04:05+01:00",
-            "2026-11-22T18:04:05.Z",
-            "x026-11-22T18:04:05Z",
-        ] {
+        for bad in ["", "2026-11-22", "2026-13-01T00:00:00Z", "2026-11-22T18:04:05.Z", "x026-11-22T18:04:05Z"] {
             assert_eq!(Timestamp::parse_rfc3339(bad), None, "{bad}");
         }
     }
