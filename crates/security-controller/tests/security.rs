@@ -239,6 +239,36 @@ async fn an_intrusion_through_a_perimeter_window_sounds_the_siren(url: String) {
 }
 on_both_brokers!(perimeter_intrusion, super::an_intrusion_through_a_perimeter_window_sounds_the_siren);
 
+/// Every payload of the issue's table, as foreign devices and scripts send it, trips the armed
+/// panel: no `device_id` or `ts`, Python's `isoformat()` time, an epoch `ts`, any case, `ON`, `1`.
+async fn readings_as_real_devices_send_them_trip_the_panel(url: String) {
+    let mut home = Home::start(url.clone()).await;
+    let topic = sensor_topic(SensorKind::Window, "hall-window");
+    for payload in [
+        "OPEN",
+        "open",
+        r#"{"state":"OPEN","device_id":"hall-window","ts":"2026-11-26T03:40:47Z","battery":97}"#,
+        r#"{"state":"OPEN"}"#,
+        r#"{"state":"OPEN","device_id":"x","ts":"2026-11-26T03:40:47.137782+00:00"}"#,
+        r#"{"state":"OPEN","ts":1795664447}"#,
+        r#"{"state":"open"}"#,
+        r#"{"state":true,"linkquality":120}"#,
+        "ON",
+        "1",
+    ] {
+        home.probe.publish(&topic, "CLOSED", true).await.unwrap();
+        home.arm_away().await;
+        let n = home.probe.count(STATUS);
+        home.probe.publish(&topic, payload, true).await.unwrap();
+        if let Err(e) = home.probe.expect_after(n, STATUS, status("triggered"), WITHIN).await {
+            panic!("{payload} did not trip the panel: {e:#}");
+        }
+        home.disarm_ok(PIN).await;
+    }
+    home.stop().await;
+}
+on_both_brokers!(readings_by_meaning, super::readings_as_real_devices_send_them_trip_the_panel);
+
 async fn the_right_code_within_the_entry_delay_means_no_alarm(url: String) {
     let mut home = Home::start(url.clone()).await;
     let door = Sensor::connect(&url, SensorKind::Door, "front").await;
