@@ -228,9 +228,11 @@ fn to_input(topics: &Topics, parsed: Topic, payload: &[u8]) -> Option<Incoming> 
         Topic::Sensor { kind, id } => match SensorReading::decode_for(kind, payload) {
             Ok(reading) => Some(Incoming::Input(Input::Sensor { kind, id, state: reading.state })),
             Err(e) => {
-                let topic = topics.name(&Topic::Sensor { kind, id });
-                tracing::warn!("ignored a message on {topic}: {e}; see docs/protocol.md");
-                None
+                let topic = topics.name(&Topic::Sensor { kind, id: id.clone() });
+                tracing::warn!(
+                    "unreadable message on {topic} (a trouble until it sends a reading): {e}; see docs/protocol.md"
+                );
+                Some(Incoming::Input(Input::Unreadable { kind, id, error: e.to_string() }))
             }
         },
         Topic::Availability(id) => match Availability::decode(payload) {

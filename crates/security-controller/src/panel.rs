@@ -131,6 +131,13 @@ pub enum Input {
         id: String,
         state: SensorState,
     },
+    /// A reading on a sensor's topic that cannot be read (`error` says why): a trouble, never
+    /// only a log line.
+    Unreadable {
+        kind: SensorKind,
+        id: String,
+        error: String,
+    },
     /// A zero-length retained publish on a sensor's topic: how MQTT takes a device out.
     SensorCleared {
         kind: SensorKind,
@@ -262,6 +269,7 @@ impl Panel {
             Input::Tick => {}
             Input::Command(command) => self.command(config, command, now, &mut events),
             Input::Sensor { kind, id, state } => self.sensor(config, kind, id, state, now, &mut events),
+            Input::Unreadable { kind, id, error } => self.unreadable(kind, id, &error, now, &mut events),
             Input::SensorCleared { kind, id } => self.cleared(config, kind, &id, now, &mut events),
             Input::Availability { id, online } => self.availability(config, &id, online, now, &mut events),
             Input::Saved(outcome) => self.saved_outcome(outcome, now, &mut events),
@@ -698,6 +706,24 @@ impl Panel {
         }
         let zone = config.zone(kind, &id);
         self.trip(config, zone, &id, now, events, &format!("{kind} {id} {}", state.as_str().to_lowercase()));
+    }
+
+    /// A sensor sent what cannot be read: a trouble (it keeps the panel from arming unforced)
+    /// until it sends a reading again. It is no sign of life: `last_seen` stays, so a sensor heard
+    /// of only through unreadable readings is supervised from the first of them and goes silent.
+    fn unreadable(&mut self, kind: SensorKind, id: String, error: &str, now: Timestamp, events: &mut Events<'_>) {
+        let info = self.sensors.entry(id.clone()).or_insert_with(|| SensorInfo::new(kind, now));
+        if info.trouble {
+            return;
+        }
+        info.trouble = true;
+        events.push(
+            PanelEventKind::Trouble,
+            None,
+            None,
+            vec![id.clone()],
+            format!("unreadable readings from {id}: {error}"),
+        );
     }
 
     /// A sensor's retained reading was cleared. One only learned from the broker is forgotten; one

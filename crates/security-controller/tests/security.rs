@@ -452,6 +452,16 @@ async fn garbage_on_every_topic_is_ignored_and_the_panel_stays_intact(url: Strin
         }
     }
     // A bare DISARM carries no code: it is a wrong code, not garbage; these count as attempts.
+    // What a sensor sent that cannot be read is a trouble and an event, not only a log line.
+    let unreadable =
+        |p: &[u8]| PanelEvent::decode(p).is_ok_and(|e| e.message.starts_with("unreadable readings from front"));
+    home.probe.expect(EVENTS, unreadable, WITHIN).await.unwrap();
+    let troubled = |p: &[u8]| {
+        PanelStatus::decode(p).is_ok_and(|s| {
+            ["front", "hall-motion", "kitchen-window"].iter().all(|id| s.troubles.contains(&id.to_string()))
+        })
+    };
+    home.probe.expect(STATUS, troubled, WITHIN).await.unwrap();
     // The panel is still armed and still works: an intrusion still triggers.
     let latest = home.probe.seen(STATUS).pop().unwrap();
     assert!(status("armed_away")(&latest), "{}", String::from_utf8_lossy(&latest));

@@ -392,6 +392,42 @@ fn a_silent_sensor_becomes_trouble_through_ticks() {
 }
 
 #[test]
+fn unreadable_readings_are_a_trouble_until_the_sensor_reads_again() {
+    let c = PanelConfig {
+        zones: crate::config::ZoneRules {
+            perimeter: ZoneRule { tamper_triggers: false, supervision_s: 60 },
+            ..crate::config::ZoneRules::default()
+        },
+        ..config()
+    };
+    let ajar = || Input::Unreadable { kind: SensorKind::Window, id: "w".into(), error: "`ajar` is not JSON".into() };
+    // A sensor heard of only through unreadable readings: known, in trouble, once (not per message).
+    let (p, actions) = run(&c, &[(0, ajar())]);
+    assert_eq!(events(&actions), [E::Trouble]);
+    let trouble = actions.iter().find_map(|a| if let Action::Event(e) = a { Some(e.message.clone()) } else { None });
+    assert_eq!(trouble.as_deref(), Some("unreadable readings from w: `ajar` is not JSON"));
+    assert_eq!(p.status(&c, at(0), ID).troubles, ["w"]);
+    let (p, actions) = run_from(p, &c, &[(1, ajar()), (2, ajar())]);
+    assert!(events(&actions).is_empty(), "one trouble, not one a message: {actions:?}");
+    let (p, actions) = run_from(p, &c, &[(3, arm_away())]);
+    assert_eq!(events(&actions), [E::FailedToArm], "not ready while a sensor cannot be read");
+    // A reading again: restored, and supervised from then on like any sensor.
+    let (p, actions) = run_from(p, &c, &[(10, close(SensorKind::Window, "w"))]);
+    assert_eq!(events(&actions), [E::Restored]);
+    assert!(p.status(&c, at(10), ID).troubles.is_empty());
+    let (_, actions) = run_from(p, &c, &[(71, Input::Tick)]);
+    assert_eq!(events(&actions), [E::Trouble], "silent past its window");
+}
+
+#[test]
+fn a_sensor_that_only_sends_unreadable_readings_is_supervised_from_the_first() {
+    let (p, _) =
+        run(&config(), &[(0, Input::Unreadable { kind: SensorKind::Door, id: "d".into(), error: "x".into() })]);
+    let info = &p.sensors["d"];
+    assert_eq!((info.kind, info.last_seen, info.trouble), (SensorKind::Door, at(0), true));
+}
+
+#[test]
 fn restart_mid_entry_delay_triggers_when_the_delay_ran_out_meanwhile() {
     let c = config();
     let (p, _) = run(&c, &[(0, arm_away()), (30, Input::Tick), (100, open(SensorKind::Door, "front"))]);
