@@ -200,6 +200,11 @@ impl Events<'_> {
             ts: self.now,
         });
     }
+
+    /// A trouble of sensor (or panel) `id`.
+    fn trouble(&mut self, id: &str, message: String) {
+        self.push(PanelEventKind::Trouble, None, None, vec![id.to_owned()], message);
+    }
 }
 
 impl Panel {
@@ -450,7 +455,7 @@ impl Panel {
                 );
                 self.save_trouble = Some(SaveTrouble { error, retry_at: now.plus(SAVE_RETRY) });
                 let id = events.device_id.to_owned();
-                events.push(PanelEventKind::Trouble, None, None, vec![id], message);
+                events.trouble(&id, message);
             }
         }
     }
@@ -717,13 +722,7 @@ impl Panel {
             return;
         }
         info.trouble = true;
-        events.push(
-            PanelEventKind::Trouble,
-            None,
-            None,
-            vec![id.clone()],
-            format!("unreadable readings from {id}: {error}"),
-        );
+        events.trouble(&id, format!("unreadable readings from {id}: {error}"));
     }
 
     /// A sensor's retained reading was cleared. One only learned from the broker is forgotten; one
@@ -738,7 +737,7 @@ impl Panel {
             info.trouble = true;
             info.active = false;
             let message = format!("{id}: its reading was cleared, but it is listed in [panel.sensors]");
-            events.push(PanelEventKind::Trouble, None, None, vec![id.to_owned()], message);
+            events.trouble(id, message);
             self.tamper(config, kind, id, now, events, "was cleared");
         } else if self.sensors.remove(id).is_some() {
             self.bypassed.remove(id);
@@ -835,7 +834,7 @@ impl Panel {
             } else {
                 format!("{id} offline for more than {} s", grace.as_secs())
             };
-            events.push(PanelEventKind::Trouble, None, None, vec![id.clone()], message);
+            events.trouble(&id, message);
             self.tamper(config, kind, &id, now, events, "went offline");
         }
 
@@ -853,13 +852,7 @@ impl Panel {
             if let Some(info) = self.sensors.get_mut(&id) {
                 info.trouble = true;
             }
-            events.push(
-                PanelEventKind::Trouble,
-                None,
-                None,
-                vec![id.clone()],
-                format!("{id} silent for more than {window} s"),
-            );
+            events.trouble(&id, format!("{id} silent for more than {window} s"));
             self.tamper(config, kind, &id, now, events, "went silent");
         }
     }

@@ -369,15 +369,20 @@ fn a_sensor_going_offline_while_armed_is_trouble_and_tamper_where_configured() {
     assert!(actions.is_empty());
 }
 
-#[test]
-fn a_silent_sensor_becomes_trouble_through_ticks() {
-    let c = PanelConfig {
+/// The test config with perimeter sensors supervised every `secs`, and no tamper.
+fn perimeter_supervised(secs: u64) -> PanelConfig {
+    PanelConfig {
         zones: crate::config::ZoneRules {
-            perimeter: ZoneRule { tamper_triggers: false, supervision_s: 60 },
+            perimeter: ZoneRule { tamper_triggers: false, supervision_s: secs },
             ..crate::config::ZoneRules::default()
         },
         ..config()
-    };
+    }
+}
+
+#[test]
+fn a_silent_sensor_becomes_trouble_through_ticks() {
+    let c = perimeter_supervised(60);
     let (p, _) = run(&c, &[(0, close(SensorKind::Window, "w"))]);
     assert_eq!(p.next_deadline(&c), Some(at(60).plus(Duration::from_millis(1))));
     let (p, actions) = run_from(p, &c, &[(60, Input::Tick)]);
@@ -393,13 +398,7 @@ fn a_silent_sensor_becomes_trouble_through_ticks() {
 
 #[test]
 fn unreadable_readings_are_a_trouble_until_the_sensor_reads_again() {
-    let c = PanelConfig {
-        zones: crate::config::ZoneRules {
-            perimeter: ZoneRule { tamper_triggers: false, supervision_s: 60 },
-            ..crate::config::ZoneRules::default()
-        },
-        ..config()
-    };
+    let c = perimeter_supervised(60);
     let ajar = || Input::Unreadable { kind: SensorKind::Window, id: "w".into(), error: "`ajar` is not JSON".into() };
     // A sensor heard of only through unreadable readings: known, in trouble, once (not per message).
     let (p, actions) = run(&c, &[(0, ajar())]);
