@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 const BUILT_IN: &[(&str, &str)] = &[
     ("home.toml", include_str!("../../../config/home.toml")),
     ("alarm-actuator.toml", include_str!("../../../config/alarm-actuator.toml")),
+    ("bridge.toml", include_str!("../../../config/bridge.toml")),
     ("dashboard.toml", include_str!("../../../config/dashboard.toml")),
     ("circadian-sensor.toml", include_str!("../../../config/circadian-sensor.toml")),
     ("door-sensor.toml", include_str!("../../../config/door-sensor.toml")),

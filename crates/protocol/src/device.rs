@@ -55,6 +55,7 @@ pub enum DeviceKind {
     ControlCli,
     Recorder,
     Dashboard,
+    Bridge,
 }
 
 /// Published retained on `<root>/devices/<id>/announce` on every connect: who this is and what it does.

@@ -192,6 +192,7 @@ pub fn model(kind: DeviceKind) -> &'static str {
         DeviceKind::ControlCli => "mqtt-home",
         DeviceKind::Recorder => "recorder",
         DeviceKind::Dashboard => "dashboard",
+        DeviceKind::Bridge => "bridge",
     }
 }
 
