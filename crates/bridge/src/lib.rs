@@ -19,6 +19,11 @@
 //! | `iot-lights` | `iot/lights/motion`, `iot/lights/circadian_rhythm` | `{'motion_detected': True}`, `sunrise` |
 //! | `generic` | `topic` | the value at JSON `pointer` (or the payload), compared with `on` / `off` |
 //!
+//! And the other way, lights (`kind = "light"`): the home's command on `<root>/lights/<id>/set`
+//! goes to a Zigbee2MQTT bulb as `zigbee2mqtt/<source>/set` (brightness 0–254, `color_temp` in
+//! mireds; its state comes back onto `<root>/lights/<id>/state` in the home's terms) or to a
+//! Tasmota dimmer as `cmnd/<source>/Dimmer`, `POWER` and `CT`.
+//!
 //! What a device sends that its profile cannot read is logged once per device and dropped: the
 //! home's topic keeps its last reading (the panel's supervision notices a device gone silent).
 
@@ -26,11 +31,14 @@ use std::collections::HashSet;
 
 use device_runtime::daemon::DaemonConfig;
 use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Received, Shutdown};
+use protocol::discovery::{kelvin_to_mireds, mireds_to_kelvin};
 use protocol::{
-    CircadianPhase, CircadianReading, DeviceKind, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics,
+    CircadianPhase, CircadianReading, ColorMode, DeviceKind, Effect, LightCommand, LightSource, LightState, Payload,
+    Power, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 
 /// `config/bridge.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +85,8 @@ pub enum Kind {
     Motion,
     /// The sun's phase (the original project's circadian sensor).
     Circadian,
+    /// A bulb or dimmer driven by the home's light commands.
+    Light,
 }
 
 impl Kind {
@@ -85,7 +95,7 @@ impl Kind {
             Kind::Door => Some(SensorKind::Door),
             Kind::Window => Some(SensorKind::Window),
             Kind::Motion => Some(SensorKind::Motion),
-            Kind::Circadian => None,
+            Kind::Circadian | Kind::Light => None,
         }
     }
 }
@@ -149,6 +159,9 @@ impl Mapping {
         if self.kind == Kind::Circadian && !matches!(self.profile, Profile::IotLights) {
             return Err("only the iot-lights profile has a circadian sensor".into());
         }
+        if self.kind == Kind::Light && !matches!(self.profile, Profile::Zigbee2mqtt | Profile::Tasmota) {
+            return Err("lights are zigbee2mqtt bulbs or tasmota dimmers".into());
+        }
         if self.profile == Profile::Generic {
             match (&self.topic, &self.on, &self.off) {
                 (Some(topic), Some(_), Some(_)) if !topic.is_empty() && !topic.contains(['+', '#']) => {}
@@ -169,6 +182,7 @@ impl Mapping {
         let s = &self.source;
         match self.profile {
             Profile::Zigbee2mqtt => format!("zigbee2mqtt/{s}"),
+            Profile::Tasmota if self.kind == Kind::Light => format!("stat/{s}/RESULT"),
             Profile::Tasmota => format!("stat/{s}/POWER"),
             Profile::Esphome => {
                 let (node, name) = s.split_once('/').unwrap_or((s, s));
@@ -251,6 +265,89 @@ impl Mapping {
     }
 }
 
+/// Zigbee2MQTT's brightness scale.
+const Z2M_BRIGHTNESS_MAX: f64 = 254.0;
+
+impl Mapping {
+    /// The home's light command as the foreign device takes it: topic and payload, in order.
+    pub fn light_command(&self, command: &LightCommand) -> Vec<(String, Vec<u8>)> {
+        let s = &self.source;
+        let command = command.in_kelvin();
+        match self.profile {
+            Profile::Tasmota => {
+                let mut out = Vec::new();
+                match (command.state, command.brightness) {
+                    (Some(Power::Off), _) | (_, Some(0)) => out.push((format!("cmnd/{s}/POWER"), b"OFF".to_vec())),
+                    (_, Some(b)) => out.push((format!("cmnd/{s}/Dimmer"), b.to_string().into_bytes())),
+                    (Some(Power::On), None) => out.push((format!("cmnd/{s}/POWER"), b"ON".to_vec())),
+                    (None, None) => {}
+                }
+                if let Some(k) = command.color_temp_k {
+                    // Tasmota's CT is in mireds, 153-500.
+                    let ct = kelvin_to_mireds(k).clamp(153, 500);
+                    out.push((format!("cmnd/{s}/CT"), ct.to_string().into_bytes()));
+                }
+                out
+            }
+            _ => {
+                let mut json = serde_json::Map::new();
+                if let Some(state) = command.state {
+                    json.insert("state".into(), state.as_str().into());
+                }
+                if let Some(b) = command.brightness {
+                    let raw = (f64::from(b) * Z2M_BRIGHTNESS_MAX / 100.0).round() as u64;
+                    json.insert("brightness".into(), raw.into());
+                    if command.state.is_none() {
+                        json.insert("state".into(), if b == 0 { "OFF" } else { "ON" }.into());
+                    }
+                }
+                if let Some(k) = command.color_temp_k {
+                    json.insert("color_temp".into(), kelvin_to_mireds(k).into());
+                }
+                if let Some(t) = command.transition {
+                    json.insert("transition".into(), t.into());
+                }
+                if command.effect == Some(Effect::Flash) || command.flash.is_some() {
+                    json.insert("effect".into(), "blink".into());
+                }
+                vec![(format!("zigbee2mqtt/{s}/set"), Value::Object(json).to_string().into_bytes())]
+            }
+        }
+    }
+
+    /// A foreign light's state in the home's terms; `Ok(None)` for a message without one.
+    pub fn light_state(
+        &self,
+        payload: &[u8],
+        source: LightSource,
+        now: Timestamp,
+    ) -> Result<Option<LightState>, String> {
+        let text = std::str::from_utf8(payload).map_err(|_| "not UTF-8 text".to_owned())?;
+        let json = parse_json(text.trim())?;
+        // Zigbee2MQTT: state, brightness 0-254, color_temp; Tasmota's RESULT: POWER, Dimmer 0-100, CT.
+        let (state_key, level_key, ct_key, scale) = match self.profile {
+            Profile::Tasmota => ("POWER", "Dimmer", "CT", 100.0),
+            _ => ("state", "brightness", "color_temp", Z2M_BRIGHTNESS_MAX),
+        };
+        let Some(state) = json.get(state_key).and_then(Value::as_str) else { return Ok(None) };
+        let state = Power::from_word(state).ok_or_else(|| format!("state `{}` is not ON or OFF", clip(state)))?;
+        let level =
+            json.get(level_key).and_then(Value::as_f64).map(|b| (b * 100.0 / scale).round().clamp(0.0, 100.0) as u8);
+        let mireds = json.get(ct_key).and_then(Value::as_u64).and_then(|m| u16::try_from(m).ok()).filter(|m| *m > 0);
+        Ok(Some(LightState {
+            state,
+            brightness: if state == Power::On { level.unwrap_or(100) } else { 0 },
+            color_temp_k: mireds.map(mireds_to_kelvin),
+            color_mode: mireds.map(|_| ColorMode::ColorTemp),
+            color_temp: mireds,
+            effect: None,
+            source,
+            device_id: self.id.clone(),
+            ts: now,
+        }))
+    }
+}
+
 fn parse_json(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))
 }
@@ -276,21 +373,62 @@ fn clip(s: &str) -> String {
 /// The bridge as a [`Device`].
 pub struct Bridge {
     config: Config,
+    topics: Topics,
     /// Devices whose unreadable messages were already warned about.
     warned: HashSet<usize>,
+    /// Who last set each light, for the state it reports next.
+    set_by: HashMap<String, LightSource>,
 }
 
 impl Bridge {
     pub fn new(config: Config) -> Bridge {
-        Bridge { config, warned: HashSet::new() }
+        let topics = Topics::new(&config.mqtt.topic_root);
+        Bridge { config, topics, warned: HashSet::new(), set_by: HashMap::new() }
+    }
+
+    /// A home light command, for the lights mapped to it.
+    fn command(&mut self, id: &str, payload: &[u8]) -> Vec<Act<()>> {
+        let mut acts = Vec::new();
+        for device in self.config.devices.iter().filter(|d| d.kind == Kind::Light && d.id == id) {
+            match LightCommand::decode(payload) {
+                Ok(command) => {
+                    self.set_by.insert(device.id.clone(), command.source_or_manual());
+                    for (topic, payload) in device.light_command(&command) {
+                        acts.push(Act::Foreign { topic, payload, retain: false });
+                    }
+                }
+                Err(e) => tracing::warn!("ignored a command for {id}: {e}"),
+            }
+        }
+        acts
     }
 
     /// What one foreign message becomes: a reading on the home's topic of each device mapped to
     /// it (one topic may feed several, e.g. a door's contact and a motion's occupancy).
     pub fn translate(&mut self, topic: &str, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
+        if let Ok(Topic::LightSet(id)) = self.topics.parse(topic) {
+            return self.command(&id, payload);
+        }
         let mut acts = Vec::new();
         for (i, device) in self.config.devices.iter().enumerate() {
             if device.topic() != topic {
+                continue;
+            }
+            if device.kind == Kind::Light {
+                let source = self.set_by.get(&device.id).copied().unwrap_or(LightSource::Manual);
+                match device.light_state(payload, source, now) {
+                    Ok(Some(state)) => acts.push(Act::publish(Topic::LightState(device.id.clone()), &state)),
+                    Ok(None) => {}
+                    Err(e) => {
+                        if self.warned.insert(i) {
+                            tracing::warn!(
+                                "{} (bulb {}): cannot read its state on {topic}: {e}",
+                                device.id,
+                                device.source
+                            );
+                        }
+                    }
+                }
                 continue;
             }
             match device.read(payload) {
@@ -328,6 +466,13 @@ impl Device for Bridge {
         let topics = Topics::new(&self.config.mqtt.topic_root);
         let mut spec = DeviceSpec::new(DeviceKind::Bridge);
         let mut foreign: Vec<String> = self.config.devices.iter().map(Mapping::topic).collect();
+        foreign.extend(
+            self.config
+                .devices
+                .iter()
+                .filter(|d| d.kind == Kind::Light)
+                .map(|d| topics.name(&Topic::LightSet(d.id.clone()))),
+        );
         foreign.sort();
         foreign.dedup();
         spec.capabilities =
@@ -337,9 +482,10 @@ impl Device for Bridge {
             .config
             .devices
             .iter()
-            .map(|d| match d.kind.sensor() {
-                Some(kind) => topics.name(&Topic::Sensor { kind, id: d.id.clone() }),
-                None => topics.name(&Topic::Circadian),
+            .map(|d| match (d.kind, d.kind.sensor()) {
+                (_, Some(kind)) => topics.name(&Topic::Sensor { kind, id: d.id.clone() }),
+                (Kind::Light, None) => topics.name(&Topic::LightState(d.id.clone())),
+                _ => topics.name(&Topic::Circadian),
             })
             .collect();
         spec
@@ -462,13 +608,62 @@ mod tests {
     }
 
     #[test]
+    fn home_light_commands_reach_foreign_bulbs_in_their_terms() {
+        let z2m = Mapping { id: "porch".into(), ..device(Kind::Light, Profile::Zigbee2mqtt, "porch_bulb") };
+        let cmd = |json: &str| LightCommand::decode(json.as_bytes()).unwrap();
+        let out = z2m.light_command(&cmd(r#"{"state":"ON","brightness":50,"color_temp_k":4000,"source":"circadian"}"#));
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].0, "zigbee2mqtt/porch_bulb/set");
+        let json: Value = serde_json::from_slice(&out[0].1).unwrap();
+        assert_eq!(json, serde_json::json!({"state": "ON", "brightness": 127, "color_temp": 250}));
+        let full = z2m.light_command(&cmd("100"));
+        assert_eq!(
+            serde_json::from_slice::<Value>(&full[0].1).unwrap(),
+            serde_json::json!({"state": "ON", "brightness": 254})
+        );
+        let state = z2m
+            .light_state(
+                br#"{"state":"ON","brightness":127,"color_temp":250,"linkquality":90}"#,
+                LightSource::Circadian,
+                Timestamp(9),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (state.state, state.brightness, state.color_temp_k, state.device_id.as_str()),
+            (Power::On, 50, Some(4000), "porch")
+        );
+        assert_eq!(z2m.light_state(br#"{"linkquality":90}"#, LightSource::Manual, Timestamp(9)), Ok(None));
+
+        let tasmota = Mapping { id: "desk".into(), ..device(Kind::Light, Profile::Tasmota, "desk_dimmer") };
+        let topics = |c: &str| {
+            tasmota
+                .light_command(&cmd(c))
+                .into_iter()
+                .map(|(t, p)| format!("{t} {}", String::from_utf8(p).unwrap()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(topics("40"), ["cmnd/desk_dimmer/Dimmer 40"]);
+        assert_eq!(topics("OFF"), ["cmnd/desk_dimmer/POWER OFF"]);
+        assert_eq!(
+            topics(r#"{"state":"ON","color_temp_k":2700}"#),
+            ["cmnd/desk_dimmer/POWER ON", "cmnd/desk_dimmer/CT 370"]
+        );
+        let result =
+            tasmota.light_state(br#"{"POWER":"ON","Dimmer":40}"#, LightSource::Manual, Timestamp(1)).unwrap().unwrap();
+        assert_eq!((result.state, result.brightness), (Power::On, 40));
+        assert_eq!(tasmota.topic(), "stat/desk_dimmer/RESULT");
+        assert!(device(Kind::Light, Profile::Esphome, "a/b").validate().unwrap_err().contains("lights are"));
+    }
+
+    #[test]
     fn the_example_config_validates() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/bridge.toml");
         let config: Config =
             device_runtime::config::layer(&Config::default(), Some(std::path::Path::new(path)), toml::Table::new())
                 .unwrap();
         assert_eq!(config.validate().map_err(|e| e.to_string()), Ok(()));
-        assert_eq!(config.devices.len(), 6);
+        assert_eq!(config.devices.len(), 7);
     }
 
     #[test]

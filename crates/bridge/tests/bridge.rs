@@ -102,3 +102,45 @@ async fn a_zigbee2mqtt_door_trips_the_armed_panel(url: String) {
     panel.stop().await;
 }
 on_both_brokers!(zigbee_door_trips_the_panel, super::a_zigbee2mqtt_door_trips_the_armed_panel);
+
+async fn a_home_light_drives_a_zigbee2mqtt_bulb(url: String) {
+    let config = Config {
+        mqtt: mqtt(&url, "bridge"),
+        devices: vec![
+            mapping("porch", Kind::Light, Profile::Zigbee2mqtt, "porch_bulb"),
+            mapping("desk", Kind::Light, Profile::Tasmota, "desk_dimmer"),
+        ],
+    };
+    let mut probe = Probe::connect(&url, "probe-bridge-light").await.unwrap();
+    for filter in ["zigbee2mqtt/#", "cmnd/#", "home/lights/#", "home/devices/+/availability"] {
+        probe.subscribe(filter).await.unwrap();
+    }
+    let bridge = Running::spawn(|s| bridge::run(config, s));
+    probe.expect("home/devices/bridge/availability", |p| p == b"online", WITHIN).await.unwrap();
+
+    // The home's command, as the light controller sends it, reaches the bulb on its 0-254 scale.
+    let command = r#"{"state":"ON","brightness":50,"color_temp_k":4000,"source":"circadian"}"#;
+    probe.publish("home/lights/porch/set", command, false).await.unwrap();
+    let z2m = |p: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(p)
+            .is_ok_and(|v| v == serde_json::json!({"state": "ON", "brightness": 127, "color_temp": 250}))
+    };
+    probe.expect("zigbee2mqtt/porch_bulb/set", z2m, WITHIN).await.unwrap();
+    // The bulb's own report comes back as the home's light state, naming who set it.
+    probe
+        .publish("zigbee2mqtt/porch_bulb", r#"{"state":"ON","brightness":127,"color_temp":250,"linkquality":80}"#, true)
+        .await
+        .unwrap();
+    let home = |p: &[u8]| {
+        protocol::LightState::decode(p).is_ok_and(|s| {
+            s.brightness == 50 && s.color_temp_k == Some(4000) && s.source == protocol::LightSource::Circadian
+        })
+    };
+    probe.expect("home/lights/porch/state", home, WITHIN).await.unwrap();
+
+    // A Tasmota dimmer takes Dimmer in percent.
+    probe.publish("home/lights/desk/set", "40", false).await.unwrap();
+    probe.expect("cmnd/desk_dimmer/Dimmer", |p| p == b"40", WITHIN).await.unwrap();
+    bridge.stop().await;
+}
+on_both_brokers!(zigbee_bulb, super::a_home_light_drives_a_zigbee2mqtt_bulb);

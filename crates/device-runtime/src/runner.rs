@@ -46,6 +46,12 @@ pub enum Act<J> {
     Job(J),
     /// Acknowledges a message to the broker (devices with `manual_acks` only).
     Ack(Ack),
+    /// A publish outside the contract, at QoS 1: a foreign device's command topic (the bridge).
+    Foreign {
+        topic: String,
+        payload: Vec<u8>,
+        retain: bool,
+    },
 }
 
 /// How long a job waits for the publishes before it to be written (a link without a broker
@@ -64,7 +70,7 @@ pub fn published<P: Payload, J>(acts: &[Act<J>]) -> Vec<P> {
     acts.iter()
         .filter_map(|act| match act {
             Act::Publish(out) => P::decode(&out.payload).ok(),
-            Act::Note(_) | Act::Job(_) | Act::Ack(_) => None,
+            Act::Note(_) | Act::Job(_) | Act::Ack(_) | Act::Foreign { .. } => None,
         })
         .collect()
 }
@@ -198,6 +204,11 @@ async fn perform<D: Device>(device: &mut D, publisher: &Publisher, acts: Vec<Act
             Act::Publish(out) => {
                 let name = publisher.topics().name(&out.topic);
                 if let Err(e) = publisher.send_bytes(&name, out.payload, out.topic.qos(), out.topic.retained()).await {
+                    tracing::error!("{e}");
+                }
+            }
+            Act::Foreign { topic, payload, retain } => {
+                if let Err(e) = publisher.send_bytes(&topic, payload, protocol::Qos::AtLeastOnce, retain).await {
                     tracing::error!("{e}");
                 }
             }
