@@ -35,6 +35,11 @@ bench-recorder *flags:
     cargo build --release -p recorder
     cargo bench -p bench --bench recorder -- {{flags}}
 
+# Window OPEN -> siren through the bridge (a Zigbee2MQTT contact) vs the home's own topic, issue #11
+[group('develop')]
+bench-adapter *flags:
+    cargo bench -p bench --bench adapter -- {{flags}}
+
 # Door opening -> Home Assistant's state API, p50 over 100 openings (needs `bash ha/install.sh`)
 [group('develop')]
 bench-ha *flags:

@@ -30,6 +30,7 @@
 //! It exits non-zero when anything it measures is not observed: a benchmark that measured nothing
 //! must not look green. A goal that is missed is a result, printed as `MISSED`, not a failure.
 
+pub mod adapter;
 pub mod home_assistant;
 pub mod ingest;
 mod latency;
