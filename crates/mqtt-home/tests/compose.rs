@@ -314,7 +314,19 @@ async fn the_compose_topology_works_as_plain_processes_and_the_acl_holds() {
     }
     drop(ha);
 
-    // 5. The ACL: the front door's user may not sound the siren, fake a window, arm the panel or
+    // 5. A Zigbee2MQTT door (config/bridge.toml's example) reaches the home through the bridge,
+    //    each on its own user.
+    let z2m_password = env_password("ZIGBEE2MQTT");
+    let mut z2m = Probe::connect_as(&url, "compose-test-zigbee2mqtt", Some(("zigbee2mqtt", &z2m_password)))
+        .await
+        .expect("the zigbee2mqtt user connects");
+    z2m.publish("zigbee2mqtt/garage_door", r#"{"contact":false,"battery":97}"#, true).await.unwrap();
+    probe.expect("home/security/door/garage-door", json_field("state", "OPEN"), WITHIN).await.unwrap();
+    z2m.publish("zigbee2mqtt/garage_door", r#"{"contact":true,"battery":97}"#, true).await.unwrap();
+    probe.expect("home/security/door/garage-door", json_field("state", "CLOSED"), WITHIN).await.unwrap();
+    drop(z2m);
+
+    // 6. The ACL: the front door's user may not sound the siren, fake a window, arm the panel or
     //    rewrite another device's discovery config.
     let front = daemons.iter().find(|d| d.id == "front").expect("a front door service");
     let (user, password) = (front.username.clone(), front.password.clone());
@@ -348,12 +360,12 @@ async fn the_compose_topology_works_as_plain_processes_and_the_acl_holds() {
     probe.expect("home/security/door/front", |p| p == br#"{"state":"CLOSED"}"#, WITHIN).await.unwrap();
     drop(intruder);
 
-    // 6. A wrong password, and no password at all, are refused.
+    // 7. A wrong password, and no password at all, are refused.
     let refused = Probe::connect_as(&url, "front-wrong-password", Some((&user, "not-the-password"))).await;
     assert!(refused.is_err(), "a wrong password was accepted");
     assert!(Probe::connect(&url, "anonymous-test").await.is_err(), "an anonymous client was accepted");
 
-    // 7. SIGTERM, as `docker compose stop` sends: each daemon says offline and exits 0.
+    // 8. SIGTERM, as `docker compose stop` sends: each daemon says offline and exits 0.
     for d in &mut daemons {
         let child = d.child.as_ref().unwrap();
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
