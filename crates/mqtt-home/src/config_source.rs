@@ -21,6 +21,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("light-bulb.toml", include_str!("../../../config/light-bulb.toml")),
     ("light-controller.toml", include_str!("../../../config/light-controller.toml")),
     ("motion-sensor.toml", include_str!("../../../config/motion-sensor.toml")),
+    ("notifier.toml", include_str!("../../../config/notifier.toml")),
     ("recorder.toml", include_str!("../../../config/recorder.toml")),
     ("security-controller.toml", include_str!("../../../config/security-controller.toml")),
     ("security-controller.demo.toml", include_str!("../../../config/security-controller.demo.toml")),

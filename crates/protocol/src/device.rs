@@ -56,6 +56,7 @@ pub enum DeviceKind {
     Recorder,
     Dashboard,
     Bridge,
+    Notifier,
 }
 
 /// Published retained on `<root>/devices/<id>/announce` on every connect: who this is and what it does.

@@ -193,6 +193,7 @@ pub fn model(kind: DeviceKind) -> &'static str {
         DeviceKind::Recorder => "recorder",
         DeviceKind::Dashboard => "dashboard",
         DeviceKind::Bridge => "bridge",
+        DeviceKind::Notifier => "notifier",
     }
 }
 

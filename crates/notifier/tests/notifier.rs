@@ -1,0 +1,219 @@
+//! The notifier over a real broker, with a real HTTP receiver started by the test: the panel's
+//! `triggered` reaches the webhook and the MQTT channel within a second, a receiver down for 10 s
+//! gets the notification once after it returns, one answering 500 gets it on a retry, and a
+//! duress never shows on MQTT.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use notifier::{ChannelConfig, Config, Destination, Preset};
+use protocol::{PanelEvent, PanelEventKind, Payload, Timestamp};
+use testkit::{Probe, Running, WITHIN, on_both_brokers};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// What the receiver got: each request's head and body.
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
+/// A minimal HTTP/1.1 receiver on `listener`: records each request and answers with the next
+/// status of `answers` (the last one for ever after).
+fn receiver(listener: TcpListener, answers: Vec<u16>) -> Received {
+    let received: Received = Arc::default();
+    let seen = received.clone();
+    let answers = Arc::new(Mutex::new(answers));
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let (seen, answers) = (seen.clone(), answers.clone());
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 4096];
+                    let Ok(n) = socket.read(&mut chunk).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap_or(0))
+                        })
+                        .unwrap_or(0usize);
+                    if buffer.len() < end + 4 + length {
+                        continue;
+                    }
+                    let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]).to_string();
+                    buffer.drain(..end + 4 + length);
+                    let status = {
+                        let mut answers = answers.lock().unwrap();
+                        if answers.len() > 1 { answers.remove(0) } else { answers[0] }
+                    };
+                    seen.lock().unwrap().push((head, body));
+                    let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
+                    if socket.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    received
+}
+
+fn config(url: &str, channels: Vec<ChannelConfig>) -> Config {
+    Config {
+        mqtt: device_runtime::MqttConfig {
+            broker: url.parse().unwrap(),
+            ..device_runtime::MqttConfig::with_id("notifier")
+        },
+        channels,
+    }
+}
+
+fn webhook(name: &str, url: String, preset: Preset) -> ChannelConfig {
+    ChannelConfig {
+        name: name.into(),
+        to: Destination::Webhook { url, preset, headers: Default::default() },
+        events: Vec::new(),
+        max_per_minute: 10,
+    }
+}
+
+fn event(kind: PanelEventKind, message: &str) -> Vec<u8> {
+    PanelEvent {
+        event: kind,
+        mode: None,
+        user: None,
+        sensors: vec!["kitchen-window".into()],
+        message: message.into(),
+        device_id: "security-controller".into(),
+        ts: Timestamp::now(),
+    }
+    .encode()
+}
+
+async fn wait_for(received: &Received, n: usize, within: Duration) -> Vec<(String, String)> {
+    let deadline = Instant::now() + within;
+    loop {
+        let got = received.lock().unwrap().clone();
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn triggered_reaches_the_webhook_and_mqtt_within_a_second(url: String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hooks/alarm", listener.local_addr().unwrap());
+    let received = receiver(listener, vec![200]);
+    let mqtt = ChannelConfig {
+        name: "automations".into(),
+        to: Destination::Mqtt { topic: "home/notifications".into() },
+        events: Vec::new(),
+        max_per_minute: 10,
+    };
+    let notifier = Running::spawn({
+        let config = config(&url, vec![webhook("phone", hook, Preset::Ntfy), mqtt]);
+        move |s| notifier::run(config, s)
+    });
+    let mut probe = Probe::connect(&url, "probe-notifier").await.unwrap();
+    probe.subscribe("home/notifications").await.unwrap();
+    probe.subscribe("home/devices/notifier/availability").await.unwrap();
+    probe.expect("home/devices/notifier/availability", |p| p == b"online", WITHIN).await.unwrap();
+
+    let sent = Instant::now();
+    probe
+        .publish("home/security/events", event(PanelEventKind::Triggered, "window kitchen-window open"), false)
+        .await
+        .unwrap();
+    let got = wait_for(&received, 1, Duration::from_secs(5)).await;
+    let took = sent.elapsed();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(took < Duration::from_secs(1), "the webhook took {took:?}");
+    let (head, body) = &got[0];
+    assert!(head.starts_with("POST /hooks/alarm"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("title: mqtt-home: alarm: intrusion"), "{head}");
+    assert_eq!(body, "window kitchen-window open");
+    let on_mqtt = |p: &[u8]| serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["event"] == "triggered");
+    probe.expect("home/notifications", on_mqtt, WITHIN).await.unwrap();
+
+    // Duress: to the phone, never on the house's MQTT; an event nobody asked for: to no one.
+    probe.publish("home/security/events", event(PanelEventKind::Duress, "disarmed by alice"), false).await.unwrap();
+    probe.publish("home/security/events", event(PanelEventKind::WrongCode, "wrong code"), false).await.unwrap();
+    let got = wait_for(&received, 2, WITHIN).await;
+    assert!(got[1].0.to_ascii_lowercase().contains("duress"), "{got:?}");
+    probe
+        .expect_none(
+            "home/notifications",
+            |p| String::from_utf8_lossy(p).contains("duress"),
+            Duration::from_millis(500),
+        )
+        .await
+        .unwrap();
+    assert_eq!(received.lock().unwrap().len(), 2, "the wrong code went out");
+    notifier.stop().await;
+}
+on_both_brokers!(webhook_and_mqtt, super::triggered_reaches_the_webhook_and_mqtt_within_a_second);
+
+/// The receiver is down for 10 s when the alarm goes off; it gets the notification once, after it
+/// returns. Mosquitto only: one broker is enough for a receiver's outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_ten_seconds_gets_it_once_when_it_returns() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    // A port with nothing on it yet.
+    let port = testkit::free_port();
+    let notifier = Running::spawn({
+        let config = config(&url, vec![webhook("phone", format!("http://127.0.0.1:{port}/alarm"), Preset::Json)]);
+        move |s| notifier::run(config, s)
+    });
+    let mut probe = Probe::connect(&url, "probe-notifier-down").await.unwrap();
+    probe.subscribe("home/devices/notifier/availability").await.unwrap();
+    probe.expect("home/devices/notifier/availability", |p| p == b"online", WITHIN).await.unwrap();
+    probe.publish("home/security/events", event(PanelEventKind::Triggered, "door front open"), false).await.unwrap();
+    // The receiver's outage: the one fixed wait of this test.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let returned = Instant::now();
+    let received = receiver(TcpListener::bind(("127.0.0.1", port)).await.unwrap(), vec![200]);
+    let got = wait_for(&received, 1, Duration::from_secs(70)).await;
+    assert_eq!(got.len(), 1, "not delivered after the receiver returned");
+    println!("delivered {:?} after the receiver returned", returned.elapsed());
+    let json: serde_json::Value = serde_json::from_str(&got[0].1).unwrap();
+    assert_eq!((json["event"].as_str(), json["message"].as_str()), (Some("triggered"), Some("door front open")));
+    // Once: no copy follows.
+    assert_eq!(wait_for(&received, 2, Duration::from_secs(3)).await.len(), 1, "delivered twice");
+    notifier.stop().await;
+}
+
+/// A webhook answering 500 is retried until it answers 200; the message arrives once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_answering_500_is_retried() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/gotify/message", listener.local_addr().unwrap());
+    let received = receiver(listener, vec![500, 500, 200]);
+    let notifier = Running::spawn({
+        let config = config(&url, vec![webhook("gotify", hook, Preset::Gotify)]);
+        move |s| notifier::run(config, s)
+    });
+    let mut probe = Probe::connect(&url, "probe-notifier-500").await.unwrap();
+    probe.subscribe("home/devices/notifier/availability").await.unwrap();
+    probe.expect("home/devices/notifier/availability", |p| p == b"online", WITHIN).await.unwrap();
+    probe
+        .publish("home/security/events", event(PanelEventKind::Lockout, "5 wrong codes: locked out"), false)
+        .await
+        .unwrap();
+    // Tries at 0, 1 and 3 s: the third is answered 200.
+    let got = wait_for(&received, 3, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    assert!(got.iter().all(|(_, body)| body.contains("locked out")));
+    assert_eq!(wait_for(&received, 4, Duration::from_secs(3)).await.len(), 3, "sent again after a 200");
+    notifier.stop().await;
+}
