@@ -40,6 +40,11 @@ bench-recorder *flags:
 bench-adapter *flags:
     cargo bench -p bench --bench adapter -- {{flags}}
 
+# Window OPEN -> the notifier's webhook received (the panel's triggered), issue #11
+[group('develop')]
+bench-notify *flags:
+    cargo bench -p bench --bench notify -- {{flags}}
+
 # Door opening -> Home Assistant's state API, p50 over 100 openings (needs `bash ha/install.sh`)
 [group('develop')]
 bench-ha *flags:

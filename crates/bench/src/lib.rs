@@ -38,6 +38,7 @@ mod load;
 mod memory;
 mod minimal;
 mod mqtt;
+pub mod notify;
 mod options;
 mod panel;
 mod peers;
