@@ -2,8 +2,8 @@
 //!
 //! It follows the panel's events (`<root>/security/events`) and sends the ones each channel asks
 //! for — by default `triggered`, `duress`, `trouble`, `lockout`, `failed_to_arm` and
-//! `alarm_ended` — to a webhook (a JSON POST, or the ntfy and Gotify forms) or to an MQTT topic
-//! a phone app or a Home Assistant automation follows.
+//! `alarm_ended` — to a webhook (a JSON POST, or the ntfy and Gotify forms), by email (SMTP with
+//! STARTTLS), or to an MQTT topic a phone app or a Home Assistant automation follows.
 //!
 //! - **Nothing is dropped while a channel is down**: each channel keeps its own queue, in order,
 //!   retried with exponential backoff (1 s doubling to 60 s) until it answers with a 2xx; one log
@@ -12,13 +12,14 @@
 //!   once; the panel's status is not followed at all, only its events.
 //! - **Rate-limited**: at most `max_per_minute` a channel; the rest are counted and said in the
 //!   next message that goes out.
-//! - **Duress is silent in the house**: a duress notification goes only to webhooks (someone
-//!   outside), never to an MQTT channel, which the home's own screens may show.
+//! - **Duress is silent in the house**: a duress notification goes only to webhooks and email
+//!   (someone outside), never to an MQTT channel, which the home's own screens may show.
 //! - **Secrets stay secret**: header values may name environment variables (`${NTFY_TOKEN}`),
 //!   read at start; logs name a webhook by its host only, never its path, query or headers.
 //!
 //! [`decide`] is the pure part: which channels an event goes to and what they are told.
 
+pub mod email;
 pub mod webhook;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -115,6 +116,8 @@ pub enum Destination {
     },
     /// A message on an MQTT topic of the same broker (not retained).
     Mqtt { topic: String },
+    /// Email over SMTP (STARTTLS by default).
+    Email(email::EmailConfig),
 }
 
 /// The body a webhook is sent.
@@ -150,6 +153,7 @@ impl ChannelConfig {
                     return Err(format!("topic `{topic}` must be a topic, not empty or a filter"));
                 }
             }
+            Destination::Email(email) => email.validate()?,
         }
         Ok(())
     }
@@ -227,7 +231,7 @@ pub fn decide(channels: &[ChannelConfig], event: &PanelEvent) -> Vec<(usize, Not
         .enumerate()
         .filter(|(_, c)| c.wants(event.event))
         // Duress: only to someone outside, never to a topic the house's own screens may show.
-        .filter(|(_, c)| event.event != PanelEventKind::Duress || matches!(c.to, Destination::Webhook { .. }))
+        .filter(|(_, c)| event.event != PanelEventKind::Duress || !matches!(c.to, Destination::Mqtt { .. }))
         .map(|(i, _)| (i, notification.clone()))
         .collect()
 }
@@ -244,6 +248,7 @@ struct Pending {
 struct Channel {
     config: ChannelConfig,
     webhook: Option<webhook::Webhook>,
+    email: Option<email::Email>,
     queue: VecDeque<Pending>,
     sent: VecDeque<Timestamp>,
     suppressed: u32,
@@ -271,6 +276,12 @@ impl Notifier {
             .channels
             .iter()
             .map(|c| {
+                let email = match &c.to {
+                    Destination::Email(config) => {
+                        Some(email::Email::new(config).map_err(|e| format!("channel {}: {e}", c.name))?)
+                    }
+                    _ => None,
+                };
                 let webhook = match &c.to {
                     Destination::Webhook { url, preset, headers } => {
                         let headers = headers
@@ -283,11 +294,12 @@ impl Notifier {
                                 .map_err(|e| format!("channel {}: {e}", c.name))?,
                         )
                     }
-                    Destination::Mqtt { .. } => None,
+                    Destination::Mqtt { .. } | Destination::Email(_) => None,
                 };
                 Ok(Channel {
                     config: c.clone(),
                     webhook,
+                    email,
                     queue: VecDeque::new(),
                     sent: VecDeque::new(),
                     suppressed: 0,
@@ -410,9 +422,11 @@ impl Device for Notifier {
         self.busy = false;
         let now = Timestamp::now();
         let Some(pending) = self.channels[i].queue.front().cloned() else { return Vec::new() };
-        let outcome = match &self.channels[i].webhook {
-            Some(webhook) => webhook.send(&pending.notification).await,
-            None => Ok(()),
+        let channel = &self.channels[i];
+        let outcome = match (&channel.webhook, &channel.email) {
+            (Some(webhook), _) => webhook.send(&pending.notification).await,
+            (_, Some(email)) => email.send(&pending.notification).await,
+            (None, None) => Ok(()),
         };
         let mut acts = Vec::new();
         if let Destination::Mqtt { topic } = &self.channels[i].config.to {

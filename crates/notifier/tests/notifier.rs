@@ -217,3 +217,92 @@ async fn a_webhook_answering_500_is_retried() {
     assert_eq!(wait_for(&received, 4, Duration::from_secs(3)).await.len(), 3, "sent again after a 200");
     notifier.stop().await;
 }
+
+/// A minimal SMTP server (no TLS, no AUTH): records each message's DATA.
+fn smtp_server(listener: TcpListener) -> Received {
+    let received: Received = Arc::default();
+    let seen = received.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = socket.into_split();
+                let mut lines = tokio::io::BufReader::new(read);
+                let _ = write.write_all(b"220 test ESMTP\r\n").await;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let command = line.trim_end().to_ascii_uppercase();
+                    let reply: &[u8] = if command.starts_with("EHLO") || command.starts_with("HELO") {
+                        b"250-test\r\n250 8BITMIME\r\n"
+                    } else if command.starts_with("DATA") {
+                        let _ = write.write_all(b"354 go on\r\n").await;
+                        let mut data = String::new();
+                        loop {
+                            line.clear();
+                            if tokio::io::AsyncBufReadExt::read_line(&mut lines, &mut line).await.unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == ".\r\n" {
+                                break;
+                            }
+                            data.push_str(&line);
+                        }
+                        seen.lock().unwrap().push(("DATA".into(), data));
+                        b"250 queued\r\n"
+                    } else if command.starts_with("QUIT") {
+                        let _ = write.write_all(b"221 bye\r\n").await;
+                        return;
+                    } else {
+                        b"250 OK\r\n"
+                    };
+                    if write.write_all(reply).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    received
+}
+
+/// Email over SMTP to a server started by the test, which is down for the first 3 s: the alarm
+/// arrives once it is up, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggered_arrives_by_email_after_the_smtp_server_returns() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    let port = testkit::free_port();
+    let email = notifier::email::EmailConfig {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: notifier::email::Security::None,
+        from: "mqtt-home <home@example.org>".into(),
+        to: vec!["me@example.org".into()],
+        username: None,
+        password_env: None,
+        password_file: None,
+    };
+    let channel =
+        ChannelConfig { name: "mail".into(), to: Destination::Email(email), events: Vec::new(), max_per_minute: 10 };
+    let notifier = Running::spawn({
+        let config = config(&url, vec![channel]);
+        move |s| notifier::run(config, s)
+    });
+    let mut probe = Probe::connect(&url, "probe-notifier-email").await.unwrap();
+    probe.subscribe("home/devices/notifier/availability").await.unwrap();
+    probe.expect("home/devices/notifier/availability", |p| p == b"online", WITHIN).await.unwrap();
+    probe.publish("home/security/events", event(PanelEventKind::Triggered, "door back open"), false).await.unwrap();
+    // The SMTP server is down for a moment: the one fixed wait of this test.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let received = smtp_server(TcpListener::bind(("127.0.0.1", port)).await.unwrap());
+    let got = wait_for(&received, 1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1, "no email after the server returned");
+    let data = &got[0].1;
+    assert!(data.contains("Subject: mqtt-home: Alarm: intrusion") && data.contains("door back open"), "{data}");
+    assert_eq!(wait_for(&received, 2, Duration::from_secs(3)).await.len(), 1, "sent twice");
+    notifier.stop().await;
+}

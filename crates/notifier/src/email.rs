@@ -1,0 +1,197 @@
+//! Email over SMTP: STARTTLS on the submission port by default (lettre, on the same rustls and
+//! ring provider as the MQTT links, with the system's CA roots), implicit TLS, or plain for a relay
+//! on the same machine. The password is read from an environment variable or a file at start,
+//! never from the config file itself, and never logged.
+
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+
+use crate::Notification;
+
+/// The longest a send may take.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// Plain, then STARTTLS (port 587): refused if the server does not offer it.
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption: only for a relay on the same machine or network.
+    None,
+}
+
+/// The `[[channel]] kind = "email"` keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub host: String,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: Security,
+    pub from: String,
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// The environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Or a file holding it (its first line).
+    #[serde(default)]
+    pub password_file: Option<std::path::PathBuf>,
+}
+
+impl EmailConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.host.is_empty() {
+            return Err("email needs `host`, the SMTP server".into());
+        }
+        self.from.parse::<Mailbox>().map_err(|e| format!("from `{}` is not an address: {e}", self.from))?;
+        if self.to.is_empty() {
+            return Err("email needs at least one address in `to`".into());
+        }
+        for to in &self.to {
+            to.parse::<Mailbox>().map_err(|e| format!("to `{to}` is not an address: {e}"))?;
+        }
+        if self.password_env.is_some() && self.password_file.is_some() {
+            return Err("give password_env or password_file, not both".into());
+        }
+        if (self.password_env.is_some() || self.password_file.is_some()) && self.username.is_none() {
+            return Err("a password needs a username".into());
+        }
+        Ok(())
+    }
+
+    fn password(&self) -> Result<Option<String>, String> {
+        if let Some(var) = &self.password_env {
+            return std::env::var(var).map(Some).map_err(|_| format!("the environment variable {var} is not set"));
+        }
+        if let Some(path) = &self.password_file {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            return Ok(Some(text.lines().next().unwrap_or_default().to_owned()));
+        }
+        Ok(None)
+    }
+}
+
+/// One email channel's transport and addresses.
+pub struct Email {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    shown: String,
+}
+
+impl Email {
+    pub fn new(config: &EmailConfig) -> Result<Email, String> {
+        config.validate()?;
+        let host = config.host.as_str();
+        let mut builder = match config.security {
+            Security::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+            Security::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
+        }
+        .map_err(|e| format!("cannot set up SMTP to {host}: {e}"))?;
+        if let Some(port) = config.port {
+            builder = builder.port(port);
+        }
+        if let (Some(user), Some(password)) = (&config.username, config.password()?) {
+            builder = builder.credentials(Credentials::new(user.clone(), password));
+        }
+        let transport = builder.timeout(Some(SEND_TIMEOUT)).build();
+        let from = config.from.parse().map_err(|e| format!("from: {e}"))?;
+        let to =
+            config.to.iter().map(|t| t.parse()).collect::<Result<Vec<Mailbox>, _>>().map_err(|e| format!("to: {e}"))?;
+        let shown = format!("smtp://{host}:{}", config.port.map_or_else(|| "default".into(), |p| p.to_string()));
+        Ok(Email { transport, from, to, shown })
+    }
+
+    /// The message for `n`.
+    pub fn message(&self, n: &Notification) -> Result<Message, String> {
+        let mut builder = Message::builder().from(self.from.clone()).subject(n.title.clone());
+        for to in &self.to {
+            builder = builder.to(to.clone());
+        }
+        let sensors = if n.sensors.is_empty() { String::new() } else { format!("\nSensors: {}", n.sensors.join(", ")) };
+        builder
+            .body(format!("{}\n\nAt {} (UTC).{sensors}\n", n.message, n.ts))
+            .map_err(|e| format!("cannot build the message: {e}"))
+    }
+
+    pub async fn send(&self, n: &Notification) -> Result<(), String> {
+        let message = self.message(n)?;
+        let shown = &self.shown;
+        match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(message)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("{shown}: {e}")),
+            Err(_) => Err(format!("{shown} did not answer within {} s", SEND_TIMEOUT.as_secs())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{PanelEventKind, Timestamp};
+
+    fn config() -> EmailConfig {
+        EmailConfig {
+            host: "smtp.example.org".into(),
+            port: Some(587),
+            security: Security::Starttls,
+            from: "mqtt-home <home@example.org>".into(),
+            to: vec!["me@example.org".into()],
+            username: Some("home".into()),
+            password_env: Some("PATH".into()),
+            password_file: None,
+        }
+    }
+
+    #[test]
+    fn the_message_says_what_happened_and_when() {
+        let email = Email::new(&config()).unwrap();
+        let n = Notification {
+            event: PanelEventKind::Triggered,
+            title: "mqtt-home: Alarm: intrusion".into(),
+            message: "window kitchen-window open (perimeter)".into(),
+            priority: 5,
+            sensors: vec!["kitchen-window".into()],
+            ts: Timestamp(1_795_370_645_120),
+        };
+        let text = String::from_utf8(email.message(&n).unwrap().formatted()).unwrap();
+        assert!(text.contains("Subject: mqtt-home: Alarm: intrusion"), "{text}");
+        assert!(
+            text.contains("window kitchen-window open (perimeter)") && text.contains("2026-11-22T18:04:05.120Z"),
+            "{text}"
+        );
+        assert!(text.contains("To: me@example.org"), "{text}");
+    }
+
+    #[test]
+    fn bad_email_settings_say_what_to_fix() {
+        let cases: [(EmailConfig, &str); 5] = [
+            (EmailConfig { host: String::new(), ..config() }, "needs `host`"),
+            (EmailConfig { from: "not an address".into(), ..config() }, "from `not an address`"),
+            (EmailConfig { to: vec![], ..config() }, "at least one address"),
+            (EmailConfig { password_file: Some("/x".into()), ..config() }, "not both"),
+            (EmailConfig { username: None, ..config() }, "needs a username"),
+        ];
+        for (config, needle) in cases {
+            let err = config.validate().unwrap_err();
+            assert!(err.contains(needle), "{err}");
+        }
+        let missing = EmailConfig { password_env: Some("MQTT_HOME_TEST_SURELY_UNSET".into()), ..config() };
+        assert!(Email::new(&missing).err().unwrap().contains("MQTT_HOME_TEST_SURELY_UNSET"));
+        let typo = "[[channel]]\nname = \"mail\"\nkind = \"email\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\nprot = 25\n";
+        let typo = toml::from_str::<crate::Config>(typo).unwrap_err().to_string();
+        assert!(typo.contains("prot"), "{typo}");
+    }
+}
