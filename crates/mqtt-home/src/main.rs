@@ -105,6 +105,11 @@ enum Command {
         #[arg(value_name = "ID")]
         device: String,
     },
+    /// Notifications: `notify test` sends a test message to every channel of notifier.toml
+    Notify {
+        #[command(subcommand)]
+        action: NotifyAction,
+    },
     /// Set a light by hand: `light kitchen 40`, `light kitchen off`
     Light {
         /// The bulb's device id (not `--id`, which names this client)
@@ -124,6 +129,17 @@ enum Command {
         with_home: bool,
         /// With --with-home: the directory with home.toml and each daemon's <daemon>.toml [default:
         /// the demo built into this binary]
+        #[arg(long, env = "MQTT_HOME_CONFIG_DIR", value_name = "DIR")]
+        config_dir: Option<PathBuf>,
+    },
+}
+
+/// What `mqtt-home notify` does.
+#[derive(Debug, clap::Subcommand)]
+enum NotifyAction {
+    /// Send a test message to every channel of notifier.toml now and say how each went
+    Test {
+        /// The directory with notifier.toml [default: the demo built into this binary]
         #[arg(long, env = "MQTT_HOME_CONFIG_DIR", value_name = "DIR")]
         config_dir: Option<PathBuf>,
     },
@@ -244,6 +260,9 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         }
         Command::Light { device, level } => ctl::light(&config, &device, &level).await,
         Command::Forget { device } => ctl::forget(&config, &device).await,
+        Command::Notify { action: NotifyAction::Test { config_dir } } => {
+            notify_test(&config, ConfigSource::from_flag(config_dir)?).await
+        }
         Command::Scenario { files, with_home: false, .. } => run_scenarios(&files, &config).await,
         Command::Scenario { files, with_home: true, config_dir } => {
             scenarios_with_home(&files, config, common, ConfigSource::from_flag(config_dir)?).await
@@ -326,4 +345,30 @@ fn start_embedded_broker(listen: &str) -> anyhow::Result<BrokerUrl> {
 #[cfg(not(feature = "embedded-broker"))]
 fn start_embedded_broker(_listen: &str) -> anyhow::Result<BrokerUrl> {
     anyhow::bail!("this build has no embedded broker (feature `embedded-broker`); pass --broker mqtt://host:port")
+}
+
+/// `mqtt-home notify test`: one test message to every channel, one line each; fails if any did.
+async fn notify_test(mqtt: &device_runtime::MqttConfig, source: ConfigSource) -> anyhow::Result<()> {
+    let config: notifier::Config = source.load("notifier.toml", &notifier::Config::default(), toml::Table::new())?;
+    device_runtime::daemon::DaemonConfig::validate(&config)?;
+    if config.channels.is_empty() {
+        anyhow::bail!("notifier.toml of {} has no [[channel]]", source.describe());
+    }
+    let session = ctl::Session::open(mqtt, &[]).await?;
+    let outcomes = notifier::send_test(&config, session.publisher()).await;
+    session.close().await;
+    let mut failed = 0;
+    for (name, outcome) in &outcomes {
+        match outcome {
+            Ok(()) => println!("{name}: sent"),
+            Err(e) => {
+                failed += 1;
+                println!("{name}: FAILED: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} channels failed", outcomes.len());
+    }
+    Ok(())
 }

@@ -470,6 +470,41 @@ impl Device for Notifier {
     }
 }
 
+/// Sends one test message to every channel now, without retries: what `mqtt-home notify test`
+/// reports, channel by channel. MQTT channels go through `publisher`.
+pub async fn send_test(config: &Config, publisher: &device_runtime::Publisher) -> Vec<(String, Result<(), String>)> {
+    let test = Notification {
+        event: PanelEventKind::Restored,
+        title: "mqtt-home: test notification".into(),
+        message: "A test from `mqtt-home notify test`: this channel works.".into(),
+        priority: 2,
+        sensors: Vec::new(),
+        ts: Timestamp::now(),
+    };
+    let mut outcomes = Vec::new();
+    for channel in &config.channels {
+        let outcome = match &channel.to {
+            Destination::Webhook { url, preset, headers } => {
+                let headers: Result<Vec<_>, String> =
+                    headers.iter().map(|(k, v)| expand_env(v).map(|v| (k.clone(), v))).collect();
+                match headers.and_then(|h| webhook::Webhook::new(url, *preset, h)) {
+                    Ok(webhook) => webhook.send(&test).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Destination::Email(email) => match email::Email::new(email) {
+                Ok(email) => email.send(&test).await,
+                Err(e) => Err(e),
+            },
+            Destination::Mqtt { topic } => {
+                publisher.send_bytes(topic, test.to_json(), Qos::AtLeastOnce, false).await.map_err(|e| e.to_string())
+            }
+        };
+        outcomes.push((channel.name.clone(), outcome));
+    }
+    outcomes
+}
+
 /// Runs the notifier until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     if config.channels.is_empty() {
