@@ -295,6 +295,8 @@ struct Progress {
     wrote: tokio::sync::Notify,
     /// Counts connects and disconnects: acks are sent only for messages of the current connection.
     connection: AtomicU64,
+    /// Shutdown's `offline` is in the request queue (or there is none to send).
+    goodbye_queued: std::sync::atomic::AtomicBool,
 }
 
 impl Progress {
@@ -444,6 +446,9 @@ impl Driver {
                     // once, behind whatever the caller queued (requests leave in order).
                     let _ = client.try_disconnect();
                 }
+                // Only now may the event loop disconnect: a DISCONNECT queued ahead of `offline`
+                // would discard the Last Will too, and the device would never be seen to go.
+                progress.goodbye_queued.store(true, Ordering::SeqCst);
             })
         };
         let mut disconnecting = false;
@@ -575,8 +580,15 @@ impl Driver {
                     }
                 }
             }
+            // The flag first: once it is set, `offline` is counted in what must be written.
+            let goodbye_queued = self.progress.goodbye_queued.load(Ordering::SeqCst);
             let all_written = self.progress.all_written();
-            if shutdown.is_triggered() && connected && !disconnecting && all_written && eventloop.state.inflight() == 0
+            if shutdown.is_triggered()
+                && goodbye_queued
+                && connected
+                && !disconnecting
+                && all_written
+                && eventloop.state.inflight() == 0
             {
                 disconnecting = self.client.try_disconnect().is_ok();
             }
