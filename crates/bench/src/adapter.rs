@@ -13,67 +13,28 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use protocol::{PanelStatus, Payload};
-use security_controller::codes;
-use security_controller::config::{ModeDelays, PanelConfig, User};
 use testkit::{Mosquitto, Probe, Running};
 
-use crate::percentile;
+use crate::{armed, percentile};
 
 const WARM_UP: usize = 5;
-const PIN: &str = "1234";
 const SIREN: &str = "home/control/alarm";
 const STATUS: &str = "home/security/status";
 
 pub fn main() -> std::process::ExitCode {
-    let mut intrusions = 100;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--intrusions" => match args.next().and_then(|n| n.parse().ok()) {
-                Some(n) if n > 0 => intrusions = n,
-                _ => {
-                    eprintln!("adapter-bench: error: --intrusions takes a number above 0");
-                    return std::process::ExitCode::from(2);
-                }
-            },
-            "--bench" => {}
-            other => {
-                eprintln!("adapter-bench: error: unknown argument `{other}` (use --intrusions N)");
-                return std::process::ExitCode::from(2);
-            }
-        }
+    match armed::intrusions("adapter-bench", 100) {
+        Some(intrusions) => device_runtime::daemon::block_on("adapter-bench", 2, run(intrusions)),
+        None => std::process::ExitCode::from(2),
     }
-    device_runtime::daemon::block_on("adapter-bench", 2, run(intrusions))
-}
-
-fn mqtt(url: &str, id: &str) -> anyhow::Result<device_runtime::MqttConfig> {
-    Ok(device_runtime::MqttConfig { broker: url.parse()?, ..device_runtime::MqttConfig::with_id(id) })
 }
 
 async fn run(intrusions: usize) -> anyhow::Result<()> {
     let mosquitto = Mosquitto::start().context("cannot start Mosquitto")?;
     let url = mosquitto.url();
     let dir = tempfile::tempdir()?;
-    let user = User {
-        name: "bench".into(),
-        pin_hash: codes::hash_pin_with(PIN, codes::test_params())?,
-        duress: false,
-        shows_as: None,
-    };
-    let panel = security_controller::Config {
-        mqtt: mqtt(&url, "security-controller")?,
-        state_file: dir.path().join("panel.json"),
-        panel: PanelConfig {
-            exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
-            entry_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
-            allow_demo_timings: true,
-            users: vec![user],
-            ..PanelConfig::default()
-        },
-    };
+    let panel = armed::panel(&url, dir.path())?;
     let bridge = bridge::Config {
-        mqtt: mqtt(&url, "bridge")?,
+        mqtt: armed::mqtt(&url, "bridge")?,
         devices: vec![bridge::Mapping {
             id: "adapted".into(),
             kind: bridge::Kind::Window,
@@ -93,7 +54,7 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
     let bridge = Running::spawn(|s| bridge::run(bridge, s));
     let within = Duration::from_secs(10);
     probe.expect("home/devices/bridge/availability", |p| p == b"online", within).await?;
-    probe.expect(STATUS, state("disarmed"), within).await?;
+    probe.expect(STATUS, armed::state("disarmed"), within).await?;
 
     println!("adapter bench (issue #11)");
     println!("  broker:  {url} (set_tcp_nodelay), panel and bridge in one process, one Mosquitto");
@@ -114,7 +75,7 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
             let n = probe.count(STATUS);
             probe.publish("home/security/panel/set", "ARM_AWAY", false).await?;
             probe
-                .expect_after(n, STATUS, state("armed_away"), within)
+                .expect_after(n, STATUS, armed::state("armed_away"), within)
                 .await
                 .with_context(|| format!("round {round}, {}: arming", paths[i].0))?;
             let sirens = probe.count(SIREN);
@@ -126,9 +87,11 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
                 samples[i].push(took);
             }
             let n = probe.count(STATUS);
-            probe.publish("home/security/panel/set", format!(r#"{{"action":"DISARM","code":"{PIN}"}}"#), false).await?;
             probe
-                .expect_after(n, STATUS, state("disarmed"), within)
+                .publish("home/security/panel/set", format!(r#"{{"action":"DISARM","code":"{}"}}"#, armed::PIN), false)
+                .await?;
+            probe
+                .expect_after(n, STATUS, armed::state("disarmed"), within)
                 .await
                 .with_context(|| format!("round {round}, {}: disarming", paths[i].0))?;
             probe.publish(topic, closed.to_vec(), true).await?;
@@ -153,8 +116,4 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
     }
     println!("  the bridge's hop adds {:.2} ms at p50 ({:.2}×)", p50[1] - p50[0], p50[1] / p50[0]);
     Ok(())
-}
-
-fn state(want: &'static str) -> impl Fn(&[u8]) -> bool {
-    move |p| PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == want)
 }

@@ -31,6 +31,7 @@
 //! must not look green. A goal that is missed is a result, printed as `MISSED`, not a failure.
 
 pub mod adapter;
+mod armed;
 pub mod home_assistant;
 pub mod ingest;
 mod latency;

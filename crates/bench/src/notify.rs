@@ -11,41 +11,22 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use protocol::{PanelStatus, Payload};
-use security_controller::codes;
-use security_controller::config::{ModeDelays, PanelConfig, User};
 use testkit::{Mosquitto, Probe, Running};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::percentile;
+use crate::{armed, percentile};
 
 const WARM_UP: usize = 3;
-const PIN: &str = "1234";
 const STATUS: &str = "home/security/status";
 const WINDOW: &str = "home/security/window/bench-window";
 
 pub fn main() -> std::process::ExitCode {
-    let mut intrusions = 50;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--intrusions" => match args.next().and_then(|n| n.parse().ok()) {
-                Some(n) if n > 0 => intrusions = n,
-                _ => {
-                    eprintln!("notify-bench: error: --intrusions takes a number above 0");
-                    return std::process::ExitCode::from(2);
-                }
-            },
-            "--bench" => {}
-            other => {
-                eprintln!("notify-bench: error: unknown argument `{other}` (use --intrusions N)");
-                return std::process::ExitCode::from(2);
-            }
-        }
+    match armed::intrusions("notify-bench", 50) {
+        Some(intrusions) => device_runtime::daemon::block_on("notify-bench", 2, run(intrusions)),
+        None => std::process::ExitCode::from(2),
     }
-    device_runtime::daemon::block_on("notify-bench", 2, run(intrusions))
 }
 
 /// Accepts connections and reports the instant each request's body is in, answering 200.
@@ -83,10 +64,6 @@ fn receiver(listener: TcpListener) -> mpsc::UnboundedReceiver<Instant> {
     rx
 }
 
-fn mqtt(url: &str, id: &str) -> anyhow::Result<device_runtime::MqttConfig> {
-    Ok(device_runtime::MqttConfig { broker: url.parse()?, ..device_runtime::MqttConfig::with_id(id) })
-}
-
 async fn run(intrusions: usize) -> anyhow::Result<()> {
     let mosquitto = Mosquitto::start().context("cannot start Mosquitto")?;
     let url = mosquitto.url();
@@ -94,25 +71,9 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let hook = format!("http://{}/alarm", listener.local_addr()?);
     let mut received = receiver(listener);
-    let user = User {
-        name: "bench".into(),
-        pin_hash: codes::hash_pin_with(PIN, codes::test_params())?,
-        duress: false,
-        shows_as: None,
-    };
-    let panel = security_controller::Config {
-        mqtt: mqtt(&url, "security-controller")?,
-        state_file: dir.path().join("panel.json"),
-        panel: PanelConfig {
-            exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
-            entry_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
-            allow_demo_timings: true,
-            users: vec![user],
-            ..PanelConfig::default()
-        },
-    };
+    let panel = armed::panel(&url, dir.path())?;
     let notifier = notifier::Config {
-        mqtt: mqtt(&url, "notifier")?,
+        mqtt: armed::mqtt(&url, "notifier")?,
         channels: vec![notifier::ChannelConfig {
             name: "bench".into(),
             to: notifier::Destination::Webhook {
@@ -132,7 +93,7 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
     let notifier = Running::spawn(|s| notifier::run(notifier, s));
     let within = Duration::from_secs(10);
     probe.expect("home/devices/notifier/availability", |p| p == b"online", within).await?;
-    probe.expect(STATUS, state("disarmed"), within).await?;
+    probe.expect(STATUS, armed::state("disarmed"), within).await?;
 
     println!("notify bench (issue #11)");
     println!("  broker:   {url} (set_tcp_nodelay), panel and notifier in one process, one Mosquitto");
@@ -144,7 +105,7 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
         let n = probe.count(STATUS);
         probe.publish("home/security/panel/set", "ARM_AWAY", false).await?;
         probe
-            .expect_after(n, STATUS, state("armed_away"), within)
+            .expect_after(n, STATUS, armed::state("armed_away"), within)
             .await
             .with_context(|| format!("round {round}: arming"))?;
         let sent = Instant::now();
@@ -157,9 +118,11 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
             samples.push(got.saturating_duration_since(sent));
         }
         let n = probe.count(STATUS);
-        probe.publish("home/security/panel/set", format!(r#"{{"action":"DISARM","code":"{PIN}"}}"#), false).await?;
         probe
-            .expect_after(n, STATUS, state("disarmed"), within)
+            .publish("home/security/panel/set", format!(r#"{{"action":"DISARM","code":"{}"}}"#, armed::PIN), false)
+            .await?;
+        probe
+            .expect_after(n, STATUS, armed::state("disarmed"), within)
             .await
             .with_context(|| format!("round {round}: disarming"))?;
     }
@@ -179,8 +142,4 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
         ms(*samples.last().unwrap_or(&Duration::ZERO)),
     );
     Ok(())
-}
-
-fn state(want: &'static str) -> impl Fn(&[u8]) -> bool {
-    move |p| PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == want)
 }
