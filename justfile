@@ -115,6 +115,12 @@ scenario-lockout:
 scenario-duress:
     {{home}} scenario --with-home scenarios/duress.toml
 
+# Foreign devices through the bridge, one scenario per profile: Zigbee2MQTT, Tasmota, ESPHome,
+# Shelly, the original project's iot/lights, generic (two wait out the motion timeout)
+[group('scenarios')]
+scenario-bridge:
+    {{home}} scenario --with-home scenarios/bridge-*.toml
+
 # Every scenario, one after another
 [group('scenarios')]
 scenarios:

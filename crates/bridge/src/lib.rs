@@ -21,8 +21,11 @@
 //!
 //! And the other way, lights (`kind = "light"`): the home's command on `<root>/lights/<id>/set`
 //! goes to a Zigbee2MQTT bulb as `zigbee2mqtt/<source>/set` (brightness 0–254, `color_temp` in
-//! mireds; its state comes back onto `<root>/lights/<id>/state` in the home's terms) or to a
-//! Tasmota dimmer as `cmnd/<source>/Dimmer`, `POWER` and `CT`.
+//! mireds; its state comes back onto `<root>/lights/<id>/state` in the home's terms), to a
+//! Tasmota dimmer as `cmnd/<source>/Dimmer`, `POWER` and `CT` (state from `stat/<source>/RESULT`),
+//! to an ESPHome light as `<node>/light/<name>/command` (JSON schema, brightness 0–255, mireds;
+//! state from `.../state`) or to a Shelly gen 2 dimmer as an RPC `Light.Set` on `<source>/rpc`
+//! (brightness in percent, no colour temperature; state from `<source>/status/light:0`).
 //!
 //! What a device sends that its profile cannot read is logged once per device and dropped: the
 //! home's topic keeps its last reading (the panel's supervision notices a device gone silent).
@@ -159,8 +162,12 @@ impl Mapping {
         if self.kind == Kind::Circadian && !matches!(self.profile, Profile::IotLights) {
             return Err("only the iot-lights profile has a circadian sensor".into());
         }
-        if self.kind == Kind::Light && !matches!(self.profile, Profile::Zigbee2mqtt | Profile::Tasmota) {
-            return Err("lights are zigbee2mqtt bulbs or tasmota dimmers".into());
+        if self.kind == Kind::Light
+            && !matches!(self.profile, Profile::Zigbee2mqtt | Profile::Tasmota | Profile::Esphome | Profile::Shelly)
+        {
+            return Err(
+                "lights are zigbee2mqtt bulbs, tasmota dimmers, esphome lights or shelly (gen 2) dimmers".into()
+            );
         }
         if self.profile == Profile::Generic {
             match (&self.topic, &self.on, &self.off) {
@@ -186,8 +193,10 @@ impl Mapping {
             Profile::Tasmota => format!("stat/{s}/POWER"),
             Profile::Esphome => {
                 let (node, name) = s.split_once('/').unwrap_or((s, s));
-                format!("{node}/binary_sensor/{name}/state")
+                let component = if self.kind == Kind::Light { "light" } else { "binary_sensor" };
+                format!("{node}/{component}/{name}/state")
             }
+            Profile::Shelly if self.kind == Kind::Light => format!("{s}/status/light:0"),
             Profile::Shelly => format!("{s}/status/input:0"),
             Profile::IotLights if self.kind == Kind::Circadian => "iot/lights/circadian_rhythm".into(),
             Profile::IotLights => "iot/lights/motion".into(),
@@ -267,6 +276,8 @@ impl Mapping {
 
 /// Zigbee2MQTT's brightness scale.
 const Z2M_BRIGHTNESS_MAX: f64 = 254.0;
+/// ESPHome's brightness scale in its MQTT JSON light schema.
+const ESPHOME_BRIGHTNESS_MAX: f64 = 255.0;
 
 impl Mapping {
     /// The home's light command as the foreign device takes it: topic and payload, in order.
@@ -289,13 +300,39 @@ impl Mapping {
                 }
                 out
             }
+            Profile::Shelly => {
+                // Gen 2 RPC over MQTT: Light.Set with on and brightness in percent; the answer goes
+                // to `src`'s topic, which nothing needs (the new state arrives on status/light:0).
+                let mut params = serde_json::Map::from_iter([("id".to_owned(), Value::from(0))]);
+                match (command.state, command.brightness) {
+                    (Some(Power::Off), _) | (_, Some(0)) => {
+                        params.insert("on".into(), false.into());
+                    }
+                    (_, Some(b)) => {
+                        params.insert("on".into(), true.into());
+                        params.insert("brightness".into(), b.into());
+                    }
+                    (Some(Power::On), None) => {
+                        params.insert("on".into(), true.into());
+                    }
+                    (None, None) => return Vec::new(),
+                }
+                if let Some(t) = command.transition {
+                    params.insert("transition_duration".into(), t.into());
+                }
+                let rpc =
+                    serde_json::json!({"id": 1, "src": "mqtt-home-bridge", "method": "Light.Set", "params": params});
+                vec![(format!("{s}/rpc"), rpc.to_string().into_bytes())]
+            }
             _ => {
+                let esphome = self.profile == Profile::Esphome;
+                let scale = if esphome { ESPHOME_BRIGHTNESS_MAX } else { Z2M_BRIGHTNESS_MAX };
                 let mut json = serde_json::Map::new();
                 if let Some(state) = command.state {
                     json.insert("state".into(), state.as_str().into());
                 }
                 if let Some(b) = command.brightness {
-                    let raw = (f64::from(b) * Z2M_BRIGHTNESS_MAX / 100.0).round() as u64;
+                    let raw = (f64::from(b) * scale / 100.0).round() as u64;
                     json.insert("brightness".into(), raw.into());
                     if command.state.is_none() {
                         json.insert("state".into(), if b == 0 { "OFF" } else { "ON" }.into());
@@ -307,10 +344,19 @@ impl Mapping {
                 if let Some(t) = command.transition {
                     json.insert("transition".into(), t.into());
                 }
-                if command.effect == Some(Effect::Flash) || command.flash.is_some() {
+                let flashing = command.effect == Some(Effect::Flash) || command.flash.is_some();
+                if flashing && esphome {
+                    // ESPHome's JSON schema: flash for this many seconds (the alarm's flashing: 10).
+                    let seconds = command.flash.unwrap_or(protocol::Flash::Long).duration().as_secs();
+                    json.insert("flash".into(), seconds.max(1).into());
+                } else if flashing {
                     json.insert("effect".into(), "blink".into());
                 }
-                vec![(format!("zigbee2mqtt/{s}/set"), Value::Object(json).to_string().into_bytes())]
+                let topic = match s.split_once('/') {
+                    Some((node, name)) if esphome => format!("{node}/light/{name}/command"),
+                    _ => format!("zigbee2mqtt/{s}/set"),
+                };
+                vec![(topic, Value::Object(json).to_string().into_bytes())]
             }
         }
     }
@@ -324,13 +370,23 @@ impl Mapping {
     ) -> Result<Option<LightState>, String> {
         let text = std::str::from_utf8(payload).map_err(|_| "not UTF-8 text".to_owned())?;
         let json = parse_json(text.trim())?;
-        // Zigbee2MQTT: state, brightness 0-254, color_temp; Tasmota's RESULT: POWER, Dimmer 0-100, CT.
+        // Zigbee2MQTT: state, brightness 0-254, color_temp; Tasmota's RESULT: POWER, Dimmer 0-100,
+        // CT; ESPHome: state, brightness 0-255, color_temp; Shelly gen 2: output (bool), brightness 0-100.
         let (state_key, level_key, ct_key, scale) = match self.profile {
             Profile::Tasmota => ("POWER", "Dimmer", "CT", 100.0),
+            Profile::Shelly => ("output", "brightness", "", 100.0),
+            Profile::Esphome => ("state", "brightness", "color_temp", ESPHOME_BRIGHTNESS_MAX),
             _ => ("state", "brightness", "color_temp", Z2M_BRIGHTNESS_MAX),
         };
-        let Some(state) = json.get(state_key).and_then(Value::as_str) else { return Ok(None) };
-        let state = Power::from_word(state).ok_or_else(|| format!("state `{}` is not ON or OFF", clip(state)))?;
+        let state = match json.get(state_key) {
+            None => return Ok(None),
+            Some(Value::Bool(true)) => Power::On,
+            Some(Value::Bool(false)) => Power::Off,
+            Some(Value::String(word)) => {
+                Power::from_word(word).ok_or_else(|| format!("{state_key} `{}` is not ON or OFF", clip(word)))?
+            }
+            Some(other) => return Err(format!("{state_key} is {other}, not ON or OFF")),
+        };
         let level =
             json.get(level_key).and_then(Value::as_f64).map(|b| (b * 100.0 / scale).round().clamp(0.0, 100.0) as u8);
         let mireds = json.get(ct_key).and_then(Value::as_u64).and_then(|m| u16::try_from(m).ok()).filter(|m| *m > 0);
@@ -653,7 +709,46 @@ mod tests {
             tasmota.light_state(br#"{"POWER":"ON","Dimmer":40}"#, LightSource::Manual, Timestamp(1)).unwrap().unwrap();
         assert_eq!((result.state, result.brightness), (Power::On, 40));
         assert_eq!(tasmota.topic(), "stat/desk_dimmer/RESULT");
-        assert!(device(Kind::Light, Profile::Esphome, "a/b").validate().unwrap_err().contains("lights are"));
+
+        let esphome = Mapping { id: "lamp".into(), ..device(Kind::Light, Profile::Esphome, "livingroom/lamp") };
+        let out = esphome.light_command(&cmd(r#"{"state":"ON","brightness":50,"color_temp_k":2700}"#));
+        assert_eq!(out[0].0, "livingroom/light/lamp/command");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&out[0].1).unwrap(),
+            serde_json::json!({"state": "ON", "brightness": 128, "color_temp": 370})
+        );
+        let flash = esphome.light_command(&cmd(r#"{"state":"ON","brightness":100,"flash":"short"}"#));
+        assert_eq!(serde_json::from_slice::<Value>(&flash[0].1).unwrap()["flash"], 2);
+        assert_eq!(esphome.topic(), "livingroom/light/lamp/state");
+        let state = esphome
+            .light_state(
+                br#"{"state":"ON","brightness":255,"color_mode":"color_temp","color_temp":370}"#,
+                LightSource::Manual,
+                Timestamp(1),
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!((state.state, state.brightness, state.color_temp_k), (Power::On, 100, Some(2703)));
+
+        let shelly = Mapping { id: "shed".into(), ..device(Kind::Light, Profile::Shelly, "shellydimmer2-shed") };
+        let rpc = |c: &str| {
+            let out = shelly.light_command(&cmd(c));
+            assert_eq!(out[0].0, "shellydimmer2-shed/rpc");
+            serde_json::from_slice::<Value>(&out[0].1).unwrap()
+        };
+        assert_eq!(rpc("40")["params"], serde_json::json!({"id": 0, "on": true, "brightness": 40}));
+        assert_eq!(rpc("OFF")["params"], serde_json::json!({"id": 0, "on": false}));
+        assert_eq!(rpc("OFF")["method"], "Light.Set");
+        assert_eq!(shelly.topic(), "shellydimmer2-shed/status/light:0");
+        let state = shelly.light_state(
+            br#"{"id":0,"source":"rpc","output":true,"brightness":40}"#,
+            LightSource::Manual,
+            Timestamp(1),
+        );
+        assert_eq!(state.unwrap().map(|s| (s.state, s.brightness)), Some((Power::On, 40)));
+        let off = shelly.light_state(br#"{"id":0,"output":false,"brightness":40}"#, LightSource::Manual, Timestamp(1));
+        assert_eq!(off.unwrap().map(|s| (s.state, s.brightness)), Some((Power::Off, 0)));
+        assert!(device(Kind::Light, Profile::Generic, "").validate().unwrap_err().contains("lights are"));
     }
 
     #[test]
@@ -663,7 +758,7 @@ mod tests {
             device_runtime::config::layer(&Config::default(), Some(std::path::Path::new(path)), toml::Table::new())
                 .unwrap();
         assert_eq!(config.validate().map_err(|e| e.to_string()), Ok(()));
-        assert_eq!(config.devices.len(), 7);
+        assert_eq!(config.devices.len(), 8);
     }
 
     #[test]

@@ -109,10 +109,20 @@ async fn a_home_light_drives_a_zigbee2mqtt_bulb(url: String) {
         devices: vec![
             mapping("porch", Kind::Light, Profile::Zigbee2mqtt, "porch_bulb"),
             mapping("desk", Kind::Light, Profile::Tasmota, "desk_dimmer"),
+            mapping("lamp", Kind::Light, Profile::Esphome, "livingroom/lamp"),
+            mapping("shed", Kind::Light, Profile::Shelly, "shellydimmer2-shed"),
         ],
     };
     let mut probe = Probe::connect(&url, "probe-bridge-light").await.unwrap();
-    for filter in ["zigbee2mqtt/#", "cmnd/#", "home/lights/#", "home/devices/+/availability"] {
+    let filters = [
+        "zigbee2mqtt/#",
+        "cmnd/#",
+        "livingroom/#",
+        "shellydimmer2-shed/#",
+        "home/lights/#",
+        "home/devices/+/availability",
+    ];
+    for filter in filters {
         probe.subscribe(filter).await.unwrap();
     }
     let bridge = Running::spawn(|s| bridge::run(config, s));
@@ -141,6 +151,29 @@ async fn a_home_light_drives_a_zigbee2mqtt_bulb(url: String) {
     // A Tasmota dimmer takes Dimmer in percent.
     probe.publish("home/lights/desk/set", "40", false).await.unwrap();
     probe.expect("cmnd/desk_dimmer/Dimmer", |p| p == b"40", WITHIN).await.unwrap();
+
+    // An ESPHome light takes its JSON schema on 0-255, and reports back on its state topic.
+    let json = |p: &[u8]| serde_json::from_slice::<serde_json::Value>(p).unwrap_or_default();
+    probe.publish("home/lights/lamp/set", "60", false).await.unwrap();
+    probe
+        .expect(
+            "livingroom/light/lamp/command",
+            |p| json(p) == serde_json::json!({"state": "ON", "brightness": 153}),
+            WITHIN,
+        )
+        .await
+        .unwrap();
+    probe
+        .publish("livingroom/light/lamp/state", r#"{"state":"ON","brightness":153,"color_mode":"brightness"}"#, true)
+        .await
+        .unwrap();
+    let lamp = |p: &[u8]| protocol::LightState::decode(p).is_ok_and(|s| s.brightness == 60 && s.device_id == "lamp");
+    probe.expect("home/lights/lamp/state", lamp, WITHIN).await.unwrap();
+
+    // A Shelly gen 2 dimmer takes an RPC call.
+    probe.publish("home/lights/shed/set", "OFF", false).await.unwrap();
+    let rpc = |p: &[u8]| json(p)["method"] == "Light.Set" && json(p)["params"]["on"] == false;
+    probe.expect("shellydimmer2-shed/rpc", rpc, WITHIN).await.unwrap();
     bridge.stop().await;
 }
 on_both_brokers!(zigbee_bulb, super::a_home_light_drives_a_zigbee2mqtt_bulb);

@@ -89,7 +89,16 @@ impl Default for Config {
             manual_override_min: 30,
             follow_alarm: true,
             levels: Levels::default(),
-            rooms: vec![room("kitchen", "kitchen", "kitchen-motion"), room("hall", "hall", "hall-motion")],
+            rooms: vec![
+                room("kitchen", "kitchen", "kitchen-motion"),
+                room("hall", "hall", "hall-motion"),
+                // The bridge's example devices (config/bridge.toml): a Zigbee2MQTT bulb, a Tasmota
+                // PIR and the original lighting project's motion sensor.
+                Room {
+                    motion_sensors: vec!["porch-motion".into(), "legacy-motion".into()],
+                    ..room("porch", "porch", "")
+                },
+            ],
         }
     }
 }

@@ -33,6 +33,10 @@ pub struct HomeConfig {
     pub recorder: bool,
     /// The web dashboard (`dashboard.toml`: http://127.0.0.1:8080 by default).
     pub dashboard: bool,
+    /// The bridge: foreign devices (Zigbee2MQTT, Tasmota, ESPHome, ...) as the home's own (`bridge.toml`).
+    pub bridge: bool,
+    /// The notifier: the panel's alarms to webhooks, email and MQTT (`notifier.toml`).
+    pub notifier: bool,
     /// Simulate door and window sensors (random opening); off, they report CLOSED and heartbeats
     /// and you open them with `mqtt-home set door front open`.
     pub simulate_contacts: bool,
@@ -55,6 +59,8 @@ impl Default for HomeConfig {
             siren: true,
             recorder: true,
             dashboard: true,
+            bridge: true,
+            notifier: true,
             simulate_contacts: false,
             config_files: BTreeMap::from([(
                 "security-controller".to_owned(),
@@ -208,6 +214,16 @@ impl Daemons {
             device_ids.push(c.mqtt.id.clone());
             dashboard_url = Some(format!("http://{}", c.listen));
             starts.push(("dashboard".into(), Box::new(move |s| Box::pin(dashboard::run(c, s)))));
+        }
+        if home.bridge {
+            let c: bridge::Config = connection.config(None)?;
+            device_ids.push(c.mqtt.id.clone());
+            starts.push(("bridge".into(), Box::new(move |s| Box::pin(bridge::run(c, s)))));
+        }
+        if home.notifier {
+            let c: notifier::Config = connection.config(None)?;
+            device_ids.push(c.mqtt.id.clone());
+            starts.push(("notifier".into(), Box::new(move |s| Box::pin(notifier::run(c, s)))));
         }
 
         let mut tasks = JoinSet::new();

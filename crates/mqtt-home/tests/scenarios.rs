@@ -33,7 +33,7 @@ fn shipped_scenarios() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 5, "expected the five shipped scenarios, found {files:?}");
+    assert!(files.len() >= 11, "expected the eleven shipped scenarios, found {files:?}");
     files
 }
 

@@ -1,12 +1,14 @@
 //! Email over SMTP: STARTTLS on the submission port by default (lettre, on the same rustls and
-//! ring provider as the MQTT links, with the system's CA roots), implicit TLS, or plain for a relay
-//! on the same machine. The password is read from an environment variable or a file at start,
+//! ring provider as the MQTT links, with the system's CA roots and, for a relay with a private CA,
+//! `ca_file`), implicit TLS, or plain for a relay on the same machine. The password is read from an environment variable or a file at start,
 //! never from the config file itself, and never logged.
 
 use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::{SUBMISSION_PORT, SUBMISSIONS_PORT};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +49,9 @@ pub struct EmailConfig {
     /// Or a file holding it (its first line).
     #[serde(default)]
     pub password_file: Option<std::path::PathBuf>,
+    /// A CA certificate (PEM) trusted beside the system's roots: a relay with a private CA.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl EmailConfig {
@@ -67,7 +72,22 @@ impl EmailConfig {
         if (self.password_env.is_some() || self.password_file.is_some()) && self.username.is_none() {
             return Err("a password needs a username".into());
         }
+        if self.ca_file.is_some() && self.security == Security::None {
+            return Err("ca_file needs security = \"starttls\" or \"tls\"".into());
+        }
         Ok(())
+    }
+
+    /// The TLS settings with `ca_file` trusted, if one is given.
+    fn tls_with_ca(&self) -> Result<Option<TlsParameters>, String> {
+        let Some(path) = &self.ca_file else { return Ok(None) };
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read ca_file {}: {e}", path.display()))?;
+        let ca = Certificate::from_pem(&pem).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        TlsParameters::builder(self.host.clone())
+            .add_root_certificate(ca)
+            .build_rustls()
+            .map(Some)
+            .map_err(|e| format!("ca_file {}: {e}", path.display()))
     }
 
     fn password(&self) -> Result<Option<String>, String> {
@@ -94,12 +114,19 @@ impl Email {
     pub fn new(config: &EmailConfig) -> Result<Email, String> {
         config.validate()?;
         let host = config.host.as_str();
-        let mut builder = match config.security {
-            Security::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-            Security::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
-            Security::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
-        }
-        .map_err(|e| format!("cannot set up SMTP to {host}: {e}"))?;
+        let mut builder = match (config.security, config.tls_with_ca()?) {
+            (Security::Starttls, Some(tls)) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                .port(SUBMISSION_PORT)
+                .tls(Tls::Required(tls)),
+            (Security::Tls, Some(tls)) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
+                .port(SUBMISSIONS_PORT)
+                .tls(Tls::Wrapper(tls)),
+            (Security::Starttls, None) => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                .map_err(|e| format!("cannot set up SMTP to {host}: {e}"))?,
+            (Security::Tls, None) => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                .map_err(|e| format!("cannot set up SMTP to {host}: {e}"))?,
+            (Security::None, _) => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+        };
         if let Some(port) = config.port {
             builder = builder.port(port);
         }
@@ -152,6 +179,7 @@ mod tests {
             username: Some("home".into()),
             password_env: Some("PATH".into()),
             password_file: None,
+            ca_file: None,
         }
     }
 
@@ -177,12 +205,13 @@ mod tests {
 
     #[test]
     fn bad_email_settings_say_what_to_fix() {
-        let cases: [(EmailConfig, &str); 5] = [
+        let cases: [(EmailConfig, &str); 6] = [
             (EmailConfig { host: String::new(), ..config() }, "needs `host`"),
             (EmailConfig { from: "not an address".into(), ..config() }, "from `not an address`"),
             (EmailConfig { to: vec![], ..config() }, "at least one address"),
             (EmailConfig { password_file: Some("/x".into()), ..config() }, "not both"),
             (EmailConfig { username: None, ..config() }, "needs a username"),
+            (EmailConfig { ca_file: Some("/ca.crt".into()), security: Security::None, ..config() }, "ca_file needs"),
         ];
         for (config, needle) in cases {
             let err = config.validate().unwrap_err();
@@ -190,6 +219,9 @@ mod tests {
         }
         let missing = EmailConfig { password_env: Some("MQTT_HOME_TEST_SURELY_UNSET".into()), ..config() };
         assert!(Email::new(&missing).err().unwrap().contains("MQTT_HOME_TEST_SURELY_UNSET"));
+        let no_ca = EmailConfig { ca_file: Some("/surely/not/here.crt".into()), ..config() };
+        let no_ca = Email::new(&no_ca).err().unwrap();
+        assert!(no_ca.contains("cannot read ca_file /surely/not/here.crt"), "{no_ca}");
         let typo = "[[channel]]\nname = \"mail\"\nkind = \"email\"\nhost = \"h\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\nprot = 25\n";
         let typo = toml::from_str::<crate::Config>(typo).unwrap_err().to_string();
         assert!(typo.contains("prot"), "{typo}");

@@ -605,7 +605,7 @@ mod tests {
             device_runtime::config::layer(&Config::default(), Some(std::path::Path::new(path)), toml::Table::new())
                 .unwrap();
         assert_eq!(config.validate().map_err(|e| e.to_string()), Ok(()));
-        assert_eq!(config.channels.len(), 2);
+        assert_eq!(config.channels.len(), 1);
         assert!(Notifier::new(config).is_ok());
     }
 

@@ -1,7 +1,8 @@
 //! The notifier over a real broker, with a real HTTP receiver started by the test: the panel's
 //! `triggered` reaches the webhook and the MQTT channel within a second, a receiver down for 10 s
 //! gets the notification once after it returns, one answering 500 gets it on a retry, and a
-//! duress never shows on MQTT.
+//! duress never shows on MQTT; email arrives over plain SMTP after the server returns and over
+//! STARTTLS (aiosmtpd) with a local CA, refused without it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -285,6 +286,7 @@ async fn triggered_arrives_by_email_after_the_smtp_server_returns() {
         username: None,
         password_env: None,
         password_file: None,
+        ca_file: None,
     };
     let channel =
         ChannelConfig { name: "mail".into(), to: Destination::Email(email), events: Vec::new(), max_per_minute: 10 };
@@ -304,5 +306,62 @@ async fn triggered_arrives_by_email_after_the_smtp_server_returns() {
     let data = &got[0].1;
     assert!(data.contains("Subject: mqtt-home: Alarm: intrusion") && data.contains("door back open"), "{data}");
     assert_eq!(wait_for(&received, 2, Duration::from_secs(3)).await.len(), 1, "sent twice");
+    notifier.stop().await;
+}
+
+fn starttls(port: u16, ca_file: Option<std::path::PathBuf>) -> notifier::email::EmailConfig {
+    notifier::email::EmailConfig {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+        security: notifier::email::Security::Starttls,
+        from: "mqtt-home <home@example.org>".into(),
+        to: vec!["me@example.org".into()],
+        username: None,
+        password_env: None,
+        password_file: None,
+        ca_file,
+    }
+}
+
+/// Email over STARTTLS to a real SMTP server (aiosmtpd, which refuses mail before STARTTLS) with
+/// a certificate from a local CA: refused while that CA is not trusted, delivered through the
+/// running notifier once `ca_file` names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggered_arrives_by_email_over_starttls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = testkit::make_certs(dir.path()).unwrap();
+    let Some(smtp) = testkit::smtp_or_skip(&certs.cert, &certs.key) else { return };
+
+    // Without the local CA the certificate is not trusted, and nothing is sent in the clear.
+    let n = notifier::Notification {
+        event: PanelEventKind::Triggered,
+        title: "mqtt-home: Alarm: intrusion".into(),
+        message: "window kitchen-window open (perimeter)".into(),
+        priority: 5,
+        sensors: vec!["kitchen-window".into()],
+        ts: Timestamp(1_795_370_645_120),
+    };
+    let untrusted = notifier::email::Email::new(&starttls(smtp.port(), None)).unwrap();
+    let refused = untrusted.send(&n).await.expect_err("sent to a server whose certificate is not trusted");
+    assert!(refused.contains("certificate") || refused.contains("Certificate"), "{refused}");
+    assert!(smtp.messages().is_empty(), "a message got through without TLS");
+
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    let email = starttls(smtp.port(), Some(certs.ca.clone()));
+    let channel =
+        ChannelConfig { name: "mail".into(), to: Destination::Email(email), events: Vec::new(), max_per_minute: 10 };
+    let notifier = Running::spawn({
+        let config = config(&url, vec![channel]);
+        move |s| notifier::run(config, s)
+    });
+    let mut probe = Probe::connect(&url, "probe-notifier-starttls").await.unwrap();
+    probe.subscribe("home/devices/notifier/availability").await.unwrap();
+    probe.expect("home/devices/notifier/availability", |p| p == b"online", WITHIN).await.unwrap();
+    probe.publish("home/security/events", event(PanelEventKind::Triggered, "door back open"), false).await.unwrap();
+    let got = smtp.wait_for(1, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 1, "no email over STARTTLS");
+    assert!(got[0].contains("Subject: mqtt-home: Alarm: intrusion") && got[0].contains("door back open"), "{}", got[0]);
+    assert_eq!(smtp.wait_for(2, Duration::from_secs(2)).await.len(), 1, "sent twice");
     notifier.stop().await;
 }

@@ -605,6 +605,10 @@ impl Panel {
                     return;
                 }
                 let mode = self.armed_mode();
+                let alarm = match &self.arm {
+                    Arm::Triggered { sensor, .. } => Some(sensor.clone()),
+                    _ => None,
+                };
                 self.disarm();
                 self.changed_by = Some(user.shown_name().to_owned());
                 events.push(
@@ -614,6 +618,11 @@ impl Panel {
                     vec![],
                     format!("disarmed by {}", user.shown_name()),
                 );
+                if let Some(sensor) = alarm {
+                    // Whoever was told of the alarm is told it is over, as when the siren time runs out.
+                    let message = format!("alarm after {sensor} ended: disarmed by {}", user.shown_name());
+                    events.push(PanelEventKind::AlarmEnded, mode, Some(user.shown_name()), vec![sensor], message);
+                }
                 if user.duress {
                     // Silent: no siren, nothing visible on the status; a monitoring station listens for it.
                     events.push(

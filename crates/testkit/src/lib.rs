@@ -9,17 +9,44 @@
 //!   [`terminate`]: a child process stopped as `docker stop` would.
 //! - [`HomeAssistant`]: a real Home Assistant Core (from the venv `ha/install.sh` builds),
 //!   onboarded, with its MQTT integration on the test's broker; REST reads, restarts, its log.
+//! - [`SmtpServer`]: a real SMTP server (aiosmtpd) that requires STARTTLS; [`make_certs`]: a local
+//!   CA and a server certificate for 127.0.0.1, made by the shipped `mosquitto/make-certs.sh`.
 
 mod daemon;
 pub mod home_assistant;
 mod mosquitto;
 mod probe;
+mod smtp;
 
 pub use daemon::{Running, WITHIN, on_embedded, on_mosquitto, terminate};
 pub use home_assistant::HomeAssistant;
 
 pub use mosquitto::{Mosquitto, mosquitto_or_skip};
 pub use probe::Probe;
+pub use smtp::{SmtpServer, aiosmtpd_python, smtp_or_skip};
+
+/// A local CA and a server certificate for `127.0.0.1` and `localhost`, PEM files in `dir`, made
+/// by the repository's `mosquitto/make-certs.sh` (openssl).
+pub struct Certificates {
+    pub ca: std::path::PathBuf,
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Runs `mosquitto/make-certs.sh` into `dir`.
+pub fn make_certs(dir: &std::path::Path) -> anyhow::Result<Certificates> {
+    use anyhow::Context;
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../mosquitto/make-certs.sh");
+    let status = std::process::Command::new("bash")
+        .arg(&script)
+        .args(["127.0.0.1", "localhost"])
+        .env("CERTS_DIR", dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run {}", script.display()))?;
+    anyhow::ensure!(status.success(), "{} failed: {status}", script.display());
+    Ok(Certificates { ca: dir.join("ca.crt"), cert: dir.join("server.crt"), key: dir.join("server.key") })
+}
 
 /// A new embedded broker on a free port of 127.0.0.1.
 pub fn embedded() -> embedded_broker::EmbeddedBroker {

@@ -332,6 +332,22 @@ fn disarming_during_the_alarm_stops_the_siren() {
         run(&c, &[(0, arm_away()), (30, Input::Tick), (40, open(SensorKind::Window, "w")), (50, disarm("1234"))]);
     assert_eq!(state(&p, &c, 50), PanelState::Disarmed);
     assert_eq!(sirens(&actions), [true, false]);
+    // Whoever was told of the alarm hears that it is over, and from whom.
+    let kinds = events(&actions);
+    assert_eq!(kinds[kinds.len() - 2..], [E::Disarmed, E::AlarmEnded]);
+    let ended = actions.iter().find_map(|a| match a {
+        Action::Event(e) if e.event == E::AlarmEnded => Some(e.clone()),
+        _ => None,
+    });
+    let ended = ended.unwrap();
+    assert_eq!(
+        (ended.message.as_str(), ended.sensors.as_slice()),
+        ("alarm after w ended: disarmed by alice", &["w".to_owned()][..])
+    );
+
+    // Disarming an armed panel that is not sounding ends no alarm.
+    let (_, actions) = run(&c, &[(0, arm_away()), (30, Input::Tick), (50, disarm("1234"))]);
+    assert!(!events(&actions).contains(&E::AlarmEnded));
 }
 
 #[test]
