@@ -1,5 +1,6 @@
-//! The broker's address, parsed once: `mqtt://host:port` or `mqtts://host:port`. A config file,
-//! a flag and the environment all say it as text; everything past the config sees a [`BrokerUrl`].
+//! The broker's address, parsed once: `mqtt://host:port` or `mqtts://host:port`, or several of
+//! them separated by commas (the nodes of a cluster, see [`Brokers`]). A config file, a flag and
+//! the environment all say it as text; everything past the config sees [`Brokers`] of [`BrokerUrl`]s.
 
 use std::fmt;
 use std::str::FromStr;
@@ -100,9 +101,116 @@ impl<'de> Deserialize<'de> for BrokerUrl {
     }
 }
 
+/// Where a daemon connects: one broker, or several as `mqtt://a:1883,mqtt://b:1883` (the nodes of
+/// a clustered engine). The link connects to the first and, when it loses one, tries the next.
+///
+/// An unusable entry in a list that has usable ones is set aside, not fatal: one typo must not keep
+/// a home off its other brokers. The link names each one set aside in the log when it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Brokers {
+    /// Never empty.
+    urls: Vec<BrokerUrl>,
+    set_aside: Vec<BadBrokerUrl>,
+}
+
+impl Brokers {
+    pub fn parse(text: &str) -> Result<Brokers, BadBrokerUrl> {
+        let (mut urls, mut set_aside) = (Vec::new(), Vec::new());
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match BrokerUrl::parse(part) {
+                Ok(url) => urls.push(url),
+                Err(bad) => set_aside.push(bad),
+            }
+        }
+        match set_aside.len() {
+            _ if !urls.is_empty() => Ok(Brokers { urls, set_aside }),
+            0 => Err(BadBrokerUrl { url: text.to_owned(), why: "no broker URL in it".to_owned() }),
+            1 => Err(set_aside.remove(0)),
+            n => Err(BadBrokerUrl {
+                url: text.to_owned(),
+                why: format!("none of its {n} URLs is usable (the first: {})", set_aside[0].why),
+            }),
+        }
+    }
+
+    /// The broker a daemon tries first.
+    pub fn first(&self) -> &BrokerUrl {
+        &self.urls[0]
+    }
+
+    /// Every usable broker, in the order they are tried.
+    pub fn urls(&self) -> &[BrokerUrl] {
+        &self.urls
+    }
+
+    /// The entries that could not be used.
+    pub fn set_aside(&self) -> &[BadBrokerUrl] {
+        &self.set_aside
+    }
+}
+
+impl From<BrokerUrl> for Brokers {
+    fn from(url: BrokerUrl) -> Brokers {
+        Brokers { urls: vec![url], set_aside: Vec::new() }
+    }
+}
+
+impl fmt::Display for Brokers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, url) in self.urls.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{url}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Brokers {
+    type Err = BadBrokerUrl;
+
+    fn from_str(text: &str) -> Result<Brokers, BadBrokerUrl> {
+        Brokers::parse(text)
+    }
+}
+
+impl Serialize for Brokers {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Brokers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Brokers::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broker_list_sets_bad_entries_aside_and_keeps_the_rest() {
+        let brokers = Brokers::parse("mqtt://a:1884, mqtt://b:1885,,mqtt://c").unwrap();
+        assert_eq!(brokers.to_string(), "mqtt://a:1884,mqtt://b:1885,mqtt://c:1883");
+        assert!(brokers.set_aside().is_empty());
+        assert_eq!(brokers.first().host, "a");
+
+        let one_bad = Brokers::parse("mqtt://a:1884,http://b:1885,mqtt://c:1886").unwrap();
+        assert_eq!(one_bad.urls().len(), 2);
+        assert_eq!(one_bad.set_aside().len(), 1);
+        let why = one_bad.set_aside()[0].to_string();
+        assert!(why.contains("`http://b:1885`") && why.contains("unknown scheme"), "{why}");
+
+        let only = Brokers::parse("mqtt://h:x").unwrap_err().to_string();
+        assert!(only.contains("`mqtt://h:x`") && only.contains("port"), "{only}");
+        let all = Brokers::parse("http://a,ftp://b").unwrap_err().to_string();
+        assert!(all.contains("none of its 2 URLs"), "{all}");
+        assert!(Brokers::parse(" , ").unwrap_err().to_string().contains("no broker URL"));
+    }
 
     #[test]
     fn broker_urls_parse() {

@@ -10,8 +10,9 @@ use crate::logging::LogFormat;
 /// Connection, identity and logging flags, flattened into every daemon's own `clap` parser.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct CommonArgs {
-    /// Broker URL: mqtt://host:port, or mqtts://host:port for TLS [default: mqtt://127.0.0.1:1883]
-    #[arg(long, env = "MQTT_BROKER_URL", value_name = "URL", global = true)]
+    /// Broker URL: mqtt://host:port, or mqtts://host:port for TLS; several, comma-separated, are
+    /// tried in turn (a cluster's nodes) [default: mqtt://127.0.0.1:1883]
+    #[arg(long, env = "MQTT_BROKER_URL", value_name = "URL[,URL...]", global = true)]
     pub broker: Option<String>,
 
     /// This device's id (one topic level, unique in the home)

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::broker::BrokerUrl;
+use crate::broker::{BrokerUrl, Brokers};
 use toml::{Table, Value};
 
 /// A configuration that cannot be used, with what to do about it.
@@ -65,8 +65,9 @@ impl<'de> Deserialize<'de> for Secret {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttConfig {
-    /// `mqtt://host:port`, or `mqtts://host:port` for TLS; parsed when the config is read.
-    pub broker: BrokerUrl,
+    /// `mqtt://host:port`, or `mqtts://host:port` for TLS; several, comma-separated, are tried in
+    /// turn (the nodes of a cluster). Parsed when the config is read.
+    pub broker: Brokers,
     /// This device's id: one topic level, unique in the home.
     pub id: String,
     /// The first level of every topic.
@@ -90,7 +91,7 @@ pub struct MqttConfig {
 impl Default for MqttConfig {
     fn default() -> Self {
         MqttConfig {
-            broker: BrokerUrl::local(),
+            broker: BrokerUrl::local().into(),
             id: String::new(),
             topic_root: protocol::DEFAULT_TOPIC_ROOT.to_owned(),
             username: None,

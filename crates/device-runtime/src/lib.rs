@@ -23,7 +23,7 @@ pub mod logging;
 pub mod runner;
 pub mod shutdown;
 
-pub use broker::BrokerUrl;
+pub use broker::{BrokerUrl, Brokers};
 pub use cli::CommonArgs;
 pub use config::{ConfigError, MqttConfig, Secret};
 pub use link::{Ack, DeviceSpec, Inbound, Link, LinkError, Publisher};

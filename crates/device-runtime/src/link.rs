@@ -6,6 +6,11 @@
 //!   retried slowly.
 //! - Subscribes on the first connect of the process, and again whenever the broker reports no
 //!   session (rumqttc does not restore subscriptions).
+//! - Several brokers (`--broker a,b,c`, a clustered engine's nodes): a broker that is lost, cannot
+//!   be reached, or does not answer CONNECT within 5 s is followed by the next one of the list,
+//!   round and round, with the same backoff. Where the engine shares sessions between its nodes
+//!   (NATS keeps them in JetStream) the session resumes; elsewhere the link subscribes again. One
+//!   log line says where it is connected now.
 //! - Last Will: `<root>/devices/<id>/availability` = `offline`, retained. On every connect it
 //!   publishes `online` and its announce message, retained, after its subscriptions: `online`
 //!   means "hears its topics". On shutdown it publishes `offline` and disconnects cleanly, so the
@@ -83,6 +88,8 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// this (plus the connect itself) of the broker's return.
 pub const LAST_RETRY: Duration = Duration::from_secs(2);
 const REFUSED_RETRY: Duration = Duration::from_secs(15);
+/// How long a broker has to accept TCP and answer CONNECT; then the next one is tried.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a clean shutdown may take to publish `offline` and disconnect.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest wait to write a group of acks (rumqttc's own network timeout is 5 s).
@@ -319,35 +326,49 @@ pub struct Link {
 impl Link {
     /// Starts the link's task. Connecting happens in the background: an unreachable broker is retried, not fatal.
     pub fn start(config: &MqttConfig, spec: DeviceSpec, shutdown: Shutdown) -> Result<Link, LinkError> {
-        let url = config.broker.clone();
         let topics = Topics::new(&config.topic_root);
         let id = config.id.clone();
         let client_id = format!("{}-{}", config.topic_root.replace('/', "-"), id);
         let availability = topics.name(&Topic::Availability(id.clone()));
 
-        let mut options = MqttOptions::new(client_id, url.host.clone(), url.port);
-        options
-            .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(1)))
-            .set_clean_session(!spec.persistent_session)
-            .set_max_packet_size(INCOMING_PACKET_LIMIT, config.max_payload_bytes + PACKET_OVERHEAD)
-            .set_manual_acks(spec.manual_acks);
-        if spec.presence {
-            options.set_last_will(LastWill::new(&availability, Availability::Offline.encode(), QoS::AtLeastOnce, true));
-        }
-        if let Some(user) = &config.username {
-            let password = config.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
-            options.set_credentials(user.clone(), password);
-        }
-        if url.tls {
-            options.set_transport(tls_transport(config)?);
+        // One set of options per broker, the same but for the address: on losing one, the event
+        // loop is given the next one's (see `Driver::fail_over`).
+        let options_for = |url: &BrokerUrl| -> Result<MqttOptions, LinkError> {
+            let mut options = MqttOptions::new(client_id.clone(), url.host.clone(), url.port);
+            options
+                .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(1)))
+                .set_clean_session(!spec.persistent_session)
+                .set_max_packet_size(INCOMING_PACKET_LIMIT, config.max_payload_bytes + PACKET_OVERHEAD)
+                .set_manual_acks(spec.manual_acks);
+            if spec.presence {
+                let will = LastWill::new(&availability, Availability::Offline.encode(), QoS::AtLeastOnce, true);
+                options.set_last_will(will);
+            }
+            if let Some(user) = &config.username {
+                let password = config.password.as_ref().map(|p| p.expose().to_owned()).unwrap_or_default();
+                options.set_credentials(user.clone(), password);
+            }
+            if url.tls {
+                options.set_transport(tls_transport(config)?);
+            }
+            Ok(options)
+        };
+        let brokers = config
+            .broker
+            .urls()
+            .iter()
+            .map(|url| Ok((url.clone(), options_for(url)?)))
+            .collect::<Result<Vec<_>, LinkError>>()?;
+        for bad in config.broker.set_aside() {
+            tracing::warn!("{bad}; it is left out, the other brokers are used: {}", config.broker);
         }
 
         // No bound on requests that matters (flume allocates as it fills; it adds one to the
         // bound, so not usize::MAX): see the module's flow control.
-        let (client, mut eventloop) = AsyncClient::new(options, usize::MAX / 2);
+        let (client, mut eventloop) = AsyncClient::new(brokers[0].1.clone(), usize::MAX / 2);
         let mut network = NetworkOptions::new();
         network.set_tcp_nodelay(true);
-        network.set_connection_timeout(5);
+        network.set_connection_timeout(CONNECTION_TIMEOUT.as_secs());
         eventloop.set_network_options(network);
 
         let (tx, inbox) = mpsc::channel(INBOX_CAPACITY);
@@ -368,7 +389,9 @@ impl Link {
             progress: progress.clone(),
             acks: acks.clone(),
             client: client.clone(),
-            url,
+            brokers,
+            current: 0,
+            unacknowledged: Vec::new(),
             spec,
             availability,
             announce_topic: topics.name(&Topic::Announce(id.clone())),
@@ -415,7 +438,12 @@ impl Link {
 struct Driver {
     home_assistant: HomeAssistant,
     client: AsyncClient,
-    url: BrokerUrl,
+    /// Every broker with its options, and the one the event loop is on.
+    brokers: Vec<(BrokerUrl, MqttOptions)>,
+    current: usize,
+    /// What a lost connection left unacknowledged or unsent, kept until the next CONNACK says
+    /// whether the broker still has the session (see `Driver::resend`).
+    unacknowledged: Vec<Request>,
     spec: DeviceSpec,
     availability: String,
     announce_topic: String,
@@ -427,6 +455,52 @@ struct Driver {
 }
 
 impl Driver {
+    /// The broker the event loop is on (or trying).
+    fn url(&self) -> &BrokerUrl {
+        &self.brokers[self.current].0
+    }
+
+    /// rumqttc keeps what a lost connection left unacknowledged (and what was still queued) to
+    /// send again, but forgets it all when the next broker has no session for the client: a
+    /// reading published during a fail-over to a broker that does not share sessions, or to a
+    /// restarted one without persistence, would be lost. The link keeps it instead, and on the
+    /// CONNACK gives it back: as it was on a resumed session (MQTT's retransmission), and on a new
+    /// session the messages alone, as new ones (subscriptions are made again anyway; acks and
+    /// releases belong to the old session).
+    fn resend(&mut self, eventloop: &mut EventLoop, session_present: bool) {
+        let requests = std::mem::take(&mut self.unacknowledged);
+        if session_present {
+            let behind = std::mem::take(&mut eventloop.pending);
+            eventloop.pending.extend(requests);
+            eventloop.pending.extend(behind);
+            return;
+        }
+        let mut again = 0;
+        for request in requests {
+            match request {
+                Request::Publish(mut publish) => {
+                    publish.pkid = 0;
+                    publish.dup = false;
+                    again += 1;
+                    eventloop.pending.push_back(Request::Publish(publish));
+                }
+                Request::Disconnect(d) => eventloop.pending.push_back(Request::Disconnect(d)),
+                _ => {}
+            }
+        }
+        if again > 0 {
+            tracing::info!("{again} messages not acknowledged by the last broker sent again on the new session");
+        }
+    }
+
+    /// After a failure: the next broker of the list (the same one when there is only one).
+    fn fail_over(&mut self, eventloop: &mut EventLoop) {
+        if self.brokers.len() > 1 {
+            self.current = (self.current + 1) % self.brokers.len();
+            eventloop.mqtt_options = self.brokers[self.current].1.clone();
+        }
+    }
+
     async fn run(mut self, mut eventloop: EventLoop, shutdown: Shutdown) {
         // Goodbye: `offline` goes through the request queue, behind everything the daemon already
         // sent. The DISCONNECT follows once every queued publish is written and acknowledged, so a
@@ -467,7 +541,7 @@ impl Driver {
                     match tokio::time::timeout_at(deadline, eventloop.poll()).await {
                         Ok(event) => event,
                         Err(_) => {
-                            tracing::warn!("could not say goodbye to {} within {GOODBYE_TIMEOUT:?}", self.url);
+                            tracing::warn!("could not say goodbye to {} within {GOODBYE_TIMEOUT:?}", self.url());
                             break;
                         }
                     }
@@ -484,16 +558,20 @@ impl Driver {
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     backoff = Backoff::default();
+                    let (url, n) = (self.url(), self.brokers.len());
+                    let which = if n > 1 { format!(" (broker {} of {n})", self.current + 1) } else { String::new() };
+                    let session = if ack.session_present { "session resumed" } else { "new session" };
                     if failures > 0 {
-                        tracing::info!("reconnected to {} after {failures} failed attempts", self.url);
+                        tracing::info!("reconnected to {url}{which} after {failures} failed attempts, {session}");
                     } else {
-                        tracing::info!("connected to {} as {}", self.url, self.announce.device_id);
+                        tracing::info!("connected to {url}{which} as {}", self.announce.device_id);
                     }
                     failures = 0;
                     connected = true;
                     self.progress.connection.fetch_add(1, Ordering::SeqCst);
                     self.lock_acks().connection_ended();
                     mark_health(true);
+                    self.resend(&mut eventloop, ack.session_present);
                     self.on_connected(ack.session_present, &mut subscribed_once);
                     let _ = self.tx.send(Inbound::Connected { session_present: ack.session_present }).await;
                 }
@@ -549,10 +627,10 @@ impl Driver {
                         tracing::info!(
                             "{} published offline and disconnected from {}",
                             self.announce.device_id,
-                            self.url
+                            self.url()
                         );
                     } else {
-                        tracing::debug!("{} disconnected from {}", self.announce.device_id, self.url);
+                        tracing::debug!("{} disconnected from {}", self.announce.device_id, self.url());
                     }
                     break;
                 }
@@ -573,7 +651,10 @@ impl Driver {
                     mark_health(false);
                     failures += 1;
                     let delay = backoff.next(&error);
-                    self.report(&error, failures, delay);
+                    self.unacknowledged.extend(eventloop.pending.drain(..));
+                    let failed = self.url().clone();
+                    self.fail_over(&mut eventloop);
+                    self.report(&error, &failed, failures, delay);
                     tokio::select! {
                         () = shutdown.wait() => break,
                         () = tokio::time::sleep(delay) => {}
@@ -677,24 +758,31 @@ impl Driver {
         }
     }
 
-    fn report(&self, error: &ConnectionError, failures: u32, delay: Duration) {
-        let delay_s = delay.as_secs_f32();
-        let url = &self.url;
+    /// One line on a failed or lost connection to `url`, saying what comes next.
+    fn report(&self, error: &ConnectionError, url: &BrokerUrl, failures: u32, delay: Duration) {
+        let next = self.url();
+        let then = if next == url {
+            format!("retrying in {:.1} s", delay.as_secs_f32())
+        } else {
+            format!("trying {next} in {:.1} s", delay.as_secs_f32())
+        };
         let message = match error {
             ConnectionError::ConnectionRefused(
                 code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
             ) => format!(
                 "broker {url} refused the connection ({code:?}): check --username/--password \
-                 (MQTT_USERNAME/MQTT_PASSWORD) and the broker's password file; retrying in {delay_s:.0} s"
+                 (MQTT_USERNAME/MQTT_PASSWORD) and the broker's password file; {then}"
             ),
             ConnectionError::ConnectionRefused(code) => {
-                format!("broker {url} refused the connection ({code:?}); retrying in {delay_s:.1} s")
+                format!("broker {url} refused the connection ({code:?}); {then}")
             }
             ConnectionError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => format!(
-                "cannot reach broker {url}: connection refused; is it running? (set --broker or MQTT_BROKER_URL); \
-                 retrying in {delay_s:.1} s"
+                "cannot reach broker {url}: connection refused; is it running? (set --broker or MQTT_BROKER_URL); {then}"
             ),
-            other => format!("connection to {url} failed: {other}; retrying in {delay_s:.1} s"),
+            ConnectionError::NetworkTimeout => {
+                format!("broker {url} did not answer CONNECT within {} s; {then}", CONNECTION_TIMEOUT.as_secs())
+            }
+            other => format!("connection to {url} failed: {other}; {then}"),
         };
         // The first failure is a warning; then one line per attempt would flood the log, so only
         // every 10th attempt (and the slow, refused retries) reach the default level.

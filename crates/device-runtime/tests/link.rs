@@ -216,3 +216,144 @@ async fn a_daemon_behind_a_flood_loses_nothing_and_never_deadlocks() {
     }
     stop(link, shutdown).await;
 }
+
+/// A broker list (`--broker a,b,c`): an entry that is not a URL is left out, a node that accepts TCP
+/// and never answers CONNECT is given up after the connection timeout, and the link connects to
+/// the next; when that broker dies, the link is on the one after it within seconds and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_list_skips_a_silent_node_and_fails_over_to_the_next() {
+    let Some(mut first) = testkit::mosquitto_or_skip() else { return };
+    let second = Mosquitto::start().unwrap();
+    // Accepts and holds every connection, never a CONNACK.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let list = format!("mqtt://127.0.0.1:{silent_port},http://not-a-broker,{},{}", first.url(), second.url());
+    let config = config(&list, "failover-test");
+    assert_eq!(config.broker.urls().len(), 3, "{}", config.broker);
+    assert_eq!(config.broker.set_aside().len(), 1);
+
+    let mut on_first = Probe::connect(&first.url(), "probe-first").await.unwrap();
+    let mut on_second = Probe::connect(&second.url(), "probe-second").await.unwrap();
+    let availability = "home/devices/failover-test/availability";
+    on_first.subscribe(availability).await.unwrap();
+    on_second.subscribe(availability).await.unwrap();
+
+    let shutdown = Shutdown::new();
+    let mut spec = DeviceSpec::new(DeviceKind::DoorSensor);
+    spec.persistent_session = true;
+    let mut link = Link::start(&config, spec, shutdown.clone()).unwrap();
+    // The silent node costs the connection timeout (5 s), then the first real broker.
+    let started = std::time::Instant::now();
+    assert!(link.connected(Duration::from_secs(15)).await, "never connected past the silent node");
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_secs(4), "connected in {waited:?}: the silent node was not tried first");
+    on_first.expect(availability, |p| p == b"online", WITHIN).await.unwrap();
+
+    // The broker it is on dies: the next one of the list takes it.
+    first.kill();
+    let killed = std::time::Instant::now();
+    on_second.expect(availability, |p| p == b"online", WITHIN).await.unwrap();
+    println!("failed over from the killed broker to the next in {:.2} s", killed.elapsed().as_secs_f64());
+    stop(link, shutdown).await;
+}
+
+/// Every broker of the list down: the link goes round them with backoff, not in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_every_broker_down_the_list_is_retried_with_backoff() {
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let mut urls = Vec::new();
+    for _ in 0..3 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        urls.push(format!("mqtt://127.0.0.1:{}", listener.local_addr().unwrap().port()));
+        let counter = attempts.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+    }
+    let shutdown = Shutdown::new();
+    let config = config(&urls.join(","), "all-down-test");
+    let link = Link::start(&config, DeviceSpec::new(DeviceKind::DoorSensor), shutdown.clone()).unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n = attempts.load(Ordering::SeqCst);
+    // The same backoff as with one broker (about 4 attempts in 3 s), spread over the three.
+    assert!((2..=10).contains(&n), "{n} connection attempts in 3 s");
+    stop(link, shutdown).await;
+}
+
+/// A broker that takes messages and dies before acknowledging them, and the next broker of the list
+/// has no session for the client: the link sends them again there, as new messages (rumqttc alone
+/// forgets everything unacknowledged when the new broker has no session).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_a_dying_broker_never_acknowledged_reach_the_next_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(next) = testkit::mosquitto_or_skip() else { return };
+    // Answers CONNECT with CONNACK (no session), then reads everything and acknowledges nothing.
+    let black_hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let black_hole_url = format!("mqtt://127.0.0.1:{}", black_hole.local_addr().unwrap().port());
+    let (received_tx, mut received) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    let (die_tx, die) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let (mut socket, _) = black_hole.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = socket.read(&mut buf).await;
+        socket.write_all(&[0x20, 0x02, 0x00, 0x00]).await.unwrap();
+        let reading = async {
+            loop {
+                match socket.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => {
+                        let _ = received_tx.send(buf[..n].to_vec());
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            () = reading => {}
+            _ = die => {}
+        }
+        // The listener and the socket close here: the next attempt is refused.
+    });
+
+    let mut probe = Probe::connect(&next.url(), "probe-resend").await.unwrap();
+    probe.subscribe("home/test/resend/#").await.unwrap();
+    let shutdown = Shutdown::new();
+    let config = config(&format!("{black_hole_url},{}", next.url()), "resend-test");
+    let mut spec = DeviceSpec::new(DeviceKind::DoorSensor);
+    spec.persistent_session = true;
+    let mut link = Link::start(&config, spec, shutdown.clone()).unwrap();
+    wait_connected(&mut link).await;
+    for i in 0..10 {
+        link.publisher
+            .send_bytes(&format!("home/test/resend/{i}"), b"OPEN".to_vec(), Qos::AtLeastOnce, false)
+            .await
+            .unwrap();
+    }
+    // All ten are on the black hole's side of the socket, unacknowledged.
+    let mut bytes = Vec::new();
+    let all_written = async {
+        while let Some(chunk) = received.recv().await {
+            bytes.extend(chunk);
+            if bytes.windows(17).filter(|w| w.starts_with(b"home/test/resend/")).count() >= 10 {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WITHIN, all_written).await.expect("the ten messages never reached the first broker");
+    die_tx.send(()).unwrap();
+    for i in 0..10 {
+        let topic = format!("home/test/resend/{i}");
+        if let Err(e) = probe.expect(&topic, |p| p == b"OPEN", WITHIN).await {
+            panic!("message {i} was lost in the fail-over: {e:#}");
+        }
+    }
+    stop(link, shutdown).await;
+}

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use device_runtime::config::{merge, set};
 use device_runtime::daemon::DaemonConfig;
-use device_runtime::{BrokerUrl, CommonArgs, ConfigError, Shutdown};
+use device_runtime::{Brokers, CommonArgs, ConfigError, Shutdown};
 use protocol::SensorKind;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
@@ -101,7 +101,7 @@ impl HomeConfig {
 /// broker and credentials of the `mqtt-home` flags, its device id, and overrides of its own.
 #[derive(Debug, Clone)]
 pub struct Connection {
-    pub broker: BrokerUrl,
+    pub broker: Brokers,
     pub common: CommonArgs,
     pub source: ConfigSource,
     /// Per-daemon config file names, from `home.toml`.
@@ -111,7 +111,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(broker: &BrokerUrl, common: CommonArgs, source: ConfigSource, home: &HomeConfig) -> Connection {
+    pub fn new(broker: &Brokers, common: CommonArgs, source: ConfigSource, home: &HomeConfig) -> Connection {
         Connection {
             broker: broker.clone(),
             common,
@@ -265,7 +265,7 @@ impl QuietHome {
     /// is printed to `out` as a scenario timeline.
     pub async fn start(
         source: &ConfigSource,
-        broker: &BrokerUrl,
+        broker: &Brokers,
         common: CommonArgs,
         changes: &[(&str, &str, toml::Value)],
         client: &device_runtime::MqttConfig,

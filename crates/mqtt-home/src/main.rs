@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use device_runtime::daemon::{DaemonConfig, load};
-use device_runtime::{BrokerUrl, CommonArgs, MqttConfig, Shutdown};
+use device_runtime::{BrokerUrl, Brokers, CommonArgs, MqttConfig, Shutdown};
 use mqtt_home::config_source::ConfigSource;
 use mqtt_home::home::{Connection, Daemons, HomeConfig, QuietHome};
 use mqtt_home::{ctl, history, scenario};
@@ -287,7 +287,7 @@ async fn scenarios_with_home(
 ) -> anyhow::Result<()> {
     config.broker = match &common.broker {
         Some(url) => url.parse()?,
-        None => start_embedded_broker("127.0.0.1:0")?,
+        None => start_embedded_broker("127.0.0.1:0")?.into(),
     };
     let home = QuietHome::start(&source, &config.broker, common, &[], &config, &mut std::io::stdout()).await?;
     home.stop_on_signals();
@@ -302,13 +302,16 @@ async fn run_home(common: CommonArgs, source: ConfigSource, listen: Option<Strin
     if let Some(listen) = listen {
         home.listen = listen;
     }
-    let broker: BrokerUrl = match &common.broker {
+    let broker: Brokers = match &common.broker {
         Some(url) => {
-            let url = url.parse()?;
-            println!("mqtt-home: using the broker at {url}");
-            url
+            let brokers: Brokers = url.parse()?;
+            for bad in brokers.set_aside() {
+                println!("mqtt-home: {bad}; left out");
+            }
+            println!("mqtt-home: using the broker at {brokers}");
+            brokers
         }
-        None => start_embedded_broker(&home.listen)?,
+        None => start_embedded_broker(&home.listen)?.into(),
     };
     let topics = Topics::new(common.topic_root.as_deref().unwrap_or(protocol::DEFAULT_TOPIC_ROOT));
     let connection = Connection::new(&broker, common, source, &home);
@@ -316,7 +319,7 @@ async fn run_home(common: CommonArgs, source: ConfigSource, listen: Option<Strin
     shutdown.trigger_on_signals();
     let daemons = Daemons::start(&home, &connection, &shutdown)?;
     println!("mqtt-home: {} daemons running: {}", daemons.names.len(), daemons.names.join(", "));
-    let (host, port, everything) = (&broker.host, broker.port, topics.everything());
+    let (host, port, everything) = (&broker.first().host, broker.first().port, topics.everything());
     println!(
         "mqtt-home: watch it with `mosquitto_sub -h {host} -p {port} -t '{everything}' -v` or `mqtt-home --broker {broker} watch`"
     );

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use device_runtime::config::set;
-use device_runtime::{BrokerUrl, CommonArgs, Shutdown};
+use device_runtime::{Brokers, CommonArgs, Shutdown};
 use mqtt_home::config_source::ConfigSource;
 use mqtt_home::home::{Connection, Daemons, HomeConfig};
 use protocol::{LightState, Payload, SensorKind, Topic};
@@ -37,7 +37,7 @@ async fn home_assistant_shows_and_drives_the_whole_home_with_no_yaml() {
     let mut ha = HomeAssistant::start(broker.port()).await.unwrap();
 
     // The demo home, as `mqtt-home` runs it, minus the recorder and the dashboard.
-    let url: BrokerUrl = broker.url().parse().unwrap();
+    let url: Brokers = broker.url().parse().unwrap();
     let mut home = HomeConfig::load(&ConfigSource::BuiltIn).unwrap();
     (home.recorder, home.dashboard, home.simulate_contacts) = (false, false, false);
     let state_dir = tempfile::tempdir().unwrap();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use device_runtime::{BrokerUrl, MqttConfig};
+use device_runtime::{Brokers, MqttConfig};
 use protocol::{Health, HealthState, Payload, Timestamp, Topic, Topics};
 use recorder::classify::Kind;
 use recorder::store::{Query, Row, Store};
@@ -13,7 +13,7 @@ use testkit::{Probe, Running, WITHIN};
 
 fn config(url: &str, database: &Path) -> recorder::Config {
     let mut mqtt = MqttConfig::with_id("recorder");
-    mqtt.broker = url.parse::<BrokerUrl>().unwrap();
+    mqtt.broker = url.parse::<Brokers>().unwrap();
     recorder::Config { mqtt, database: database.to_owned(), ..recorder::Config::default() }
 }
 
