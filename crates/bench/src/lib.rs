@@ -44,6 +44,7 @@ mod options;
 mod panel;
 mod peers;
 mod report;
+pub mod scale;
 
 use std::path::Path;
 use std::process::ExitCode;

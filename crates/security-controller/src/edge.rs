@@ -131,7 +131,7 @@ impl Device for PanelDevice {
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
-        self.panel.next_deadline(&self.config.panel)
+        self.panel.next_deadline()
     }
 
     fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<Save>> {

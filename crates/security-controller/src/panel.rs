@@ -80,6 +80,16 @@ impl SensorInfo {
     fn new(kind: SensorKind, now: Timestamp) -> SensorInfo {
         SensorInfo { kind, active: false, online: true, offline_since: None, last_seen: now, trouble: false }
     }
+
+    /// Whether a reading of `state` only repeats what is known of this sensor: it changes nothing
+    /// but when it was last heard.
+    fn heartbeat(&self, kind: SensorKind, state: SensorState) -> bool {
+        self.kind == kind
+            && self.active == state.is_active()
+            && self.online
+            && self.offline_since.is_none()
+            && !self.trouble
+    }
 }
 
 /// Codes refused during a lockout since the last `code_refused` event.
@@ -119,7 +129,19 @@ pub struct Panel {
     pub lockout_until: Option<Timestamp>,
     pub changed_by: Option<String>,
     pub last_trigger: Option<(String, Timestamp)>,
+    /// When supervision (every sensor's silence and absence) is next looked at: once a second at
+    /// most, not on every input, so a reading costs the same with 10 or 10 000 sensors.
+    #[serde(skip)]
+    pub next_supervision: Timestamp,
+    /// The earliest a sensor can go silent or stay offline too long, as of the last full step.
+    /// Never later than the truth (a heartbeat only moves its own sensor's deadline later), so
+    /// waking then is never too late, and finding it needs no look at every sensor.
+    #[serde(skip)]
+    pub supervision_due: Option<Timestamp>,
 }
+
+/// How often supervision looks at every sensor.
+const SUPERVISION_EVERY: Duration = Duration::from_secs(1);
 
 /// What the panel hears about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +242,8 @@ impl Panel {
             lockout_until: None,
             changed_by: None,
             last_trigger: None,
+            next_supervision: Timestamp(0),
+            supervision_due: None,
         }
     }
 
@@ -231,6 +255,8 @@ impl Panel {
     pub fn resumed(mut self) -> Panel {
         self.sensors.clear();
         self.save_trouble = None;
+        self.next_supervision = Timestamp(0);
+        self.supervision_due = None;
         self
     }
 
@@ -246,6 +272,19 @@ impl Panel {
             self.changed_by.clone(),
             self.last_trigger.clone(),
         )
+    }
+
+    /// Whether something that runs with the clock is due at `now`: a delay or the siren time run
+    /// out, a lockout over, a failed save to retry, supervision to look at.
+    fn due(&self, now: Timestamp) -> bool {
+        let arm_deadline = match &self.arm {
+            Arm::Arming { until, .. } | Arm::Pending { until, .. } | Arm::Triggered { until, .. } => Some(*until),
+            Arm::Disarmed | Arm::Armed { .. } => None,
+        };
+        now >= self.next_supervision
+            || arm_deadline.is_some_and(|t| t <= now)
+            || self.lockout_until.is_some_and(|t| t <= now)
+            || self.save_trouble.as_ref().is_some_and(|t| t.retry_at <= now)
     }
 
     /// Whether codes are refused at `now` without being checked.
@@ -265,6 +304,30 @@ impl Panel {
 
     /// Takes one input at `now`.
     pub fn step(mut self, config: &PanelConfig, input: Input, now: Timestamp, device_id: &str) -> (Panel, Vec<Action>) {
+        if let Input::Sensor { kind, id, state } = &input
+            && !self.due(now)
+        {
+            // The most common inputs by far: a sensor saying again what the panel knows, and (as
+            // the retained readings arrive after a start) a sensor first heard of closed and still.
+            // Each is a sign of life and nothing else, so it costs no status and no look at every
+            // sensor: a reading costs the same with 10 sensors or 10 000.
+            match self.sensors.get_mut(id) {
+                Some(info) if info.heartbeat(*kind, *state) => {
+                    info.last_seen = now;
+                    return (self, Vec::new());
+                }
+                None if !state.is_active() => {
+                    self.sensors.insert(id.clone(), SensorInfo::new(*kind, now));
+                    let window = config.supervision_s(config.zone(*kind, id), id);
+                    if window > 0 {
+                        let silent = now.plus(Duration::from_secs(window) + Duration::from_millis(1));
+                        self.supervision_due = Some(self.supervision_due.map_or(silent, |due| due.min(silent)));
+                    }
+                    return (self, Vec::new());
+                }
+                _ => {}
+            }
+        }
         let saved_before = self.saved();
         let status_before = self.status_key(config);
         let was_sounding = matches!(self.arm, Arm::Triggered { .. });
@@ -279,7 +342,11 @@ impl Panel {
             Input::Availability { id, online } => self.availability(config, &id, online, now, &mut events),
             Input::Saved(outcome) => self.saved_outcome(outcome, now, &mut events),
         }
-        self.supervise(config, now, &mut events);
+        if now >= self.next_supervision {
+            self.supervise(config, now, &mut events);
+            self.next_supervision = now.plus(SUPERVISION_EVERY);
+        }
+        self.supervision_due = self.supervision_deadline(config);
 
         let mut actions = Vec::new();
         persist |= self.saved() != saved_before;
@@ -309,11 +376,20 @@ impl Panel {
     }
 
     /// The earliest time a [`Input::Tick`] can change anything.
-    pub fn next_deadline(&self, config: &PanelConfig) -> Option<Timestamp> {
+    pub fn next_deadline(&self) -> Option<Timestamp> {
         let arm = match &self.arm {
             Arm::Arming { until, .. } | Arm::Pending { until, .. } | Arm::Triggered { until, .. } => Some(*until),
             Arm::Disarmed | Arm::Armed { .. } => None,
         };
+        // Supervision looks at the sensors at most once a second (see `next_supervision`).
+        let supervision = self.supervision_due.map(|due| due.max(self.next_supervision));
+        let lockout = self.lockout_until;
+        let save_retry = self.save_trouble.as_ref().map(|t| t.retry_at);
+        arm.into_iter().chain(supervision).chain(lockout).chain(save_retry).min()
+    }
+
+    /// The earliest a sensor goes silent past its zone's window or stays offline past the grace.
+    fn supervision_deadline(&self, config: &PanelConfig) -> Option<Timestamp> {
         let silence = self.sensors.iter().filter(|(_, s)| !s.trouble).filter_map(|(id, s)| {
             let window = config.supervision_s(config.zone(s.kind, id), id);
             (window > 0).then(|| s.last_seen.plus(Duration::from_secs(window) + Duration::from_millis(1)))
@@ -321,9 +397,7 @@ impl Panel {
         let offline = self.sensors.values().filter(|s| !s.trouble).filter_map(|s| {
             s.offline_since.map(|t| t.plus(Duration::from_secs(config.offline_grace_s) + Duration::from_millis(1)))
         });
-        let lockout = self.lockout_until;
-        let save_retry = self.save_trouble.as_ref().map(|t| t.retry_at);
-        arm.into_iter().chain(silence).chain(offline).chain(lockout).chain(save_retry).min()
+        silence.chain(offline).min()
     }
 
     /// The status message.

@@ -93,7 +93,7 @@ fn arming_runs_the_exit_delay_then_arms() {
     let (p, actions) = run(&c, &[(0, arm_away())]);
     assert_eq!(state(&p, &c, 0), PanelState::Arming);
     assert_eq!(p.status(&c, at(5), ID).delay_remaining_s, Some(25));
-    assert_eq!(p.next_deadline(&c), Some(at(30)));
+    assert_eq!(p.next_deadline(), Some(at(30)));
     assert_eq!(events(&actions), [E::Arming]);
     assert!(actions.contains(&Action::Persist));
 
@@ -149,7 +149,7 @@ fn the_entry_delay_running_out_triggers() {
     let steps = [(0, arm_away()), (30, Input::Tick), (100, open(SensorKind::Door, "front"))];
     let (p, _) = run(&c, &steps);
     assert_eq!(state(&p, &c, 100), PanelState::Pending);
-    assert_eq!(p.next_deadline(&c), Some(at(120)));
+    assert_eq!(p.next_deadline(), Some(at(120)));
     let (p, actions) = run_from(p, &c, &[(120, Input::Tick)]);
     assert_eq!(state(&p, &c, 120), PanelState::Triggered);
     assert_eq!(sirens(&actions), [true]);
@@ -400,7 +400,7 @@ fn perimeter_supervised(secs: u64) -> PanelConfig {
 fn a_silent_sensor_becomes_trouble_through_ticks() {
     let c = perimeter_supervised(60);
     let (p, _) = run(&c, &[(0, close(SensorKind::Window, "w"))]);
-    assert_eq!(p.next_deadline(&c), Some(at(60).plus(Duration::from_millis(1))));
+    assert_eq!(p.next_deadline(), Some(at(60).plus(Duration::from_millis(1))));
     let (p, actions) = run_from(p, &c, &[(60, Input::Tick)]);
     assert!(actions.is_empty(), "exactly the window is still fine");
     let (p, actions) = run_from(p, &c, &[(61, Input::Tick)]);
@@ -455,7 +455,7 @@ fn restart_mid_entry_delay_triggers_when_the_delay_ran_out_meanwhile() {
     assert_eq!(state(&p, &c, 160), PanelState::Triggered);
     assert_eq!(sirens(&actions), [true]);
     // The siren time counts from the end of the entry delay, not from the restart.
-    assert_eq!(p.next_deadline(&c), Some(at(120 + 180)));
+    assert_eq!(p.next_deadline(), Some(at(120 + 180)));
 }
 
 #[test]
@@ -550,14 +550,14 @@ fn going_offline_is_a_trouble_only_after_the_grace() {
     let (p, actions) = run(&c, &steps);
     assert_eq!(state(&p, &c, 45), PanelState::ArmedAway);
     assert!(!events(&actions).contains(&E::Trouble));
-    assert!(p.next_deadline(&c).is_some_and(|t| t > at(600)), "only silence supervision is left");
+    assert!(p.next_deadline().is_some_and(|t| t > at(600)), "only silence supervision is left");
 
     let mut steps = prelude.to_vec();
     steps.push(offline.clone());
     let (p, _) = run(&c, &steps);
     assert_eq!(state(&p, &c, 40), PanelState::ArmedAway, "within the grace");
     assert!(!p.status(&c, at(40), ID).ready, "an offline sensor is not ready to arm");
-    assert_eq!(p.next_deadline(&c), Some(at(70).plus(Duration::from_millis(1))));
+    assert_eq!(p.next_deadline(), Some(at(70).plus(Duration::from_millis(1))));
     let (p, actions) = run_from(p, &c, &[(70, Input::Tick)]);
     assert_eq!(events(&actions), [E::Trouble, E::Triggered]);
     assert_eq!(state(&p, &c, 70), PanelState::Triggered);
@@ -695,7 +695,7 @@ fn a_failed_save_is_a_trouble_until_a_save_works() {
     let status = p.status(&c, at(0), ID);
     assert_eq!(status.troubles, [ID], "the panel itself is in trouble");
     assert!(status.ready, "a panel that cannot save still arms");
-    assert_eq!(p.next_deadline(&c), Some(at(5)));
+    assert_eq!(p.next_deadline(), Some(at(5)));
     let (p, actions) = run_from(p, &c, &[(3, Input::Saved(Err("still full".into())))]);
     assert!(actions.is_empty(), "one trouble, not one per failure: {actions:?}");
     let (p, actions) = run_from(p, &c, &[(5, Input::Tick)]);
@@ -703,7 +703,7 @@ fn a_failed_save_is_a_trouble_until_a_save_works() {
     let (p, actions) = run_from(p, &c, &[(5, Input::Saved(Ok(())))]);
     assert_eq!(events(&actions), [E::Restored]);
     assert!(p.status(&c, at(5), ID).troubles.is_empty());
-    assert_eq!(p.next_deadline(&c), None);
+    assert_eq!(p.next_deadline(), None);
 }
 
 /// A code that arrives while locked out is refused without being checked; the lockout ends on time.
@@ -748,4 +748,49 @@ fn a_flood_of_codes_in_a_lockout_is_one_event_a_second() {
     let (_, actions) = run_from(p, &c, &[(4, disarm("0003")), (62, Input::Tick)]);
     let over = actions.iter().any(|a| matches!(a, Action::Event(e) if e.message.contains("lockout over; 1 more")));
     assert!(over, "{actions:?}");
+}
+
+/// A reading that repeats what the panel knows is a sign of life and nothing else: no status, no
+/// event, no save. But it never hides what the clock has made due: an exit delay that ran out
+/// while only heartbeats came still arms the panel on the next of them.
+#[test]
+fn a_heartbeat_changes_nothing_but_when_the_sensor_was_heard() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, close(SensorKind::Window, "w")), (0, close(SensorKind::Door, "front"))]);
+    let (p, actions) = run_from(p, &c, &[(0, close(SensorKind::Window, "w"))]);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(p.sensors["w"].last_seen, at(0));
+    let (p, actions) = run_from(p, &c, &[(5, close(SensorKind::Window, "w"))]);
+    assert_eq!(p.sensors["w"].last_seen, at(5));
+    assert!(actions.is_empty(), "{actions:?}");
+    // A sensor first heard of closed (a retained reading after a start) is learned, quietly.
+    let (p, actions) = run_from(p, &c, &[(5, close(SensorKind::Window, "new"))]);
+    assert!(actions.is_empty() && p.sensors.contains_key("new"), "{actions:?}");
+
+    // Arming: the 30 s exit delay runs out at 36 s; the heartbeat at 37 s is where the clock is read.
+    let (p, _) = run_from(p, &c, &[(6, arm_away())]);
+    assert_eq!(state(&p, &c, 6), PanelState::Arming);
+    let (p, actions) = run_from(p, &c, &[(37, close(SensorKind::Window, "w"))]);
+    assert_eq!(state(&p, &c, 37), PanelState::ArmedAway);
+    assert_eq!(events(&actions), [E::Armed]);
+
+    // What changes is never a heartbeat: the window opening while armed trips at once.
+    let (p, actions) = run_from(p, &c, &[(38, open(SensorKind::Window, "w"))]);
+    assert_eq!(state(&p, &c, 38), PanelState::Triggered);
+    assert_eq!(sirens(&actions), [true]);
+}
+
+/// Supervision looks at every sensor at most once a second, and still finds the silent one.
+#[test]
+fn supervision_is_paced_and_still_finds_a_silent_sensor() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, close(SensorKind::Window, "w")), (0, close(SensorKind::Door, "front"))]);
+    assert_eq!(p.next_supervision, at(1));
+    // The runner wakes the panel when the first sensor can have gone silent, not before.
+    assert_eq!(p.next_deadline(), Some(at(600).plus(Duration::from_millis(1))));
+    // The door keeps reporting; the window falls silent past its zone's 600 s window.
+    let (p, actions) =
+        run_from(p, &c, &[(300, close(SensorKind::Door, "front")), (601, close(SensorKind::Door, "front"))]);
+    assert_eq!(events(&actions), [E::Trouble]);
+    assert!(p.sensors["w"].trouble && !p.sensors["front"].trouble);
 }
