@@ -40,6 +40,18 @@ bench-recorder *flags:
 bench-adapter *flags:
     cargo bench -p bench --bench adapter -- {{flags}}
 
+# The panel at 10, 1 000 and 10 000 sensors: arm command latency, CPU per reading, issue #12
+[group('develop')]
+bench-scale *flags:
+    cargo build --release -p security-controller
+    cargo bench -p bench --bench scale -- {{flags}}
+
+# Simulated devices at scale against $MQTT_BROKER_URL, each its own connection: connections,
+# events/s and memory per device (e.g. `just fleet 10000`)
+[group('develop')]
+fleet devices="10000" *flags:
+    {{home}} --broker {{broker_url}} fleet --devices {{devices}} --rate 1000 --duration 60s {{flags}}
+
 # Window OPEN -> the notifier's webhook received (the panel's triggered), issue #11
 [group('develop')]
 bench-notify *flags:
@@ -82,6 +94,17 @@ certs:
 [group('broker')]
 rotate-credentials:
     mosquitto/rotate-credentials.sh
+
+# A three-node NATS Server cluster speaking MQTT on 127.0.0.1:1884-1886 (nats/cluster.sh); run the
+# home on it with `MQTT_BROKER_URL=<the printed list> just demo`
+[group('broker')]
+cluster:
+    bash nats/cluster.sh start
+
+# Stop the local NATS cluster
+[group('broker')]
+cluster-stop:
+    bash nats/cluster.sh stop
 
 # Print the Argon2id hash of a PIN for [[panel.users]] in config/security-controller.toml
 [group('broker')]

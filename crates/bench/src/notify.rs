@@ -84,6 +84,7 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
             events: vec![protocol::PanelEventKind::Triggered],
             max_per_minute: 100_000,
         }],
+        share_group: None,
     };
     let mut probe = Probe::connect(&url, "notify-bench").await?;
     for filter in [STATUS, "home/devices/+/availability"] {

@@ -183,6 +183,16 @@ pub fn merge(base: &mut Table, top: Table) {
     }
 }
 
+/// Checks a `share_group` (see [`crate::DeviceSpec::share_group`]): one topic level, no wildcards.
+pub fn validate_share_group(group: &Option<String>) -> Result<(), ConfigError> {
+    match group {
+        Some(g) if g.is_empty() || g.contains(['/', '+', '#']) => Err(ConfigError::Invalid(format!(
+            "share_group `{g}` must be one topic level without / + or #, e.g. \"recorders\""
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// Sets `value` at a dotted `key` (e.g. `mqtt.broker`) in `table`, creating sub-tables.
 pub fn set(table: &mut Table, key: &str, value: impl Into<Value>) {
     let mut parts: Vec<&str> = key.split('.').collect();

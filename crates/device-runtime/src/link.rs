@@ -88,6 +88,9 @@ const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// this (plus the connect itself) of the broker's return.
 pub const LAST_RETRY: Duration = Duration::from_secs(2);
 const REFUSED_RETRY: Duration = Duration::from_secs(15);
+/// A refused subscription is tried again after this, doubling up to a minute.
+const RESUBSCRIBE_FIRST: Duration = Duration::from_secs(2);
+const LAST_RETRY_SUBSCRIBE: Duration = Duration::from_secs(60);
 /// How long a broker has to accept TCP and answer CONNECT; then the next one is tried.
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a clean shutdown may take to publish `offline` and disconnect.
@@ -132,6 +135,11 @@ pub struct DeviceSpec {
     pub retained_on_restart: bool,
     /// What this device shows in Home Assistant (published when `mqtt.ha_discovery` is on).
     pub discovery: Vec<discovery::Entity>,
+    /// Subscribe as one of a group (`$share/<group>/<filter>`): the broker gives each message to
+    /// one member, so several instances of a stateless consumer split the load. Only for daemons
+    /// whose state is theirs alone (the recorder, the notifier), never for the panel; Mosquitto 2
+    /// shares among MQTT 3.1.1 clients too, NATS does not (nothing arrives).
+    pub share_group: Option<String>,
 }
 
 impl DeviceSpec {
@@ -147,6 +155,7 @@ impl DeviceSpec {
             manual_acks: false,
             retained_on_restart: true,
             discovery: Vec::new(),
+            share_group: None,
         }
     }
 }
@@ -392,6 +401,8 @@ impl Link {
             brokers,
             current: 0,
             unacknowledged: Vec::new(),
+            subscribing: Vec::new(),
+            refusals: 0,
             spec,
             availability,
             announce_topic: topics.name(&Topic::Announce(id.clone())),
@@ -444,6 +455,10 @@ struct Driver {
     /// What a lost connection left unacknowledged or unsent, kept until the next CONNACK says
     /// whether the broker still has the session (see `Driver::resend`).
     unacknowledged: Vec<Request>,
+    /// The filters of the last SUBSCRIBE, in order (a SUBACK answers each by position), and how
+    /// many SUBACKs in a row refused one.
+    subscribing: Vec<rumqttc::SubscribeFilter>,
+    refusals: u32,
     spec: DeviceSpec,
     availability: String,
     announce_topic: String,
@@ -614,14 +629,7 @@ impl Driver {
                         tracing::debug!("daemon stopped reading; message dropped during shutdown");
                     }
                 }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    if ack.return_codes.iter().any(|c| matches!(c, SubscribeReasonCode::Failure)) {
-                        let filters: Vec<&str> = self.spec.subscriptions.iter().map(|(f, _)| f.as_str()).collect();
-                        tracing::error!(
-                            "the broker refused a subscription among {filters:?}: check this user's ACL (mqtt.username)"
-                        );
-                    }
-                }
+                Ok(Event::Incoming(Packet::SubAck(ack))) => self.on_suback(&ack.return_codes),
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                     if self.spec.presence {
                         tracing::info!(
@@ -726,6 +734,42 @@ impl Driver {
 
     /// Subscribes first, then says `online`: the broker handles one connection's packets in
     /// order, so whoever sees `online` knows this device already hears its topics.
+    /// A refused subscription is tried again, 2 s doubling to a minute: an ACL that forbids it
+    /// stays a loud error, but on a clustered engine a subscription can also fail for a few
+    /// seconds while the loss of a node is handled (NATS: 5–10 s), and a daemon must not go deaf
+    /// to its topics until its next reconnect.
+    fn on_suback(&mut self, codes: &[SubscribeReasonCode]) {
+        let failed = |c: &SubscribeReasonCode| matches!(c, SubscribeReasonCode::Failure);
+        if !codes.iter().any(failed) {
+            self.refusals = 0;
+            return;
+        }
+        let refused: Vec<rumqttc::SubscribeFilter> = if codes.len() == self.subscribing.len() {
+            self.subscribing.iter().zip(codes).filter(|(_, c)| failed(c)).map(|(f, _)| f.clone()).collect()
+        } else {
+            self.subscribing.clone()
+        };
+        self.refusals += 1;
+        let delay = RESUBSCRIBE_FIRST.saturating_mul(1 << (self.refusals - 1).min(5)).min(LAST_RETRY_SUBSCRIBE);
+        let names: Vec<&str> = refused.iter().map(|f| f.path.as_str()).collect();
+        let message = format!(
+            "the broker refused the subscription to {names:?}: check this user's ACL (mqtt.username), or a \
+             clustered broker is still taking over from a lost node; trying again in {} s",
+            delay.as_secs()
+        );
+        if self.refusals == 1 || self.refusals.is_multiple_of(10) {
+            tracing::error!("{message}");
+        } else {
+            tracing::debug!("{message}");
+        }
+        self.subscribing = refused.clone();
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = client.try_subscribe_many(refused);
+        });
+    }
+
     fn on_connected(&mut self, session_present: bool, subscribed_once: &mut bool) {
         // On the first connect of this process we subscribe even if the broker kept our session:
         // a restarted daemon needs the retained state again. Mosquitto resends it for a repeated
@@ -734,10 +778,15 @@ impl Driver {
         // embedded broker relearns state only as it changes; `mqtt-home` restarts broker and
         // daemons together, which leaves no session behind.
         let restarted = !*subscribed_once && self.spec.retained_on_restart;
+        let shared = |filter: &str| match &self.spec.share_group {
+            Some(group) => format!("$share/{group}/{filter}"),
+            None => filter.to_owned(),
+        };
         let mut filters: Vec<rumqttc::SubscribeFilter> =
-            self.spec.subscriptions.iter().map(|(f, q)| rumqttc::SubscribeFilter::new(f.clone(), to_qos(*q))).collect();
+            self.spec.subscriptions.iter().map(|(f, q)| rumqttc::SubscribeFilter::new(shared(f), to_qos(*q))).collect();
         filters.extend(self.home_assistant.subscription());
         if !filters.is_empty() && (!session_present || restarted) {
+            self.subscribing = filters.clone();
             if let Err(e) = self.client.try_subscribe_many(filters) {
                 tracing::error!("could not queue subscriptions: {e}");
             }

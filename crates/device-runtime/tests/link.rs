@@ -357,3 +357,71 @@ async fn messages_a_dying_broker_never_acknowledged_reach_the_next_one() {
     }
     stop(link, shutdown).await;
 }
+
+/// A broker that refuses the first SUBSCRIBE (as an ACL, or a NATS cluster electing new leaders
+/// after a node's loss, does) and accepts the next: the link asks again by itself, and then hears
+/// its topic, instead of staying deaf until its next reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_subscription_is_asked_for_again() {
+    use bytes::BytesMut;
+    use rumqttc::mqttbytes::v4::{ConnAck, ConnectReturnCode, Packet, Publish, SubAck, SubscribeReasonCode};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("mqtt://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let subscribes = Arc::new(AtomicUsize::new(0));
+    let counted = subscribes.clone();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut input = BytesMut::with_capacity(4096);
+        loop {
+            let packet = loop {
+                match Packet::read(&mut input, 1 << 20) {
+                    Ok(packet) => break packet,
+                    Err(_) if socket.read_buf(&mut input).await.unwrap_or(0) > 0 => {}
+                    Err(_) => return,
+                }
+            };
+            let mut out = BytesMut::new();
+            match packet {
+                Packet::Connect(_) => {
+                    Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)).write(&mut out, 1 << 20).unwrap();
+                }
+                Packet::Subscribe(subscribe) => {
+                    let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+                    let code = if first {
+                        SubscribeReasonCode::Failure
+                    } else {
+                        SubscribeReasonCode::Success(rumqttc::QoS::AtLeastOnce)
+                    };
+                    let codes = vec![code; subscribe.filters.len()];
+                    Packet::SubAck(SubAck::new(subscribe.pkid, codes)).write(&mut out, 1 << 20).unwrap();
+                    if !first {
+                        let topic = subscribe.filters[0].path.clone();
+                        Packet::Publish(Publish::new(topic, rumqttc::QoS::AtMostOnce, "heard"))
+                            .write(&mut out, 1 << 20)
+                            .unwrap();
+                    }
+                }
+                _ => {}
+            }
+            if !out.is_empty() && socket.write_all(&out).await.is_err() {
+                return;
+            }
+        }
+    });
+    let shutdown = Shutdown::new();
+    let mut spec = DeviceSpec::new(DeviceKind::DoorSensor);
+    spec.subscriptions = vec![("home/test/refused".into(), Qos::AtLeastOnce)];
+    let mut link = Link::start(&config(&url, "refused-test"), spec, shutdown.clone()).unwrap();
+    let heard = async {
+        while let Some(inbound) = link.inbox.recv().await {
+            if matches!(&inbound, Inbound::Message { payload, .. } if payload == b"heard") {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(WITHIN, heard).await.expect("never subscribed after the refusal");
+    assert_eq!(subscribes.load(Ordering::SeqCst), 2, "one refused SUBSCRIBE, one accepted");
+    stop(link, shutdown).await;
+}

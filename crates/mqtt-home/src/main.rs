@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use device_runtime::daemon::{DaemonConfig, load};
 use device_runtime::{BrokerUrl, Brokers, CommonArgs, MqttConfig, Shutdown};
 use mqtt_home::config_source::ConfigSource;
+use mqtt_home::fleet::{self, FleetConfig};
 use mqtt_home::home::{Connection, Daemons, HomeConfig, QuietHome};
 use mqtt_home::{ctl, history, scenario};
 use protocol::{ArmMode, PanelAction, SensorKind, SensorState, Topics};
@@ -117,6 +118,31 @@ enum Command {
         device: String,
         /// 0-100, on or off
         level: String,
+    },
+    /// Simulated devices at scale against a broker (--broker): each its own MQTT connection with
+    /// its own id, Last Will and retained state; prints connections, events/s and memory per device
+    Fleet {
+        /// How many devices (doors, windows, motion sensors and bulbs in turn)
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        /// Spread them over this many homes, each under its own topic root (<root>-1, <root>-2, ...)
+        #[arg(long, default_value_t = 1)]
+        houses: usize,
+        /// Events per second over the whole fleet (sensor changes, bulb reports); 0 for none
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// How long to run once every device is connected (e.g. 60s, 5m)
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: std::time::Duration,
+        /// Connections opened per second, so the broker is not stampeded
+        #[arg(long, default_value_t = 1000.0)]
+        ramp: f64,
+        /// QoS of the devices' reports: 0 or 1
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=1))]
+        qos: u8,
+        /// Also report this process's memory (the broker's pid)
+        #[arg(long, value_name = "PID")]
+        broker_pid: Option<u32>,
     },
     /// Run scenario files (a TOML timeline of publish/expect steps) and exit 1 if any fails
     Scenario {
@@ -262,6 +288,24 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Forget { device } => ctl::forget(&config, &device).await,
         Command::Notify { action: NotifyAction::Test { config_dir } } => {
             notify_test(&config, ConfigSource::from_flag(config_dir)?).await
+        }
+        Command::Fleet { devices, houses, rate, duration, ramp, qos, broker_pid } => {
+            let fleet = FleetConfig {
+                devices,
+                houses,
+                rate,
+                duration,
+                ramp,
+                qos: if qos == 0 { rumqttc::QoS::AtMostOnce } else { rumqttc::QoS::AtLeastOnce },
+                broker_pid,
+                ..FleetConfig::new(&config)
+            };
+            let shutdown = Shutdown::new();
+            shutdown.trigger_on_signals();
+            println!("fleet: {devices} devices in {houses} homes against {}, {rate} events/s", fleet.broker);
+            let report = fleet::run(fleet, shutdown, |line| println!("{line}")).await?;
+            println!("{report}");
+            Ok(())
         }
         Command::Scenario { files, with_home: false, .. } => run_scenarios(&files, &config).await,
         Command::Scenario { files, with_home: true, config_dir } => {

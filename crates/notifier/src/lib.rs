@@ -55,11 +55,15 @@ pub struct Config {
     pub mqtt: MqttConfig,
     #[serde(rename = "channel")]
     pub channels: Vec<ChannelConfig>,
+    /// Share the panel's events with other notifiers of this group (`$share/<group>/...`,
+    /// Mosquitto 2; not NATS): each event is sent by one of them. Their deduplication and rate
+    /// limits are then each their own.
+    pub share_group: Option<String>,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { mqtt: MqttConfig::with_id("notifier"), channels: Vec::new() }
+        Config { mqtt: MqttConfig::with_id("notifier"), channels: Vec::new(), share_group: None }
     }
 }
 
@@ -72,6 +76,7 @@ impl DaemonConfig for Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
+        device_runtime::config::validate_share_group(&self.share_group)?;
         for (i, channel) in self.channels.iter().enumerate() {
             channel
                 .validate()
@@ -393,6 +398,7 @@ impl Device for Notifier {
         let mut spec = DeviceSpec::new(DeviceKind::Notifier);
         spec.capabilities = self.config.channels.iter().map(|c| format!("channel:{}", c.name)).collect();
         spec.subscriptions = vec![(self.topics.name(&Topic::PanelEvents), Qos::AtLeastOnce)];
+        spec.share_group = self.config.share_group.clone();
         spec
     }
 

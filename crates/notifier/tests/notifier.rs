@@ -73,6 +73,7 @@ fn config(url: &str, channels: Vec<ChannelConfig>) -> Config {
             ..device_runtime::MqttConfig::with_id("notifier")
         },
         channels,
+        share_group: None,
     }
 }
 

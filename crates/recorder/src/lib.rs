@@ -67,6 +67,9 @@ pub struct Config {
     pub max_rows: u64,
     /// At most this many messages in one transaction.
     pub batch_max: usize,
+    /// Share the work with other recorders of this group (`$share/<group>/...`, Mosquitto 2; not
+    /// NATS): each message is recorded by one of them, in its own database.
+    pub share_group: Option<String>,
 }
 
 impl Default for Config {
@@ -79,6 +82,7 @@ impl Default for Config {
             panel_max_age_s: 2 * 365 * DAY_S,
             max_rows: 5_000_000,
             batch_max: 5_000,
+            share_group: None,
         }
     }
 }
@@ -92,6 +96,7 @@ impl DaemonConfig for Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
+        device_runtime::config::validate_share_group(&self.share_group)?;
         if Duration::from_secs(self.panel_max_age_s) < PANEL_MIN_AGE {
             return Err(ConfigError::Invalid(format!(
                 "panel_max_age_s = {} is less than a year: an alarm panel's event log is kept at least 365 days",
@@ -314,6 +319,7 @@ impl Device for Recorder {
         spec.discovery = protocol::discovery::health(t, &self.config.mqtt.id);
         spec.manual_acks = true;
         spec.retained_on_restart = false;
+        spec.share_group = self.config.share_group.clone();
         spec
     }
 

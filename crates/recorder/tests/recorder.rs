@@ -244,3 +244,55 @@ async fn a_database_it_cannot_open_is_a_trouble_and_nothing_is_lost() {
     assert!(commands.len() - 20 <= flagged, "{} commands stored, {flagged} flagged redelivered", commands.len());
     recorder.stop().await;
 }
+
+/// Two recorders in one `share_group` on Mosquitto split the home's messages: each reading is
+/// recorded once, by one of them, and both take a share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_recorders_in_a_share_group_record_each_message_once() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    let dir = tempfile::tempdir().unwrap();
+    let mut probe = Probe::connect(&url, "watch-shared").await.unwrap();
+    probe.subscribe("home/devices/+/availability").await.unwrap();
+    let mut recorders = Vec::new();
+    let mut databases = Vec::new();
+    for id in ["recorder-a", "recorder-b"] {
+        let database = dir.path().join(format!("{id}.db"));
+        let mut config = config(&url, &database);
+        config.mqtt.id = id.into();
+        config.share_group = Some("recorders".into());
+        recorders.push(Running::spawn(move |shutdown| recorder::run(config, shutdown)));
+        probe.expect(&format!("home/devices/{id}/availability"), |p| p == b"online", WITHIN).await.unwrap();
+        databases.push(database);
+    }
+    const READINGS: usize = 200;
+    for i in 0..READINGS {
+        let payload =
+            format!(r#"{{"state":"CLOSED","device_id":"shared-{i}","ts":"{}"}}"#, Timestamp(1_000 + i as u64));
+        probe.publish(&format!("home/security/window/shared-{i}"), payload, false).await.unwrap();
+    }
+    let devices = |database: &Path| -> Vec<String> {
+        Store::open_read_only(database)
+            .and_then(|s| s.history(&Query { kind: Some(Kind::Sensor), ..Query::default() }))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|row| row.device.filter(|d| d.starts_with("shared-")))
+            .collect()
+    };
+    let deadline = tokio::time::Instant::now() + WITHIN * 3;
+    let (a, b) = loop {
+        let (a, b) = (devices(&databases[0]), devices(&databases[1]));
+        if a.len() + b.len() >= READINGS || tokio::time::Instant::now() > deadline {
+            break (a, b);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("shared: recorder-a recorded {}, recorder-b {}", a.len(), b.len());
+    let all: std::collections::HashSet<&String> = a.iter().chain(&b).collect();
+    assert_eq!(all.len(), READINGS, "not every reading was recorded");
+    assert_eq!(a.len() + b.len(), READINGS, "a reading was recorded twice");
+    assert!(!a.is_empty() && !b.is_empty(), "one recorder took everything: {} / {}", a.len(), b.len());
+    for recorder in recorders {
+        recorder.stop().await;
+    }
+}

@@ -11,10 +11,13 @@
 //!   onboarded, with its MQTT integration on the test's broker; REST reads, restarts, its log.
 //! - [`SmtpServer`]: a real SMTP server (aiosmtpd) that requires STARTTLS; [`make_certs`]: a local
 //!   CA and a server certificate for 127.0.0.1, made by the shipped `mosquitto/make-certs.sh`.
+//! - [`NatsCluster`]: a real three-node NATS Server cluster speaking MQTT 3.1.1 (from the venv
+//!   `nats/install.sh` builds), JetStream-replicated; nodes can be killed and restarted.
 
 mod daemon;
 pub mod home_assistant;
 mod mosquitto;
+mod nats;
 mod probe;
 mod smtp;
 
@@ -22,8 +25,23 @@ pub use daemon::{Running, WITHIN, on_embedded, on_mosquitto, terminate};
 pub use home_assistant::HomeAssistant;
 
 pub use mosquitto::{Mosquitto, mosquitto_or_skip};
+pub use nats::{NatsCluster, nats_or_skip, nats_server_binary};
 pub use probe::Probe;
 pub use smtp::{SmtpServer, aiosmtpd_python, smtp_or_skip};
+
+/// Whether a program a test needs is installed. When it is not: under `CI=true` a failure naming
+/// how CI installs it (CI never skips in silence); elsewhere a loud line on stderr, and the caller
+/// skips what needs it.
+pub fn installed_or_skip(installed: bool, what: &str, how: &str) -> bool {
+    if !installed {
+        assert!(
+            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
+            "{what} is not installed but CI=true: .ci/run must install it ({how})"
+        );
+        eprintln!("\n*** SKIPPED: {what} is not installed ({how}) ***\n");
+    }
+    installed
+}
 
 /// A local CA and a server certificate for `127.0.0.1` and `localhost`, PEM files in `dir`, made
 /// by the repository's `mosquitto/make-certs.sh` (openssl).

@@ -25,12 +25,7 @@ pub fn mosquitto_binary() -> Option<PathBuf> {
 /// A fresh Mosquitto, or `None` (with a loud line on stderr) where it is not installed.
 /// Under `CI=true` a missing Mosquitto is a failure, not a skip.
 pub fn mosquitto_or_skip() -> Option<Mosquitto> {
-    if mosquitto_binary().is_none() {
-        assert!(
-            std::env::var("CI").map(|v| v != "true").unwrap_or(true),
-            "mosquitto is not installed but CI=true: .ci/run must install it (apt-get install mosquitto)"
-        );
-        eprintln!("\n*** SKIPPED: mosquitto is not installed; this test ran only against the embedded broker ***\n");
+    if !crate::installed_or_skip(mosquitto_binary().is_some(), "mosquitto", "apt-get install mosquitto") {
         return None;
     }
     Some(Mosquitto::start().expect("cannot start mosquitto"))
