@@ -54,6 +54,9 @@ pub struct FleetConfig {
     pub qos: QoS,
     /// A process to report the memory of too (the broker's pid).
     pub broker_pid: Option<u32>,
+    /// Run each house's own panel and light controller in this process (each on its own
+    /// connection, under the house's topic root), so the fleet's readings have someone to read them.
+    pub controllers: bool,
 }
 
 impl FleetConfig {
@@ -70,6 +73,7 @@ impl FleetConfig {
             ramp: 1000.0,
             qos: QoS::AtLeastOnce,
             broker_pid: None,
+            controllers: false,
         }
     }
 }
@@ -110,6 +114,59 @@ pub fn plan(root: &str, devices: usize, houses: usize) -> Vec<DevicePlan> {
             DevicePlan { root, id: format!("fleet-{name}-{nth}"), kind }
         })
         .collect()
+}
+
+/// The PIN of every house panel `--controllers` runs.
+pub const HOUSE_PIN: &str = "1234";
+
+/// Each house's panel and light controller: the panel with the shipped defaults and one user, the
+/// light controller with one room holding the house's bulbs and motion sensors.
+fn controllers(
+    config: &FleetConfig,
+    devices: &[DevicePlan],
+    state_dir: &std::path::Path,
+) -> anyhow::Result<Vec<(security_controller::Config, light_controller::Config)>> {
+    let pin_hash = security_controller::codes::hash_pin(HOUSE_PIN).context("cannot hash the house PIN")?;
+    let mut roots: Vec<&str> = devices.iter().map(|d| d.root.as_str()).collect();
+    roots.sort_unstable();
+    roots.dedup();
+    let mqtt = |root: &str, id: &str| MqttConfig {
+        broker: config.broker.clone().into(),
+        username: config.username.clone(),
+        password: config.password.clone().map(device_runtime::Secret::new),
+        topic_root: root.to_owned(),
+        ..MqttConfig::with_id(id)
+    };
+    let ids = |root: &str, want: fn(FleetKind) -> bool| -> Vec<String> {
+        devices.iter().filter(|d| d.root == root && want(d.kind)).map(|d| d.id.clone()).collect()
+    };
+    Ok(roots
+        .into_iter()
+        .map(|root| {
+            let user = security_controller::config::User {
+                name: "fleet".into(),
+                pin_hash: pin_hash.clone(),
+                duress: false,
+                shows_as: None,
+            };
+            let panel = security_controller::Config {
+                mqtt: mqtt(root, "security-controller"),
+                state_file: state_dir.join(format!("{root}.json")),
+                panel: security_controller::config::PanelConfig { users: vec![user], ..Default::default() },
+            };
+            let room = light_controller::config::Room {
+                name: "fleet".into(),
+                bulbs: ids(root, |k| k == FleetKind::Bulb),
+                motion_sensors: ids(root, |k| k == FleetKind::Sensor(SensorKind::Motion)),
+            };
+            let lights = light_controller::Config {
+                mqtt: mqtt(root, "light-controller"),
+                rooms: vec![room],
+                ..light_controller::Config::default()
+            };
+            (panel, lights)
+        })
+        .collect())
 }
 
 /// Counters shared by every device task.
@@ -204,15 +261,39 @@ pub async fn run(config: FleetConfig, shutdown: Shutdown, mut progress: impl FnM
     anyhow::ensure!(config.rate >= 0.0 && config.ramp > 0.0, "--rate must be 0 or more and --ramp more than 0");
     let devices = plan(&config.topic_root, config.devices, config.houses);
     let counters = Arc::new(Counters::default());
-    let broker_before = config.broker_pid.map(|p| rss_of(Some(p)));
-    let rss_before = rss_of(None);
     // Each device reports every devices/rate seconds, so that the fleet makes `rate` events a second.
     let period =
         if config.rate > 0.0 { Some(Duration::from_secs_f64(config.devices as f64 / config.rate)) } else { None };
     let shared = Arc::new(Shared { config: config.clone(), counters: counters.clone(), period });
 
-    let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    let state_dir = tempfile::Builder::new().prefix("mqtt-home-fleet-").tempdir()?;
+    if config.controllers {
+        let houses = controllers(&config, &devices, state_dir.path())?;
+        progress(format!(
+            "fleet: {} houses, each with its panel and light controller (panel PIN {HOUSE_PIN})",
+            houses.len()
+        ));
+        for (panel, lights) in houses {
+            let shutdown = shutdown.clone();
+            tasks.spawn(async move {
+                let (a, b) = tokio::join!(
+                    security_controller::run(panel, shutdown.clone()),
+                    light_controller::run(lights, shutdown)
+                );
+                for outcome in [a, b] {
+                    if let Err(e) = outcome {
+                        tracing::error!("a house controller stopped: {e:#}");
+                    }
+                }
+            });
+        }
+    }
+    // Measured after the controllers' start (which hashes a PIN, 19 MiB for a moment), so the
+    // growth is the devices' (and, with --controllers, what the controllers learn of them).
+    let broker_before = config.broker_pid.map(|p| rss_of(Some(p)));
+    let rss_before = rss_of(None);
+    let started = Instant::now();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / config.ramp));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut last_print = Instant::now();

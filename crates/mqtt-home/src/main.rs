@@ -143,6 +143,9 @@ enum Command {
         /// Also report this process's memory (the broker's pid)
         #[arg(long, value_name = "PID")]
         broker_pid: Option<u32>,
+        /// Run each house's own panel and light controller here too (their readers)
+        #[arg(long)]
+        controllers: bool,
     },
     /// Run scenario files (a TOML timeline of publish/expect steps) and exit 1 if any fails
     Scenario {
@@ -289,7 +292,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
         Command::Notify { action: NotifyAction::Test { config_dir } } => {
             notify_test(&config, ConfigSource::from_flag(config_dir)?).await
         }
-        Command::Fleet { devices, houses, rate, duration, ramp, qos, broker_pid } => {
+        Command::Fleet { devices, houses, rate, duration, ramp, qos, broker_pid, controllers } => {
             let fleet = FleetConfig {
                 devices,
                 houses,
@@ -298,6 +301,7 @@ async fn dispatch(args: Args) -> anyhow::Result<()> {
                 ramp,
                 qos: if qos == 0 { rumqttc::QoS::AtMostOnce } else { rumqttc::QoS::AtLeastOnce },
                 broker_pid,
+                controllers,
                 ..FleetConfig::new(&config)
             };
             let shutdown = Shutdown::new();

@@ -1,6 +1,7 @@
 //! `mqtt-home fleet` against a real broker (both): every device connects with its own id, says
 //! `online`, leaves its retained state, reports at the asked rate with every QoS 1 report
-//! acknowledged, bulbs answer commands, and each device says `offline` when the fleet stops.
+//! acknowledged, bulbs answer commands, each house's own panel and light controller run beside
+//! them, and each device says `offline` when the fleet stops.
 
 use std::time::Duration;
 
@@ -11,10 +12,16 @@ use testkit::{Probe, WITHIN, on_both_brokers};
 
 async fn a_small_fleet_behaves_like_real_devices(url: String) {
     let mqtt = MqttConfig { broker: url.parse().unwrap(), ..MqttConfig::with_id("fleet-test") };
-    let config =
-        FleetConfig { devices: 40, houses: 2, rate: 40.0, duration: Duration::from_secs(3), ..FleetConfig::new(&mqtt) };
+    let config = FleetConfig {
+        devices: 40,
+        houses: 2,
+        rate: 40.0,
+        duration: Duration::from_secs(3),
+        controllers: true,
+        ..FleetConfig::new(&mqtt)
+    };
     let mut probe = Probe::connect(&url, "probe-fleet").await.unwrap();
-    for filter in ["home-1/#", "home-2/devices/+/availability"] {
+    for filter in ["home-1/#", "home-2/devices/+/availability", "home-2/security/status"] {
         probe.subscribe(filter).await.unwrap();
     }
     let shutdown = device_runtime::Shutdown::new();
@@ -25,6 +32,10 @@ async fn a_small_fleet_behaves_like_real_devices(url: String) {
     probe.expect("home-2/devices/fleet-bulb-19/availability", |p| p == b"online", WITHIN).await.unwrap();
     let reading = |p: &[u8]| SensorReading::decode(p).is_ok_and(|r| r.device_id == "fleet-window-1");
     probe.expect("home-1/security/window/fleet-window-1", reading, WITHIN).await.unwrap();
+    // Each house has its own panel and light controller, under its root.
+    let disarmed = |p: &[u8]| protocol::PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == "disarmed");
+    probe.expect("home-2/security/status", disarmed, WITHIN).await.unwrap();
+    probe.expect("home-1/devices/light-controller/availability", |p| p == b"online", WITHIN).await.unwrap();
     // A bulb takes a command and reports its state.
     let before = probe.count("home-1/lights/fleet-bulb-3/state");
     probe.publish("home-1/lights/fleet-bulb-3/set", "OFF", false).await.unwrap();
