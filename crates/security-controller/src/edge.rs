@@ -85,7 +85,7 @@ impl PanelDevice {
         let mut acts = Vec::with_capacity(actions.len() * 2);
         for action in actions {
             match action {
-                Action::Persist => acts.push(Act::Job(Save(self.panel.clone()))),
+                Action::Persist => acts.push(Act::Job(Save(self.panel.snapshot()))),
                 Action::Event(event) => {
                     acts.push(Act::publish(Topic::PanelEvents, &event));
                     acts.push(Act::Note(format!("{}: {}", event.event.as_str(), event.message)));
@@ -112,7 +112,7 @@ impl Device for PanelDevice {
 
     /// Saves once at start: a state file that cannot be written shows as a trouble from the start.
     fn on_start(&mut self, _now: Timestamp) -> Vec<Act<Save>> {
-        vec![Act::Job(Save(self.panel.clone()))]
+        vec![Act::Job(Save(self.panel.snapshot()))]
     }
 
     fn on_connected(&mut self, now: Timestamp) -> Vec<Act<Save>> {

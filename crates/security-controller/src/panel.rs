@@ -138,6 +138,23 @@ pub struct Panel {
     /// waking then is never too late, and finding it needs no look at every sensor.
     #[serde(skip)]
     pub supervision_due: Option<Timestamp>,
+    /// The sensors that are open, in trouble or offline: the only ones a status names, so that
+    /// building one looks at these, not at every sensor. Kept by [`Panel::note`].
+    #[serde(skip)]
+    pub notable: BTreeSet<String>,
+}
+
+/// When a sensor goes silent past its zone's window or has been offline past the grace; none
+/// for one already in trouble (it is reported) or not supervised.
+fn deadline(config: &PanelConfig, id: &str, s: &SensorInfo) -> Option<Timestamp> {
+    if s.trouble {
+        return None;
+    }
+    let window = config.supervision_s(config.zone(s.kind, id), id);
+    let silent = (window > 0).then(|| s.last_seen.plus(Duration::from_secs(window) + Duration::from_millis(1)));
+    let offline =
+        s.offline_since.map(|t| t.plus(Duration::from_secs(config.offline_grace_s) + Duration::from_millis(1)));
+    silent.into_iter().chain(offline).min()
 }
 
 /// How often supervision looks at every sensor.
@@ -244,6 +261,7 @@ impl Panel {
             last_trigger: None,
             next_supervision: Timestamp(0),
             supervision_due: None,
+            notable: BTreeSet::new(),
         }
     }
 
@@ -257,7 +275,23 @@ impl Panel {
         self.save_trouble = None;
         self.next_supervision = Timestamp(0);
         self.supervision_due = None;
+        self.notable.clear();
         self
+    }
+
+    /// The panel as the state file holds it: without what is relearned after a restart (the
+    /// sensors and what is derived from them), so a save costs the same with 10 sensors or 10 000.
+    pub fn snapshot(&self) -> Panel {
+        Panel {
+            arm: self.arm.clone(),
+            bypassed: self.bypassed.clone(),
+            trips: self.trips.clone(),
+            wrong_codes: self.wrong_codes.clone(),
+            lockout_until: self.lockout_until,
+            changed_by: self.changed_by.clone(),
+            last_trigger: self.last_trigger.clone(),
+            ..Panel::new()
+        }
     }
 
     /// What the state file holds, to tell whether a step changed it. A heartbeat, a motion, a
@@ -314,6 +348,8 @@ impl Panel {
             match self.sensors.get_mut(id) {
                 Some(info) if info.heartbeat(*kind, *state) => {
                     info.last_seen = now;
+                    #[cfg(test)]
+                    self.check_indexes(config);
                     return (self, Vec::new());
                 }
                 None if !state.is_active() => {
@@ -323,6 +359,8 @@ impl Panel {
                         let silent = now.plus(Duration::from_secs(window) + Duration::from_millis(1));
                         self.supervision_due = Some(self.supervision_due.map_or(silent, |due| due.min(silent)));
                     }
+                    #[cfg(test)]
+                    self.check_indexes(config);
                     return (self, Vec::new());
                 }
                 _ => {}
@@ -333,6 +371,13 @@ impl Panel {
         let was_sounding = matches!(self.arm, Arm::Triggered { .. });
         let mut events = Events { device_id, now, list: Vec::new() };
         let mut persist = self.expire(config, now, &mut events);
+        let touched = match &input {
+            Input::Sensor { id, .. }
+            | Input::Unreadable { id, .. }
+            | Input::SensorCleared { id, .. }
+            | Input::Availability { id, .. } => Some(id.clone()),
+            Input::Tick | Input::Command(_) | Input::Saved(_) => None,
+        };
         match input {
             Input::Tick => {}
             Input::Command(command) => self.command(config, command, now, &mut events),
@@ -342,11 +387,18 @@ impl Panel {
             Input::Availability { id, online } => self.availability(config, &id, online, now, &mut events),
             Input::Saved(outcome) => self.saved_outcome(outcome, now, &mut events),
         }
+        if let Some(id) = &touched {
+            self.note(id);
+            // Only this sensor's deadlines moved: the earliest of all is the earlier of the two.
+            if let Some(due) = self.sensor_deadline(config, id) {
+                self.supervision_due = Some(self.supervision_due.map_or(due, |d| d.min(due)));
+            }
+        }
         if now >= self.next_supervision {
             self.supervise(config, now, &mut events);
             self.next_supervision = now.plus(SUPERVISION_EVERY);
+            self.supervision_due = self.supervision_deadline(config);
         }
-        self.supervision_due = self.supervision_deadline(config);
 
         let mut actions = Vec::new();
         persist |= self.saved() != saved_before;
@@ -372,7 +424,25 @@ impl Panel {
         if status_changed {
             actions.push(Action::PublishStatus(self.status(config, now, device_id)));
         }
+        #[cfg(test)]
+        self.check_indexes(config);
         (self, actions)
+    }
+
+    /// In every unit test, after every full step: the indexes that spare a pass over the sensors
+    /// say what such a pass would.
+    #[cfg(test)]
+    fn check_indexes(&self, config: &PanelConfig) {
+        let notable: BTreeSet<String> =
+            self.sensors.iter().filter(|(_, s)| s.active || s.trouble || !s.online).map(|(id, _)| id.clone()).collect();
+        assert_eq!(self.notable, notable, "the notable sensors");
+        if let Some(earliest) = self.supervision_deadline(config) {
+            assert!(
+                self.supervision_due.is_some_and(|due| due <= earliest),
+                "supervision_due {:?} is later than a sensor's deadline {earliest:?}",
+                self.supervision_due
+            );
+        }
     }
 
     /// The earliest time a [`Input::Tick`] can change anything.
@@ -390,14 +460,29 @@ impl Panel {
 
     /// The earliest a sensor goes silent past its zone's window or stays offline past the grace.
     fn supervision_deadline(&self, config: &PanelConfig) -> Option<Timestamp> {
-        let silence = self.sensors.iter().filter(|(_, s)| !s.trouble).filter_map(|(id, s)| {
-            let window = config.supervision_s(config.zone(s.kind, id), id);
-            (window > 0).then(|| s.last_seen.plus(Duration::from_secs(window) + Duration::from_millis(1)))
-        });
-        let offline = self.sensors.values().filter(|s| !s.trouble).filter_map(|s| {
-            s.offline_since.map(|t| t.plus(Duration::from_secs(config.offline_grace_s) + Duration::from_millis(1)))
-        });
-        silence.chain(offline).min()
+        self.sensors.iter().filter_map(|(id, s)| deadline(config, id, s)).min()
+    }
+
+    /// When sensor `id` goes silent or has been offline too long, if it is supervised and well.
+    fn sensor_deadline(&self, config: &PanelConfig, id: &str) -> Option<Timestamp> {
+        self.sensors.get(id).and_then(|s| deadline(config, id, s))
+    }
+
+    /// Keeps [`Panel::notable`] true of sensor `id` after a change to it (or its removal).
+    fn note(&mut self, id: &str) {
+        match self.sensors.get(id) {
+            Some(s) if s.active || s.trouble || !s.online => {
+                self.notable.insert(id.to_owned());
+            }
+            _ => {
+                self.notable.remove(id);
+            }
+        }
+    }
+
+    /// The notable sensors with what the panel knows of each.
+    fn notable_sensors(&self) -> impl Iterator<Item = (&String, &SensorInfo)> {
+        self.notable.iter().filter_map(|id| self.sensors.get_key_value(id))
     }
 
     /// The status message.
@@ -437,8 +522,7 @@ impl Panel {
 
     /// Entry and perimeter sensors that are open now.
     fn open_sensors(&self, config: &PanelConfig) -> Vec<String> {
-        self.sensors
-            .iter()
+        self.notable_sensors()
             .filter(|(id, s)| s.active && config.zone(s.kind, id).blocks_arming())
             .map(|(id, _)| id.clone())
             .collect()
@@ -454,7 +538,7 @@ impl Panel {
     }
 
     fn sensor_troubles(&self) -> Vec<String> {
-        self.sensors.iter().filter(|(_, s)| s.trouble).map(|(id, _)| id.clone()).collect()
+        self.notable_sensors().filter(|(_, s)| s.trouble).map(|(id, _)| id.clone()).collect()
     }
 
     /// What keeps the panel from arming: open entry/perimeter sensors and sensors in trouble. A
@@ -463,7 +547,7 @@ impl Panel {
         let mut b: BTreeSet<String> = self.open_sensors(config).into_iter().collect();
         b.extend(self.sensor_troubles());
         // Offline but still within its grace: not in trouble yet, not ready either.
-        b.extend(self.sensors.iter().filter(|(_, s)| !s.online).map(|(id, _)| id.clone()));
+        b.extend(self.notable_sensors().filter(|(_, s)| !s.online).map(|(id, _)| id.clone()));
         b.into_iter().collect()
     }
 
@@ -912,6 +996,7 @@ impl Panel {
             if let Some(info) = self.sensors.get_mut(&id) {
                 info.trouble = true;
             }
+            self.note(&id);
             let message = if grace.is_zero() {
                 format!("{id} went offline")
             } else {
@@ -935,6 +1020,7 @@ impl Panel {
             if let Some(info) = self.sensors.get_mut(&id) {
                 info.trouble = true;
             }
+            self.note(&id);
             events.trouble(&id, format!("{id} silent for more than {window} s"));
             self.tamper(config, kind, &id, now, events, "went silent");
         }

@@ -794,3 +794,23 @@ fn supervision_is_paced_and_still_finds_a_silent_sensor() {
     assert_eq!(events(&actions), [E::Trouble]);
     assert!(p.sensors["w"].trouble && !p.sensors["front"].trouble);
 }
+
+/// What is saved is the same whether the panel knows its sensors or not: a save never carries
+/// (nor costs) the sensors.
+#[test]
+fn the_snapshot_saves_what_the_panel_saves() {
+    let c = config();
+    let (p, _) = run(
+        &c,
+        &[
+            (0, close(SensorKind::Window, "w")),
+            (0, arm_away()),
+            (30, Input::Tick),
+            (40, open(SensorKind::Door, "front")),
+        ],
+    );
+    assert!(!p.sensors.is_empty());
+    let snapshot = p.snapshot();
+    assert!(snapshot.sensors.is_empty() && snapshot.notable.is_empty());
+    assert_eq!(serde_json::to_string(&snapshot).unwrap(), serde_json::to_string(&p).unwrap());
+}
