@@ -15,6 +15,19 @@ pub struct BadBrokerUrl {
     pub why: String,
 }
 
+/// `url` as it may be shown: credentials written into it (`mqtt://user:secret@host`, which is
+/// refused) are replaced by `…`, so an error message never carries a password to a log.
+fn redacted(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(_)) => {
+            let after = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            format!("{scheme}://…@{after}")
+        }
+        (None, Some(at)) => format!("…{}", &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
 /// A parsed `mqtt://` or `mqtts://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerUrl {
@@ -25,7 +38,7 @@ pub struct BrokerUrl {
 
 impl BrokerUrl {
     pub fn parse(url: &str) -> Result<BrokerUrl, BadBrokerUrl> {
-        let bad = |why: &str| BadBrokerUrl { url: url.to_owned(), why: why.to_owned() };
+        let bad = |why: &str| BadBrokerUrl { url: redacted(url), why: why.to_owned() };
         let (scheme, rest) =
             url.split_once("://").ok_or_else(|| bad("expected mqtt://host:port or mqtts://host:port"))?;
         let tls = match scheme {
@@ -126,8 +139,9 @@ impl Brokers {
             _ if !urls.is_empty() => Ok(Brokers { urls, set_aside }),
             0 => Err(BadBrokerUrl { url: text.to_owned(), why: "no broker URL in it".to_owned() }),
             1 => Err(set_aside.remove(0)),
+            // Shown without any credentials written into the URLs, as each entry's own error is.
             n => Err(BadBrokerUrl {
-                url: text.to_owned(),
+                url: text.split(',').map(|part| redacted(part.trim())).collect::<Vec<_>>().join(","),
                 why: format!("none of its {n} URLs is usable (the first: {})", set_aside[0].why),
             }),
         }
@@ -207,6 +221,9 @@ mod tests {
 
         let only = Brokers::parse("mqtt://h:x").unwrap_err().to_string();
         assert!(only.contains("`mqtt://h:x`") && only.contains("port"), "{only}");
+        let secret = Brokers::parse("mqtt://user:hunter2@a:1883,mqtt://b").unwrap();
+        let shown = secret.set_aside()[0].to_string();
+        assert!(!shown.contains("hunter2") && shown.contains("`mqtt://…@a:1883`"), "{shown}");
         let all = Brokers::parse("http://a,ftp://b").unwrap_err().to_string();
         assert!(all.contains("none of its 2 URLs"), "{all}");
         assert!(Brokers::parse(" , ").unwrap_err().to_string().contains("no broker URL"));

@@ -10,7 +10,8 @@
 //!   be reached, or does not answer CONNECT within 5 s is followed by the next one of the list,
 //!   round and round, with the same backoff. Where the engine shares sessions between its nodes
 //!   (NATS keeps them in JetStream) the session resumes; elsewhere the link subscribes again. One
-//!   log line says where it is connected now.
+//!   log line says where it is connected now. A list is for one cluster's nodes: an independent
+//!   broker it comes back to would hand over what it queued for the old session meanwhile.
 //! - Last Will: `<root>/devices/<id>/availability` = `offline`, retained. On every connect it
 //!   publishes `online` and its announce message, retained, after its subscriptions: `online`
 //!   means "hears its topics". On shutdown it publishes `offline` and disconnects cleanly, so the
@@ -401,8 +402,10 @@ impl Link {
             brokers,
             current: 0,
             unacknowledged: Vec::new(),
-            subscribing: Vec::new(),
+            given_back: Vec::new(),
+            subscribes: Arc::default(),
             refusals: 0,
+            retry: None,
             spec,
             availability,
             announce_topic: topics.name(&Topic::Announce(id.clone())),
@@ -455,10 +458,13 @@ struct Driver {
     /// What a lost connection left unacknowledged or unsent, kept until the next CONNACK says
     /// whether the broker still has the session (see `Driver::resend`).
     unacknowledged: Vec<Request>,
-    /// The filters of the last SUBSCRIBE, in order (a SUBACK answers each by position), and how
-    /// many SUBACKs in a row refused one.
-    subscribing: Vec<rumqttc::SubscribeFilter>,
+    /// What `resend` gave back to rumqttc on the last CONNACK, in order (see `restore_order`).
+    given_back: Vec<Request>,
+    /// Each SUBSCRIBE's filters, to read its SUBACK; how many SUBACKs in a row refused one; and
+    /// the one pending retry of the refused filters.
+    subscribes: Arc<Mutex<Subscribes>>,
     refusals: u32,
+    retry: Option<JoinHandle<()>>,
     spec: DeviceSpec,
     availability: String,
     announce_topic: String,
@@ -484,28 +490,44 @@ impl Driver {
     /// releases belong to the old session).
     fn resend(&mut self, eventloop: &mut EventLoop, session_present: bool) {
         let requests = std::mem::take(&mut self.unacknowledged);
-        if session_present {
-            let behind = std::mem::take(&mut eventloop.pending);
-            eventloop.pending.extend(requests);
-            eventloop.pending.extend(behind);
-            return;
-        }
-        let mut again = 0;
-        for request in requests {
-            match request {
-                Request::Publish(mut publish) => {
-                    publish.pkid = 0;
-                    publish.dup = false;
-                    again += 1;
-                    eventloop.pending.push_back(Request::Publish(publish));
+        let requests: Vec<Request> = if session_present {
+            requests
+        } else {
+            let mut again = Vec::with_capacity(requests.len());
+            for request in requests {
+                match request {
+                    Request::Publish(mut publish) => {
+                        publish.pkid = 0;
+                        publish.dup = false;
+                        again.push(Request::Publish(publish));
+                    }
+                    Request::Disconnect(d) => again.push(Request::Disconnect(d)),
+                    _ => {}
                 }
-                Request::Disconnect(d) => eventloop.pending.push_back(Request::Disconnect(d)),
-                _ => {}
             }
-        }
-        if again > 0 {
-            tracing::info!("{again} messages not acknowledged by the last broker sent again on the new session");
-        }
+            if !again.is_empty() {
+                tracing::info!(
+                    "{} messages not acknowledged by the last broker sent again on the new session",
+                    again.len()
+                );
+            }
+            again
+        };
+        let behind = std::mem::take(&mut eventloop.pending);
+        self.given_back = requests.clone();
+        eventloop.pending.extend(requests);
+        eventloop.pending.extend(behind);
+    }
+
+    /// After a lost connection: what rumqttc kept to send again, in the order it was first sent.
+    fn keep_unacknowledged(&mut self, eventloop: &mut EventLoop) {
+        let drained: Vec<Request> = eventloop.pending.drain(..).collect();
+        // A publish with a packet id was written before (rumqttc numbers QoS 1 publishes as it
+        // writes them): it will be written again, so it counts again in what must be written.
+        let rewrites = drained.iter().filter(|r| matches!(r, Request::Publish(p) if p.pkid != 0)).count();
+        self.progress.queue(rewrites as u64);
+        let given_back = std::mem::take(&mut self.given_back);
+        self.unacknowledged.extend(restore_order(&given_back, drained));
     }
 
     /// After a failure: the next broker of the list (the same one when there is only one).
@@ -587,6 +609,15 @@ impl Driver {
                     self.lock_acks().connection_ended();
                     mark_health(true);
                     self.resend(&mut eventloop, ack.session_present);
+                    {
+                        // SUBSCRIBEs written on the lost connection get no SUBACK; queued ones
+                        // are sent again only on a resumed session (`resend`).
+                        let mut subscribes = lock(&self.subscribes);
+                        subscribes.written.clear();
+                        if !ack.session_present {
+                            subscribes.queued.clear();
+                        }
+                    }
                     self.on_connected(ack.session_present, &mut subscribed_once);
                     let _ = self.tx.send(Inbound::Connected { session_present: ack.session_present }).await;
                 }
@@ -629,7 +660,13 @@ impl Driver {
                         tracing::debug!("daemon stopped reading; message dropped during shutdown");
                     }
                 }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => self.on_suback(&ack.return_codes),
+                Ok(Event::Incoming(Packet::SubAck(ack))) => self.on_suback(&ack),
+                Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
+                    let mut subscribes = lock(&self.subscribes);
+                    if let Some(filters) = subscribes.queued.pop_front() {
+                        subscribes.written.insert(pkid, filters);
+                    }
+                }
                 Ok(Event::Outgoing(Outgoing::Disconnect)) => {
                     if self.spec.presence {
                         tracing::info!(
@@ -659,7 +696,7 @@ impl Driver {
                     mark_health(false);
                     failures += 1;
                     let delay = backoff.next(&error);
-                    self.unacknowledged.extend(eventloop.pending.drain(..));
+                    self.keep_unacknowledged(&mut eventloop);
                     let failed = self.url().clone();
                     self.fail_over(&mut eventloop);
                     self.report(&error, &failed, failures, delay);
@@ -683,6 +720,9 @@ impl Driver {
             }
         }
         goodbye.abort();
+        if let Some(retry) = self.retry.take() {
+            retry.abort();
+        }
         mark_health(false);
     }
 
@@ -737,18 +777,20 @@ impl Driver {
     /// A refused subscription is tried again, 2 s doubling to a minute: an ACL that forbids it
     /// stays a loud error, but on a clustered engine a subscription can also fail for a few
     /// seconds while the loss of a node is handled (NATS: 5–10 s), and a daemon must not go deaf
-    /// to its topics until its next reconnect.
-    fn on_suback(&mut self, codes: &[SubscribeReasonCode]) {
+    /// to its topics until its next reconnect. A SUBACK is read against its own SUBSCRIBE's
+    /// filters, found by packet id; one retry waits at a time.
+    fn on_suback(&mut self, ack: &rumqttc::SubAck) {
         let failed = |c: &SubscribeReasonCode| matches!(c, SubscribeReasonCode::Failure);
-        if !codes.iter().any(failed) {
+        let filters = lock(&self.subscribes).written.remove(&ack.pkid).unwrap_or_default();
+        if !ack.return_codes.iter().any(failed) {
             self.refusals = 0;
             return;
         }
-        let refused: Vec<rumqttc::SubscribeFilter> = if codes.len() == self.subscribing.len() {
-            self.subscribing.iter().zip(codes).filter(|(_, c)| failed(c)).map(|(f, _)| f.clone()).collect()
-        } else {
-            self.subscribing.clone()
-        };
+        let refused: Vec<rumqttc::SubscribeFilter> =
+            filters.iter().zip(&ack.return_codes).filter(|(_, c)| failed(c)).map(|(f, _)| f.clone()).collect();
+        if refused.is_empty() {
+            return;
+        }
         self.refusals += 1;
         let delay = RESUBSCRIBE_FIRST.saturating_mul(1 << (self.refusals - 1).min(5)).min(LAST_RETRY_SUBSCRIBE);
         let names: Vec<&str> = refused.iter().map(|f| f.path.as_str()).collect();
@@ -762,12 +804,13 @@ impl Driver {
         } else {
             tracing::debug!("{message}");
         }
-        self.subscribing = refused.clone();
-        let client = self.client.clone();
-        tokio::spawn(async move {
+        let (client, subscribes) = (self.client.clone(), self.subscribes.clone());
+        if let Some(earlier) = self.retry.replace(tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let _ = client.try_subscribe_many(refused);
-        });
+            subscribe(&client, &subscribes, refused);
+        })) {
+            earlier.abort();
+        }
     }
 
     fn on_connected(&mut self, session_present: bool, subscribed_once: &mut bool) {
@@ -786,10 +829,11 @@ impl Driver {
             self.spec.subscriptions.iter().map(|(f, q)| rumqttc::SubscribeFilter::new(shared(f), to_qos(*q))).collect();
         filters.extend(self.home_assistant.subscription());
         if !filters.is_empty() && (!session_present || restarted) {
-            self.subscribing = filters.clone();
-            if let Err(e) = self.client.try_subscribe_many(filters) {
-                tracing::error!("could not queue subscriptions: {e}");
+            // Everything is subscribed again: a retry of a part of it is moot.
+            if let Some(retry) = self.retry.take() {
+                retry.abort();
             }
+            subscribe(&self.client, &self.subscribes, filters);
             *subscribed_once = true;
         }
         if self.spec.presence {
@@ -908,6 +952,59 @@ fn mark_health(connected: bool) {
     }
 }
 
+/// The SUBSCRIBEs in flight: queued (in the order of the request queue) until rumqttc writes
+/// them, then by packet id until their SUBACK.
+#[derive(Default)]
+struct Subscribes {
+    queued: std::collections::VecDeque<Vec<rumqttc::SubscribeFilter>>,
+    written: std::collections::HashMap<u16, Vec<rumqttc::SubscribeFilter>>,
+}
+
+fn lock(subscribes: &Mutex<Subscribes>) -> std::sync::MutexGuard<'_, Subscribes> {
+    subscribes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Queues one SUBSCRIBE and notes its filters, under one lock so that notes and requests keep
+/// one order.
+fn subscribe(client: &AsyncClient, subscribes: &Mutex<Subscribes>, filters: Vec<rumqttc::SubscribeFilter>) {
+    let mut subscribes = lock(subscribes);
+    match client.try_subscribe_many(filters.clone()) {
+        Ok(()) => subscribes.queued.push_back(filters),
+        Err(e) => tracing::error!("could not queue subscriptions: {e}"),
+    }
+}
+
+/// Puts what rumqttc kept after a lost connection back in the order it was first sent. Its list
+/// puts the requests it had not yet sent again ahead of those it had sent again but not seen
+/// acknowledged, so after a second drop soon after a reconnect an older reading could follow a
+/// newer one (a window's retained state ending OPEN when it is closed). What was given back on the
+/// last reconnect goes first, in that order; the rest keeps rumqttc's order.
+fn restore_order(given_back: &[Request], drained: Vec<Request>) -> Vec<Request> {
+    if given_back.is_empty() {
+        return drained;
+    }
+    let same = |a: &Request, b: &Request| match (a, b) {
+        (Request::Publish(a), Request::Publish(b)) => {
+            a.topic == b.topic && a.payload == b.payload && a.qos == b.qos && a.retain == b.retain
+        }
+        _ => false,
+    };
+    let mut used = vec![false; given_back.len()];
+    let mut keyed: Vec<(usize, Request)> = drained
+        .into_iter()
+        .enumerate()
+        .map(|(i, request)| match (0..given_back.len()).find(|&j| !used[j] && same(&given_back[j], &request)) {
+            Some(j) => {
+                used[j] = true;
+                (j, request)
+            }
+            None => (given_back.len() + i, request),
+        })
+        .collect();
+    keyed.sort_by_key(|(key, _)| *key);
+    keyed.into_iter().map(|(_, request)| request).collect()
+}
+
 /// Exponential backoff with jitter, reset on every ConnAck.
 #[derive(Debug, Default)]
 struct Backoff {
@@ -954,6 +1051,30 @@ fn tls_transport(config: &MqttConfig) -> Result<Transport, LinkError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn after_a_second_drop_the_requests_go_in_the_order_first_sent() {
+        let publish = |topic: &str, payload: &str, pkid: u16| {
+            let mut p = rumqttc::Publish::new(topic, QoS::AtLeastOnce, payload);
+            p.pkid = pkid;
+            Request::Publish(p)
+        };
+        let topic = |r: &Request| match r {
+            Request::Publish(p) => format!("{}={}", p.topic, String::from_utf8_lossy(&p.payload)),
+            _ => "other".into(),
+        };
+        // Given back on the reconnect: OPEN, then CLOSED. OPEN was sent again (now in rumqttc's
+        // state, with a new packet id), CLOSED not; then the connection dropped again. rumqttc's
+        // list: CLOSED (its pending), OPEN (its state), then a newer reading from the queue.
+        let given_back = vec![publish("w", "OPEN", 0), publish("w", "CLOSED", 0)];
+        let drained = vec![publish("w", "CLOSED", 0), publish("w", "OPEN", 7), publish("d", "OPEN", 0)];
+        let order: Vec<String> = restore_order(&given_back, drained).iter().map(topic).collect();
+        assert_eq!(order, ["w=OPEN", "w=CLOSED", "d=OPEN"]);
+        // Nothing given back: rumqttc's order stands.
+        let drained = vec![publish("a", "1", 3), publish("b", "2", 0)];
+        let order: Vec<String> = restore_order(&[], drained).iter().map(topic).collect();
+        assert_eq!(order, ["a=1", "b=2"]);
+    }
 
     #[test]
     fn backoff_grows_with_jitter_to_a_ceiling_and_refusals_wait_long() {

@@ -62,6 +62,7 @@ pub struct FleetConfig {
 impl FleetConfig {
     pub fn new(mqtt: &MqttConfig) -> FleetConfig {
         FleetConfig {
+            // The first broker of a list: a fleet measures one broker (or one node).
             broker: mqtt.broker.first().clone(),
             username: mqtt.username.clone(),
             password: mqtt.password.as_ref().map(|p| p.expose().to_owned()),
@@ -258,6 +259,12 @@ pub fn rss_of(pid: Option<u32>) -> u64 {
 /// through `progress`.
 pub async fn run(config: FleetConfig, shutdown: Shutdown, mut progress: impl FnMut(String)) -> anyhow::Result<Report> {
     anyhow::ensure!(config.devices > 0, "--devices must be at least 1");
+    // Its devices speak plain MQTT only: a password must not go in clear to a TLS port.
+    anyhow::ensure!(
+        !config.broker.tls,
+        "the fleet's devices speak plain MQTT only: give an mqtt:// broker, not {}",
+        config.broker
+    );
     anyhow::ensure!(config.rate >= 0.0 && config.ramp > 0.0, "--rate must be 0 or more and --ramp more than 0");
     let devices = plan(&config.topic_root, config.devices, config.houses);
     let counters = Arc::new(Counters::default());
@@ -511,7 +518,15 @@ async fn connected(
                             Packet::PubAck(PubAck::new(command.pkid)).write(out, MAX_PACKET)?;
                         }
                         counters.commands.fetch_add(1, Ordering::Relaxed);
-                        *state = !matches!(&command.payload[..], b"OFF" | b"off") && !command.payload.ends_with(b"\"OFF\"}");
+                        // As a bulb reads it: OFF, or a brightness of 0, turns it off; anything
+                        // else it can read turns it on; what it cannot read changes nothing.
+                        if let Ok(command) = protocol::LightCommand::decode(&command.payload) {
+                            *state = match (command.state, command.brightness) {
+                                (Some(Power::Off), _) | (_, Some(0)) => false,
+                                (Some(Power::On), _) | (_, Some(_)) => true,
+                                (None, None) => *state,
+                            };
+                        }
                         report(device, *state, &state_topic, config.qos, next_pkid(), out)?;
                         counters.sent.fetch_add(1, Ordering::Relaxed);
                         socket.write_all(out).await?;
@@ -523,7 +538,11 @@ async fn connected(
             () = tokio::time::sleep_until(wake) => {
                 out.clear();
                 if next_event.is_some_and(|e| e <= tokio::time::Instant::now()) {
-                    *state = !*state;
+                    // A sensor's state changes; a bulb reports its state again (a power report)
+                    // and changes only when told.
+                    if device.kind != FleetKind::Bulb {
+                        *state = !*state;
+                    }
                     report(device, *state, &state_topic, config.qos, next_pkid(), out)?;
                     counters.sent.fetch_add(1, Ordering::Relaxed);
                     next_event = next_event.zip(period).map(|(e, p)| e + p);

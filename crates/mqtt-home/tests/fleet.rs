@@ -37,10 +37,15 @@ async fn a_small_fleet_behaves_like_real_devices(url: String) {
     probe.expect("home-2/security/status", disarmed, WITHIN).await.unwrap();
     probe.expect("home-1/devices/light-controller/availability", |p| p == b"online", WITHIN).await.unwrap();
     // A bulb takes a command and reports its state.
-    let before = probe.count("home-1/lights/fleet-bulb-3/state");
-    probe.publish("home-1/lights/fleet-bulb-3/set", "OFF", false).await.unwrap();
-    let off = |p: &[u8]| LightState::decode(p).is_ok_and(|s| s.brightness == 0);
-    probe.expect_after(before, "home-1/lights/fleet-bulb-3/state", off, WITHIN).await.unwrap();
+    // Bulbs only report when told (the fleet's rate moves sensors): the light controller's form.
+    for (command, brightness) in
+        [(r#"{"state":"ON","brightness":40}"#, 100), (r#"{"state":"OFF","source":"manual"}"#, 0)]
+    {
+        let before = probe.count("home-1/lights/fleet-bulb-3/state");
+        probe.publish("home-1/lights/fleet-bulb-3/set", command, false).await.unwrap();
+        let reported = move |p: &[u8]| LightState::decode(p).is_ok_and(|s| s.brightness == brightness);
+        probe.expect_after(before, "home-1/lights/fleet-bulb-3/state", reported, WITHIN).await.unwrap();
+    }
 
     let report = tokio::time::timeout(Duration::from_secs(30), fleet).await.expect("the fleet did not stop").unwrap();
     let report = report.unwrap();

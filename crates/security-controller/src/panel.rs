@@ -315,10 +315,17 @@ impl Panel {
             Arm::Arming { until, .. } | Arm::Pending { until, .. } | Arm::Triggered { until, .. } => Some(*until),
             Arm::Disarmed | Arm::Armed { .. } => None,
         };
-        now >= self.next_supervision
+        self.supervision_is_due(now)
             || arm_deadline.is_some_and(|t| t <= now)
             || self.lockout_until.is_some_and(|t| t <= now)
             || self.save_trouble.as_ref().is_some_and(|t| t.retry_at <= now)
+    }
+
+    /// Whether supervision should look at the sensors now: a second after it last did, or at
+    /// once if the clock was set back (the last look then seems to lie in the future, and waiting
+    /// for it would leave every sensor unsupervised for as long as the clock went back).
+    fn supervision_is_due(&self, now: Timestamp) -> bool {
+        now >= self.next_supervision || self.next_supervision > now.plus(SUPERVISION_EVERY)
     }
 
     /// Whether codes are refused at `now` without being checked.
@@ -394,7 +401,7 @@ impl Panel {
                 self.supervision_due = Some(self.supervision_due.map_or(due, |d| d.min(due)));
             }
         }
-        if now >= self.next_supervision {
+        if self.supervision_is_due(now) {
             self.supervise(config, now, &mut events);
             self.next_supervision = now.plus(SUPERVISION_EVERY);
             self.supervision_due = self.supervision_deadline(config);

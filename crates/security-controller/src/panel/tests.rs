@@ -793,6 +793,17 @@ fn supervision_is_paced_and_still_finds_a_silent_sensor() {
         run_from(p, &c, &[(300, close(SensorKind::Door, "front")), (601, close(SensorKind::Door, "front"))]);
     assert_eq!(events(&actions), [E::Trouble]);
     assert!(p.sensors["w"].trouble && !p.sensors["front"].trouble);
+
+    // The clock set back an hour: supervision does not wait for the hour to come round again.
+    let (p, _) = run(&c, &[(3600, close(SensorKind::Window, "w")), (3600, close(SensorKind::Door, "front"))]);
+    let steps = [
+        (10, close(SensorKind::Window, "w")),
+        (10, close(SensorKind::Door, "front")),
+        (611, close(SensorKind::Door, "front")),
+    ];
+    let (p, actions) = run_from(p, &c, &steps);
+    assert_eq!(events(&actions), [E::Trouble], "the window went silent after the clock was set back");
+    assert!(p.sensors["w"].trouble);
 }
 
 /// What is saved is the same whether the panel knows its sensors or not: a save never carries
