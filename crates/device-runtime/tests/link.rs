@@ -38,11 +38,11 @@ async fn stop(link: Link, shutdown: Shutdown) {
     tokio::time::timeout(WITHIN, link.finish()).await.expect("the link did not stop");
 }
 
-/// A "broker" that accepts and hangs up at once: every attempt fails after the TCP handshake.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_broker_is_retried_with_backoff_not_in_a_loop() {
+/// A "broker" that accepts and hangs up at once, so every attempt fails after the TCP handshake:
+/// its URL, and how many attempts it has seen.
+async fn hanging_up_broker() -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
+    let url = format!("mqtt://127.0.0.1:{}", listener.local_addr().unwrap().port());
     let attempts = Arc::new(AtomicUsize::new(0));
     let counter = attempts.clone();
     tokio::spawn(async move {
@@ -51,8 +51,13 @@ async fn a_failing_broker_is_retried_with_backoff_not_in_a_loop() {
             drop(socket);
         }
     });
+    (url, attempts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_broker_is_retried_with_backoff_not_in_a_loop() {
+    let (url, attempts) = hanging_up_broker().await;
     let shutdown = Shutdown::new();
-    let url = format!("mqtt://127.0.0.1:{port}");
     let link =
         Link::start(&config(&url, "backoff-test"), DeviceSpec::new(DeviceKind::DoorSensor), shutdown.clone()).unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -266,18 +271,12 @@ async fn a_broker_list_skips_a_silent_node_and_fails_over_to_the_next() {
 /// Every broker of the list down: the link goes round all of them, with backoff, not in a loop.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_every_broker_down_the_list_is_retried_with_backoff() {
-    let per_broker: Vec<Arc<AtomicUsize>> = (0..3).map(|_| Arc::default()).collect();
     let mut urls = Vec::new();
-    for attempts in &per_broker {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        urls.push(format!("mqtt://127.0.0.1:{}", listener.local_addr().unwrap().port()));
-        let counter = attempts.clone();
-        tokio::spawn(async move {
-            while let Ok((socket, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                drop(socket);
-            }
-        });
+    let mut per_broker = Vec::new();
+    for _ in 0..3 {
+        let (url, attempts) = hanging_up_broker().await;
+        urls.push(url);
+        per_broker.push(attempts);
     }
     let shutdown = Shutdown::new();
     let config = config(&urls.join(","), "all-down-test");
