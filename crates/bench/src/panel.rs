@@ -206,11 +206,7 @@ impl Panel {
 
     /// VmRSS from `/proc/<pid>/status`, in KiB.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        let pid = self.child.as_ref().context("the panel is not running")?.id();
-        let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let line = text.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line")?;
-        let kib = line.split_whitespace().nth(1).context("an empty VmRSS line")?;
-        Ok(kib.parse()?)
+        rss_kib(self.child.as_ref().context("the panel is not running")?.id())
     }
 
     /// The last lines the panel logged, for error messages.
@@ -251,6 +247,14 @@ fn panel_config() -> anyhow::Result<PanelConfig> {
     };
     panel.sensors.insert(DOOR.to_owned(), SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None });
     Ok(panel)
+}
+
+/// VmRSS of process `pid` from `/proc/<pid>/status`, in KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = text.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line")?;
+    let kib = line.split_whitespace().nth(1).context("an empty VmRSS line")?;
+    Ok(kib.parse()?)
 }
 
 /// A workspace binary next to this bench's (`target/<profile>/deps/intrusion-…` → `target/<profile>/`).

@@ -21,7 +21,7 @@ use protocol::{Payload, SensorKind, SensorReading, SensorState, Timestamp, Topic
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 
 use crate::armed;
-use crate::panel::binary;
+use crate::panel::{binary, rss_kib};
 
 /// What one size measured.
 struct Row {
@@ -266,10 +266,4 @@ fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     let ticks: u64 =
         fields.get(11).context("no utime")?.parse::<u64>()? + fields.get(12).context("no stime")?.parse::<u64>()?;
     Ok(Duration::from_millis(ticks * 10))
-}
-
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = text.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line")?;
-    Ok(line.split_whitespace().nth(1).context("an empty VmRSS line")?.parse()?)
 }

@@ -278,17 +278,7 @@ async fn triggered_arrives_by_email_after_the_smtp_server_returns() {
     let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
     let url = mosquitto.url();
     let port = testkit::free_port();
-    let email = notifier::email::EmailConfig {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-        security: notifier::email::Security::None,
-        from: "mqtt-home <home@example.org>".into(),
-        to: vec!["me@example.org".into()],
-        username: None,
-        password_env: None,
-        password_file: None,
-        ca_file: None,
-    };
+    let email = email_to(port, notifier::email::Security::None, None);
     let channel =
         ChannelConfig { name: "mail".into(), to: Destination::Email(email), events: Vec::new(), max_per_minute: 10 };
     let notifier = Running::spawn({
@@ -310,11 +300,16 @@ async fn triggered_arrives_by_email_after_the_smtp_server_returns() {
     notifier.stop().await;
 }
 
-fn starttls(port: u16, ca_file: Option<std::path::PathBuf>) -> notifier::email::EmailConfig {
+/// An email channel to the test's SMTP server on `port`.
+fn email_to(
+    port: u16,
+    security: notifier::email::Security,
+    ca_file: Option<std::path::PathBuf>,
+) -> notifier::email::EmailConfig {
     notifier::email::EmailConfig {
         host: "127.0.0.1".into(),
         port: Some(port),
-        security: notifier::email::Security::Starttls,
+        security,
         from: "mqtt-home <home@example.org>".into(),
         to: vec!["me@example.org".into()],
         username: None,
@@ -342,14 +337,15 @@ async fn triggered_arrives_by_email_over_starttls() {
         sensors: vec!["kitchen-window".into()],
         ts: Timestamp(1_795_370_645_120),
     };
-    let untrusted = notifier::email::Email::new(&starttls(smtp.port(), None)).unwrap();
+    let untrusted =
+        notifier::email::Email::new(&email_to(smtp.port(), notifier::email::Security::Starttls, None)).unwrap();
     let refused = untrusted.send(&n).await.expect_err("sent to a server whose certificate is not trusted");
     assert!(refused.contains("certificate") || refused.contains("Certificate"), "{refused}");
     assert!(smtp.messages().is_empty(), "a message got through without TLS");
 
     let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
     let url = mosquitto.url();
-    let email = starttls(smtp.port(), Some(certs.ca.clone()));
+    let email = email_to(smtp.port(), notifier::email::Security::Starttls, Some(certs.ca.clone()));
     let channel =
         ChannelConfig { name: "mail".into(), to: Destination::Email(email), events: Vec::new(), max_per_minute: 10 };
     let notifier = Running::spawn({
