@@ -46,6 +46,9 @@ pub fn exit_code(error: &anyhow::Error) -> ExitCode {
     if error.chain().any(|cause| cause.is::<ConfigError>()) { ExitCode::from(2) } else { ExitCode::FAILURE }
 }
 
+/// How long a finished daemon waits for blocking tasks it no longer needs (see [`block_on`]).
+pub const LEFTOVER_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Runs `work` to completion on a runtime of its own (`threads` workers; 1 is a current-thread
 /// runtime) and turns the outcome into an exit code, printing a failure as `<name>: error: …`.
 pub fn block_on<F>(name: &str, threads: usize, work: F) -> ExitCode
@@ -58,7 +61,15 @@ where
         tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build()
     };
     let outcome = match runtime {
-        Ok(runtime) => runtime.block_on(work),
+        Ok(runtime) => {
+            let outcome = runtime.block_on(work);
+            // Dropping a runtime waits for every blocking task, and one may be a DNS lookup of a
+            // broker that is gone (tokio resolves host names on its blocking pool; a lookup whose
+            // DNS server went with the broker's container waits out the resolver's timeouts,
+            // 10 s and more). The work is done: whatever blocking task is left is abandoned.
+            runtime.shutdown_timeout(LEFTOVER_WAIT);
+            outcome
+        }
         Err(e) => Err(anyhow::Error::new(e).context("cannot start the async runtime")),
     };
     match outcome {
@@ -107,5 +118,25 @@ mod tests {
         assert_eq!(exit_code(&anyhow::anyhow!("broker gone")), ExitCode::FAILURE);
         assert_eq!(block_on("test", 1, async { Err(ConfigError::Invalid("y".into()).into()) }), ExitCode::from(2));
         assert_eq!(block_on("test", 2, async { Ok(()) }), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn a_finished_daemon_exits_though_a_blocking_task_never_returns() {
+        // As a DNS lookup of a broker that went away: a blocking task nobody awaits any more.
+        for threads in [1, 2] {
+            let (never, waits) = std::sync::mpsc::channel::<()>();
+            let (exited, exit) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let code = block_on("test", threads, async move {
+                    tokio::task::spawn_blocking(move || waits.recv());
+                    tokio::task::yield_now().await;
+                    Ok(())
+                });
+                let _ = exited.send(code);
+            });
+            let code = exit.recv_timeout(std::time::Duration::from_secs(10));
+            assert_eq!(code, Ok(ExitCode::SUCCESS), "block_on({threads} threads) waited for the blocking task");
+            drop(never);
+        }
     }
 }

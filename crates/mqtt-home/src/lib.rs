@@ -1,6 +1,7 @@
 //! The whole home as a library, so the binary and the integration tests start it the same way,
 //! plus the control CLI that people use to poke it, and `fleet`: simulated devices at scale.
 
+pub mod cli;
 pub mod config_source;
 pub mod ctl;
 pub mod fleet;
