@@ -6,16 +6,18 @@
 
 broker_url := env_var_or_default("MQTT_BROKER_URL", "mqtt://127.0.0.1:1883")
 home := "cargo run --release -q -p mqtt-home --"
+# The compose tool: `docker compose` (default), or `COMPOSE=podman-compose just up` without Docker
+compose := env_var_or_default("COMPOSE", "docker compose")
 
 # The whole home on an embedded broker: no Docker, no Mosquitto needed
 [group('run')]
 demo:
     cargo run --release -p mqtt-home
 
-# Every test; brokers are started by the tests on free ports
+# Every test (installs what the tests talk to on the first run); brokers start on free ports
 [group('develop')]
-test:
-    cargo test --workspace
+test *args:
+    scripts/test.sh {{args}}
 
 # Format check and lints, as CI runs them
 [group('develop')]
@@ -68,17 +70,17 @@ bench-ha *flags:
 # Build the image and start the broker and every daemon in the background
 [group('compose')]
 up:
-    docker compose up -d --build
+    {{compose}} up -d --build
 
 # Stop and remove the containers (the broker's data and the panel's state stay in their volumes)
 [group('compose')]
 down:
-    docker compose down
+    {{compose}} down
 
 # Follow the logs of every service
 [group('compose')]
 logs:
-    docker compose logs -f
+    {{compose}} logs -f
 
 # A local Mosquitto with the repository's config, users and ACL, no Docker (BROKER_PORT=1884 for another port)
 [group('broker')]

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Runs the README's test command on a fresh machine: a Debian 12 root made by
+# `debootstrap --variant=minbase bookworm` with nothing in it but the host's Rust toolchain (rustup's
+# default toolchain, copied), the host's CA bundle and apt sources (this network inspects TLS), and
+# a clone of this repository's HEAD. No Mosquitto, Python, Chromium, C compiler, cargo registry
+# cache or venv: scripts/test.sh must bring them. Prints the wall time.
+#
+#   sudo scripts/fresh-machine.sh [DIR]        # DIR: where the root goes [/var/tmp/mqtt-home-fresh]
+#
+# It is a chroot, not a VM: it shares the host's kernel and network (tests use free ports, never
+# 1883). Not part of CI: it takes as long as a first build and test run (see the README).
+set -euo pipefail
+top="$(cd "$(dirname "$0")/.." && pwd)"
+root="${1:-/var/tmp/mqtt-home-fresh}"
+cache="${MQTT_HOME_CACHE:-$HOME/.cache/mqtt-home}/containers"
+rootfs="$cache/debian-bookworm-minbase.tar"
+say() { echo "scripts/fresh-machine.sh: $*" >&2; }
+[ "$(id -u)" = 0 ] || { say "needs root (chroot, mounts)"; exit 1; }
+
+cleanup() {
+  for m in dev/pts dev proc sys/fs/cgroup sys run tmp; do
+    mountpoint -q "$root/$m" && umount -l "$root/$m" || true
+  done
+}
+trap cleanup EXIT
+cleanup
+rm -rf "$root"
+mkdir -p "$root"
+if [ -s "$rootfs" ]; then
+  tar -C "$root" -xf "$rootfs"
+else
+  command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
+  debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/dev/null
+fi
+# What every machine of this workplace has: its apt sources and CA bundle.
+cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/"
+rm -f "$root/etc/apt/sources.list"
+cp /etc/apt/apt.conf.d/99artifact-registry "$root/etc/apt/apt.conf.d/" 2>/dev/null || true
+mkdir -p "$root/etc/ssl/certs"
+cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+cp /etc/resolv.conf "$root/etc/resolv.conf"
+# The Rust toolchain, nothing else of ~/.cargo (no registry cache).
+toolchain="$(rustup show active-toolchain | cut -d' ' -f1)"
+mkdir -p "$root/root/.rustup/toolchains" "$root/root/.cargo/bin"
+cp -a "$HOME/.rustup/toolchains/$toolchain" "$root/root/.rustup/toolchains/"
+cp -a "$HOME/.rustup/settings.toml" "$root/root/.rustup/" 2>/dev/null || true
+cp -a "$HOME/.cargo/bin/." "$root/root/.cargo/bin/"
+git clone -q "$top" "$root/root/mqtt-home"
+
+mount -t proc proc "$root/proc"
+mount --rbind /sys "$root/sys"
+mount --rbind /dev "$root/dev"
+mount -t tmpfs tmpfs "$root/tmp"
+mount -t tmpfs tmpfs "$root/run"
+
+say "running scripts/test.sh in $root (HEAD $(git -C "$top" rev-parse --short HEAD))"
+start="$(date +%s)"
+set +e
+chroot "$root" /usr/bin/env -i HOME=/root CI=true PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+  /bin/bash -c 'cd /root/mqtt-home && scripts/test.sh'
+code=$?
+set -e
+say "scripts/test.sh exited $code after $(( $(date +%s) - start )) s"
+exit "$code"
