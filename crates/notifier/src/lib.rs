@@ -7,11 +7,17 @@
 //!
 //! - **Nothing is dropped while a channel is down**: each channel keeps its own queue, in order,
 //!   retried with exponential backoff (1 s doubling to 60 s) until it answers with a 2xx; one log
-//!   line when it fails, one when it works again.
-//! - **One message per alarm**: an event redelivered by the broker (same kind, same time) is sent
-//!   once; the panel's status is not followed at all, only its events.
-//! - **Rate-limited**: at most `max_per_minute` a channel; the rest are counted and said in the
-//!   next message that goes out.
+//!   line when it fails, one when it works again. Channels send at the same time, each on a task
+//!   of its own: a receiver that never answers holds up its own channel (up to its timeout), never
+//!   another.
+//! - **One message per event**: the panel numbers its events (`id`); a redelivery of one is sent
+//!   once, and two events of the same kind in the same millisecond are two. The panel's status is
+//!   not followed at all, only its events.
+//! - **An alarm is never held back** ([`Class`]): `triggered`, `duress`, `alarm_ended` and
+//!   `lockout` have no limit. Troubles are at most one a sensor a minute (the ones in between are
+//!   folded into it or counted into the next) and `max_per_minute` in all; everything else has its
+//!   own `max_per_minute`. What a budget held back is said in the next message of its class. A
+//!   queue that is full drops its oldest message that is not an alarm.
 //! - **Duress is silent in the house**: a duress notification goes only to webhooks and email
 //!   (someone outside), never to an MQTT channel, which the home's own screens may show.
 //! - **Secrets stay secret**: header values may name environment variables (`${NTFY_TOKEN}`),
@@ -23,12 +29,14 @@ pub mod email;
 pub mod webhook;
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
 use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Shutdown};
 use protocol::{DeviceKind, PanelEvent, PanelEventKind, Payload, Qos, Timestamp, Topic, Topics};
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 /// The events a channel gets when it names none.
 pub const DEFAULT_EVENTS: [PanelEventKind; 6] = [
@@ -97,7 +105,7 @@ pub struct ChannelConfig {
     /// Which of the panel's events; the [`DEFAULT_EVENTS`] when empty.
     #[serde(default)]
     pub events: Vec<PanelEventKind>,
-    /// At most this many a minute.
+    /// At most this many troubles a minute, and as many other messages; alarms are never limited.
     #[serde(default = "default_rate")]
     pub max_per_minute: u32,
 }
@@ -241,37 +249,190 @@ pub fn decide(channels: &[ChannelConfig], event: &PanelEvent) -> Vec<(usize, Not
         .collect()
 }
 
+/// How urgent an event is. Each class has its own budget, so that no amount of troubles or
+/// arming chatter (which anyone who can publish a reading or a command can cause) ever holds back
+/// an alarm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    /// `triggered`, `duress`, `alarm_ended`, `lockout`: never rate-limited.
+    Alarm,
+    /// `trouble`: at most one a sensor a minute (the rest are counted into the next), and at most
+    /// `max_per_minute` over all sensors.
+    Trouble,
+    /// Everything else (`armed`, `failed_to_arm` …): at most `max_per_minute`.
+    Chatter,
+}
+
+impl Class {
+    pub fn of(kind: PanelEventKind) -> Class {
+        match kind {
+            PanelEventKind::Triggered
+            | PanelEventKind::Duress
+            | PanelEventKind::AlarmEnded
+            | PanelEventKind::Lockout => Class::Alarm,
+            PanelEventKind::Trouble => Class::Trouble,
+            _ => Class::Chatter,
+        }
+    }
+}
+
+/// The window of the rate limits.
+const MINUTE: Duration = Duration::from_secs(60);
+
 /// A notification waiting for its channel.
 #[derive(Debug, Clone)]
 struct Pending {
     notification: Notification,
+    class: Class,
+    /// A trouble's sensor: later troubles of it, while this one waits, are folded into it.
+    trouble_of: Option<String>,
+    /// How many later troubles of that sensor were folded into this one.
+    folded: u32,
     attempts: u32,
     next_try: Timestamp,
 }
 
-/// One channel at run time.
+/// How one channel sends (an MQTT channel is published by the runner itself).
+enum Sender {
+    Webhook(webhook::Webhook),
+    Email(email::Email),
+}
+
+impl Sender {
+    async fn send(&self, notification: &Notification) -> Result<(), String> {
+        match self {
+            Sender::Webhook(webhook) => webhook.send(notification).await,
+            Sender::Email(email) => email.send(notification).await,
+        }
+    }
+}
+
+/// One channel at run time: its queue, in order, and its budgets.
 struct Channel {
     config: ChannelConfig,
-    webhook: Option<webhook::Webhook>,
-    email: Option<email::Email>,
+    sender: Option<Arc<Sender>>,
     queue: VecDeque<Pending>,
-    sent: VecDeque<Timestamp>,
-    suppressed: u32,
+    /// When each class last queued, within the last minute (alarms are not counted).
+    sent: BTreeMap<Class, VecDeque<Timestamp>>,
+    /// Per class, notifications not sent for the budget: said in the next one of that class.
+    suppressed: BTreeMap<Class, u32>,
+    /// Per sensor: when its last trouble was queued, and how many were held back since.
+    troubles: BTreeMap<String, (Timestamp, u32)>,
+    /// The head of the queue is being sent (each channel keeps its order; channels do not wait
+    /// for each other).
+    in_flight: bool,
     failing: bool,
 }
 
-/// Work done off the decision path: one send.
+impl Channel {
+    /// Room for one more: the oldest that is not an alarm (nor being sent) makes room, else the
+    /// oldest not being sent.
+    fn make_room(&mut self) {
+        if self.queue.len() < QUEUE_MAX {
+            return;
+        }
+        let first = usize::from(self.in_flight);
+        let victim = (first..self.queue.len())
+            .find(|&i| self.queue[i].class != Class::Alarm)
+            .unwrap_or(first.min(self.queue.len() - 1));
+        if let Some(dropped) = self.queue.remove(victim) {
+            *self.suppressed.entry(dropped.class).or_default() += 1;
+        }
+    }
+
+    /// Whether the class's budget lets one more through at `now` (and counts it if so).
+    fn within_budget(&mut self, class: Class, now: Timestamp) -> bool {
+        if class == Class::Alarm {
+            return true;
+        }
+        let sent = self.sent.entry(class).or_default();
+        while sent.front().is_some_and(|t| now.since(*t) >= MINUTE) {
+            sent.pop_front();
+        }
+        if sent.len() >= self.config.max_per_minute as usize {
+            return false;
+        }
+        sent.push_back(now);
+        true
+    }
+
+    /// Queues `notification`, or folds it into a waiting one, or counts it against a budget.
+    fn offer(&mut self, mut notification: Notification, now: Timestamp) {
+        let class = Class::of(notification.event);
+        let trouble_of = (class == Class::Trouble).then(|| notification.sensors.first().cloned().unwrap_or_default());
+        if let Some(sensor) = &trouble_of {
+            // A trouble of this sensor still waiting: it says the latest, and how many there were.
+            let first = usize::from(self.in_flight);
+            let waiting = self.queue.iter_mut().skip(first).find(|p| p.trouble_of.as_ref() == Some(sensor));
+            if let Some(waiting) = waiting {
+                waiting.folded += 1;
+                notification.message =
+                    format!("{} ({} more troubles of {sensor})", notification.message, waiting.folded);
+                waiting.notification = notification;
+                return;
+            }
+            if let Some((at, held)) = self.troubles.get_mut(sensor)
+                && now.since(*at) < MINUTE
+            {
+                *held += 1;
+                tracing::debug!(
+                    "channel {}: a trouble of {sensor} within a minute of the last: held",
+                    self.config.name
+                );
+                return;
+            }
+        }
+        if !self.within_budget(class, now) {
+            *self.suppressed.entry(class).or_default() += 1;
+            tracing::warn!(
+                "channel {}: over {} {} a minute, {} not sent (said in the next one)",
+                self.config.name,
+                self.config.max_per_minute,
+                if class == Class::Trouble { "troubles" } else { "messages" },
+                notification.event.as_str()
+            );
+            return;
+        }
+        let mut notes = Vec::new();
+        if let Some(sensor) = &trouble_of {
+            let held = self.troubles.insert(sensor.clone(), (now, 0)).map_or(0, |(_, held)| held);
+            if held > 0 {
+                notes.push(format!("{held} more troubles of {sensor} in the minute before"));
+            }
+        }
+        if let Some(n) = self.suppressed.remove(&class).filter(|n| *n > 0) {
+            notes.push(format!("{n} more not sent: rate limit"));
+        }
+        if !notes.is_empty() {
+            notification.message = format!("{} ({})", notification.message, notes.join("; "));
+        }
+        self.make_room();
+        self.queue.push_back(Pending { notification, class, trouble_of, folded: 0, attempts: 0, next_try: now });
+    }
+
+    /// The head, when it is due and not already being sent.
+    fn due(&self, now: Timestamp) -> Option<&Pending> {
+        self.queue.front().filter(|p| !self.in_flight && p.next_try <= now)
+    }
+}
+
+/// Work done off the decision path: send the head of channel N (its own task; see
+/// [`Notifier::wake`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deliver(pub usize);
+
+/// What a channel's send came to: its index and the outcome.
+type Outcome = (usize, Result<(), String>);
 
 /// The notifier as a [`Device`].
 pub struct Notifier {
     config: Config,
     topics: Topics,
     channels: Vec<Channel>,
-    seen: VecDeque<(PanelEventKind, Timestamp)>,
-    /// A send is under way (one at a time: each channel keeps its order).
-    busy: bool,
+    /// Events already handled, by id (or by content, for events without one): a redelivery is
+    /// sent once.
+    seen: VecDeque<String>,
+    outcomes: (mpsc::UnboundedSender<Outcome>, mpsc::UnboundedReceiver<Outcome>),
 }
 
 impl Notifier {
@@ -281,39 +442,36 @@ impl Notifier {
             .channels
             .iter()
             .map(|c| {
-                let email = match &c.to {
+                let sender = match &c.to {
                     Destination::Email(config) => {
-                        Some(email::Email::new(config).map_err(|e| format!("channel {}: {e}", c.name))?)
+                        Some(Sender::Email(email::Email::new(config).map_err(|e| format!("channel {}: {e}", c.name))?))
                     }
-                    _ => None,
-                };
-                let webhook = match &c.to {
                     Destination::Webhook { url, preset, headers } => {
                         let headers = headers
                             .iter()
                             .map(|(k, v)| expand_env(v).map(|v| (k.clone(), v)))
                             .collect::<Result<Vec<_>, _>>()
                             .map_err(|e| format!("channel {}: {e}", c.name))?;
-                        Some(
-                            webhook::Webhook::new(url, *preset, headers)
-                                .map_err(|e| format!("channel {}: {e}", c.name))?,
-                        )
+                        let webhook = webhook::Webhook::new(url, *preset, headers)
+                            .map_err(|e| format!("channel {}: {e}", c.name))?;
+                        Some(Sender::Webhook(webhook))
                     }
-                    Destination::Mqtt { .. } | Destination::Email(_) => None,
+                    Destination::Mqtt { .. } => None,
                 };
                 Ok(Channel {
                     config: c.clone(),
-                    webhook,
-                    email,
+                    sender: sender.map(Arc::new),
                     queue: VecDeque::new(),
-                    sent: VecDeque::new(),
-                    suppressed: 0,
+                    sent: BTreeMap::new(),
+                    suppressed: BTreeMap::new(),
+                    troubles: BTreeMap::new(),
+                    in_flight: false,
                     failing: false,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
         let topics = Topics::new(&config.mqtt.topic_root);
-        Ok(Notifier { config, topics, channels, seen: VecDeque::new(), busy: false })
+        Ok(Notifier { config, topics, channels, seen: VecDeque::new(), outcomes: mpsc::unbounded_channel() })
     }
 
     /// Messages waiting, over every channel.
@@ -322,7 +480,10 @@ impl Notifier {
     }
 
     fn enqueue(&mut self, event: &PanelEvent, now: Timestamp) {
-        let key = (event.event, event.ts);
+        let key = match &event.id {
+            Some(id) => format!("id {id}"),
+            None => format!("{} {} {:?} {}", event.event.as_str(), event.ts, event.sensors, event.message),
+        };
         if self.seen.contains(&key) {
             tracing::debug!("{} of {} again (a redelivery): already sent", event.event.as_str(), event.ts);
             return;
@@ -332,57 +493,73 @@ impl Notifier {
         }
         self.seen.push_back(key);
         for (i, notification) in decide(&self.config.channels, event) {
-            let channel = &mut self.channels[i];
-            while channel.sent.front().is_some_and(|t| now.since(*t) >= Duration::from_secs(60)) {
-                channel.sent.pop_front();
-            }
-            if channel.sent.len() >= channel.config.max_per_minute as usize {
-                channel.suppressed += 1;
-                tracing::warn!(
-                    "channel {}: over {} a minute, {} not sent (said in the next one)",
-                    channel.config.name,
-                    channel.config.max_per_minute,
-                    notification.event.as_str()
-                );
-                continue;
-            }
-            channel.sent.push_back(now);
-            if channel.queue.len() == QUEUE_MAX {
-                channel.queue.pop_front();
-                channel.suppressed += 1;
-            }
-            let mut notification = notification;
-            if channel.suppressed > 0 {
-                notification.message =
-                    format!("{} ({} more not sent: rate limit)", notification.message, channel.suppressed);
-                channel.suppressed = 0;
-            }
-            channel.queue.push_back(Pending { notification, attempts: 0, next_try: now });
+            self.channels[i].offer(notification, now);
         }
     }
 
-    /// The channel whose head is due first, if one is due at `now`.
-    fn due(&self, now: Timestamp) -> Option<usize> {
-        self.channels
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| c.queue.front().map(|p| (p.next_try, i)))
-            .filter(|(at, _)| *at <= now)
-            .min()
-            .map(|(_, i)| i)
-    }
-
+    /// Starts every send that is due: an MQTT channel's at once (the link queues it), the
+    /// others as jobs that each run on a task of their own.
     fn next_send(&mut self, now: Timestamp) -> Vec<Act<Deliver>> {
-        if self.busy {
-            return Vec::new();
-        }
-        match self.due(now) {
-            Some(i) => {
-                self.busy = true;
-                vec![Act::Job(Deliver(i))]
+        let mut acts = Vec::new();
+        for (i, channel) in self.channels.iter_mut().enumerate() {
+            while channel.due(now).is_some() {
+                if let Destination::Mqtt { topic } = &channel.config.to {
+                    let pending = channel.queue.pop_front().expect("due");
+                    let payload = pending.notification.to_json();
+                    acts.push(Act::Foreign { topic: topic.clone(), payload, retain: false });
+                    acts.push(Act::Note(format!(
+                        "channel {}: sent {}",
+                        channel.config.name,
+                        pending.notification.event.as_str()
+                    )));
+                } else {
+                    channel.in_flight = true;
+                    acts.push(Act::Job(Deliver(i)));
+                }
             }
-            None => Vec::new(),
         }
+        acts
+    }
+
+    /// A send came back: the head leaves its queue, or waits for its retry.
+    fn on_outcome(&mut self, (i, outcome): Outcome, now: Timestamp) -> Vec<Act<Deliver>> {
+        let channel = &mut self.channels[i];
+        channel.in_flight = false;
+        let mut acts = Vec::new();
+        match outcome {
+            Ok(()) => {
+                let Some(pending) = channel.queue.pop_front() else { return acts };
+                if channel.failing {
+                    channel.failing = false;
+                    tracing::info!("channel {} works again", channel.config.name);
+                }
+                acts.push(Act::Note(format!(
+                    "channel {}: sent {} (try {})",
+                    channel.config.name,
+                    pending.notification.event.as_str(),
+                    pending.attempts + 1
+                )));
+            }
+            Err(e) => {
+                let waiting = channel.queue.len();
+                let Some(head) = channel.queue.front_mut() else { return acts };
+                head.attempts += 1;
+                let wait = backoff(head.attempts);
+                head.next_try = now.plus(wait);
+                if !channel.failing {
+                    channel.failing = true;
+                    tracing::warn!(
+                        "channel {}: {e}; {waiting} waiting, retrying in {} s and on",
+                        channel.config.name,
+                        wait.as_secs()
+                    );
+                } else {
+                    tracing::debug!("channel {}: still failing: {e}", channel.config.name);
+                }
+            }
+        }
+        acts.extend(self.next_send(now));
+        acts
     }
 }
 
@@ -414,65 +591,35 @@ impl Device for Notifier {
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
-        if self.busy {
-            return None;
-        }
-        self.channels.iter().filter_map(|c| c.queue.front().map(|p| p.next_try)).min()
+        self.channels.iter().filter(|c| !c.in_flight).filter_map(|c| c.queue.front().map(|p| p.next_try)).min()
     }
 
     fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<Deliver>> {
         self.next_send(now)
     }
 
+    /// A send finished (see [`Device::run_job`]).
+    async fn wake(&mut self) -> Vec<Act<Deliver>> {
+        match self.outcomes.1.recv().await {
+            Some(outcome) => self.on_outcome(outcome, Timestamp::now()),
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Sends the head of a channel on a task of its own and returns at once: a receiver that
+    /// never answers holds up its own channel, up to its timeout, and no other.
     async fn run_job(&mut self, Deliver(i): Deliver) -> Vec<Act<Deliver>> {
-        self.busy = false;
-        let now = Timestamp::now();
-        let Some(pending) = self.channels[i].queue.front().cloned() else { return Vec::new() };
         let channel = &self.channels[i];
-        let outcome = match (&channel.webhook, &channel.email) {
-            (Some(webhook), _) => webhook.send(&pending.notification).await,
-            (_, Some(email)) => email.send(&pending.notification).await,
-            (None, None) => Ok(()),
+        let (Some(sender), Some(pending)) = (channel.sender.clone(), channel.queue.front()) else {
+            return self.on_outcome((i, Ok(())), Timestamp::now());
         };
-        let mut acts = Vec::new();
-        if let Destination::Mqtt { topic } = &self.channels[i].config.to {
-            acts.push(Act::Foreign { topic: topic.clone(), payload: pending.notification.to_json(), retain: false });
-        }
-        let channel = &mut self.channels[i];
-        match outcome {
-            Ok(()) => {
-                channel.queue.pop_front();
-                if channel.failing {
-                    channel.failing = false;
-                    tracing::info!("channel {} works again", channel.config.name);
-                }
-                acts.push(Act::Note(format!(
-                    "channel {}: sent {} (try {})",
-                    channel.config.name,
-                    pending.notification.event.as_str(),
-                    pending.attempts + 1
-                )));
-            }
-            Err(e) => {
-                let head = channel.queue.front_mut().expect("the head is still there");
-                head.attempts += 1;
-                let wait = backoff(head.attempts);
-                head.next_try = now.plus(wait);
-                if !channel.failing {
-                    channel.failing = true;
-                    tracing::warn!(
-                        "channel {}: {e}; {} waiting, retrying in {} s and on",
-                        channel.config.name,
-                        channel.queue.len(),
-                        wait.as_secs()
-                    );
-                } else {
-                    tracing::debug!("channel {}: still failing: {e}", channel.config.name);
-                }
-            }
-        }
-        acts.extend(self.next_send(now));
-        acts
+        let notification = pending.notification.clone();
+        let outcomes = self.outcomes.0.clone();
+        tokio::spawn(async move {
+            let outcome = sender.send(&notification).await;
+            let _ = outcomes.send((i, outcome));
+        });
+        Vec::new()
     }
 }
 
@@ -528,6 +675,7 @@ mod tests {
     fn event(kind: PanelEventKind, ts: u64) -> PanelEvent {
         PanelEvent {
             event: kind,
+            id: None,
             mode: None,
             user: None,
             sensors: vec!["kitchen-window".into()],
@@ -571,22 +719,137 @@ mod tests {
         assert_eq!((n.title.as_str(), n.priority), ("mqtt-home: Alarm: intrusion", 5));
     }
 
+    /// An event with an id, as the panel publishes them.
+    fn numbered(kind: PanelEventKind, ts: u64, id: u32) -> PanelEvent {
+        PanelEvent { id: Some(format!("run-{id}")), ..event(kind, ts) }
+    }
+
+    fn trouble(sensor: &str, ts: u64, id: u32) -> PanelEvent {
+        PanelEvent {
+            sensors: vec![sensor.into()],
+            message: format!("{sensor}: unreadable reading"),
+            ..numbered(PanelEventKind::Trouble, ts, id)
+        }
+    }
+
+    fn queued(notifier: &Notifier, channel: usize) -> Vec<(PanelEventKind, String)> {
+        notifier.channels[channel]
+            .queue
+            .iter()
+            .map(|p| (p.notification.event, p.notification.message.clone()))
+            .collect()
+    }
+
     #[test]
-    fn a_redelivered_event_is_sent_once_and_the_rate_is_limited() {
+    fn a_redelivery_is_sent_once_but_two_events_of_one_millisecond_are_two() {
         let mut notifier = Notifier::new(Config { channels: channels(), ..Config::default() }).unwrap();
         let now = Timestamp(1_000_000);
-        notifier.enqueue(&event(PanelEventKind::Triggered, 5), now);
-        notifier.enqueue(&event(PanelEventKind::Triggered, 5), now);
-        assert_eq!(notifier.waiting(), 2, "one a channel, the redelivery not again");
-        for ts in 6..9 {
-            notifier.enqueue(&event(PanelEventKind::Triggered, ts), now);
+        notifier.enqueue(&numbered(PanelEventKind::Triggered, 5, 1), now);
+        notifier.enqueue(&numbered(PanelEventKind::Triggered, 5, 1), now);
+        assert_eq!(notifier.waiting(), 2, "one a channel; the redelivery (same id) not again");
+        notifier.enqueue(&numbered(PanelEventKind::Triggered, 5, 2), now);
+        assert_eq!(notifier.waiting(), 4, "same kind, same millisecond, another id: another event");
+        // Events of an older panel (no id): told apart by what they say.
+        notifier.enqueue(&event(PanelEventKind::Triggered, 7), now);
+        notifier.enqueue(&event(PanelEventKind::Triggered, 7), now);
+        notifier.enqueue(&PanelEvent { message: "door back open".into(), ..event(PanelEventKind::Triggered, 7) }, now);
+        assert_eq!(notifier.waiting(), 8);
+    }
+
+    #[test]
+    fn no_amount_of_troubles_or_chatter_holds_back_an_alarm() {
+        // The attack as reported: 12 unreadable readings (12 troubles), 10 arming commands
+        // refused, then the window: `triggered` must go out on every channel that wants it.
+        let mut c = channels();
+        c[1].events = vec![PanelEventKind::Triggered, PanelEventKind::FailedToArm, PanelEventKind::Trouble];
+        let mut notifier = Notifier::new(Config { channels: c, ..Config::default() }).unwrap();
+        let now = Timestamp(1_000_000);
+        for n in 0..12 {
+            notifier.enqueue(&trouble(&format!("junk{n}"), 10, n), now);
         }
-        // The MQTT channel takes 2 a minute: the third and fourth were not queued.
-        assert_eq!((notifier.channels[0].queue.len(), notifier.channels[1].queue.len()), (4, 2));
-        assert_eq!(notifier.channels[1].suppressed, 2);
-        notifier.enqueue(&event(PanelEventKind::Triggered, 9), now.plus(Duration::from_secs(61)));
-        let last = notifier.channels[1].queue.back().unwrap();
-        assert!(last.notification.message.ends_with("(2 more not sent: rate limit)"), "{}", last.notification.message);
+        for n in 0..10 {
+            notifier.enqueue(&numbered(PanelEventKind::FailedToArm, 20, 100 + n), now);
+        }
+        notifier.enqueue(&numbered(PanelEventKind::Triggered, 30, 999), now);
+        for channel in [0, 1] {
+            let queued = queued(&notifier, channel);
+            assert_eq!(queued.last().map(|q| q.0), Some(PanelEventKind::Triggered), "channel {channel}: {queued:?}");
+        }
+        // The budgets held for the others: 10 troubles and 10 messages on the phone (10 a
+        // minute each), 2 and 2 on the MQTT channel.
+        let count = |channel, kind| queued(&notifier, channel).iter().filter(|q| q.0 == kind).count();
+        assert_eq!((count(0, PanelEventKind::Trouble), count(0, PanelEventKind::FailedToArm)), (10, 10));
+        assert_eq!((count(1, PanelEventKind::Trouble), count(1, PanelEventKind::FailedToArm)), (2, 2));
+        // A minute on, the next trouble says how many were not sent.
+        notifier.enqueue(&trouble("junk99", 40, 2000), now.plus(MINUTE));
+        let (_, last) = queued(&notifier, 1).pop().unwrap();
+        assert!(last.ends_with("(10 more not sent: rate limit)"), "{last}");
+    }
+
+    #[test]
+    fn the_troubles_of_one_sensor_are_one_message() {
+        let mut notifier = Notifier::new(Config { channels: channels(), ..Config::default() }).unwrap();
+        let now = Timestamp(1_000_000);
+        for n in 0..5 {
+            notifier.enqueue(&trouble("flaky-door", 10 + u64::from(n), n), now);
+        }
+        assert_eq!(
+            queued(&notifier, 0),
+            [(PanelEventKind::Trouble, "flaky-door: unreadable reading (4 more troubles of flaky-door)".into())],
+            "folded into the one still waiting"
+        );
+        // Sent; two more within the minute are held, and said with the next one after it.
+        notifier.channels[0].queue.clear();
+        notifier.enqueue(&trouble("flaky-door", 20, 10), now.plus(Duration::from_secs(10)));
+        notifier.enqueue(&trouble("flaky-door", 21, 11), now.plus(Duration::from_secs(20)));
+        assert!(queued(&notifier, 0).is_empty());
+        notifier.enqueue(&trouble("flaky-door", 22, 12), now.plus(MINUTE));
+        assert_eq!(
+            queued(&notifier, 0),
+            [(
+                PanelEventKind::Trouble,
+                "flaky-door: unreadable reading (2 more troubles of flaky-door in the minute before)".into()
+            )]
+        );
+        // Another sensor is not held by this one.
+        notifier.enqueue(&trouble("cellar-window", 23, 13), now.plus(MINUTE));
+        assert_eq!(queued(&notifier, 0).len(), 2);
+    }
+
+    #[test]
+    fn a_full_queue_drops_chatter_before_alarms() {
+        let mut c = channels();
+        c[0].max_per_minute = u32::MAX;
+        c[0].events = vec![PanelEventKind::Triggered, PanelEventKind::FailedToArm];
+        let mut notifier = Notifier::new(Config { channels: c, ..Config::default() }).unwrap();
+        let now = Timestamp(1_000_000);
+        notifier.enqueue(&numbered(PanelEventKind::Triggered, 1, 0), now);
+        for n in 1..QUEUE_MAX as u32 + 5 {
+            notifier.enqueue(&numbered(PanelEventKind::FailedToArm, 2, n), now);
+        }
+        let queued = queued(&notifier, 0);
+        assert_eq!(queued.len(), QUEUE_MAX);
+        assert_eq!(queued[0].0, PanelEventKind::Triggered, "the alarm stays at the head");
+    }
+
+    #[test]
+    fn every_channel_sends_at_once_each_in_its_own_order() {
+        let mut notifier = Notifier::new(Config { channels: channels(), ..Config::default() }).unwrap();
+        let now = Timestamp(1_000_000);
+        notifier.enqueue(&numbered(PanelEventKind::Triggered, 1, 1), now);
+        notifier.enqueue(&numbered(PanelEventKind::Triggered, 2, 2), now);
+        let acts = notifier.next_send(now);
+        // The webhook's head goes to its own task (one at a time); the MQTT channel publishes both.
+        let jobs: Vec<_> = acts.iter().filter_map(|a| if let Act::Job(d) = a { Some(*d) } else { None }).collect();
+        let published = acts.iter().filter(|a| matches!(a, Act::Foreign { .. })).count();
+        assert_eq!((jobs, published), (vec![Deliver(0)], 2));
+        assert!(notifier.next_send(now).is_empty(), "the webhook waits for its head's outcome");
+        let acts = notifier.on_outcome((0, Err("no answer".into())), now);
+        assert!(acts.is_empty(), "a failed send waits for its retry");
+        assert_eq!(notifier.next_deadline(), Some(now.plus(FIRST_RETRY)));
+        let acts = notifier.on_outcome((0, Ok(())), now.plus(FIRST_RETRY));
+        assert!(acts.iter().any(|a| matches!(a, Act::Job(Deliver(0)))), "the next one goes: {acts:?}");
+        assert_eq!(notifier.waiting(), 1);
     }
 
     #[test]

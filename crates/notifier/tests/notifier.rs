@@ -9,62 +9,9 @@ use std::time::{Duration, Instant};
 
 use notifier::{ChannelConfig, Config, Destination, Preset};
 use protocol::{PanelEvent, PanelEventKind, Payload, Timestamp};
-use testkit::{Probe, Running, WITHIN, on_both_brokers};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use testkit::{Probe, Received, Running, WITHIN, on_both_brokers, wait_for, webhook_receiver as receiver};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-
-/// What the receiver got: each request's head and body.
-type Received = Arc<Mutex<Vec<(String, String)>>>;
-
-/// A minimal HTTP/1.1 receiver on `listener`: records each request and answers with the next
-/// status of `answers` (the last one for ever after).
-fn receiver(listener: TcpListener, answers: Vec<u16>) -> Received {
-    let received: Received = Arc::default();
-    let seen = received.clone();
-    let answers = Arc::new(Mutex::new(answers));
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
-            let (seen, answers) = (seen.clone(), answers.clone());
-            tokio::spawn(async move {
-                let mut buffer = Vec::new();
-                loop {
-                    let mut chunk = [0u8; 4096];
-                    let Ok(n) = socket.read(&mut chunk).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    buffer.extend_from_slice(&chunk[..n]);
-                    let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-                    let head = String::from_utf8_lossy(&buffer[..end]).to_string();
-                    let length = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse().unwrap_or(0))
-                        })
-                        .unwrap_or(0usize);
-                    if buffer.len() < end + 4 + length {
-                        continue;
-                    }
-                    let body = String::from_utf8_lossy(&buffer[end + 4..end + 4 + length]).to_string();
-                    buffer.drain(..end + 4 + length);
-                    let status = {
-                        let mut answers = answers.lock().unwrap();
-                        if answers.len() > 1 { answers.remove(0) } else { answers[0] }
-                    };
-                    seen.lock().unwrap().push((head, body));
-                    let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
-                    if socket.write_all(reply.as_bytes()).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    received
-}
 
 fn config(url: &str, channels: Vec<ChannelConfig>) -> Config {
     Config {
@@ -89,6 +36,7 @@ fn webhook(name: &str, url: String, preset: Preset) -> ChannelConfig {
 fn event(kind: PanelEventKind, message: &str) -> Vec<u8> {
     PanelEvent {
         event: kind,
+        id: None,
         mode: None,
         user: None,
         sensors: vec!["kitchen-window".into()],
@@ -97,17 +45,6 @@ fn event(kind: PanelEventKind, message: &str) -> Vec<u8> {
         ts: Timestamp::now(),
     }
     .encode()
-}
-
-async fn wait_for(received: &Received, n: usize, within: Duration) -> Vec<(String, String)> {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = received.lock().unwrap().clone();
-        if got.len() >= n || Instant::now() > deadline {
-            return got;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 async fn triggered_reaches_the_webhook_and_mqtt_within_a_second(url: String) {
@@ -217,6 +154,51 @@ async fn a_webhook_answering_500_is_retried() {
     assert_eq!(got.len(), 3, "{got:?}");
     assert!(got.iter().all(|(_, body)| body.contains("locked out")));
     assert_eq!(wait_for(&received, 4, Duration::from_secs(3)).await.len(), 3, "sent again after a 200");
+    notifier.stop().await;
+}
+
+/// A receiver that accepts the connection and never answers (the attack's "one channel that
+/// hangs") holds up its own channel, up to its timeout, and no other: the second webhook gets the
+/// alarm within a second, then the one after it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_never_answers_holds_up_no_other_channel() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let url = mosquitto.url();
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hung = format!("http://{}/never", silent.local_addr().unwrap());
+    let accepted = Arc::new(Mutex::new(0));
+    tokio::spawn({
+        let accepted = accepted.clone();
+        async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                *accepted.lock().unwrap() += 1;
+                held.push(socket);
+            }
+        }
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/alarm", listener.local_addr().unwrap());
+    let received = receiver(listener, vec![200]);
+    // The silent one first: one at a time, it went first and everything waited behind it.
+    let notifier = Running::spawn({
+        let config = config(&url, vec![webhook("silent", hung, Preset::Json), webhook("phone", hook, Preset::Json)]);
+        move |s| notifier::run(config, s)
+    });
+    let mut probe = Probe::connect(&url, "probe-notifier-hung").await.unwrap();
+    probe.subscribe("home/devices/notifier/availability").await.unwrap();
+    probe.expect("home/devices/notifier/availability", |p| p == b"online", WITHIN).await.unwrap();
+    for (n, message) in ["window kitchen-window open", "door back open"].into_iter().enumerate() {
+        let sent = Instant::now();
+        probe.publish("home/security/events", event(PanelEventKind::Triggered, message), false).await.unwrap();
+        let got = wait_for(&received, n + 1, Duration::from_secs(5)).await;
+        let took = sent.elapsed();
+        assert_eq!(got.len(), n + 1, "{got:?}");
+        assert!(got[n].1.contains(message), "{got:?}");
+        assert!(took < Duration::from_secs(1), "alarm {} took {took:?} behind the silent receiver", n + 1);
+        println!("alarm {} reached the phone in {took:?} while the other receiver hung", n + 1);
+    }
+    assert_eq!(*accepted.lock().unwrap(), 1, "the silent receiver was asked once (its channel waits for it)");
     notifier.stop().await;
 }
 

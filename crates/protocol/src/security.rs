@@ -458,6 +458,11 @@ impl PanelEventKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PanelEvent {
     pub event: PanelEventKind,
+    /// Unique to this event, assigned by the panel as it publishes it (`<run>-<n>`: a random
+    /// number per panel run, then a count), so that a reader tells a redelivery from a new event
+    /// of the same kind in the same millisecond. Absent from events of older panels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<ArmMode>,
     /// The user whose code was used (never the code).

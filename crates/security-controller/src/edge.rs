@@ -40,7 +40,27 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let keypad = Keypad::start(config.panel.users.clone())?;
     let mqtt = config.mqtt.clone();
     let topics = Topics::new(&config.mqtt.topic_root);
-    device_runtime::runner::run(PanelDevice { config, topics, panel, keypad }, &mqtt, shutdown).await
+    let device = PanelDevice { config, topics, panel, keypad, event_ids: EventIds::new() };
+    device_runtime::runner::run(device, &mqtt, shutdown).await
+}
+
+/// The ids of the events this run of the panel publishes: `<run>-<n>`, a random number drawn at
+/// start (so a restarted panel never repeats an id) and a count from 1.
+#[derive(Debug)]
+struct EventIds {
+    run: u64,
+    count: u64,
+}
+
+impl EventIds {
+    fn new() -> EventIds {
+        EventIds { run: fastrand::u64(..), count: 0 }
+    }
+
+    fn next(&mut self) -> String {
+        self.count += 1;
+        format!("{:016x}-{}", self.run, self.count)
+    }
 }
 
 /// Writing the state file: the one job the runner cannot do for the panel.
@@ -53,6 +73,7 @@ struct PanelDevice {
     topics: Topics,
     panel: Panel,
     keypad: Keypad,
+    event_ids: EventIds,
 }
 
 impl PanelDevice {
@@ -81,12 +102,13 @@ impl PanelDevice {
 
     /// What the runner does for each of the panel's actions. The log lines follow what they tell
     /// of, so the siren command is out before anything is written to the log or the disk.
-    fn acts(&self, actions: Vec<Action>) -> Vec<Act<Save>> {
+    fn acts(&mut self, actions: Vec<Action>) -> Vec<Act<Save>> {
         let mut acts = Vec::with_capacity(actions.len() * 2);
         for action in actions {
             match action {
                 Action::Persist => acts.push(Act::Job(Save(self.panel.snapshot()))),
-                Action::Event(event) => {
+                Action::Event(mut event) => {
+                    event.id = Some(self.event_ids.next());
                     acts.push(Act::publish(Topic::PanelEvents, &event));
                     acts.push(Act::Note(format!("{}: {}", event.event.as_str(), event.message)));
                 }
@@ -187,6 +209,7 @@ async fn refuse_to_start(config: &Config, error: &anyhow::Error) {
     if link.connected(REFUSAL_WAIT).await {
         let event = PanelEvent {
             event: PanelEventKind::Trouble,
+            id: Some(EventIds::new().next()),
             mode: None,
             user: None,
             sensors: vec![config.mqtt.id.clone()],

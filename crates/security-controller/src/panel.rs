@@ -231,6 +231,8 @@ impl Events<'_> {
     ) {
         self.list.push(PanelEvent {
             event,
+            // Numbered as they are published (the edge's `EventIds`): the panel's steps stay pure.
+            id: None,
             mode,
             user: user.map(str::to_owned),
             sensors,

@@ -13,6 +13,7 @@
 //!   CA and a server certificate for 127.0.0.1, made by the shipped `mosquitto/make-certs.sh`.
 //! - [`NatsCluster`]: a real three-node NATS Server cluster speaking MQTT 3.1.1 (from the venv
 //!   `nats/install.sh` builds), JetStream-replicated; nodes can be killed and restarted.
+//! - [`webhook_receiver`]: an HTTP receiver for the notifier's webhooks, answering as told.
 
 mod daemon;
 pub mod home_assistant;
@@ -20,6 +21,7 @@ mod mosquitto;
 mod nats;
 mod probe;
 mod smtp;
+mod webhook;
 
 pub use daemon::{Running, WITHIN, on_embedded, on_mosquitto, terminate};
 pub use home_assistant::HomeAssistant;
@@ -28,6 +30,7 @@ pub use mosquitto::{Mosquitto, mosquitto_or_skip};
 pub use nats::{NatsCluster, nats_or_skip, nats_server_binary};
 pub use probe::Probe;
 pub use smtp::{SmtpServer, aiosmtpd_python, smtp_or_skip};
+pub use webhook::{Received, wait_for, webhook_receiver};
 
 /// Whether a program a test needs is installed. When it is not: under `CI=true` a failure naming
 /// how CI installs it (CI never skips in silence); elsewhere a loud line on stderr, and the caller
