@@ -256,6 +256,9 @@ impl Publisher {
             .await
             .map_err(|_| LinkError::Closed { topic: topic.to_owned() })?;
         self.progress.queued.fetch_add(1, Ordering::SeqCst);
+        if qos != Qos::AtMostOnce {
+            self.progress.to_acknowledge.fetch_add(1, Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -308,7 +311,11 @@ struct Progress {
     queued: AtomicU64,
     /// Publishes written to the socket (re-sends after a reconnect count again).
     written: AtomicU64,
-    /// Woken on every write.
+    /// The daemon's QoS 1 and 2 publishes, and the PUBACKs and PUBCOMPs received (re-sends after
+    /// a reconnect are acknowledged again: a bound, not an exact count).
+    to_acknowledge: AtomicU64,
+    acked: AtomicU64,
+    /// Woken on every write and every acknowledgement.
     wrote: tokio::sync::Notify,
     /// Counts connects and disconnects: acks are sent only for messages of the current connection.
     connection: AtomicU64,
@@ -323,6 +330,23 @@ impl Progress {
 
     fn all_written(&self) -> bool {
         self.written.load(Ordering::SeqCst) >= self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Waits until everything queued is written and acknowledged, or `within` passed.
+    async fn acknowledged(&self, within: Duration) {
+        let done = async {
+            loop {
+                let wrote = self.wrote.notified();
+                tokio::pin!(wrote);
+                wrote.as_mut().enable();
+                let acked = self.acked.load(Ordering::SeqCst) >= self.to_acknowledge.load(Ordering::SeqCst);
+                if self.all_written() && acked {
+                    return;
+                }
+                wrote.await;
+            }
+        };
+        let _ = tokio::time::timeout(within, done).await;
     }
 }
 
@@ -553,8 +577,13 @@ impl Driver {
                         progress.queue(1);
                     }
                 } else {
-                    // Without presence there is no `offline` to wake the event loop: disconnect at
-                    // once, behind whatever the caller queued (requests leave in order).
+                    // Without presence there is no `offline` to wake the event loop: the DISCONNECT
+                    // is queued from here, once the broker has acknowledged what the caller
+                    // published (or GOODBYE_TIMEOUT passed). Not at once: a client that closes
+                    // with the broker's PUBACKs unread resets the connection, and Mosquitto then
+                    // discards what it had received but not yet read — `forget` cleared one topic
+                    // of eight that way.
+                    progress.acknowledged(GOODBYE_TIMEOUT).await;
                     let _ = client.try_disconnect();
                 }
                 // Only now may the event loop disconnect: a DISCONNECT queued ahead of `offline`
@@ -661,6 +690,10 @@ impl Driver {
                     }
                 }
                 Ok(Event::Incoming(Packet::SubAck(ack))) => self.on_suback(&ack),
+                Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => {
+                    self.progress.acked.fetch_add(1, Ordering::SeqCst);
+                    self.progress.wrote.notify_waiters();
+                }
                 Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
                     let mut subscribes = lock(&self.subscribes);
                     if let Some(filters) = subscribes.queued.pop_front() {

@@ -65,38 +65,68 @@ impl Session {
     }
 }
 
-/// Takes `device` out of the home: a zero-length retained publish (how MQTT clears a topic) on
-/// each of its sensor topics, its light state, its availability, announce and health, and every
-/// Home Assistant discovery config it published (which removes its entities from Home Assistant).
+/// Takes `device` out of the home: lists what the broker holds retained for it (its sensor
+/// readings, light state and command, availability, announce and health, and every Home Assistant
+/// discovery config it published), clears each with a zero-length retained publish (how MQTT
+/// clears a topic; Home Assistant removes the entities), then reads back and fails naming any
+/// that remain.
 pub async fn forget(config: &MqttConfig, device: &str) -> anyhow::Result<()> {
     protocol::validate_id(device).map_err(|e| anyhow::anyhow!("`{device}` is not a device id: {e}"))?;
     let home = Topics::new(&config.topic_root);
-    let configs = protocol::discovery::device_filter(&config.ha_discovery_prefix, &home, device);
-    let mut session = Session::open(config, std::slice::from_ref(&configs)).await?;
-    // The broker sends the retained configs at once after the subscription.
+    let mut filters = vec![protocol::discovery::device_filter(&config.ha_discovery_prefix, &home, device)];
+    let mut topics: Vec<Topic> =
+        SensorKind::ALL.iter().map(|kind| Topic::Sensor { kind: *kind, id: device.to_owned() }).collect();
+    topics.extend([
+        Topic::LightState(device.to_owned()),
+        Topic::LightSet(device.to_owned()),
+        Topic::Availability(device.to_owned()),
+        Topic::Announce(device.to_owned()),
+        Topic::Health(device.to_owned()),
+    ]);
+    filters.extend(topics.iter().map(|topic| home.name(topic)));
+    let held = retained(config, &filters).await?;
+    if held.is_empty() {
+        println!("{device}: the broker holds nothing retained for it");
+        return Ok(());
+    }
+    let session = Session::open(config, &[]).await?;
+    for name in &held {
+        session.publisher().send_bytes(name, Vec::new(), protocol::Qos::AtLeastOnce, true).await?;
+    }
+    // Returns once the broker has acknowledged every clear.
+    session.close().await;
+    let discovery = held.iter().filter(|t| t.starts_with(&format!("{}/", config.ha_discovery_prefix))).count();
+    println!(
+        "forgot {device}: cleared {} retained topics, {discovery} of them Home Assistant discovery configs",
+        held.len()
+    );
+    for name in &held {
+        println!("  {name}");
+    }
+    // Read back: what a newcomer would be told now.
+    let left = retained(config, &filters).await?;
+    if !left.is_empty() {
+        anyhow::bail!(
+            "{} retained topics of {device} are still there: {} (is {device} still running? stop it first, or it publishes itself back)",
+            left.len(),
+            left.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The topics matching `filters` on which the broker holds a retained message (it sends them
+/// right after the subscription).
+async fn retained(config: &MqttConfig, filters: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut session = Session::open(config, filters).await?;
     let mut names = Vec::new();
     while let Some((topic, payload)) = session.next(Duration::from_millis(500)).await {
         if !payload.is_empty() && !names.contains(&topic) {
             names.push(topic);
         }
     }
-    let discovered = names.len();
-    let mut topics: Vec<Topic> =
-        SensorKind::ALL.iter().map(|kind| Topic::Sensor { kind: *kind, id: device.to_owned() }).collect();
-    topics.push(Topic::LightState(device.to_owned()));
-    topics.push(Topic::Availability(device.to_owned()));
-    topics.push(Topic::Announce(device.to_owned()));
-    topics.push(Topic::Health(device.to_owned()));
-    names.extend(topics.iter().map(|topic| home.name(topic)));
-    for name in &names {
-        session.publisher().send_bytes(name, Vec::new(), protocol::Qos::AtLeastOnce, true).await?;
-    }
-    println!(
-        "forgot {device}: cleared {} retained topics, {discovered} of them Home Assistant discovery configs",
-        names.len()
-    );
     session.close().await;
-    Ok(())
+    Ok(names)
 }
 
 /// The PIN, from `MQTT_HOME_PIN` or a prompt that does not echo.
