@@ -28,6 +28,9 @@ rm -rf "$root"
 mkdir -p "$root"
 if [ -s "$rootfs" ]; then
   tar -C "$root" -xf "$rootfs"
+  # A root of 0700 (the mktemp dir debootstrap ran in) would lock every other user out of the
+  # machine: Mosquitto, dropping to its user, could not open its files.
+  chmod 755 "$root"
 else
   command -v debootstrap >/dev/null || { apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null; }
   debootstrap --variant=minbase bookworm "$root" http://deb.debian.org/debian >/dev/null
@@ -36,8 +39,11 @@ fi
 cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/"
 rm -f "$root/etc/apt/sources.list"
 cp /etc/apt/apt.conf.d/99artifact-registry "$root/etc/apt/apt.conf.d/" 2>/dev/null || true
-mkdir -p "$root/etc/ssl/certs"
+mkdir -p "$root/etc/ssl/certs" "$root/usr/local/share/ca-certificates"
 cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+# The local CAs too, so that installing ca-certificates (a dependency) keeps them in the bundle.
+find /usr/local/share/ca-certificates /usr/share/ca-certificates -maxdepth 1 -name '*.crt' \
+  -exec cp {} "$root/usr/local/share/ca-certificates/" \;
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # The Rust toolchain, nothing else of ~/.cargo (no registry cache).
 toolchain="$(rustup show active-toolchain | cut -d' ' -f1)"
