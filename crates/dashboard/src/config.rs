@@ -39,6 +39,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// How many of the panel's recent events the page is sent with the home.
     pub recent_events: usize,
+    /// Host names the dashboard answers to besides `localhost` and IP addresses (the name of a TLS
+    /// proxy in front, `dashboard.example.org`). A request for any other name is refused: a web
+    /// page on a name that resolves to this machine (DNS rebinding) cannot read or drive it.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for Config {
@@ -54,6 +58,7 @@ impl Default for Config {
             secure_cookie: false,
             max_body_bytes: 4096,
             recent_events: 50,
+            allowed_hosts: Vec::new(),
         }
     }
 }

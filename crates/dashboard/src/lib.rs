@@ -61,6 +61,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         topics,
         secure_cookie: config.secure_cookie,
         shutdown: shutdown.clone(),
+        allowed_hosts: config.allowed_hosts.clone(),
     });
     let app = web::router(state, config.max_body_bytes);
     tracing::info!(

@@ -60,6 +60,8 @@ pub struct AppState {
     pub topics: Topics,
     pub secure_cookie: bool,
     pub shutdown: Shutdown,
+    /// Host names answered besides `localhost` and IP addresses (see [`host_allowed`]).
+    pub allowed_hosts: Vec<String>,
 }
 
 type App = Arc<AppState>;
@@ -82,8 +84,51 @@ pub fn router(state: App, max_body_bytes: usize) -> Router {
         .route("/api/lights/{id}", post(light))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "no such page or endpoint") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), known_host))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Refuses a request whose `Host` (or `Origin`) names a host this dashboard does not answer to:
+/// a page on `rebind.example`, whose name an attacker points at 127.0.0.1, is then only ever
+/// answered 421 — it never reads the page, its CSRF token or the API.
+async fn known_host(State(app): State<App>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !host_allowed(host, &app.allowed_hosts) {
+        return error(
+            StatusCode::MISDIRECTED_REQUEST,
+            "this dashboard does not answer to that host name: open it by its address or localhost, or add the \
+             name to allowed_hosts in dashboard.toml",
+        );
+    }
+    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin.filter(|o| *o != "null") {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if !host_allowed(origin_host, &app.allowed_hosts) {
+            return error(StatusCode::FORBIDDEN, "a request from a page of another site is refused");
+        }
+    }
+    next.run(request).await
+}
+
+/// Whether `host` (a `Host` header: a name or address, with an optional port) is one to answer
+/// to: an IP address (a rebinding page is never on one), `localhost`, or a name of `allowed`.
+pub fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        // [v6]:port
+        Some(rest) => return rest.split_once(']').is_some_and(|(ip, _)| ip.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            host.rsplit_once(':').map_or(host, |(name, port)| if port.parse::<u16>().is_ok() { name } else { host })
+        }
+    };
+    if name.is_empty() {
+        return false;
+    }
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || allowed.iter().any(|a| a.trim_end_matches('.').eq_ignore_ascii_case(&name))
 }
 
 async fn security_headers(mut response: Response) -> Response {
@@ -465,5 +510,32 @@ mod tests {
         assert_eq!(cookie(&headers, COOKIE), Some("abc"));
         assert_eq!(cookie(&headers, "b"), Some("2"));
         assert_eq!(cookie(&headers, "c"), None);
+    }
+
+    #[test]
+    fn only_addresses_localhost_and_configured_names_are_answered() {
+        let allowed = vec!["dashboard.example.org".to_string()];
+        let cases = [
+            ("127.0.0.1:8080", true),
+            ("127.0.0.1", true),
+            ("192.168.1.20:8080", true),
+            ("[::1]:8080", true),
+            ("[::1]", true),
+            ("localhost:8080", true),
+            ("LOCALHOST", true),
+            ("dashboard.example.org", true),
+            ("Dashboard.Example.Org.:443", true),
+            ("rebind.example:8080", false),
+            ("rebind.example", false),
+            ("127.0.0.1.rebind.example", false),
+            ("localhost.rebind.example", false),
+            ("[not-an-ip]:80", false),
+            ("", false),
+            (":8080", false),
+        ];
+        for (host, want) in cases {
+            assert_eq!(host_allowed(host, &allowed), want, "{host}");
+        }
+        assert!(!host_allowed("dashboard.example.org", &[]), "a name only when configured");
     }
 }

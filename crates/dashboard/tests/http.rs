@@ -170,6 +170,47 @@ async fn light_commands_are_checked_and_published() {
     dashboard.stop().await;
 }
 
+/// Issue 19, finding 5, as reported: a page on `http://rebind.example:8080`, its name resolved to
+/// 127.0.0.1, read `/` (the CSRF token with it) and `/api/home`, and its light command was
+/// obeyed. The browser sends that name as `Host` and `Origin`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_a_rebound_name_reads_and_drives_nothing() {
+    let broker = Broker::start();
+    let mut probe = Probe::connect(&broker.url(), "probe-rebind").await.unwrap();
+    let set = Topics::default().name(&Topic::LightSet("kitchen".into()));
+    probe.subscribe(&set).await.unwrap();
+    let mut with_proxy_name = config(&broker.url(), no_database());
+    with_proxy_name.allowed_hosts = vec!["dashboard.example.org".into()];
+    let (dashboard, http) = start(with_proxy_name).await;
+    let port = http.0.port();
+    let rebound = format!("rebind.example:{port}");
+    let page_origin = format!("http://rebind.example:{port}");
+    let as_attacker = [("Host", rebound.as_str())];
+    for path in ["/", "/api/home", "/events", "/api/history?since=1h", "/healthz"] {
+        let r = http.get(path, &as_attacker).await;
+        assert_eq!(r.status, 421, "{path}: {r:?}");
+        assert!(!r.body.contains("csrf"), "{path} gave its token away: {}", r.body);
+    }
+    // Even with the token read by a legitimate page, the rebound page's POST is refused.
+    let csrf = http.csrf(&[]).await;
+    let attack = [("Host", rebound.as_str()), ("Origin", page_origin.as_str()), ("x-csrf-token", csrf.as_str())];
+    assert_eq!(http.post("/api/lights/kitchen", &attack, r#"{"brightness":13}"#).await.status, 421);
+    let cross_site = [("Origin", "http://evil.example"), ("x-csrf-token", csrf.as_str())];
+    assert_eq!(http.post("/api/lights/kitchen", &cross_site, r#"{"brightness":13}"#).await.status, 403);
+    probe.expect_none(&set, |_| true, Duration::from_millis(300)).await.unwrap();
+
+    // Its own names work: the address, localhost, the configured proxy name, its own origin.
+    let localhost = format!("localhost:{port}");
+    for host in [localhost.as_str(), "dashboard.example.org"] {
+        assert_eq!(http.get("/api/home", &[("Host", host)]).await.status, 200, "{host}");
+    }
+    let own_origin = format!("http://{}", http.0);
+    let ok = [("Origin", own_origin.as_str()), ("x-csrf-token", csrf.as_str())];
+    assert_eq!(http.post("/api/lights/kitchen", &ok, r#"{"brightness":40}"#).await.status, 202);
+    probe.expect(&set, |_| true, WITHIN).await.unwrap();
+    dashboard.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_is_required_and_wrong_ones_are_limited() {
     let broker = Broker::start();

@@ -110,8 +110,13 @@ impl Http {
         body: Option<&str>,
     ) -> std::io::Result<Response> {
         let mut stream = TcpStream::connect(self.0).await?;
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.0);
-        for (k, v) in headers {
+        // A `Host` among `headers` replaces the one a browser would send for this address.
+        let host = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map_or(self.0.to_string(), |(_, v)| v.to_string());
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+        for (k, v) in headers.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("host")) {
             request.push_str(&format!("{k}: {v}\r\n"));
         }
         if let Some(body) = body {
