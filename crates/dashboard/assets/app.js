@@ -8,7 +8,17 @@ const LOGIN = document.querySelector('meta[name="login"]').content === "true";
 const SVG = "http://www.w3.org/2000/svg";
 const MAX_PIN = 16;
 
-let home = { devices: {}, sensors: {}, lights: {}, panel: null, siren: null, circadian: null, events: [] };
+// The sections keyed by device id are Maps: an id is the home's data, and as a plain object's key
+// `constructor`, `toString` or `__proto__` would find (or replace) the object's own machinery.
+const KEYED = ["devices", "sensors", "lights"];
+let home = { devices: new Map(), sensors: new Map(), lights: new Map(), panel: null, siren: null, circadian: null,
+             events: [] };
+
+/// The snapshot as the page keeps it: its keyed sections as Maps.
+function fromSnapshot(snapshot) {
+  for (const section of KEYED) snapshot[section] = new Map(Object.entries(snapshot[section] || {}));
+  return snapshot;
+}
 // The dashboard's clock minus ours, so delays count down right on a phone whose clock is off.
 let clockOffset = 0;
 let statusReceived = 0;
@@ -58,7 +68,7 @@ async function post(url, body) {
 function connect() {
   const source = new EventSource("/events");
   source.addEventListener("snapshot", (e) => {
-    home = JSON.parse(e.data);
+    home = fromSnapshot(JSON.parse(e.data));
     clockOffset = ms(home.now) - Date.now();
     statusReceived = Date.now();
     setLive(true);
@@ -91,10 +101,11 @@ function apply(change) {
     return;
   }
   if (id !== undefined) {
-    if (value === null) delete home[section][id];
-    else home[section][id] = value;
+    if (!KEYED.includes(section)) return;
+    if (value === null) home[section].delete(id);
+    else home[section].set(id, value);
   } else {
-    home[section] = value;
+    home[section] = KEYED.includes(section) ? new Map(Object.entries(value || {})) : value;
     if (section === "panel") statusReceived = Date.now();
   }
   markDirty(section);
@@ -229,10 +240,10 @@ async function command(action) {
 function renderSensors() {
   const list = $("sensors");
   list.replaceChildren();
-  const ids = Object.keys(home.sensors).sort();
+  const ids = [...home.sensors.keys()].sort();
   if (!ids.length) list.append(el("li", "note", "no sensors yet"));
   for (const id of ids) {
-    const s = home.sensors[id];
+    const s = home.sensors.get(id);
     const li = el("li");
     li.dataset.sensor = id;
     li.append(el("span", "name", id), el("span", "badge", s.kind));
@@ -243,10 +254,10 @@ function renderSensors() {
   }
 }
 
-const lightRows = {};
+const lightRows = new Map();
 
 function lightRow(id) {
-  if (lightRows[id]) return lightRows[id];
+  if (lightRows.has(id)) return lightRows.get(id);
   const li = el("li");
   li.dataset.light = id;
   const name = el("span", "name", id);
@@ -268,7 +279,7 @@ function lightRow(id) {
     catch (err) { badge.textContent = "not sent: " + err.message; badge.className = "badge bad"; }
   };
   toggle.addEventListener("click", () => {
-    const on = home.lights[id] && home.lights[id].state === "ON";
+    const on = home.lights.get(id)?.state === "ON";
     send({ state: on ? "OFF" : "ON" });
   });
   bright.addEventListener("input", () => { brightValue.textContent = bright.value + " %"; });
@@ -276,20 +287,20 @@ function lightRow(id) {
   temp.addEventListener("input", () => { tempValue.textContent = temp.value + " K"; });
   temp.addEventListener("change", () => send({ color_temp_k: Number(temp.value) }));
   const row = { li, badge, toggle, bright, brightValue, temp, tempValue };
-  lightRows[id] = row;
+  lightRows.set(id, row);
   return row;
 }
 
 function renderLights() {
   const list = $("lights");
-  const ids = Object.keys(home.lights).sort();
-  for (const id of Object.keys(lightRows)) {
-    if (!home.lights[id]) { lightRows[id].li.remove(); delete lightRows[id]; }
+  const ids = [...home.lights.keys()].sort();
+  for (const [id, row] of [...lightRows]) {
+    if (!home.lights.has(id)) { row.li.remove(); lightRows.delete(id); }
   }
   list.querySelector(".note")?.remove();
   if (!ids.length) list.append(el("li", "note", "no lights yet"));
   for (const id of ids) {
-    const l = home.lights[id];
+    const l = home.lights.get(id);
     const row = lightRow(id);
     list.append(row.li);
     const on = l.state === "ON";
@@ -311,8 +322,8 @@ function renderLights() {
 function renderDevices() {
   const body = $("devices").tBodies[0];
   body.replaceChildren();
-  for (const id of Object.keys(home.devices).sort()) {
-    const d = home.devices[id];
+  for (const id of [...home.devices.keys()].sort()) {
+    const d = home.devices.get(id);
     const tr = el("tr");
     tr.dataset.device = id;
     const online = d.availability === "online";
@@ -464,7 +475,7 @@ document.addEventListener("DOMContentLoaded", () => {
   setInterval(() => {
     tick();
     for (const tr of document.querySelectorAll("#devices tr[data-device]")) {
-      const d = home.devices[tr.dataset.device];
+      const d = home.devices.get(tr.dataset.device);
       if (d) tr.querySelector(".seen").textContent = ago(d.last_seen);
     }
   }, 1000);

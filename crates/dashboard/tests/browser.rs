@@ -178,6 +178,16 @@ async fn the_page_shows_the_home_live_and_drives_the_panel_and_a_light() {
     let window = t.name(&Topic::Sensor { kind: SensorKind::Window, id: "bath".into() });
     probe.publish(&window, "CLOSED", true).await.unwrap();
     probe.publish(&t.name(&Topic::Availability("bath".into())), "online", true).await.unwrap();
+    // Ids that are also a JavaScript object's own machinery (issue 19, finding 6: a light
+    // `constructor` broke the page: "undefined" in the lights, kitchen gone, no devices).
+    const ODD_IDS: [&str; 3] = ["constructor", "__proto__", "toString"];
+    for odd in ODD_IDS {
+        let state = format!(
+            r#"{{"state":"ON","brightness":20,"color_temp_k":2700,"source":"manual","device_id":"{odd}","ts":"2026-01-01T00:00:00.000Z"}}"#
+        );
+        probe.publish(&t.name(&Topic::LightState(odd.into())), state, true).await.unwrap();
+        probe.publish(&t.name(&Topic::Availability(odd.into())), "online", true).await.unwrap();
+    }
 
     let dir = tempfile::tempdir().unwrap();
     let panel_config = security_controller::Config {
@@ -228,6 +238,11 @@ async fn the_page_shows_the_home_live_and_drives_the_panel_and_a_light() {
     wait_text(&client, r#"#sensors li[data-sensor="bath"]"#, "CLOSED").await;
     wait_text(&client, "#chart", "Openings").await;
     wait_text(&client, "#events", "disarmed by alice").await;
+    for odd in ODD_IDS {
+        wait_text(&client, &format!(r#"#lights li[data-light="{odd}"]"#), "ON 20 %").await;
+        wait_text(&client, &format!(r#"#devices tr[data-device="{odd}"]"#), "online").await;
+    }
+    assert!(!text(&client, "#lights").await.unwrap_or_default().contains("undefined"), "a light shows undefined");
 
     // A window opens: the page follows without a reload, and so does the panel's status.
     probe.publish(&window, "OPEN", true).await.unwrap();
