@@ -67,17 +67,20 @@ pub struct Activity {
     pub records: Vec<(String, Vec<u64>)>,
 }
 
-fn parse_since(since: Option<&str>, max: Duration) -> Result<Duration, HistoryError> {
+/// How far back `since` reaches from `now`: a duration (`24h`, the default) or a time with any
+/// offset ([`Timestamp::parse_since`], as `mqtt-home history --since` reads it), in the past and
+/// at most `max` ago.
+fn parse_since(since: Option<&str>, now: Timestamp, max: Duration) -> Result<Duration, HistoryError> {
     let text = since.unwrap_or("24h");
-    let duration = humantime::parse_duration(text)
-        .map_err(|_| HistoryError::BadRequest(format!("since `{text}` is not a duration like 24h, 90m or 7d")))?;
-    if duration.is_zero() || duration > max {
+    let start = Timestamp::parse_since(text, now).map_err(|e| HistoryError::BadRequest(format!("since {e}")))?;
+    let back = now.since(start);
+    if back.is_zero() || back > max {
         return Err(HistoryError::BadRequest(format!(
-            "since `{text}` must be more than zero and at most {}",
+            "since `{text}` must be in the past and at most {} ago",
             humantime::format_duration(max)
         )));
     }
-    Ok(duration)
+    Ok(back)
 }
 
 fn open(path: &Path) -> Result<Store, HistoryError> {
@@ -106,7 +109,7 @@ async fn blocking<T: Send + 'static>(
 
 /// The records `params` asks for, oldest first.
 pub async fn history(database: PathBuf, params: HistoryParams) -> Result<Vec<Row>, HistoryError> {
-    let since = parse_since(params.since.as_deref(), MAX_SINCE)?;
+    let since = parse_since(params.since.as_deref(), Timestamp::now(), MAX_SINCE)?;
     let kind = params.kind.as_deref().map(str::parse::<Kind>).transpose().map_err(HistoryError::BadRequest)?;
     let limit = params.limit.unwrap_or(200);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -124,7 +127,7 @@ pub async fn history(database: PathBuf, params: HistoryParams) -> Result<Vec<Row
 
 /// Openings and motion per hour over the hours `params` asks for, ending with the current hour.
 pub async fn activity(database: PathBuf, topics: Topics, params: ActivityParams) -> Result<Activity, HistoryError> {
-    let since = parse_since(params.since.as_deref(), Duration::from_secs(7 * 24 * 3600))?;
+    let since = parse_since(params.since.as_deref(), Timestamp::now(), Duration::from_secs(7 * 24 * 3600))?;
     let hours = since.as_secs().div_ceil(3600).max(1);
     let hour_ms = HOUR.as_millis() as u64;
     let until = Timestamp((Timestamp::now().as_millis() / hour_ms + 1) * hour_ms);
@@ -164,11 +167,16 @@ mod tests {
 
     #[test]
     fn since_is_a_bounded_duration() {
-        assert_eq!(parse_since(None, MAX_SINCE).unwrap(), Duration::from_secs(86_400));
-        assert_eq!(parse_since(Some("90m"), MAX_SINCE).unwrap(), Duration::from_secs(5400));
-        assert!(parse_since(Some("yesterday"), MAX_SINCE).unwrap_err().to_string().contains("not a duration"));
-        assert!(parse_since(Some("0s"), MAX_SINCE).is_err());
-        assert!(parse_since(Some("1000d"), MAX_SINCE).is_err());
+        let now = Timestamp::parse_rfc3339("2026-12-02T12:00:00Z").unwrap();
+        let since = |text| parse_since(text, now, MAX_SINCE);
+        assert_eq!(since(None).unwrap(), Duration::from_secs(86_400));
+        assert_eq!(since(Some("90m")).unwrap(), Duration::from_secs(5400));
+        // A time, with an offset and a fraction, as the CLI takes it.
+        assert_eq!(since(Some("2026-12-02T12:42:00.5+02:00")).unwrap(), Duration::from_millis(4_679_500));
+        assert!(since(Some("yesterday")).unwrap_err().to_string().contains("neither a duration"));
+        assert!(since(Some("0s")).is_err());
+        assert!(since(Some("1000d")).is_err());
+        assert!(since(Some("2026-12-03T00:00:00Z")).is_err(), "in the future");
     }
 
     #[test]

@@ -306,6 +306,14 @@ async fn history_is_read_from_the_recorders_file_or_is_unavailable_with_a_reason
     let rows = history["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{history:#}");
     assert!(rows[0]["payload"].as_str().unwrap().contains("armed away"));
+    // The same hour as a time with an offset and a fraction (`+` is %2B in a query).
+    let an_hour_ago = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(1);
+    let local =
+        an_hour_ago.to_zoned(jiff::tz::TimeZone::fixed(jiff::tz::offset(2))).strftime("%Y-%m-%dT%H:%M:%S%.3f%:z");
+    let path = format!("/api/history?since={}&kind=panel", local.to_string().replace('+', "%2B"));
+    let by_time = http.get(&path, &[]).await;
+    assert_eq!(by_time.status, 200, "{path}: {by_time:?}");
+    assert_eq!(by_time.json()["rows"].as_array().unwrap().len(), 1, "{path}");
     let bad = http.get("/api/history?kind=garage", &[]).await;
     assert_eq!(bad.status, 400);
     assert!(bad.body.contains("unknown kind"), "{}", bad.body);

@@ -2,14 +2,13 @@
 //!
 //! It opens the file read-only (the recorder may be writing: WAL lets both run), so it works with
 //! the broker down and never creates a database. `--since` takes a duration back from now (`1h`,
-//! `7d`, `90m`) or an RFC 3339 time; the output is a table for people, `--json` (one array) or
+//! `7d`, `90m`) or a time with any offset ([`protocol::Timestamp::parse_since`], as `/api/history` does); the output is a table for people, `--json` (one array) or
 //! `--csv` for tools.
 
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, bail};
-use protocol::Timestamp;
+use anyhow::Context;
 use recorder::classify::Kind;
 use recorder::store::{Query, Row, Store};
 
@@ -19,18 +18,6 @@ pub enum Format {
     Table,
     Json,
     Csv,
-}
-
-/// Reads `since`: a duration back from `now` (`24h`, `7d`) or an RFC 3339 time.
-pub fn parse_since(since: &str, now: Timestamp) -> anyhow::Result<Timestamp> {
-    if let Ok(back) = humantime::parse_duration(since) {
-        return Ok(Timestamp(now.0.saturating_sub(back.as_millis() as u64)));
-    }
-    if let Ok(at) = humantime::parse_rfc3339_weak(since) {
-        let millis = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
-        return Ok(Timestamp(millis as u64));
-    }
-    bail!("--since `{since}` is neither a duration (1h, 7d, 90m) nor an RFC 3339 time (2026-11-26T08:00:00Z)")
 }
 
 /// Prints the records `query` selects from `database` to `out`.
@@ -102,18 +89,6 @@ pub fn parse_kind(s: &str) -> Result<Kind, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn since_reads_durations_and_times() {
-        let now = Timestamp::from_secs(100_000);
-        assert_eq!(parse_since("1h", now).unwrap(), Timestamp::from_secs(100_000 - 3600));
-        assert_eq!(parse_since("1d", now).unwrap(), Timestamp::from_secs(100_000 - 86_400));
-        assert_eq!(
-            parse_since("2026-11-26T08:00:00Z", now).unwrap(),
-            Timestamp::parse_rfc3339("2026-11-26T08:00:00Z").unwrap()
-        );
-        assert!(parse_since("yesterday", now).unwrap_err().to_string().contains("RFC 3339"));
-    }
 
     #[test]
     fn csv_quotes_what_needs_it() {

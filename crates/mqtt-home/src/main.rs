@@ -67,7 +67,8 @@ async fn dispatch(common: CommonArgs, command: Command) -> anyhow::Result<()> {
             _ => history::Format::Table,
         };
         let query = recorder::store::Query {
-            since: history::parse_since(&since, protocol::Timestamp::now())?,
+            since: protocol::Timestamp::parse_since(&since, protocol::Timestamp::now())
+                .map_err(|e| anyhow::anyhow!("--since {e}"))?,
             until: None,
             device,
             kind,

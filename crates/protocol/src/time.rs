@@ -45,6 +45,26 @@ impl Timestamp {
         u64::try_from(t.as_millisecond()).ok().map(Timestamp)
     }
 
+    /// A moment in the past as people write it, for `history --since` and `/api/history`: a
+    /// duration back from `now` (`90m`, `24h`, `7d`, `1h30m`), or a time — RFC 3339 with any
+    /// offset and fraction (`2026-12-02T12:42:00+02:00`, `2026-12-02T12:42:00.5+02:00`,
+    /// `2026-12-02T10:42:00Z`) or an epoch number. The error says what is accepted.
+    pub fn parse_since(text: &str, now: Timestamp) -> Result<Timestamp, String> {
+        let text = text.trim();
+        if let Ok(back) = humantime::parse_duration(text) {
+            return Ok(Timestamp(now.0.saturating_sub(u64::try_from(back.as_millis()).unwrap_or(u64::MAX))));
+        }
+        if let Some(at) = Timestamp::parse_rfc3339(text) {
+            return Ok(at);
+        }
+        if let Some(at) = text.parse::<f64>().ok().and_then(Timestamp::from_epoch) {
+            return Ok(at);
+        }
+        Err(format!(
+            "`{text}` is neither a duration (90m, 24h, 7d) nor a time (2026-12-02T12:42:00+02:00, or an epoch number)"
+        ))
+    }
+
     /// An epoch number as devices send it: seconds (a fraction allowed), or milliseconds when
     /// it is too large to be seconds (1e11 seconds is the year 5138; 1e11 milliseconds, 1973).
     pub fn from_epoch(n: f64) -> Option<Timestamp> {
@@ -108,6 +128,34 @@ impl<'de> Deserialize<'de> for Timestamp {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn since_reads_durations_and_times_with_any_offset_and_fraction() {
+        use super::Timestamp;
+        let now = Timestamp::parse_rfc3339("2026-12-02T12:00:00Z").unwrap();
+        let at = |s: &str| Timestamp::parse_rfc3339(s).unwrap();
+        let cases = [
+            ("90m", at("2026-12-02T10:30:00Z")),
+            ("24h", at("2026-12-01T12:00:00Z")),
+            ("7d", at("2026-11-25T12:00:00Z")),
+            ("1h 30m", at("2026-12-02T10:30:00Z")),
+            // The finding: an offset was refused, and a fraction with an offset read as UTC.
+            ("2026-12-02T12:42:00+02:00", at("2026-12-02T10:42:00Z")),
+            ("2026-12-02T12:42:00.5+02:00", at("2026-12-02T10:42:00.500Z")),
+            ("2026-12-02T10:42:00Z", at("2026-12-02T10:42:00Z")),
+            ("2026-12-02T05:42:00-05:00", at("2026-12-02T10:42:00Z")),
+            (" 2026-12-02t10:42:00.25z ", at("2026-12-02T10:42:00.250Z")),
+            ("1796220000", Timestamp(1_796_220_000_000)),
+            ("1796220000123", Timestamp(1_796_220_000_123)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Timestamp::parse_since(text, now), Ok(want), "{text}");
+        }
+        for bad in ["yesterday", "", "12:42", "2026-13-02T00:00:00Z", "-5m"] {
+            let error = Timestamp::parse_since(bad, now).unwrap_err();
+            assert!(error.contains("neither a duration"), "{bad}: {error}");
+        }
+    }
+
     use super::*;
 
     #[test]
