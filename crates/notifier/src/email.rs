@@ -143,13 +143,17 @@ impl Email {
 
     /// The message for `n`.
     pub fn message(&self, n: &Notification) -> Result<Message, String> {
-        let mut builder = Message::builder().from(self.from.clone()).subject(n.title.clone());
+        let mut builder = Message::builder().from(self.from.clone()).subject(one_line(&n.title));
         for to in &self.to {
             builder = builder.to(to.clone());
         }
-        let sensors = if n.sensors.is_empty() { String::new() } else { format!("\nSensors: {}", n.sensors.join(", ")) };
+        let sensors = if n.sensors.is_empty() {
+            String::new()
+        } else {
+            format!("\nSensors: {}", one_line(&n.sensors.join(", ")))
+        };
         builder
-            .body(format!("{}\n\nAt {} (UTC).{sensors}\n", n.message, n.ts))
+            .body(format!("{}\n\nAt {} (UTC).{sensors}\n", lines(&n.message), n.ts))
             .map_err(|e| format!("cannot build the message: {e}"))
     }
 
@@ -162,6 +166,19 @@ impl Email {
             Err(_) => Err(format!("{shown} did not answer within {} s", SEND_TIMEOUT.as_secs())),
         }
     }
+}
+
+/// `text` on one line: CR and LF become spaces (a header never breaks).
+fn one_line(text: &str) -> String {
+    text.replace(['\r', '\n'], " ")
+}
+
+/// `text` with every line ending a LF, which the message encodes as CRLF: a bare CR becomes a line
+/// end. Left as it was, an event's `\r.\r\n` reaches the relay as is, and a relay that ends a line
+/// at a bare CR reads the end of the message there and what follows as its next commands (SMTP
+/// smuggling).
+fn lines(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n")
 }
 
 #[cfg(test)]
@@ -201,6 +218,32 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("To: me@example.org"), "{text}");
+    }
+
+    #[test]
+    fn no_bare_cr_or_lf_reaches_the_relay() {
+        let email = Email::new(&config()).unwrap();
+        let n = Notification {
+            event: PanelEventKind::Trouble,
+            title: "mqtt-home: trouble\r\nBcc: victim@example.org".into(),
+            message: "door x\r.\r\nMAIL FROM:<evil@example.org>\r\nsmuggled\rline\nend".into(),
+            priority: 3,
+            sensors: vec!["x\ry".into()],
+            ts: Timestamp(1_795_370_645_120),
+        };
+        let raw = email.message(&n).unwrap().formatted();
+        for (i, byte) in raw.iter().enumerate() {
+            match byte {
+                b'\r' => {
+                    assert_eq!(raw.get(i + 1), Some(&b'\n'), "a bare CR at {i}: {}", String::from_utf8_lossy(&raw))
+                }
+                b'\n' => assert_eq!(raw[i - 1], b'\r', "a bare LF at {i}"),
+                _ => {}
+            }
+        }
+        let text = String::from_utf8(raw).unwrap();
+        assert!(!text.contains("\r\nBcc:"), "a header was injected: {text}");
+        assert!(text.contains("\r\nsmuggled\r\nline\r\nend"), "{text}");
     }
 
     #[test]

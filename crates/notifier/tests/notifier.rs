@@ -270,7 +270,9 @@ async fn triggered_arrives_by_email_after_the_smtp_server_returns() {
     let mut probe = Probe::connect(&url, "probe-notifier-email").await.unwrap();
     probe.subscribe("home/devices/notifier/availability").await.unwrap();
     probe.expect("home/devices/notifier/availability", |p| p == b"online", WITHIN).await.unwrap();
-    probe.publish("home/security/events", event(PanelEventKind::Triggered, "door back open"), false).await.unwrap();
+    // With an SMTP smuggling attempt in its text: a bare CR before the end-of-data dot.
+    let smuggling = "door back open\r.\r\nMAIL FROM:<evil@example.org>\r\n";
+    probe.publish("home/security/events", event(PanelEventKind::Triggered, smuggling), false).await.unwrap();
     // The SMTP server is down for a moment: the one fixed wait of this test.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let received = smtp_server(TcpListener::bind(("127.0.0.1", port)).await.unwrap());
@@ -278,6 +280,11 @@ async fn triggered_arrives_by_email_after_the_smtp_server_returns() {
     assert_eq!(got.len(), 1, "no email after the server returned");
     let data = &got[0].1;
     assert!(data.contains("Subject: mqtt-home: Alarm: intrusion") && data.contains("door back open"), "{data}");
+    // What a relay that ends lines at a bare CR would read as the end of the message is not there:
+    // every CR on the wire is a CRLF (the lone dot became a line of its own, dot-stuffed).
+    let bare_cr = data.as_bytes().windows(2).any(|w| w[0] == b'\r' && w[1] != b'\n');
+    assert!(!bare_cr && !data.ends_with('\r'), "a bare CR reached the relay: {data:?}");
+    assert!(data.contains("\r\n..\r\nMAIL FROM:<evil@example.org>"), "{data:?}");
     assert_eq!(wait_for(&received, 2, Duration::from_secs(3)).await.len(), 1, "sent twice");
     notifier.stop().await;
 }
