@@ -117,33 +117,45 @@ impl Auth {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner()).retain(|key, _| !same(key, id));
     }
 
-    /// Checks `secret` against the password hash or the token, counting wrong ones per `client`.
-    /// The Argon2 check is slow on purpose; call this off the async threads.
-    pub fn login(&self, client: IpAddr, secret: &str) -> Login {
+    /// Counts a login attempt from `client` before it is checked, so that tries sent in parallel
+    /// are limited as tries one after another are: past the limit it is refused unchecked.
+    pub fn attempt(&self, client: IpAddr) -> Result<Attempt, Login> {
         let now = Instant::now();
-        {
-            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-            if failures.len() > MAX_TRACKED {
-                failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
-            }
-            let times = failures.entry(client).or_default();
-            while times.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
-                times.pop_front();
-            }
-            if times.len() >= self.attempts_per_window {
-                let oldest = times.front().copied().unwrap_or(now);
-                return Login::Limited(WINDOW.saturating_sub(now.duration_since(oldest)));
-            }
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() > MAX_TRACKED {
+            failures.retain(|_, times| times.back().is_some_and(|t| now.duration_since(*t) < WINDOW));
         }
+        let times = failures.entry(client).or_default();
+        while times.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+            times.pop_front();
+        }
+        if times.len() >= self.attempts_per_window {
+            let oldest = times.front().copied().unwrap_or(now);
+            return Err(Login::Limited(WINDOW.saturating_sub(now.duration_since(oldest))));
+        }
+        times.push_back(now);
+        Ok(Attempt { client, at: now })
+    }
+
+    /// Checks `secret` against the password hash or the token. The Argon2 check is slow on
+    /// purpose; call this off the async threads. A right one gives its attempt back.
+    pub fn check(&self, attempt: Attempt, secret: &str) -> Login {
         let by_password = self.password_hash.as_deref().is_some_and(|hash| {
             PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(secret.as_bytes(), &h).is_ok())
         });
         let by_token = self.token.as_ref().is_some_and(|t| same(t.expose(), secret));
         if !(by_password || by_token) {
-            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-            failures.entry(client).or_default().push_back(now);
             return Login::Refused;
         }
+        {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(times) = failures.get_mut(&attempt.client)
+                && let Some(i) = times.iter().position(|t| *t == attempt.at)
+            {
+                times.remove(i);
+            }
+        }
+        let now = Instant::now();
         let id = random_token();
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         sessions.retain(|_, s| s.expires > now);
@@ -155,6 +167,21 @@ impl Auth {
         sessions.insert(id.clone(), Session { csrf: random_token(), expires: now + self.session_ttl });
         Login::Accepted(id)
     }
+
+    /// [`Auth::attempt`] then [`Auth::check`].
+    pub fn login(&self, client: IpAddr, secret: &str) -> Login {
+        match self.attempt(client) {
+            Ok(attempt) => self.check(attempt, secret),
+            Err(limited) => limited,
+        }
+    }
+}
+
+/// A login attempt counted against its client's limit (see [`Auth::attempt`]).
+#[derive(Debug)]
+pub struct Attempt {
+    client: IpAddr,
+    at: Instant,
 }
 
 #[cfg(test)]
@@ -178,10 +205,33 @@ mod tests {
         assert_eq!(auth.login(client, "wrong"), Login::Refused);
         assert!(matches!(auth.login(client, "correct-horse-battery"), Login::Limited(_)), "limited even when right");
         let other: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(matches!(auth.login(other, "correct-horse-battery"), Login::Accepted(_)));
         let Login::Accepted(id) = auth.login(other, "correct-horse-battery") else { panic!("refused") };
         let session = auth.session(&id).expect("a live session");
         assert_ne!(session.csrf, auth.start_csrf);
         auth.logout(&id);
         assert!(auth.session(&id).is_none());
+    }
+
+    #[test]
+    fn tries_in_parallel_are_limited_as_tries_in_turn() {
+        // The finding: 40 wrong logins at once from one address were all checked (limit 5).
+        let hash = {
+            use argon2::password_hash::{PasswordHasher, SaltString};
+            let salt = SaltString::generate(&mut OsRng);
+            Argon2::default().hash_password(b"correct-horse-battery", &salt).unwrap().to_string()
+        };
+        let auth = std::sync::Arc::new(Auth::new(Some(hash), None, Duration::from_secs(60), 5));
+        let client: IpAddr = "192.0.2.7".parse().unwrap();
+        let tries: Vec<_> = (0..40)
+            .map(|_| {
+                let auth = auth.clone();
+                std::thread::spawn(move || auth.login(client, "wrong"))
+            })
+            .collect();
+        let outcomes: Vec<Login> = tries.into_iter().map(|t| t.join().unwrap()).collect();
+        let refused = outcomes.iter().filter(|o| **o == Login::Refused).count();
+        let limited = outcomes.iter().filter(|o| matches!(o, Login::Limited(_))).count();
+        assert_eq!((refused, limited), (5, 35), "checked: {refused}");
     }
 }

@@ -62,6 +62,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         secure_cookie: config.secure_cookie,
         shutdown: shutdown.clone(),
         allowed_hosts: config.allowed_hosts.clone(),
+        login_checks: Arc::new(tokio::sync::Semaphore::new(web::MAX_LOGIN_CHECKS)),
     });
     let app = web::router(state, config.max_body_bytes);
     tracing::info!(

@@ -50,6 +50,10 @@ const STYLE: &str = include_str!("../assets/style.css");
 
 /// The longest PIN the keypad sends.
 const MAX_CODE_DIGITS: usize = 16;
+/// Argon2 login checks at once (one a core of a small machine).
+pub const MAX_LOGIN_CHECKS: usize = 2;
+/// How long a login waits for its turn to be checked before it is answered 503.
+const LOGIN_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What every handler shares.
 pub struct AppState {
@@ -62,6 +66,8 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Host names answered besides `localhost` and IP addresses (see [`host_allowed`]).
     pub allowed_hosts: Vec<String>,
+    /// Turns for the Argon2 login checks ([`MAX_LOGIN_CHECKS`]).
+    pub login_checks: Arc<tokio::sync::Semaphore>,
 }
 
 type App = Arc<AppState>;
@@ -269,10 +275,32 @@ async fn login(
     let Ok(LoginBody { password }) = serde_json::from_slice::<LoginBody>(&body) else {
         return error(StatusCode::BAD_REQUEST, r#"send JSON {"password":"…"}"#);
     };
+    // Counted first, then at most MAX_LOGIN_CHECKS Argon2 checks at once (each takes ~19 MiB and
+    // a core for tens of milliseconds): a storm of logins waits its turn or is refused; it never
+    // takes the machine's memory.
+    let attempt = match app.auth.attempt(client.ip()) {
+        Ok(attempt) => attempt,
+        Err(limited) => return login_answer(&app, client, limited),
+    };
+    let Ok(Ok(permit)) = tokio::time::timeout(LOGIN_QUEUE_WAIT, app.login_checks.clone().acquire_owned()).await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "too many logins at once; try again in a few seconds");
+    };
     let checker = app.clone();
-    let outcome = tokio::task::spawn_blocking(move || checker.auth.login(client.ip(), &password)).await;
+    let outcome = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        checker.auth.check(attempt, &password)
+    })
+    .await;
     match outcome {
-        Ok(Login::Accepted(id)) => {
+        Ok(login) => login_answer(&app, client, login),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("the login check failed: {e}")),
+    }
+}
+
+/// The answer to a login's outcome.
+fn login_answer(app: &AppState, client: SocketAddr, login: Login) -> Response {
+    match login {
+        Login::Accepted(id) => {
             tracing::info!("login from {}", client.ip());
             let secure = if app.secure_cookie { "; Secure" } else { "" };
             let cookie = format!(
@@ -281,11 +309,11 @@ async fn login(
             );
             ([(header::SET_COOKIE, cookie)], Json(json!({ "ok": true }))).into_response()
         }
-        Ok(Login::Refused) => {
+        Login::Refused => {
             tracing::warn!("wrong login from {}", client.ip());
             error(StatusCode::UNAUTHORIZED, "wrong password or token")
         }
-        Ok(Login::Limited(wait)) => {
+        Login::Limited(wait) => {
             let secs = wait.as_secs().max(1);
             let mut response = error(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -296,7 +324,6 @@ async fn login(
             }
             response
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("the login check failed: {e}")),
     }
 }
 
