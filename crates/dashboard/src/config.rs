@@ -43,6 +43,14 @@ pub struct Config {
     /// proxy in front, `dashboard.example.org`). A request for any other name is refused: a web
     /// page on a name that resolves to this machine (DNS rebinding) cannot read or drive it.
     pub allowed_hosts: Vec<String>,
+    /// Connections open at once, over all clients; more are closed as they come.
+    pub max_connections: usize,
+    /// Connections open at once from one address.
+    pub max_connections_per_client: usize,
+    /// How long a request's head may take to arrive, counted from when the server waits for it
+    /// (an idle or trickling connection is dropped then), in seconds.
+    #[serde(deserialize_with = "device_runtime::duration::secs")]
+    pub header_read_timeout_s: u64,
 }
 
 impl Default for Config {
@@ -59,6 +67,9 @@ impl Default for Config {
             max_body_bytes: 4096,
             recent_events: 50,
             allowed_hosts: Vec::new(),
+            max_connections: 256,
+            max_connections_per_client: 32,
+            header_read_timeout_s: 10,
         }
     }
 }
@@ -114,6 +125,24 @@ impl DaemonConfig for Config {
         }
         if !(1..=1000).contains(&self.recent_events) {
             return Err(ConfigError::Invalid(format!("recent_events = {} must be 1 to 1000", self.recent_events)));
+        }
+        if !(1..=10_000).contains(&self.max_connections) {
+            return Err(ConfigError::Invalid(format!(
+                "max_connections = {} must be 1 to 10000 (each is a file handle of the process)",
+                self.max_connections
+            )));
+        }
+        if !(1..=self.max_connections).contains(&self.max_connections_per_client) {
+            return Err(ConfigError::Invalid(format!(
+                "max_connections_per_client = {} must be 1 to max_connections ({})",
+                self.max_connections_per_client, self.max_connections
+            )));
+        }
+        if !(1..=300).contains(&self.header_read_timeout_s) {
+            return Err(ConfigError::Invalid(format!(
+                "header_read_timeout_s = {} must be 1 s to 5 minutes",
+                self.header_read_timeout_s
+            )));
         }
         Ok(())
     }

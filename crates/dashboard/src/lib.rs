@@ -16,9 +16,9 @@ pub mod config;
 pub mod device;
 pub mod history;
 pub mod home;
+pub mod serve;
 pub mod web;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,19 +71,18 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         if config.login_required() { "login required" } else { "no login: loopback only" },
         config.database.display()
     );
-    let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { server_shutdown.wait().await })
-            .await
-    });
+    let limits = serve::Limits {
+        max_connections: config.max_connections,
+        per_client: config.max_connections_per_client,
+        header_read: Duration::from_secs(config.header_read_timeout_s),
+    };
+    let server = tokio::spawn(serve::serve(listener, app, limits, shutdown.clone()));
     let mqtt = config.mqtt.clone();
     let outcome = device_runtime::runner::run(device, &mqtt, shutdown.clone()).await;
     // The device stopped (shutdown, or its link failed): the server stops with it.
     shutdown.trigger();
     match tokio::time::timeout(STOP_GRACE, server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::error!("the web server failed: {e}"),
+        Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::error!("the web server task failed: {e}"),
         Err(_) => tracing::warn!("the web server did not stop within {} s", STOP_GRACE.as_secs()),
     }

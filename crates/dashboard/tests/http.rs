@@ -271,6 +271,8 @@ async fn wrong_logins_sent_at_once_are_limited_as_ones_in_turn() {
     let hash = argon2::PasswordHasher::hash_password(&argon2::Argon2::default(), b"open sesame", &salt).unwrap();
     let mut config = config(&broker.url(), no_database());
     config.password_hash = Some(hash.to_string());
+    // All 40 open at once: room for them (the connection limit has its own test).
+    config.max_connections_per_client = 64;
     let (dashboard, http) = start(config).await;
     let csrf = meta_csrf(&http.get("/login", &[]).await.body);
     let http = Arc::new(http);
@@ -288,6 +290,73 @@ async fn wrong_logins_sent_at_once_are_limited_as_ones_in_turn() {
     }
     let count = |status| statuses.iter().filter(|s| **s == status).count();
     assert_eq!((count(401), count(429)), (5, 35), "{statuses:?}");
+    dashboard.stop().await;
+}
+
+/// Whether the server closed `socket` (read gives 0 or an error) within `within`.
+async fn closed_within(socket: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(within, socket.read(&mut buf)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
+}
+
+/// Issue 19, finding 3, as reported: idle connections that never send a request were held over
+/// 75 s, and enough of them took every file handle of the process. Now a request's head must come
+/// within `header_read_timeout_s`, one address holds at most `max_connections_per_client`, and
+/// the live event stream is not cut by either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_and_trickling_connections_are_dropped_and_one_address_cannot_take_them_all() {
+    use tokio::io::AsyncWriteExt;
+    let broker = Broker::start();
+    let mut config = config(&broker.url(), no_database());
+    config.header_read_timeout_s = 1;
+    config.max_connections_per_client = 4;
+    let (dashboard, http) = start(config).await;
+
+    // The live stream, open throughout: it is a response being sent, not a request being read.
+    let mut sse = http.events(&[]).await;
+    sse.until(0, "event: snapshot").await;
+
+    // Three idle connections (with the stream, the address's four) ...
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(http.0).await.unwrap());
+    }
+    // ... so a fifth is closed as soon as it is accepted.
+    let mut fifth = tokio::net::TcpStream::connect(http.0).await.unwrap();
+    assert!(closed_within(&mut fifth, Duration::from_secs(2)).await, "a fifth connection from one address was kept");
+    // The idle ones are dropped once the head's time is up (1 s here; 10 s by default).
+    for socket in &mut idle {
+        assert!(closed_within(socket, Duration::from_secs(5)).await, "an idle connection was kept");
+    }
+    // A slow loris, one byte of its head a second, is dropped the same way.
+    let mut loris = tokio::net::TcpStream::connect(http.0).await.unwrap();
+    let started = tokio::time::Instant::now();
+    let mut dropped = false;
+    for byte in b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n".iter() {
+        if loris.write_all(&[*byte]).await.is_err() {
+            dropped = true;
+            break;
+        }
+        if closed_within(&mut loris, Duration::from_millis(400)).await {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "a slow loris kept its connection for {:?}", started.elapsed());
+    // Room again, and the stream still flows.
+    assert_eq!(http.get("/healthz", &[]).await.status, 200);
+    let door = Topics::default().name(&Topic::Sensor { kind: protocol::SensorKind::Door, id: "back".into() });
+    let from = sse.seen.len();
+    let mut probe = Probe::connect(&broker.url(), "probe-idle").await.unwrap();
+    probe.publish(&door, "OPEN", true).await.unwrap();
+    sse.until(from, "back").await;
     dashboard.stop().await;
 }
 

@@ -1,0 +1,133 @@
+//! The web server's accept loop: the router on hyper, with the limits a server that shares a
+//! process with the alarm panel must keep (issue 19: 20 800 idle connections took `mqtt-home`'s
+//! every file handle, the panel could not save its state, the alarm's messages were 62 s late).
+//!
+//! - At most `max_connections` at once, and `max_connections_per_client` from one address; a
+//!   connection over either is closed as soon as it is accepted, so it never holds a handle.
+//! - A request's head must arrive within `header_read_timeout_s`, counted from when the server
+//!   waits for it: a client that connects and sends nothing, or sends a byte now and then (slow
+//!   loris), or leaves a kept-alive connection idle, is dropped then. A live event stream is not a
+//!   request being read and is not cut.
+//! - When accepting fails (the process is out of handles), the loop waits a moment rather than
+//!   spinning, and says so once.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use device_runtime::Shutdown;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::{Layer, ServiceExt};
+
+/// What the server allows; see the module's header.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub per_client: usize,
+    pub header_read: Duration,
+}
+
+/// Connections open per client address.
+#[derive(Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+impl PerClient {
+    /// Counts one more from `ip`, unless it already has `max`.
+    fn enter(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<ClientSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let n = open.entry(ip).or_default();
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { clients: self.clone(), ip })
+    }
+}
+
+/// One connection of a client, given back when it closes.
+struct ClientSlot {
+    clients: Arc<PerClient>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.clients.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets the open requests finish.
+pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: Shutdown) {
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let clients = Arc::new(PerClient::default());
+    let mut refused_since_said = 0u64;
+    let mut accept_failing = false;
+    let mut open = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.wait() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = open.join_next(), if !open.is_empty() => continue,
+        };
+        let (stream, client) = match accepted {
+            Ok(accepted) => {
+                accept_failing = false;
+                accepted
+            }
+            Err(e) => {
+                if !accept_failing {
+                    tracing::warn!("cannot accept a connection: {e}; trying again in 100 ms");
+                    accept_failing = true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let permit = connections.clone().try_acquire_owned().ok();
+        let slot = clients.enter(client.ip(), limits.per_client);
+        let (Some(permit), Some(slot)) = (permit, slot) else {
+            drop(stream);
+            refused_since_said += 1;
+            if refused_since_said == 1 || refused_since_said.is_power_of_two() {
+                tracing::warn!(
+                    "refused {refused_since_said} connections so far (at most {} at once, {} from one address; {client} \
+                     asked)",
+                    limits.max_connections,
+                    limits.per_client
+                );
+            }
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = axum::Extension(ConnectInfo(client)).layer(router.clone());
+        let service = hyper::service::service_fn(move |request| service.clone().oneshot(request));
+        let shutdown = shutdown.clone();
+        open.spawn(async move {
+            let _held = (permit, slot);
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read)
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = shutdown.wait() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    while open.join_next().await.is_some() {}
+}
