@@ -117,6 +117,11 @@ impl Device for DashboardDevice {
         Vec::new()
     }
 
+    fn on_disconnected(&mut self, _now: Timestamp) -> Vec<Act<()>> {
+        self.shared.connected.store(false, Ordering::Relaxed);
+        Vec::new()
+    }
+
     fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
         let mut home = self.shared.home.lock().unwrap_or_else(|e| e.into_inner());
         match home.apply(&topic, payload, now) {

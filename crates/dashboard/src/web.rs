@@ -10,7 +10,7 @@
 //! | `POST /api/panel` | `{"action":"disarm","code":"1234"}` → a `PanelCommand` on the panel's set topic |
 //! | `POST /api/lights/{id}` | `{"state":"ON","brightness":40,"color_temp_k":2700}` → a `LightCommand` |
 //! | `GET /login`, `POST /login`, `POST /logout` | the login, when one is configured |
-//! | `GET /healthz` | 200 once the broker was reached, for a compose health check |
+//! | `GET /healthz` | 200 while the broker is reached, 503 while it is not |
 //!
 //! Every POST needs the CSRF token the page was served with, in the `x-csrf-token` header (403
 //! without it). Errors are JSON `{"error":"…"}` with a sentence that says what to do. A PIN is
@@ -221,6 +221,14 @@ impl AppState {
     }
 
     fn send(&self, command: Command) -> Response {
+        // Not "sent" while the broker is gone: a command queued now could go out minutes later, when
+        // nobody at the keypad expects it any more.
+        if !self.shared.connected() {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the broker is not reachable: nothing was sent; try again when the page says live",
+            );
+        }
         match self.commands.try_send(command) {
             Ok(()) => (StatusCode::ACCEPTED, Json(json!({ "sent": true }))).into_response(),
             Err(mpsc::error::TrySendError::Full(_)) => {
@@ -344,7 +352,7 @@ async fn healthz(State(app): State<App>) -> Response {
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "starting", "error": "the broker was not reached yet" })),
+            Json(json!({ "status": "unavailable", "error": "the broker is not reachable (or not yet)" })),
         )
             .into_response()
     }

@@ -360,6 +360,42 @@ async fn idle_and_trickling_connections_are_dropped_and_one_address_cannot_take_
     dashboard.stop().await;
 }
 
+/// Issue 19, low: `/healthz` said ok 35 s after the broker died, and a panel command was answered
+/// `{"sent":true}` though it was never delivered. While the broker is gone, both are 503; when it
+/// is back, both work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_broker_is_gone_the_dashboard_says_so_and_sends_nothing() {
+    let Some(mut mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let (dashboard, http) = start(config(&mosquitto.url(), no_database())).await;
+    let csrf = http.csrf(&[]).await;
+    let h = [("x-csrf-token", csrf.as_str())];
+    let status_until = |want: u16| {
+        let http = &http;
+        async move {
+            let deadline = tokio::time::Instant::now() + WITHIN;
+            loop {
+                let status = http.get("/healthz", &[]).await.status;
+                if status == want {
+                    return;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "/healthz stayed {status}, not {want}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    mosquitto.stop();
+    status_until(503).await;
+    let refused = http.post("/api/panel", &h, r#"{"action":"arm_away"}"#).await;
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.body.contains("nothing was sent"), "{}", refused.body);
+    assert_eq!(http.post("/api/lights/hall", &h, r#"{"state":"ON"}"#).await.status, 503);
+
+    mosquitto.restart().unwrap();
+    status_until(200).await;
+    assert_eq!(http.post("/api/panel", &h, r#"{"action":"arm_away"}"#).await.status, 202);
+    dashboard.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_is_read_from_the_recorders_file_or_is_unavailable_with_a_reason() {
     let broker = Broker::start();

@@ -183,6 +183,8 @@ pub enum Inbound {
     /// A message over `max_payload_bytes`, read and dropped; sent only to a daemon that
     /// acknowledges by itself, which owes it an ack in its turn.
     Oversized { topic: String, size: usize, ack: Ack },
+    /// The connection was lost; the link is trying again (a `Connected` follows when it is back).
+    Disconnected,
 }
 
 /// The acknowledgement a message is owed, for a daemon that acknowledges messages itself.
@@ -722,6 +724,9 @@ impl Driver {
                 Ok(_) => {}
                 Err(_) if shutdown.is_triggered() => break,
                 Err(error) => {
+                    if connected {
+                        let _ = self.tx.send(Inbound::Disconnected).await;
+                    }
                     connected = false;
                     // Acks owed by this connection are void from now on (see `Publisher::ack`).
                     self.progress.connection.fetch_add(1, Ordering::SeqCst);

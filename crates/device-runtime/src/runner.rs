@@ -94,6 +94,12 @@ pub trait Device: Send {
         Vec::new()
     }
 
+    /// The connection to the broker was lost (the link reconnects by itself; `on_connected`
+    /// follows). What the device has published meanwhile waits in the link.
+    fn on_disconnected(&mut self, _now: Timestamp) -> Vec<Act<Self::Job>> {
+        Vec::new()
+    }
+
     /// A message on one of the subscribed topics, its topic already parsed.
     fn on_message(&mut self, _topic: Topic, _payload: &[u8], _now: Timestamp) -> Vec<Act<Self::Job>> {
         Vec::new()
@@ -182,6 +188,7 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
                     device.on_received(&topics, received, Timestamp::now())
                 }
                 Some(Inbound::Oversized { topic, size, ack }) => device.on_oversized(&topic, size, ack, Timestamp::now()),
+                Some(Inbound::Disconnected) => device.on_disconnected(Timestamp::now()),
             },
         };
         perform(&mut device, &publisher, acts).await;

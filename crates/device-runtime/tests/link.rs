@@ -174,6 +174,7 @@ async fn a_poison_message_costs_one_log_line_not_the_connection() {
         while let Some(inbound) = link.inbox.recv().await {
             match inbound {
                 Inbound::Connected { .. } => reconnects += 1,
+                Inbound::Disconnected => {}
                 Inbound::Oversized { .. } => panic!("only a daemon with manual acks hears of an oversized message"),
                 Inbound::Message { topic, payload, .. } => {
                     assert_ne!(topic, "test/poison", "an oversized message reached the daemon");

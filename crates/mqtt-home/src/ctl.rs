@@ -52,7 +52,7 @@ impl Session {
         loop {
             match tokio::time::timeout_at(deadline, self.link.inbox.recv()).await {
                 Ok(Some(Inbound::Message { topic, payload, .. })) => return Some((topic, payload)),
-                Ok(Some(Inbound::Connected { .. } | Inbound::Oversized { .. })) => continue,
+                Ok(Some(Inbound::Connected { .. } | Inbound::Oversized { .. } | Inbound::Disconnected)) => continue,
                 Ok(None) | Err(_) => return None,
             }
         }
