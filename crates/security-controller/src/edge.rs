@@ -277,13 +277,13 @@ fn to_input(topics: &Topics, parsed: Topic, payload: &[u8]) -> Option<Incoming> 
                 );
                 Some(Incoming::Command(command))
             }
-            // Decode errors of panel commands never quote the payload: it may hold a PIN.
+            // Decode errors of panel commands never quote the payload: it may hold a PIN. The
+            // sender is answered with a refusal event, as for a wrong code.
             Err(e) => {
                 let topic = topics.name(&Topic::PanelSet);
-                tracing::warn!(
-                    "ignored a message on {topic}: {e}; send {{\"action\":\"DISARM\",\"code\":\"…\"}} or a bare ARM_AWAY"
-                );
-                None
+                let how = "send {\"action\":\"DISARM\",\"code\":\"<PIN>\"} (the code as a string) or a bare ARM_AWAY";
+                tracing::warn!("refused a message on {topic}: {e}; {how}");
+                Some(Incoming::Input(Input::UnreadableCommand { error: format!("{e}; {how}") }))
             }
         },
         _ => None,

@@ -177,6 +177,11 @@ pub enum Input {
         id: String,
         error: String,
     },
+    /// A message on the command topic that cannot be read (`error` says why, never quoting it:
+    /// it may hold a PIN): refused with an event, as a wrong code is, so whoever sent it is told.
+    UnreadableCommand {
+        error: String,
+    },
     /// A zero-length retained publish on a sensor's topic: how MQTT takes a device out.
     SensorCleared {
         kind: SensorKind,
@@ -385,13 +390,20 @@ impl Panel {
             | Input::Unreadable { id, .. }
             | Input::SensorCleared { id, .. }
             | Input::Availability { id, .. } => Some(id.clone()),
-            Input::Tick | Input::Command(_) | Input::Saved(_) => None,
+            Input::Tick | Input::Command(_) | Input::UnreadableCommand { .. } | Input::Saved(_) => None,
         };
         match input {
             Input::Tick => {}
             Input::Command(command) => self.command(config, command, now, &mut events),
             Input::Sensor { kind, id, state } => self.sensor(config, kind, id, state, now, &mut events),
             Input::Unreadable { kind, id, error } => self.unreadable(kind, id, &error, now, &mut events),
+            Input::UnreadableCommand { error } => events.push(
+                PanelEventKind::CodeRefused,
+                None,
+                None,
+                vec![],
+                format!("a command it could not read was refused: {error}"),
+            ),
             Input::SensorCleared { kind, id } => self.cleared(config, kind, &id, now, &mut events),
             Input::Availability { id, online } => self.availability(config, &id, online, now, &mut events),
             Input::Saved(outcome) => self.saved_outcome(outcome, now, &mut events),

@@ -456,6 +456,20 @@ async fn garbage_on_every_topic_is_ignored_and_the_panel_stays_intact(url: Strin
     let unreadable =
         |p: &[u8]| PanelEvent::decode(p).is_ok_and(|e| e.message.starts_with("unreadable readings from front"));
     home.probe.expect(EVENTS, unreadable, WITHIN).await.unwrap();
+    // A command that cannot be read (`"code":1234`, a number) is refused with an event, as a
+    // wrong code is (issue 19: it was only a log line), and the event never quotes it.
+    let refusals = |seen: Vec<Vec<u8>>| -> Vec<String> {
+        seen.iter()
+            .filter_map(|p| PanelEvent::decode(p).ok())
+            .filter(|e| e.event == protocol::PanelEventKind::CodeRefused && e.message.contains("could not read"))
+            .map(|e| e.message)
+            .collect()
+    };
+    let refused = |p: &[u8]| !refusals(vec![p.to_vec()]).is_empty();
+    home.probe.expect(EVENTS, refused, WITHIN).await.unwrap();
+    for message in refusals(home.probe.seen(EVENTS)) {
+        assert!(!message.contains("1234"), "a refusal quoted the code: {message}");
+    }
     let troubled = |p: &[u8]| {
         PanelStatus::decode(p).is_ok_and(|s| {
             ["front", "hall-motion", "kitchen-window"].iter().all(|id| s.troubles.contains(&id.to_string()))
