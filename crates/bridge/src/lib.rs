@@ -508,6 +508,18 @@ impl Bridge {
                             device.source
                         );
                     }
+                    // The panel is told too, on the sensor's own topic, as it would be by a sensor of
+                    // the home that sent something unreadable: a trouble, not only a log line here.
+                    // Not retained: the last reading the broker holds stays the last good one.
+                    if let Some(kind) = device.kind.sensor() {
+                        let unreadable = serde_json::json!({
+                            "unreadable": format!("{:?} {} on {topic}: {e}", device.profile, device.source),
+                            "device_id": device.id,
+                            "ts": now,
+                        });
+                        let topic = self.topics.name(&Topic::Sensor { kind, id: device.id.clone() });
+                        acts.push(Act::Foreign { topic, payload: unreadable.to_string().into_bytes(), retain: false });
+                    }
                 }
             }
         }
@@ -777,7 +789,17 @@ mod tests {
             readings.iter().map(|r| (r.device_id.as_str(), r.state)).collect::<Vec<_>>(),
             [("front", SensorState::Open), ("hall", SensorState::Motion)]
         );
-        assert!(bridge.translate("zigbee2mqtt/multi", b"garbage", Timestamp(6)).is_empty());
+        // Garbage: no reading, but each sensor's topic says it was unreadable (the panel's trouble).
+        let acts = bridge.translate("zigbee2mqtt/multi", b"garbage", Timestamp(6));
+        assert!(device_runtime::runner::published::<SensorReading, ()>(&acts).is_empty());
+        let unreadable: Vec<&str> = acts
+            .iter()
+            .filter_map(|a| match a {
+                Act::Foreign { topic, retain: false, .. } => Some(topic.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(unreadable, ["home/security/door/front", "home/security/motion/hall"]);
         assert_eq!(bridge.warned.len(), 2);
     }
 }

@@ -59,12 +59,16 @@ async fn foreign_devices_become_the_homes_readings(url: String) {
     let sunset = |p: &[u8]| CircadianReading::decode(p).is_ok_and(|r| r.phase.as_str() == "sunset");
     probe.expect("home/lights/circadian_rhythm", sunset, WITHIN).await.unwrap();
 
-    // What a profile cannot read changes nothing, and the bridge goes on.
+    // What a profile cannot read is said on the sensor's topic as unreadable (the panel makes it
+    // a trouble), never as a reading; and the bridge goes on.
     let before = probe.count("home/security/door/front");
     probe.publish("zigbee2mqtt/front_door", "garbage", false).await.unwrap();
     probe.publish("zigbee2mqtt/front_door", r#"{"contact":false}"#, false).await.unwrap();
     probe.expect_after(before, "home/security/door/front", reading(SensorState::Open), WITHIN).await.unwrap();
-    assert_eq!(probe.count("home/security/door/front"), before + 1, "garbage became a reading");
+    let after: Vec<Vec<u8>> = probe.seen("home/security/door/front").split_off(before);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(SensorReading::decode(&after[0]).is_err(), "garbage became a reading");
+    assert!(String::from_utf8_lossy(&after[0]).contains("unreadable"), "{:?}", String::from_utf8_lossy(&after[0]));
     bridge.stop().await;
 }
 on_both_brokers!(foreign_readings, super::foreign_devices_become_the_homes_readings);
@@ -95,6 +99,12 @@ async fn a_zigbee2mqtt_door_trips_the_armed_panel(url: String) {
     probe.publish("zigbee2mqtt/front_door", r#"{"contact":true}"#, true).await.unwrap();
     probe.expect("home/security/door/front", reading(SensorState::Closed), WITHIN).await.unwrap();
     probe.publish("home/security/panel/set", "ARM_AWAY", false).await.unwrap();
+    probe.expect("home/security/status", state("armed_away"), WITHIN).await.unwrap();
+    // A contact the profile cannot read (a string, not a boolean): a trouble on the panel
+    // (issue 19: it was one bridge log line), and the panel stays armed.
+    probe.publish("zigbee2mqtt/front_door", r#"{"contact":"false"}"#, false).await.unwrap();
+    let in_trouble = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.troubles.contains(&"front".to_string()));
+    probe.expect("home/security/status", in_trouble, WITHIN).await.unwrap();
     probe.expect("home/security/status", state("armed_away"), WITHIN).await.unwrap();
     probe.publish("zigbee2mqtt/front_door", r#"{"contact":false,"battery":97}"#, true).await.unwrap();
     probe.expect("home/security/status", state("triggered"), WITHIN).await.unwrap();
