@@ -45,6 +45,10 @@ cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
 find /usr/local/share/ca-certificates /usr/share/ca-certificates -maxdepth 1 -name '*.crt' \
   -exec cp {} "$root/usr/local/share/ca-certificates/" \;
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# Every installed machine has these; debootstrap does not write them (without /etc/hosts,
+# `localhost` is left to DNS, and chromedriver cannot reach the browser it started).
+cp /etc/hosts "$root/etc/hosts"
+cp /etc/hostname "$root/etc/hostname" 2>/dev/null || true
 # The Rust toolchain, nothing else of ~/.cargo (no registry cache).
 toolchain="$(rustup show active-toolchain | cut -d' ' -f1)"
 mkdir -p "$root/root/.rustup/toolchains" "$root/root/.cargo/bin"
