@@ -21,6 +21,7 @@ cleanup() {
   for m in dev/pts dev proc sys/fs/cgroup sys run tmp; do
     mountpoint -q "$root/$m" && umount -l "$root/$m" || true
   done
+  mountpoint -q "$root" && umount -l "$root" || true
 }
 trap cleanup EXIT
 cleanup
@@ -57,6 +58,9 @@ cp -a "$HOME/.rustup/settings.toml" "$root/root/.rustup/" 2>/dev/null || true
 cp -a "$HOME/.cargo/bin/." "$root/root/.cargo/bin/"
 git clone -q "$top" "$root/root/mqtt-home"
 
+# The root a mount point of its own, as a machine's is: podman's storage remounts / (in a plain
+# chroot that fails with "remount /: invalid argument").
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
