@@ -18,10 +18,9 @@ say() { echo "scripts/fresh-machine.sh: $*" >&2; }
 [ "$(id -u)" = 0 ] || { say "needs root (chroot, mounts)"; exit 1; }
 
 cleanup() {
-  for m in dev/pts dev proc sys/fs/cgroup sys run tmp; do
-    mountpoint -q "$root/$m" && umount -l "$root/$m" || true
-  done
-  mountpoint -q "$root" && umount -l "$root" || true
+  # Everything mounted at or below the root (podman's overlays too), deepest first.
+  awk -v r="$root" '$2 == r || index($2, r "/") == 1 { print $2 }' /proc/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 cleanup
