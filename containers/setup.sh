@@ -7,7 +7,7 @@
 #   CONTAINERS_CONF=... PODMAN_COMPOSE=... ; "$PODMAN_COMPOSE" up -d ...
 #
 # What it does, each step skipped when already done:
-#   1. apt-get install podman runc netavark aardvark-dns debootstrap (apt-get update first, only
+#   1. apt-get install podman runc netavark aardvark-dns iptables debootstrap (apt-get update first, only
 #      when one is missing);
 #   2. writes containers.conf (runc, rlimits this machine allows) and podman-compose 1.6 in a venv
 #      (Debian's 1.0.3 mishandles profiles, `!override` and exec-form healthchecks);
@@ -51,6 +51,9 @@ command -v runc >/dev/null 2>&1 || missing+=(runc)
 [ -x /usr/lib/podman/netavark ] || missing+=(netavark)
 [ -x /usr/lib/podman/aardvark-dns ] || missing+=(aardvark-dns)
 command -v debootstrap >/dev/null 2>&1 || [ -x /usr/sbin/debootstrap ] || missing+=(debootstrap)
+# netavark sets up the compose network with iptables, which it does not depend on (a fresh Debian
+# machine: "netavark: No such file or directory" at the first `up`).
+command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ] || missing+=(iptables)
 command -v strip >/dev/null 2>&1 || missing+=(binutils)
 /usr/bin/python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
