@@ -64,6 +64,12 @@ fleet devices="10000" *flags:
 bench-notify *flags:
     cargo bench -p bench --bench notify -- {{flags}}
 
+# Siren latency with the dashboard under attack (idle-socket flood, parallel-login storm), mqtt-home's files and memory, issue 19
+[group('develop')]
+bench-attack *flags:
+    cargo build --release -p mqtt-home
+    cargo bench -p bench --bench attack -- {{flags}}
+
 # Door opening -> Home Assistant's state API, p50 over 100 openings (needs `bash ha/install.sh`)
 [group('develop')]
 bench-ha *flags:

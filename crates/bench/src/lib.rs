@@ -32,6 +32,7 @@
 
 pub mod adapter;
 mod armed;
+pub mod attack;
 pub mod home_assistant;
 pub mod ingest;
 mod latency;

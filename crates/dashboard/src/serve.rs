@@ -4,6 +4,10 @@
 //!
 //! - At most `max_connections` at once, and `max_connections_per_client` from one address; a
 //!   connection over either is closed as soon as it is accepted, so it never holds a handle.
+//! - At `max_connections`, a new connection first makes room by closing the oldest one that has
+//!   not yet sent a whole request: connections that say nothing cannot keep a visitor out, even
+//!   from many addresses. Only when every open connection has been served (a page, its event
+//!   stream) is the new one refused.
 //! - A request's head must arrive within `header_read_timeout_s`, counted from when the server
 //!   waits for it: a client that connects and sends nothing, or sends a byte now and then (slow
 //!   loris), or leaves a kept-alive connection idle, is dropped then. A live event stream is not a
@@ -11,8 +15,9 @@
 //! - When accepting fails (the process is out of handles), the loop waits a moment rather than
 //!   spinning, and says so once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,7 +26,7 @@ use axum::extract::ConnectInfo;
 use device_runtime::Shutdown;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tower::{Layer, ServiceExt};
 
 /// What the server allows; see the module's header.
@@ -67,10 +72,59 @@ impl Drop for ClientSlot {
     }
 }
 
+/// One open connection, as the accept loop sees it.
+#[derive(Default)]
+struct Connection {
+    /// A whole request head has arrived on it (it is a client, not a socket held open).
+    served: AtomicBool,
+    /// Told to close, to make room for a new one.
+    evict: Notify,
+}
+
+/// The open connections, oldest first.
+#[derive(Default)]
+struct Open(Mutex<VecDeque<std::sync::Weak<Connection>>>);
+
+impl Open {
+    fn add(&self) -> Arc<Connection> {
+        let connection = Arc::new(Connection::default());
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push_back(Arc::downgrade(&connection));
+        connection
+    }
+
+    /// Tells the oldest connection that has sent no whole request to close; whether there was one.
+    fn evict_oldest_silent(&self) -> bool {
+        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|c| c.strong_count() > 0);
+        let silent = open.iter().position(|c| c.upgrade().is_some_and(|c| !c.served.load(Ordering::Relaxed)));
+        match silent.and_then(|i| open.remove(i)).and_then(|c| c.upgrade()) {
+            Some(connection) => {
+                connection.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection slot: one at once free, or one made free by closing a silent connection.
+async fn make_room(connections: &Arc<Semaphore>, open: &Open) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(permit) = connections.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    if !open.evict_oldest_silent() {
+        return None;
+    }
+    // The evicted connection's task gives its permit back as it ends: at once, unless the
+    // runtime is very busy.
+    tokio::time::timeout(Duration::from_millis(200), connections.clone().acquire_owned()).await.ok()?.ok()
+}
+
 /// Serves `router` on `listener` until `shutdown`, then lets the open requests finish.
 pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: Shutdown) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let clients = Arc::new(PerClient::default());
+    let tracked = Open::default();
     let mut refused_since_said = 0u64;
     let mut accept_failing = false;
     let mut open = tokio::task::JoinSet::new();
@@ -94,8 +148,11 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
                 continue;
             }
         };
-        let permit = connections.clone().try_acquire_owned().ok();
         let slot = clients.enter(client.ip(), limits.per_client);
+        let permit = match slot {
+            Some(_) => make_room(&connections, &tracked).await,
+            None => None,
+        };
         let (Some(permit), Some(slot)) = (permit, slot) else {
             drop(stream);
             refused_since_said += 1;
@@ -110,8 +167,13 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             continue;
         };
         let _ = stream.set_nodelay(true);
+        let this = tracked.add();
         let service = axum::Extension(ConnectInfo(client)).layer(router.clone());
-        let service = hyper::service::service_fn(move |request| service.clone().oneshot(request));
+        let on_request = this.clone();
+        let service = hyper::service::service_fn(move |request| {
+            on_request.served.store(true, Ordering::Relaxed);
+            service.clone().oneshot(request)
+        });
         let shutdown = shutdown.clone();
         open.spawn(async move {
             let _held = (permit, slot);
@@ -122,6 +184,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
+                () = this.evict.notified() => {}
                 () = shutdown.wait() => {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;

@@ -360,6 +360,59 @@ async fn idle_and_trickling_connections_are_dropped_and_one_address_cannot_take_
     dashboard.stop().await;
 }
 
+/// Issue 19, finding 3, from many addresses: silent connections from as many addresses as the
+/// global cap allows kept every visitor out until their head's time ran out. Now a new connection
+/// at the cap closes the oldest silent one; connections that were served (a live event stream)
+/// are never closed for it, and when every open one was served the new one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_cap_a_visitor_gets_in_by_closing_the_oldest_silent_connection() {
+    let broker = Broker::start();
+    let mut config = config(&broker.url(), no_database());
+    config.max_connections = 4;
+    config.max_connections_per_client = 4;
+    let (dashboard, http) = start(config).await;
+    let from = |n: u8| async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, n], 0))).unwrap();
+        socket.connect(http.0).await.unwrap()
+    };
+
+    // One live stream (served), then silent sockets from three other addresses fill the cap.
+    let mut sse = http.events(&[]).await;
+    sse.until(0, "event: snapshot").await;
+    let mut silent = Vec::new();
+    for n in 2..5 {
+        silent.push(from(n).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A visitor gets its answer; the oldest silent socket was closed for it, the others kept.
+    assert_eq!(http.get("/healthz", &[]).await.status, 200, "a visitor at the cap");
+    assert!(closed_within(&mut silent[0], Duration::from_secs(2)).await, "the oldest silent socket was kept");
+    for socket in &mut silent[1..] {
+        assert!(!closed_within(socket, Duration::from_millis(300)).await, "a newer silent socket was closed");
+    }
+    drop(silent);
+
+    // Every slot served (four live streams): a fifth connection is refused, the streams stay.
+    let mut streams = vec![sse];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..3 {
+        let mut stream = http.events(&[]).await;
+        stream.until(0, "event: snapshot").await;
+        streams.push(stream);
+    }
+    let mut fifth = from(9).await;
+    assert!(closed_within(&mut fifth, Duration::from_secs(2)).await, "a fifth connection with every slot served");
+    let door = Topics::default().name(&Topic::Sensor { kind: protocol::SensorKind::Door, id: "back".into() });
+    let mut probe = Probe::connect(&broker.url(), "probe-cap").await.unwrap();
+    probe.publish(&door, "OPEN", true).await.unwrap();
+    for stream in &mut streams {
+        let seen = stream.seen.len();
+        stream.until(seen, "back").await;
+    }
+    dashboard.stop().await;
+}
+
 /// Issue 19, low: `/healthz` said ok 35 s after the broker died, and a panel command was answered
 /// `{"sent":true}` though it was never delivered. While the broker is gone, both are 503; when it
 /// is back, both work again.

@@ -85,6 +85,22 @@ impl HomeConfig {
         Ok(config)
     }
 
+    /// How many daemons this home runs.
+    pub fn daemon_count(&self) -> usize {
+        let lists = self.bulbs.len() + self.motion_sensors.len() + self.door_sensors.len() + self.window_sensors.len();
+        let single = [
+            self.circadian_sensor,
+            self.light_controller,
+            self.security_controller,
+            self.siren,
+            self.recorder,
+            self.dashboard,
+            self.bridge,
+            self.notifier,
+        ];
+        lists + single.iter().filter(|on| **on).count()
+    }
+
     /// Nothing happens at random: no circadian cycle, no motion sensors, contacts that only move
     /// when told. What scenarios want: they play those sensors themselves. The home's own log is
     /// left alone too: no recorder, no dashboard.
@@ -210,8 +226,21 @@ impl Daemons {
         }
         let mut dashboard_url = None;
         if home.dashboard {
-            let c: dashboard::Config = connection.config(None)?;
+            let mut c: dashboard::Config = connection.config(None)?;
             device_ids.push(c.mqtt.id.clone());
+            // Its clients share this process's open files with every daemon: leave them theirs.
+            if let Some(limit) = crate::open_files::raise() {
+                let share = crate::open_files::dashboard_share(c.max_connections, limit, home.daemon_count());
+                if share < c.max_connections {
+                    tracing::warn!(
+                        "dashboard: max_connections = {} lowered to {share}: this process may open {limit} files \
+                         and the daemons need the rest (raise the hard limit: ulimit -Hn, or LimitNOFILE= in systemd)",
+                        c.max_connections
+                    );
+                    c.max_connections = share;
+                    c.max_connections_per_client = c.max_connections_per_client.min(share);
+                }
+            }
             dashboard_url = Some(format!("http://{}", c.listen));
             starts.push(("dashboard".into(), Box::new(move |s| Box::pin(dashboard::run(c, s)))));
         }
@@ -302,5 +331,20 @@ impl QuietHome {
     /// Stops the home on SIGINT or SIGTERM too.
     pub fn stop_on_signals(&self) {
         self.shutdown.trigger_on_signals();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_home_runs_sixteen_daemons_and_a_quiet_one_fewer() {
+        let mut home = HomeConfig::default();
+        // 2 bulbs, 2 motion, 2 door, 2 window sensors, and the eight single daemons.
+        assert_eq!(home.daemon_count(), 16);
+        home.quiet();
+        // No circadian sensor, recorder, dashboard or motion sensors.
+        assert_eq!(home.daemon_count(), 11);
     }
 }

@@ -7,4 +7,5 @@ pub mod ctl;
 pub mod fleet;
 pub mod history;
 pub mod home;
+pub mod open_files;
 pub mod scenario;

@@ -53,7 +53,10 @@ fn main() -> ExitCode {
         device_runtime::logging::init_quiet(args.common.log_format);
     }
     if runs_the_home {
-        raise_open_files_limit();
+        // One process, one table of open files: see `open_files`.
+        if let Some(limit) = mqtt_home::open_files::raise() {
+            tracing::debug!("open files: the soft limit is {limit}");
+        }
     }
     // The whole home runs in this process: two workers, one per core of a small machine.
     device_runtime::daemon::block_on("mqtt-home", 2, dispatch(args.common, command))
@@ -257,30 +260,3 @@ async fn notify_test(mqtt: &device_runtime::MqttConfig, source: ConfigSource) ->
     }
     Ok(())
 }
-
-/// The whole home shares one process, so one table of open files: the panel's state file, the
-/// recorder's database, every daemon's connection and the dashboard's clients. The soft limit
-/// (often 1024) is raised to the hard one, so that a flood of web clients (which the dashboard
-/// bounds: max_connections) leaves the panel the handles it needs.
-#[cfg(unix)]
-#[allow(unsafe_code)]
-fn raise_open_files_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit read and write this process's limit through a struct we own.
-    let raised = unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max && {
-            let soft = limit.rlim_cur;
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 || {
-                limit.rlim_cur = soft;
-                false
-            }
-        }
-    };
-    if raised {
-        tracing::debug!("open files: the soft limit raised to {}", limit.rlim_cur);
-    }
-}
-
-#[cfg(not(unix))]
-fn raise_open_files_limit() {}

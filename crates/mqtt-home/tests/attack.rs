@@ -4,6 +4,14 @@
 //! 1. An alarm that reached nobody: anyone who can publish on one sensor topic (or one flaky
 //!    sensor) made troubles until the notifier's budget was spent, and the break-in that followed
 //!    was "over 10 a minute, not sent". Ten bare `ARM_HOME` commands while armed did the same.
+//! 3. Idle sockets took the whole home down: idle connections to the dashboard inside
+//!    `mqtt-home` used every file the process may open, and the panel could no longer save its
+//!    state ("Too many open files"). (The dashboard's own limits are tested in its crate; this is
+//!    the same flood against the whole home.)
+//!
+//! Findings 2, 5 and 6 and the low ones are tested where they live: `dashboard/tests/http.rs`
+//! (parallel logins, connection limits, Host/Origin, ids), `dashboard/tests/browser.rs` (odd ids in
+//! the page), `tests/forget.rs` (finding 4), `tests/fuzz.rs`, and the crates' unit tests.
 
 mod common;
 
@@ -12,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::{Running, WITHIN, mqtt};
 use notifier::{ChannelConfig, Destination, Preset};
 use protocol::{PanelStatus, Payload};
-use security_controller::config::{ModeDelays, PanelConfig};
+use security_controller::config::{ModeDelays, PanelConfig, SensorConfig, Zone};
 use testkit::{Probe, wait_for, webhook_receiver};
 use tokio::net::TcpListener;
 
@@ -102,4 +110,167 @@ async fn twelve_junk_readings_do_not_silence_the_alarm() {
 async fn ten_arming_commands_do_not_silence_the_alarm() {
     let flood: Vec<_> = (0..10).map(|_| ("home/security/panel/set".to_string(), "ARM_HOME")).collect();
     the_break_in_is_told_after(&flood).await;
+}
+
+/// Finding 3, against the whole home: `mqtt-home` started with the usual soft limit of 1024 open
+/// files, 3 000 idle connections to its dashboard from as many addresses; the panel still saves its
+/// state, the siren still sounds, a new visitor still gets an answer, and the process holds a
+/// bounded number of files. Before the fix the dashboard took every file the process could open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sockets_on_the_dashboard_leave_the_panel_its_files() {
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    const SOCKETS: usize = 3_000;
+    let own_limit = raise_own_open_files();
+    assert!(own_limit > SOCKETS as u64 + 200, "this test needs {} open files, it may have {own_limit}", SOCKETS + 200);
+    let dir = tempfile::tempdir().unwrap();
+    let dashboard = std::net::SocketAddr::from(([127, 0, 0, 1], testkit::free_port()));
+    let config_dir = whole_home_config(dir.path(), dashboard);
+    let mut probe = Probe::connect(&mosquitto.url(), "probe-flood").await.unwrap();
+    probe.subscribe("home/security/status").await.unwrap();
+    probe.subscribe("home/control/alarm").await.unwrap();
+    let mut home = spawn_with_soft_limit(
+        std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-home"))
+            .args(["--broker", &mosquitto.url(), "run", "--config-dir"])
+            .arg(&config_dir)
+            .current_dir(dir.path())
+            .stdout(std::fs::File::create(dir.path().join("home.log")).unwrap())
+            .stderr(std::fs::File::create(dir.path().join("home.err")).unwrap()),
+        1024,
+    );
+    let state = |want: &'static str| move |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == want);
+    probe.expect("home/security/status", state("disarmed"), WITHIN).await.unwrap();
+    let up = Instant::now();
+    while healthz(dashboard).await.is_err() {
+        assert!(up.elapsed() < WITHIN, "the dashboard never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The flood: every socket from an address of its own, held open and sending nothing.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut held = Vec::with_capacity(SOCKETS);
+    for n in 0..SOCKETS {
+        let mut stopped = stopped.clone();
+        let from =
+            std::net::Ipv4Addr::new(127, 10 + (n / 62_500) as u8, (n / 250 % 250) as u8 + 1, (n % 250) as u8 + 1);
+        held.push(tokio::spawn(async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind((from, 0).into()).unwrap();
+            if let Ok(mut socket) = socket.connect(dashboard).await {
+                let mut byte = [0u8; 1];
+                tokio::select! {
+                    _ = tokio::io::AsyncReadExt::read(&mut socket, &mut byte) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let files = std::fs::read_dir(format!("/proc/{}/fd", home.id())).unwrap().count();
+
+    // Under the flood: arming is saved, the window sounds the siren, a visitor gets /healthz.
+    let state_file = dir.path().join("panel.json");
+    probe.publish("home/security/panel/set", r#"{"action":"ARM_AWAY"}"#, false).await.unwrap();
+    probe.expect("home/security/status", state("armed_away"), WITHIN).await.unwrap();
+    let saved = async {
+        loop {
+            if std::fs::read_to_string(&state_file).is_ok_and(|t| t.contains("\"armed\"")) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(5), saved).await.is_err() {
+        let log = std::fs::read_to_string(dir.path().join("home.err")).unwrap_or_default();
+        panic!("the arming was not saved under the flood ({files} files open); the home's log:\n{log}");
+    }
+    let window = r#"{"state":"OPEN","device_id":"kitchen-window","ts":"2026-01-01T00:00:00.000Z"}"#;
+    probe.publish("home/security/window/kitchen-window", window, false).await.unwrap();
+    let on = |p: &[u8]| serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["state"] == "ON");
+    probe.expect("home/control/alarm", on, WITHIN).await.expect("the siren command under the flood");
+    let visitor = healthz(dashboard).await;
+    assert!(visitor.is_ok(), "a visitor got no answer under the flood: {visitor:?}");
+    assert!(files < 1024, "mqtt-home held {files} files under the flood of {SOCKETS}");
+    println!(
+        "{SOCKETS} idle sockets: mqtt-home held {files} files, saved the arming, sounded the siren, answered /healthz"
+    );
+
+    let _ = stop.send(true);
+    for socket in held {
+        let _ = socket.await;
+    }
+    assert!(testkit::terminate(&mut home, Duration::from_secs(10)), "mqtt-home did not stop on SIGTERM");
+}
+
+/// The shipped home's config, with a panel that arms and trips at once (the kitchen window is
+/// perimeter), its files in `dir`, and the dashboard on `dashboard` (loopback: no login).
+fn whole_home_config(dir: &std::path::Path, dashboard: std::net::SocketAddr) -> std::path::PathBuf {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+    let config_dir = dir.join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), config_dir.join(entry.file_name())).unwrap();
+    }
+    let home = std::fs::read_to_string(config_dir.join("home.toml")).unwrap();
+    let home = home.replace("security-controller.demo.toml", "security-controller.toml");
+    std::fs::write(config_dir.join("home.toml"), home).unwrap();
+    let mut panel = PanelConfig {
+        exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
+        entry_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
+        allow_demo_timings: true,
+        ..PanelConfig::default()
+    };
+    let perimeter = SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None };
+    panel.sensors.insert("kitchen-window".into(), perimeter);
+    let panel = security_controller::Config {
+        mqtt: device_runtime::MqttConfig::with_id("security-controller"),
+        state_file: dir.join("panel.json"),
+        panel,
+    };
+    std::fs::write(config_dir.join("security-controller.toml"), toml::to_string(&panel).unwrap()).unwrap();
+    let database = dir.join("mqtt-home.db");
+    let dashboard = format!("listen = \"{dashboard}\"\ndatabase = {database:?}\n[mqtt]\nid = \"dashboard\"\n");
+    std::fs::write(config_dir.join("dashboard.toml"), dashboard).unwrap();
+    let recorder = format!("database = {database:?}\n[mqtt]\nid = \"recorder\"\n");
+    std::fs::write(config_dir.join("recorder.toml"), recorder).unwrap();
+    config_dir
+}
+
+/// Starts `command` with its soft limit of open files at `soft` (the hard one left as it is).
+#[allow(unsafe_code)]
+fn spawn_with_soft_limit(command: &mut std::process::Command, soft: u64) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the closure calls only getrlimit and setrlimit, which are
+    // async-signal-safe, on a struct of its own.
+    unsafe {
+        command.pre_exec(move || {
+            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+                limit.rlim_cur = soft.min(limit.rlim_max);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+            }
+            Ok(())
+        });
+    }
+    command.spawn().expect("cannot start mqtt-home")
+}
+
+/// This process's soft limit of open files raised to the hard one; the limit now.
+fn raise_own_open_files() -> u64 {
+    mqtt_home::open_files::raise().unwrap_or(1024)
+}
+
+/// `GET /healthz` with a fresh connection from 127.0.0.1: its status line, within 5 s.
+async fn healthz(dashboard: std::net::SocketAddr) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut socket = tokio::net::TcpStream::connect(dashboard).await.map_err(|e| e.to_string())?;
+        let request = format!("GET /healthz HTTP/1.1\r\nHost: {dashboard}\r\nConnection: close\r\n\r\n");
+        socket.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+        let mut response = String::new();
+        socket.read_to_string(&mut response).await.map_err(|e| e.to_string())?;
+        let status = response.lines().next().unwrap_or_default().to_owned();
+        if status.contains(" 200 ") { Ok(status) } else { Err(format!("answered {status:?}")) }
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange).await.unwrap_or_else(|_| Err("no answer in 5 s".into()))
 }
