@@ -17,6 +17,10 @@
 //!    whenever one is limited (an attacker with a block of addresses), so that Argon2 runs as much
 //!    as the dashboard lets it. Also measured: `mqtt-home`'s resident memory at its peak.
 //!
+//! The attacker runs in this process on a thread of its own at nice 19 ([`Attacker`]), standing
+//! for a machine of its own: what it costs the home (accepting, closing, checking passwords) is
+//! measured, not what it costs the attacker to send it.
+//!
 //! The goal of issue 19: p50 and p99 under attack within 2× idle. A missed goal is printed as
 //! `MISSED`; a phase that measured nothing is a failure (non-zero exit).
 //!
@@ -45,7 +49,8 @@ use crate::percentile;
 
 const WINDOW: &str = "bench-window";
 const PIN: &str = "2580";
-const DASHBOARD_PASSWORD: &str = "correct horse battery staple";
+/// Digits only, so that the panel's own Argon2id hashing (default cost) makes its hash.
+const DASHBOARD_PASSWORD: &str = "8392017465";
 const WARM_UP: usize = 3;
 
 struct Options {
@@ -127,17 +132,18 @@ async fn phases(options: &Options, home: &mut Home) -> anyhow::Result<()> {
     let idle = home.intrusions(options.intrusions).await.context("idle")?;
     let idle_rss = home.rss_kib()?;
 
-    let flood = Flood::start(home.dashboard, options.sockets, options.connects_per_s);
+    let attacker = Attacker::start()?;
+    let flood = Flood::start(&attacker, home.dashboard, options.sockets, options.connects_per_s);
     let files = Sampler::start(home.pid(), open_files);
     // Let it fill what the dashboard holds before measuring.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let visitor = healthz(Ipv4Addr::new(127, 0, 0, 1), home.dashboard).await;
     let flooded = home.intrusions(options.intrusions).await.context("under the idle-socket flood")?;
-    let saved = home.state_file_says("armed_away");
+    let saved = home.state_file_says_armed_away();
     let flood_figures = flood.stop().await;
     let files_peak = files.stop().await;
 
-    let storm = Storm::start(home.dashboard, options.logins).await?;
+    let storm = Storm::start(&attacker, home.dashboard, options.logins).await?;
     let rss = Sampler::start(home.pid(), |pid| rss_kib(pid).ok());
     tokio::time::sleep(Duration::from_secs(1)).await;
     let stormed = home.intrusions(options.intrusions).await.context("under the login storm")?;
@@ -162,7 +168,8 @@ async fn phases(options: &Options, home: &mut Home) -> anyhow::Result<()> {
         files_peak.map_or("?".into(), |n| n.to_string()),
         idle_files.map_or("?".into(), |n| n.to_string()),
     );
-    println!("  flood: a new visitor's GET /healthz: {visitor}; the panel's state file after arming: {saved}");
+    let said = saved.as_ref().unwrap_or_else(|e| e);
+    println!("  flood: a new visitor's GET /healthz: {visitor}; the panel's state file after arming: {said}");
     println!(
         "  storm: {} logins answered ({} × 401 checked, {} × 429 limited, {} other) from {} addresses in {:.1} s",
         storm_figures.answered(),
@@ -178,8 +185,8 @@ async fn phases(options: &Options, home: &mut Home) -> anyhow::Result<()> {
         rss_peak.unwrap_or(0) / 1024,
         rss_after / 1024
     );
-    if !saved.starts_with("armed_away") {
-        bail!("the panel's state file did not show the arming under the flood: {saved}");
+    if let Err(e) = saved {
+        bail!("the panel's state file did not show the arming under the flood: {e}");
     }
     if storm_figures.checked == 0 {
         bail!("the storm had no login checked: it measured nothing");
@@ -244,7 +251,10 @@ impl Home {
         // From here on, dropping `home` stops mqtt-home.
         let mut home = Home { child, log, state_file, dashboard, names, window, watch, keypad, sensor, sensor_task };
         home.await_state(PanelState::Disarmed).await?;
-        home.close_window().await?;
+        // A window the panel has never seen: its first reading may bring no status (nothing
+        // changed); arming checks it.
+        home.sense(SensorState::Closed).await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         Ok(home)
     }
 
@@ -270,11 +280,18 @@ impl Home {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    fn state_file_says(&self, state: &str) -> String {
+    /// Whether the panel's state file says armed away (the panel could write it), in words.
+    fn state_file_says_armed_away(&self) -> Result<String, String> {
         match std::fs::read_to_string(&self.state_file) {
-            Ok(text) if text.contains(&format!("\"{state}\"")) => format!("{state} (written)"),
-            Ok(text) => format!("not {state}: {}", text.chars().take(120).collect::<String>()),
-            Err(e) => format!("unreadable: {e}"),
+            Ok(text) => {
+                let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+                if compact.contains(r#""arm":{"state":"armed","mode":"away""#) {
+                    Ok("armed away (written)".into())
+                } else {
+                    Err(format!("not armed away: {}", compact.chars().take(120).collect::<String>()))
+                }
+            }
+            Err(e) => Err(format!("unreadable: {e}")),
         }
     }
 
@@ -433,6 +450,34 @@ impl Sampler {
     }
 }
 
+/// Where the attack runs: a runtime on a thread of its own at the lowest CPU priority (nice 19),
+/// standing for an attacker on another machine. The bench shares two cores with the home; the
+/// attacker's own work (thousands of connects a second, HTTP clients) would otherwise be counted
+/// as the home's. What the home does for each connection and login stays in the measurement.
+struct Attacker(tokio::runtime::Handle);
+
+impl Attacker {
+    fn start() -> anyhow::Result<Attacker> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let handle = runtime.handle().clone();
+        std::thread::Builder::new().name("attacker".into()).spawn(move || {
+            lower_this_thread(19);
+            // Runs the attack's tasks until the process ends.
+            runtime.block_on(std::future::pending::<()>());
+        })?;
+        Ok(Attacker(handle))
+    }
+}
+
+/// This thread's nice value set to `nice` (Linux schedules threads).
+#[allow(unsafe_code)]
+fn lower_this_thread(nice: i32) {
+    // SAFETY: gettid and setpriority take and return plain integers.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice);
+    }
+}
+
 /// The `n`th attacker address: 127.a.b.c, never 127.0.0.x (the watcher's and the visitor's).
 fn attacker(n: u64) -> Ipv4Addr {
     let n = n % (200 * 250 * 250);
@@ -460,9 +505,9 @@ struct Flood {
 }
 
 impl Flood {
-    fn start(to: SocketAddr, sockets: usize, per_s: u64) -> Flood {
+    fn start(attacker_runtime: &Attacker, to: SocketAddr, sockets: usize, per_s: u64) -> Flood {
         let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(async move {
+        let task = attacker_runtime.0.spawn(async move {
             let open = Arc::new(AtomicUsize::new(0));
             let started = Instant::now();
             let (mut opened, mut most_open) = (0u64, 0usize);
@@ -553,7 +598,7 @@ struct Storm {
 }
 
 impl Storm {
-    async fn start(to: SocketAddr, clients: usize) -> anyhow::Result<Storm> {
+    async fn start(attacker_runtime: &Attacker, to: SocketAddr, clients: usize) -> anyhow::Result<Storm> {
         let request = format!("GET /login HTTP/1.1\r\nHost: {to}\r\nConnection: close\r\n\r\n");
         let (_, page) = exchange(Ipv4Addr::LOCALHOST, to, &request).await.context("cannot load the login page")?;
         let csrf = page
@@ -576,7 +621,7 @@ impl Storm {
             .map(|_| {
                 let (stop, counts, next_address, login) =
                     (stop.clone(), counts.clone(), next_address.clone(), login.clone());
-                tokio::spawn(async move {
+                attacker_runtime.0.spawn(async move {
                     let mut from = attacker(next_address.fetch_add(1, Ordering::Relaxed));
                     counts[3].fetch_add(1, Ordering::Relaxed);
                     while !stop.load(Ordering::Relaxed) {

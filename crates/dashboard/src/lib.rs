@@ -12,10 +12,13 @@
 //! Commands go out through the device (its `wake`): the dashboard has one MQTT connection.
 
 pub mod auth;
+pub mod body;
+pub mod checks;
 pub mod config;
 pub mod device;
 pub mod history;
 pub mod home;
+pub mod priority;
 pub mod serve;
 pub mod web;
 
@@ -62,7 +65,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         secure_cookie: config.secure_cookie,
         shutdown: shutdown.clone(),
         allowed_hosts: config.allowed_hosts.clone(),
-        login_checks: Arc::new(tokio::sync::Semaphore::new(web::MAX_LOGIN_CHECKS)),
+        login_checks: checks::LoginChecks::start(),
     });
     let app = web::router(state, config.max_body_bytes);
     tracing::info!(
@@ -76,14 +79,14 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         per_client: config.max_connections_per_client,
         header_read: Duration::from_secs(config.header_read_timeout_s),
     };
-    let server = tokio::spawn(serve::serve(listener, app, limits, shutdown.clone()));
+    let server = serve::spawn(listener, app, limits, shutdown.clone())?;
     let mqtt = config.mqtt.clone();
     let outcome = device_runtime::runner::run(device, &mqtt, shutdown.clone()).await;
     // The device stopped (shutdown, or its link failed): the server stops with it.
     shutdown.trigger();
     match tokio::time::timeout(STOP_GRACE, server).await {
         Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("the web server task failed: {e}"),
+        Ok(Err(_)) => tracing::error!("the web server's thread ended without a word (it panicked)"),
         Err(_) => tracing::warn!("the web server did not stop within {} s", STOP_GRACE.as_secs()),
     }
     outcome

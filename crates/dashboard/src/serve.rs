@@ -12,6 +12,9 @@
 //!   waits for it: a client that connects and sends nothing, or sends a byte now and then (slow
 //!   loris), or leaves a kept-alive connection idle, is dropped then. A live event stream is not a
 //!   request being read and is not cut.
+//! - It runs on a thread of its own, with its own single-threaded runtime, at a lower CPU priority
+//!   ([`WEB_NICE`]): a flood of connections costs the web thread's time, not the panel's, which in
+//!   `mqtt-home` shares the process (issue 19, `just bench-attack`).
 //! - When accepting fails (the process is out of handles), the loop waits a moment rather than
 //!   spinning, and says so once.
 
@@ -120,6 +123,83 @@ async fn make_room(connections: &Arc<Semaphore>, open: &Open) -> Option<tokio::s
     tokio::time::timeout(Duration::from_millis(200), connections.clone().acquire_owned()).await.ok()?.ok()
 }
 
+/// Closes with a reset rather than the FIN handshake: a connection refused or evicted under a
+/// flood costs one packet, and leaves no TIME_WAIT entry behind (thousands a second otherwise).
+fn reset(stream: &tokio::net::TcpStream) {
+    reset_fd(raw(stream));
+}
+
+#[cfg(unix)]
+type Fd = std::os::fd::RawFd;
+#[cfg(not(unix))]
+type Fd = ();
+
+#[cfg(unix)]
+fn raw(stream: &tokio::net::TcpStream) -> Fd {
+    std::os::fd::AsRawFd::as_raw_fd(stream)
+}
+
+#[cfg(not(unix))]
+fn raw(_stream: &tokio::net::TcpStream) -> Fd {}
+
+/// SO_LINGER 0 on `fd`, a socket still open (its connection is dropped right after).
+#[cfg(unix)]
+#[allow(unsafe_code)]
+fn reset_fd(fd: Fd) {
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: `fd` is a socket this process holds open until after this call; setsockopt reads
+    // `linger`, which lives through the call.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn reset_fd(_fd: Fd) {}
+
+/// The web thread's nice value: under load, the daemons of the process come first.
+pub const WEB_NICE: i32 = 19;
+
+/// Serves `router` on `listener` on the web thread (see the module's header) until `shutdown`;
+/// the receiver says when it has stopped.
+pub fn spawn(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: Shutdown,
+) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
+    use anyhow::Context;
+    let listener = listener.into_std().context("cannot hand the dashboard's socket to its thread")?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("dashboard-web")
+        .build()
+        .context("cannot build the dashboard's runtime")?;
+    let (stopped, done) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("dashboard-web".into())
+        .spawn(move || {
+            crate::priority::lower_this_thread(WEB_NICE);
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, router, limits, shutdown).await,
+                    Err(e) => tracing::error!("the dashboard cannot serve its socket: {e}"),
+                }
+            });
+            // Whatever a handler left on the runtime's blocking threads is not waited for.
+            runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+            let _ = stopped.send(());
+        })
+        .context("cannot start the dashboard's web thread")?;
+    Ok(done)
+}
+
 /// Serves `router` on `listener` until `shutdown`, then lets the open requests finish.
 pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: Shutdown) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
@@ -154,6 +234,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             None => None,
         };
         let (Some(permit), Some(slot)) = (permit, slot) else {
+            reset(&stream);
             drop(stream);
             refused_since_said += 1;
             if refused_since_said == 1 || refused_since_said.is_power_of_two() {
@@ -168,6 +249,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         };
         let _ = stream.set_nodelay(true);
         let this = tracked.add();
+        let fd = raw(&stream);
         let service = axum::Extension(ConnectInfo(client)).layer(router.clone());
         let on_request = this.clone();
         let service = hyper::service::service_fn(move |request| {
@@ -184,7 +266,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
             tokio::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}
-                () = this.evict.notified() => {}
+                () = this.evict.notified() => reset_fd(fd),
                 () = shutdown.wait() => {
                     connection.as_mut().graceful_shutdown();
                     let _ = connection.await;

@@ -32,8 +32,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use device_runtime::Shutdown;
 use futures_util::Stream;
-use protocol::{COLOR_TEMP_RANGE_K, LightCommand, LightSource, PanelAction, PanelCommand, Payload, Power, Topics};
-use serde::Deserialize;
+use protocol::Topics;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
@@ -48,13 +47,6 @@ const APP_JS: &str = include_str!("../assets/app.js");
 const LOGIN_JS: &str = include_str!("../assets/login.js");
 const STYLE: &str = include_str!("../assets/style.css");
 
-/// The longest PIN the keypad sends.
-const MAX_CODE_DIGITS: usize = 16;
-/// Argon2 login checks at once (one a core of a small machine).
-pub const MAX_LOGIN_CHECKS: usize = 2;
-/// How long a login waits for its turn to be checked before it is answered 503.
-const LOGIN_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// What every handler shares.
 pub struct AppState {
     pub shared: Arc<Shared>,
@@ -66,8 +58,8 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// Host names answered besides `localhost` and IP addresses (see [`host_allowed`]).
     pub allowed_hosts: Vec<String>,
-    /// Turns for the Argon2 login checks ([`MAX_LOGIN_CHECKS`]).
-    pub login_checks: Arc<tokio::sync::Semaphore>,
+    /// Where the Argon2 login checks run (one at a time, at the lowest priority).
+    pub login_checks: crate::checks::LoginChecks,
 }
 
 type App = Arc<AppState>;
@@ -262,12 +254,6 @@ async fn login_page(State(app): State<App>, headers: HeaderMap) -> Response {
     Html(LOGIN_PAGE.replace("{{CSRF}}", &app.auth.start_csrf)).into_response()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LoginBody {
-    password: String,
-}
-
 async fn login(
     State(app): State<App>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -280,27 +266,22 @@ async fn login(
     if !csrf_ok(&headers, &app.auth.start_csrf) {
         return Denied::Csrf.into_response();
     }
-    let Ok(LoginBody { password }) = serde_json::from_slice::<LoginBody>(&body) else {
-        return error(StatusCode::BAD_REQUEST, r#"send JSON {"password":"…"}"#);
+    let password = match crate::body::login_password(&body) {
+        Ok(password) => password,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
-    // Counted first, then at most MAX_LOGIN_CHECKS Argon2 checks at once (each takes ~19 MiB and
-    // a core for tens of milliseconds): a storm of logins waits its turn or is refused; it never
-    // takes the machine's memory.
+    // Counted first, then checked on the login-check thread (`checks`: one at a time, at the lowest
+    // priority): a storm of logins waits its turn or is refused; it never takes the machine's
+    // memory, nor the panel's CPU.
     let attempt = match app.auth.attempt(client.ip()) {
         Ok(attempt) => attempt,
         Err(limited) => return login_answer(&app, client, limited),
     };
-    let Ok(Ok(permit)) = tokio::time::timeout(LOGIN_QUEUE_WAIT, app.login_checks.clone().acquire_owned()).await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "too many logins at once; try again in a few seconds");
-    };
     let checker = app.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        checker.auth.check(attempt, &password)
-    })
-    .await;
+    let outcome = app.login_checks.run(move || checker.auth.check(attempt, &password)).await;
     match outcome {
         Ok(login) => login_answer(&app, client, login),
+        Err(e @ crate::checks::CheckError::Busy) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("the login check failed: {e}")),
     }
 }
@@ -448,57 +429,14 @@ async fn activity(
     history_response(history::activity(app.database.clone(), app.topics.clone(), params).await)
 }
 
-/// `POST /api/panel`; its `Debug` never shows the code.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PanelBody {
-    action: String,
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    force: bool,
-}
-
-const PANEL_SHAPE: &str =
-    r#"send JSON {"action":"arm_away|arm_home|arm_night|disarm","code":"<digits>"} (the code is not repeated here)"#;
-
 async fn panel(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     if let Err(denied) = app.writer(&headers) {
         return denied.into_response();
     }
-    // serde's message could quote the code: say only where the JSON went wrong.
-    let body: PanelBody = match serde_json::from_slice(&body) {
-        Ok(body) => body,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("bad JSON at line {} column {}: {PANEL_SHAPE}", e.line(), e.column()),
-            );
-        }
-    };
-    let action = match body.action.to_ascii_lowercase().as_str() {
-        "arm_away" => PanelAction::ArmAway,
-        "arm_home" => PanelAction::ArmHome,
-        "arm_night" => PanelAction::ArmNight,
-        "disarm" => PanelAction::Disarm,
-        _ => return error(StatusCode::BAD_REQUEST, format!("unknown action: {PANEL_SHAPE}")),
-    };
-    let code = body.code.filter(|c| !c.is_empty());
-    if code.as_ref().is_some_and(|c| c.len() > MAX_CODE_DIGITS || !c.bytes().all(|b| b.is_ascii_digit())) {
-        return error(StatusCode::BAD_REQUEST, format!("a code is 1 to {MAX_CODE_DIGITS} digits"));
+    match crate::body::panel_command(&body) {
+        Ok(command) => app.send(Command::Panel(command)),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
-    app.send(Command::Panel(PanelCommand { action, code, force: body.force }))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LightBody {
-    #[serde(default)]
-    state: Option<Power>,
-    #[serde(default)]
-    brightness: Option<u8>,
-    #[serde(default)]
-    color_temp_k: Option<u16>,
 }
 
 async fn light(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
@@ -508,30 +446,10 @@ async fn light(State(app): State<App>, headers: HeaderMap, Path(id): Path<String
     if let Err(e) = protocol::validate_id(&id) {
         return error(StatusCode::BAD_REQUEST, format!("light id: {e}"));
     }
-    let body: LightBody = match serde_json::from_slice(&body) {
-        Ok(body) => body,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!(
-                    "bad JSON ({e}): send {{\"state\":\"ON\"|\"OFF\",\"brightness\":0-100,\"color_temp_k\":{}-{}}}",
-                    COLOR_TEMP_RANGE_K.start(),
-                    COLOR_TEMP_RANGE_K.end()
-                ),
-            );
-        }
-    };
-    let command = LightCommand {
-        state: body.state,
-        brightness: body.brightness,
-        color_temp_k: body.color_temp_k,
-        source: Some(LightSource::Manual),
-        ..LightCommand::default()
-    };
-    if let Err(e) = command.validate() {
-        return error(StatusCode::BAD_REQUEST, e.to_string());
+    match crate::body::light_command(&body) {
+        Ok(command) => app.send(Command::Light { id, command }),
+        Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
-    app.send(Command::Light { id, command })
 }
 
 #[cfg(test)]

@@ -30,14 +30,19 @@ pub fn print(database: &Path, query: &Query, format: Format, out: &mut dyn Write
         )
     })?;
     let rows = store.history(query)?;
+    render(&rows, query, format, out)
+}
+
+/// Writes `rows` (what `query` selected) to `out` in `format`.
+pub fn render(rows: &[Row], query: &Query, format: Format, out: &mut dyn Write) -> anyhow::Result<()> {
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut *out, &rows)?;
+            serde_json::to_writer_pretty(&mut *out, rows)?;
             writeln!(out)?;
         }
         Format::Csv => {
             writeln!(out, "time,kind,device,user,summary,topic")?;
-            for r in &rows {
+            for r in rows {
                 let fields = [
                     r.received.to_string(),
                     r.kind.clone(),
@@ -50,7 +55,7 @@ pub fn print(database: &Path, query: &Query, format: Format, out: &mut dyn Write
                 writeln!(out, "{}", line.join(","))?;
             }
         }
-        Format::Table => table(&rows, query, out)?,
+        Format::Table => table(rows, query, out)?,
     }
     Ok(())
 }

@@ -17,10 +17,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Running, WITHIN, mqtt};
+use common::{Running, WITHIN, mqtt, spawn_with_soft_limit, whole_home_config};
 use notifier::{ChannelConfig, Destination, Preset};
 use protocol::{PanelStatus, Payload};
-use security_controller::config::{ModeDelays, PanelConfig, SensorConfig, Zone};
+use security_controller::config::{ModeDelays, PanelConfig};
 use testkit::{Probe, wait_for, webhook_receiver};
 use tokio::net::TcpListener;
 
@@ -199,60 +199,6 @@ async fn idle_sockets_on_the_dashboard_leave_the_panel_its_files() {
         let _ = socket.await;
     }
     assert!(testkit::terminate(&mut home, Duration::from_secs(10)), "mqtt-home did not stop on SIGTERM");
-}
-
-/// The shipped home's config, with a panel that arms and trips at once (the kitchen window is
-/// perimeter), its files in `dir`, and the dashboard on `dashboard` (loopback: no login).
-fn whole_home_config(dir: &std::path::Path, dashboard: std::net::SocketAddr) -> std::path::PathBuf {
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let config_dir = dir.join("config");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), config_dir.join(entry.file_name())).unwrap();
-    }
-    let home = std::fs::read_to_string(config_dir.join("home.toml")).unwrap();
-    let home = home.replace("security-controller.demo.toml", "security-controller.toml");
-    std::fs::write(config_dir.join("home.toml"), home).unwrap();
-    let mut panel = PanelConfig {
-        exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
-        entry_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
-        allow_demo_timings: true,
-        ..PanelConfig::default()
-    };
-    let perimeter = SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None };
-    panel.sensors.insert("kitchen-window".into(), perimeter);
-    let panel = security_controller::Config {
-        mqtt: device_runtime::MqttConfig::with_id("security-controller"),
-        state_file: dir.join("panel.json"),
-        panel,
-    };
-    std::fs::write(config_dir.join("security-controller.toml"), toml::to_string(&panel).unwrap()).unwrap();
-    let database = dir.join("mqtt-home.db");
-    let dashboard = format!("listen = \"{dashboard}\"\ndatabase = {database:?}\n[mqtt]\nid = \"dashboard\"\n");
-    std::fs::write(config_dir.join("dashboard.toml"), dashboard).unwrap();
-    let recorder = format!("database = {database:?}\n[mqtt]\nid = \"recorder\"\n");
-    std::fs::write(config_dir.join("recorder.toml"), recorder).unwrap();
-    config_dir
-}
-
-/// Starts `command` with its soft limit of open files at `soft` (the hard one left as it is).
-#[allow(unsafe_code)]
-fn spawn_with_soft_limit(command: &mut std::process::Command, soft: u64) -> std::process::Child {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: between fork and exec the closure calls only getrlimit and setrlimit, which are
-    // async-signal-safe, on a struct of its own.
-    unsafe {
-        command.pre_exec(move || {
-            let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
-                limit.rlim_cur = soft.min(limit.rlim_max);
-                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            }
-            Ok(())
-        });
-    }
-    command.spawn().expect("cannot start mqtt-home")
 }
 
 /// This process's soft limit of open files raised to the hard one; the limit now.

@@ -7,9 +7,16 @@
 //! then mutated (a byte flipped, cut short, spliced). What each decoder does with them is not
 //! checked here (their own tests do that); that it returns is.
 //!
+//! Then the same inputs over MQTT: `fuzzed_messages_leave_every_daemon_of_the_home_serving` starts
+//! the whole home (`mqtt-home run`, every daemon) on a Mosquitto of its own, publishes thousands of
+//! them on the topics its daemons read (and on others), and checks that every daemon is still
+//! online, nothing panicked, and the panel and a bulb still answer.
+//!
 //! CI runs each property `PROPTEST_CASES` times (256 by default); `just fuzz` runs 1 000 000 each.
 //! A failure is shrunk to the smallest input and kept in `tests/fuzz.proptest-regressions`, which is
 //! committed: the corpus of what once broke.
+
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -219,6 +226,41 @@ proptest! {
     }
 
     #[test]
+    fn the_dashboards_api_bodies_read_or_refuse(document in json_value(), bytes in payload()) {
+        let text = document.to_string();
+        for body in [text.as_bytes(), &bytes[..]] {
+            returns("POST /api/panel", || dashboard::body::panel_command(body));
+            returns("POST /api/lights/<id>", || dashboard::body::light_command(body));
+            returns("POST /login", || dashboard::body::login_password(body));
+        }
+    }
+
+    #[test]
+    fn the_recorders_rows_read_back_whatever_the_file_holds(rows in proptest::collection::vec(record_row(), 0..8)) {
+        RECORDER.with(|db| {
+            let db = db.borrow();
+            db.fill(&rows);
+            let store = &db.store;
+            let everything = recorder::store::Query { since: Timestamp(0), until: None, device: None, kind: None, limit: None };
+            returns("Store::history", || {
+                if let Ok(rows) = store.history(&everything) {
+                    for format in [mqtt_home::history::Format::Table, mqtt_home::history::Format::Json, mqtt_home::history::Format::Csv] {
+                        let _ = mqtt_home::history::render(&rows, &everything, format, &mut Vec::new());
+                    }
+                }
+            });
+            for kind in recorder::classify::Kind::ALL {
+                let limited = recorder::store::Query { kind: Some(kind), limit: Some(3), ..everything.clone() };
+                returns("Store::history (kind)", || store.history(&limited));
+                returns("Store::activity", || store.activity(kind, Timestamp(0), Timestamp(3_600_000), Duration::from_secs(60)));
+            }
+            returns("Store::went_offline", || store.went_offline());
+            returns("Store::latest", || store.latest());
+            returns("Store::counts", || store.counts());
+        });
+    }
+
+    #[test]
     fn every_config_file_reads_or_refuses(text in config_text()) {
         fn layer<C: serde::Serialize + serde::de::DeserializeOwned + Default>(text: &str) {
             let file = Some((std::path::Path::new("fuzz.toml"), text));
@@ -234,6 +276,179 @@ proptest! {
         layer::<light_bulb::Config>(&text);
         layer::<alarm_actuator::Config>(&text);
     }
+}
+
+/// A value as SQLite may hold it in any column (a database written by hand, another program,
+/// or a recorder of another version): the types do not have to match the schema's.
+fn sql_value() -> impl Strategy<Value = rusqlite::types::Value> {
+    use rusqlite::types::Value as V;
+    prop_oneof![
+        Just(V::Null),
+        any::<i64>().prop_map(V::Integer),
+        prop_oneof![Just(0i64), Just(-1), Just(1_795_000_000_000), Just(i64::MAX), Just(i64::MIN)].prop_map(V::Integer),
+        any::<f64>().prop_map(V::Real),
+        proptest::sample::select(WORDS).prop_map(|w| V::Text(w.to_owned())),
+        ".{0,24}".prop_map(V::Text),
+        proptest::collection::vec(any::<u8>(), 0..16).prop_map(V::Blob),
+    ]
+}
+
+/// One row of `record`: a value for each column but `id`.
+fn record_row() -> impl Strategy<Value = Vec<rusqlite::types::Value>> {
+    proptest::collection::vec(sql_value(), 10)
+}
+
+/// A recorder database, made once per test thread: a writer that puts any rows in, and the
+/// recorder's own read-only `Store` that reads them back.
+struct RecorderFile {
+    _dir: tempfile::TempDir,
+    writer: rusqlite::Connection,
+    store: recorder::store::Store,
+}
+
+impl RecorderFile {
+    fn new() -> RecorderFile {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fuzz.db");
+        drop(recorder::store::Store::open(&path, recorder::store::Durability::Normal).unwrap());
+        let writer = rusqlite::Connection::open(&path).unwrap();
+        // The schema's NOT NULLs stand; anything else goes in (SQLite checks no types).
+        let store = recorder::store::Store::open_read_only(&path).unwrap();
+        RecorderFile { _dir: dir, writer, store }
+    }
+
+    fn fill(&self, rows: &[Vec<rusqlite::types::Value>]) {
+        self.writer.execute_batch("DELETE FROM record; DELETE FROM latest;").unwrap();
+        for row in rows {
+            let _ = self.writer.execute(
+                "INSERT INTO record (received_ms, ts_ms, kind, device, user, topic, summary, payload, redelivered, digest)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                rusqlite::params_from_iter(row.iter()),
+            );
+            let _ = self
+                .writer
+                .execute("INSERT OR REPLACE INTO latest (topic, state_key) VALUES (?1, ?2)", [&row[5], &row[6]]);
+        }
+    }
+}
+
+thread_local! {
+    static RECORDER: std::cell::RefCell<RecorderFile> = std::cell::RefCell::new(RecorderFile::new());
+}
+
+/// The topics the home's daemons read (the shipped bridge.toml's sources included), where a
+/// fuzzed message does the most harm.
+const READ_TOPICS: &[&str] = &[
+    "home/security/door/front",
+    "home/security/window/kitchen-window",
+    "home/security/motion/kitchen-motion",
+    "home/security/panel/set",
+    "home/security/events",
+    "home/security/status",
+    "home/control/alarm",
+    "home/lights/kitchen/set",
+    "home/lights/hall/set",
+    "home/lights/kitchen/state",
+    "home/lights/circadian_rhythm",
+    "home/devices/kitchen/availability",
+    "home/devices/front/announce",
+    "zigbee2mqtt/garage_door",
+    "zigbee2mqtt/porch_pir",
+    "bathroom/binary_sensor/window/state",
+    "shellyplus1-shed/status/input:0",
+    "gate/contact",
+    "stat/porch_bulb/POWER",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuzzed_messages_leave_every_daemon_of_the_home_serving() {
+    use proptest::strategy::ValueTree;
+    let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
+    let messages: usize = std::env::var("FUZZ_MQTT_MESSAGES").ok().and_then(|n| n.parse().ok()).unwrap_or(3_000);
+    let dir = tempfile::tempdir().unwrap();
+    let dashboard = std::net::SocketAddr::from(([127, 0, 0, 1], testkit::free_port()));
+    let config_dir = common::whole_home_config(dir.path(), dashboard);
+    let mut probe = testkit::Probe::connect(&mosquitto.url(), "probe-fuzz").await.unwrap();
+    for filter in ["home/devices/+/availability", "home/security/status", "home/security/events", "home/lights/+/state"]
+    {
+        probe.subscribe(filter).await.unwrap();
+    }
+    let err = dir.path().join("home.err");
+    let mut home = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt-home"))
+        .args(["--broker", &mosquitto.url(), "run", "--config-dir"])
+        .arg(&config_dir)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    // Every daemon online: the shipped home has 16.
+    let daemons = mqtt_home::home::HomeConfig::default().daemon_count();
+    let started = Instant::now();
+    let online = |probe: &testkit::Probe| {
+        let topics = probe.topics();
+        topics
+            .iter()
+            .filter(|t| t.ends_with("/availability") && probe.seen(t).last().is_some_and(|p| p == b"online"))
+            .count()
+    };
+    while online(&probe) < daemons {
+        assert!(started.elapsed() < common::WITHIN, "{} of {daemons} daemons came online", online(&probe));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The flood: generated payloads on the topics the daemons read, and generated topics.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let target = prop_oneof![3 => proptest::sample::select(READ_TOPICS).prop_map(str::to_owned), 1 => topic()];
+    let strategy = (target, payload());
+    let mut publisher = testkit::Probe::connect(&mosquitto.url(), "fuzz-publisher").await.unwrap();
+    let mut published = 0;
+    for _ in 0..messages {
+        let (topic, bytes) = strategy.new_tree(&mut runner).unwrap().current();
+        // Not a topic a client may publish on (wildcards, empty, NUL, too long): the broker would
+        // drop the connection, which tests the broker, not the home.
+        // Mosquitto also refuses control characters and Unicode noncharacters in a topic.
+        let refused =
+            |c: char| c.is_control() || (c as u32) & 0xFFFE == 0xFFFE || ('\u{FDD0}'..='\u{FDEF}').contains(&c);
+        if topic.is_empty()
+            || topic.contains(['+', '#'])
+            || topic.chars().any(refused)
+            || topic.starts_with('$')
+            || topic.len() > 200
+        {
+            continue;
+        }
+        publisher.publish(&topic, bytes, false).await.unwrap();
+        published += 1;
+    }
+    // Then something real, after all of it: the panel and a bulb still answer.
+    let events = probe.count("home/security/events") + probe.count("home/security/status");
+    probe.publish("home/security/panel/set", r#"{"action":"DISARM","code":"0000"}"#, false).await.unwrap();
+    let answered = async {
+        while probe.count("home/security/events") + probe.count("home/security/status") <= events {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(common::WITHIN, answered).await.expect("the panel no longer answers a command");
+    let on = |p: &[u8]| serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["brightness"] == 37);
+    let kitchen = probe.count("home/lights/kitchen/state");
+    probe.publish("home/lights/kitchen/set", r#"{"state":"ON","brightness":37}"#, false).await.unwrap();
+    probe
+        .expect_after(kitchen, "home/lights/kitchen/state", on, common::WITHIN)
+        .await
+        .expect("the kitchen bulb no longer answers");
+
+    assert!(home.try_wait().unwrap().is_none(), "mqtt-home exited");
+    let offline: Vec<String> = probe
+        .topics()
+        .into_iter()
+        .filter(|t| t.ends_with("/availability") && probe.seen(t).iter().any(|p| p == b"offline"))
+        .collect();
+    assert!(offline.is_empty(), "daemons went offline under {published} fuzzed messages: {offline:?}");
+    let log = std::fs::read_to_string(&err).unwrap_or_default();
+    assert!(!log.contains("panicked"), "a daemon panicked:\n{log}");
+    println!("{published} fuzzed messages: every one of {daemons} daemons still online, the panel and a bulb answer");
+    assert!(testkit::terminate(&mut home, Duration::from_secs(10)), "mqtt-home did not stop on SIGTERM");
 }
 
 /// TOML as people write it (and mistype it): tables and arrays of tables with the configs' keys,

@@ -141,6 +141,11 @@ impl Probe {
         self.seen.lock().unwrap().get(topic).cloned().unwrap_or_default()
     }
 
+    /// Every topic something arrived on so far.
+    pub fn topics(&self) -> Vec<String> {
+        self.seen.lock().unwrap().keys().cloned().collect()
+    }
+
     /// How many messages arrived on `topic` so far (to look only at what comes after a point).
     pub fn count(&self, topic: &str) -> usize {
         self.seen.lock().unwrap().get(topic).map_or(0, Vec::len)
