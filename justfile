@@ -19,10 +19,11 @@ demo:
 test *args:
     scripts/test.sh {{args}}
 
-# Every decoder of network and file input fed generated input, CASES each (CI runs 256)
+# Every decoder of network and file input fed generated input, CASES each (CI runs 256), and the
+# whole home fed MESSAGES fuzzed MQTT messages (CI: 3000)
 [group('develop')]
-fuzz cases="1000000":
-    PROPTEST_CASES={{cases}} cargo test --release -p mqtt-home --test fuzz -- --nocapture
+fuzz cases="1000000" messages="100000":
+    PROPTEST_CASES={{cases}} FUZZ_MQTT_MESSAGES={{messages}} cargo test --release -p mqtt-home --test fuzz -- --nocapture
 
 # Format check and lints, as CI runs them
 [group('develop')]

@@ -7,15 +7,15 @@
 #
 #   sudo scripts/fresh-machine.sh [DIR]        # DIR: where the root goes [/var/tmp/mqtt-home-fresh]
 #
-# It is a chroot, not a VM: it shares the host's kernel and network (tests use free ports, never
-# 1883). Not part of CI: it takes as long as a first build and test run (see the README).
+# It is a root of its own in a mount namespace of its own (pivot_root), not a VM: it shares the
+# host's kernel, processes and network (tests use free ports, never 1883). Not part of CI: it takes as long as a first build and test run (see the README).
 set -euo pipefail
 top="$(cd "$(dirname "$0")/.." && pwd)"
 root="${1:-/var/tmp/mqtt-home-fresh}"
 cache="${MQTT_HOME_CACHE:-$HOME/.cache/mqtt-home}/containers"
 rootfs="$cache/debian-bookworm-minbase.tar"
 say() { echo "scripts/fresh-machine.sh: $*" >&2; }
-[ "$(id -u)" = 0 ] || { say "needs root (chroot, mounts)"; exit 1; }
+[ "$(id -u)" = 0 ] || { say "needs root (mounts, pivot_root)"; exit 1; }
 
 cleanup() {
   # Everything mounted at or below the root (podman's overlays too), deepest first.
@@ -69,9 +69,21 @@ mount -t tmpfs tmpfs "$root/run"
 say "running scripts/test.sh in $root (HEAD $(git -C "$top" rev-parse --short HEAD))"
 start="$(date +%s)"
 set +e
-chroot "$root" /usr/bin/env -i HOME=/root CI=true PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-  SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
-  /bin/bash -c 'cd /root/mqtt-home && scripts/test.sh'
+# Not `chroot`: in a chroot, `podman exec` (and so every compose healthcheck) cannot enter the
+# container's mount namespace, and runs its command in the chroot instead (runc: "chdir to cwd
+# (\"/app\") ... no such file or directory"). A mount namespace of its own whose root is the fresh
+# root (pivot_root, as a container runtime does it) is what a machine's root is to podman.
+mkdir -p "$root/.oldroot"
+unshare --mount --propagation private /bin/bash -c '
+  set -e
+  cd "$1"
+  pivot_root . .oldroot
+  umount -l /.oldroot
+  cd /
+  exec /usr/bin/env -i HOME=/root CI=true PATH=/root/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+    /bin/bash -c "cd /root/mqtt-home && scripts/test.sh"
+' fresh-machine "$root"
 code=$?
 set -e
 say "scripts/test.sh exited $code after $(( $(date +%s) - start )) s"
