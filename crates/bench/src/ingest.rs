@@ -204,8 +204,8 @@ async fn publish(port: u16, n: usize) -> anyhow::Result<()> {
 async fn wait_until_stored(database: &Path, n: usize, within: Duration) -> anyhow::Result<usize> {
     let deadline = Instant::now() + within;
     loop {
-        let stored = recorder::store::Store::open_read_only(database)
-            .and_then(|s| s.count(recorder::classify::Kind::Sensor))
+        let stored = store::Store::open_read_only(database)
+            .and_then(|s| s.count(store::classify::Kind::Sensor))
             .unwrap_or(0) as usize;
         if stored >= n {
             return Ok(stored);

@@ -58,7 +58,7 @@ impl Default for Config {
         Config {
             mqtt: MqttConfig::with_id("dashboard"),
             listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
-            database: PathBuf::from(recorder::DEFAULT_DATABASE),
+            database: PathBuf::from(store::DEFAULT_DATABASE),
             password_hash: None,
             token: None,
             session_s: 12 * 3600,

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use protocol::{SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics};
-use recorder::classify::Kind;
-use recorder::store::{Query, Row, Store};
 use serde::{Deserialize, Serialize};
+use store::classify::Kind;
+use store::{Query, Row, Store};
 
 /// The longest look back a request may ask for.
 pub const MAX_SINCE: Duration = Duration::from_secs(400 * 24 * 3600);
@@ -134,7 +134,7 @@ pub async fn activity(database: PathBuf, topics: Topics, params: ActivityParams)
     let start = Timestamp(until.as_millis() - hours * hour_ms);
     blocking(move || {
         let store = open(&database)?;
-        let unavailable = |e: recorder::store::StoreError| HistoryError::Unavailable(e.to_string());
+        let unavailable = |e: store::StoreError| HistoryError::Unavailable(e.to_string());
         let query =
             Query { since: start, until: Some(until), device: None, kind: Some(Kind::Sensor), limit: Some(CHART_ROWS) };
         let rows = store.history(&query).map_err(unavailable)?;

@@ -133,7 +133,7 @@ async fn screenshot(client: &Client, name: &str) {
 /// A recorder log with a day of openings and motion, for the chart.
 fn history(path: &std::path::Path) {
     let topics = Topics::default();
-    let mut store = recorder::store::Store::open(path, recorder::store::Durability::Normal).unwrap();
+    let mut store = store::Store::open(path, store::Durability::Normal).unwrap();
     let now = Timestamp::now().as_millis();
     let mut entries = Vec::new();
     for hour in 0..24u64 {
@@ -141,10 +141,10 @@ fn history(path: &std::path::Path) {
         let (opens, moves) = ((hour * 7 % 5) as usize, ((hour + 3) * 5 % 9) as usize);
         for n in 0..opens {
             let topic = if n % 2 == 0 { "home/security/door/front" } else { "home/security/window/bath" };
-            entries.push(recorder::classify::classify(&topics, topic, b"OPEN", false, at(n as u64 * 3)));
+            entries.push(store::classify::classify(&topics, topic, b"OPEN", false, at(n as u64 * 3)));
         }
         for n in 0..moves {
-            entries.push(recorder::classify::classify(
+            entries.push(store::classify::classify(
                 &topics,
                 "home/security/motion/hall",
                 b"MOTION",
@@ -154,7 +154,7 @@ fn history(path: &std::path::Path) {
         }
     }
     let event = r#"{"event":"disarmed","user":"alice","message":"disarmed by alice","device_id":"security-controller","ts":"2026-01-01T07:30:00.000Z"}"#;
-    entries.push(recorder::classify::classify(
+    entries.push(store::classify::classify(
         &topics,
         "home/security/events",
         event.as_bytes(),

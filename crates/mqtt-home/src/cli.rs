@@ -66,7 +66,7 @@ pub enum Command {
         device: Option<String>,
         /// Only this kind: panel, alarm, sensor, light, phase, availability
         #[arg(long, value_parser = crate::history::parse_kind)]
-        kind: Option<recorder::classify::Kind>,
+        kind: Option<store::classify::Kind>,
         /// At most the last N records
         #[arg(long, default_value_t = 500, value_name = "N")]
         limit: u64,
@@ -172,7 +172,7 @@ pub enum NotifyAction {
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseArg {
     /// The recorder's SQLite file (the same default and variable as the recorder's)
-    #[arg(long = "database", env = "RECORDER_DATABASE", value_name = "PATH", default_value = recorder::DEFAULT_DATABASE)]
+    #[arg(long = "database", env = "RECORDER_DATABASE", value_name = "PATH", default_value = store::DEFAULT_DATABASE)]
     pub path: PathBuf,
 }
 

@@ -9,8 +9,8 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use recorder::classify::Kind;
-use recorder::store::{Query, Row, Store};
+use store::classify::Kind;
+use store::{Query, Row, Store};
 
 /// How the records are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -72,7 +72,7 @@ async fn dispatch(common: CommonArgs, command: Command) -> anyhow::Result<()> {
             (_, true) => history::Format::Csv,
             _ => history::Format::Table,
         };
-        let query = recorder::store::Query {
+        let query = store::Query {
             since: protocol::Timestamp::parse_since(&since, protocol::Timestamp::now())
                 .map_err(|e| anyhow::anyhow!("--since {e}"))?,
             until: None,

@@ -40,7 +40,7 @@ pub async fn status(config: &MqttConfig, json: bool, database: &Path) -> anyhow:
     let topics = Topics::new(&config.topic_root);
     let mut snapshot = gather(config, &topics).await?;
     // Without a recorder (or its file) the offline devices just say `offline`.
-    if let Ok(went_offline) = recorder::store::Store::open_read_only(database).and_then(|s| s.went_offline()) {
+    if let Ok(went_offline) = store::Store::open_read_only(database).and_then(|s| s.went_offline()) {
         snapshot.went_offline = went_offline.into_iter().collect();
     }
     if snapshot.is_empty() {

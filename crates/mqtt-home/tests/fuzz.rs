@@ -199,7 +199,7 @@ proptest! {
     fn topics_and_the_recorders_classification_return(topic in topic(), bytes in payload(), redelivered in any::<bool>()) {
         let topics = Topics::default();
         returns("Topics::parse", || topics.parse(&topic));
-        returns("classify", || recorder::classify::classify(&topics, &topic, &bytes, redelivered, Timestamp(1_795_000_000_000)));
+        returns("classify", || store::classify::classify(&topics, &topic, &bytes, redelivered, Timestamp(1_795_000_000_000)));
     }
 
     #[test]
@@ -241,7 +241,7 @@ proptest! {
             let db = db.borrow();
             db.fill(&rows);
             let store = &db.store;
-            let everything = recorder::store::Query { since: Timestamp(0), until: None, device: None, kind: None, limit: None };
+            let everything = store::Query { since: Timestamp(0), until: None, device: None, kind: None, limit: None };
             returns("Store::history", || {
                 if let Ok(rows) = store.history(&everything) {
                     for format in [mqtt_home::history::Format::Table, mqtt_home::history::Format::Json, mqtt_home::history::Format::Csv] {
@@ -249,8 +249,8 @@ proptest! {
                     }
                 }
             });
-            for kind in recorder::classify::Kind::ALL {
-                let limited = recorder::store::Query { kind: Some(kind), limit: Some(3), ..everything.clone() };
+            for kind in store::classify::Kind::ALL {
+                let limited = store::Query { kind: Some(kind), limit: Some(3), ..everything.clone() };
                 returns("Store::history (kind)", || store.history(&limited));
                 returns("Store::activity", || store.activity(kind, Timestamp(0), Timestamp(3_600_000), Duration::from_secs(60)));
             }
@@ -303,17 +303,17 @@ fn record_row() -> impl Strategy<Value = Vec<rusqlite::types::Value>> {
 struct RecorderFile {
     _dir: tempfile::TempDir,
     writer: rusqlite::Connection,
-    store: recorder::store::Store,
+    store: store::Store,
 }
 
 impl RecorderFile {
     fn new() -> RecorderFile {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("fuzz.db");
-        drop(recorder::store::Store::open(&path, recorder::store::Durability::Normal).unwrap());
+        drop(store::Store::open(&path, store::Durability::Normal).unwrap());
         let writer = rusqlite::Connection::open(&path).unwrap();
         // The schema's NOT NULLs stand; anything else goes in (SQLite checks no types).
-        let store = recorder::store::Store::open_read_only(&path).unwrap();
+        let store = store::Store::open_read_only(&path).unwrap();
         RecorderFile { _dir: dir, writer, store }
     }
 

@@ -20,9 +20,6 @@
 //! broker keeps them and stops sending past its in-flight window) until a commit succeeds.
 //! Payloads the contract cannot read are kept raw in a table of their own.
 
-pub mod classify;
-pub mod store;
-
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -32,11 +29,10 @@ use device_runtime::{Ack, Act, ConfigError, Device, DeviceSpec, MqttConfig, Rece
 use protocol::{DeviceKind, Health, HealthState, Qos, Timestamp, Topic, Topics};
 use serde::{Deserialize, Serialize};
 
-use crate::classify::{Changes, Entry, Unreadable, classify};
-use crate::store::{Durability, Retention, Store, StoreError};
+use store::classify::{Changes, classify};
+use store::{Durability, Entry, Retention, Store, StoreError, Unreadable};
 
-/// Where the log is kept when no path is configured; `mqtt-home history` looks there too.
-pub const DEFAULT_DATABASE: &str = "mqtt-home.db";
+pub use store::DEFAULT_DATABASE;
 /// How long after a failed commit it is tried again.
 pub const RETRY: Duration = Duration::from_secs(5);
 /// How often old records are pruned.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use device_runtime::{Brokers, MqttConfig};
 use protocol::{Health, HealthState, Payload, Timestamp, Topic, Topics};
-use recorder::classify::Kind;
-use recorder::store::{Query, Row, Store};
+use store::classify::Kind;
+use store::{Query, Row, Store};
 use testkit::{Probe, Running, WITHIN};
 
 fn config(url: &str, database: &Path) -> recorder::Config {

@@ -2,7 +2,7 @@
 //! and the dashboard.
 //!
 //! Schema (version 1):
-//! - `record`: one row per message kept (see [`crate::classify::Record`]); `received_ms` is the
+//! - `record`: one row per message kept (see [`crate::Record`]); `received_ms` is the
 //!   recorder's clock, `ts_ms` the message's own, `digest` a hash of topic and payload to find a
 //!   redelivered message. Indexed by time, by device and by digest.
 //! - `unreadable`: messages the contract cannot read, raw, with the reason.

@@ -1,0 +1,198 @@
+//! The workspace's rules, checked mechanically (as rust-analyzer's tidy tests do). Each rule is a
+//! pure function of the workspace's [`Workspace`] (read from `cargo metadata`) or of a file's text,
+//! returning what breaks it; `tests/tidy.rs` runs them on this workspace, and the unit tests below
+//! show each one failing on a deliberate violation.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Command;
+
+/// One package of the workspace, as far as the rules care.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    pub name: String,
+    /// The directory under `crates/`.
+    pub dir: String,
+    /// Its normal dependencies (not dev or build), by package name.
+    pub dependencies: BTreeSet<String>,
+    /// Whether it builds a binary.
+    pub has_binary: bool,
+}
+
+/// The workspace's packages by name.
+pub type Workspace = BTreeMap<String, Package>;
+
+/// The one crate that may depend on daemons: it starts them all in one process.
+pub const COMPOSITION_ROOT: &str = "mqtt-home";
+/// Crates that exist to measure or test the daemons, so depend on them.
+pub const HARNESSES: &[&str] = &["bench", "testkit", "tidy"];
+/// What `protocol` may depend on: nothing async, nothing MQTT-client specific.
+pub const PROTOCOL_MAY_USE: &[&str] = &["serde", "serde_json", "thiserror", "jiff", "humantime"];
+
+/// Reads the workspace at `root` with `cargo metadata --no-deps` (no network, no build).
+pub fn read_workspace(root: &Path) -> Result<Workspace, String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("cargo metadata failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| format!("cargo metadata: {e}"))?;
+    parse_workspace(&metadata)
+}
+
+/// The packages of a `cargo metadata` document.
+pub fn parse_workspace(metadata: &serde_json::Value) -> Result<Workspace, String> {
+    let packages = metadata["packages"].as_array().ok_or("cargo metadata: no packages")?;
+    let mut workspace = Workspace::new();
+    for p in packages {
+        let name = p["name"].as_str().ok_or("a package without a name")?.to_owned();
+        let manifest = p["manifest_path"].as_str().unwrap_or_default();
+        let dir = Path::new(manifest)
+            .parent()
+            .and_then(Path::file_name)
+            .map(|d| d.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dependencies = p["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["kind"].is_null())
+            .filter_map(|d| d["name"].as_str().map(str::to_owned))
+            .collect();
+        let has_binary = p["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")));
+        workspace.insert(name.clone(), Package { name, dir, dependencies, has_binary });
+    }
+    Ok(workspace)
+}
+
+/// Daemon crates: a binary that runs on the shared device runtime (not the composition root).
+pub fn daemons(workspace: &Workspace) -> BTreeSet<String> {
+    workspace
+        .values()
+        .filter(|p| p.has_binary && p.dependencies.contains("device-runtime") && p.name != COMPOSITION_ROOT)
+        .map(|p| p.name.clone())
+        .collect()
+}
+
+/// "Daemons never depend on each other": a daemon, or a library crate, that depends on a daemon.
+pub fn daemon_dependencies(workspace: &Workspace) -> Vec<String> {
+    let daemons = daemons(workspace);
+    let mut broken = Vec::new();
+    for p in workspace.values() {
+        if p.name == COMPOSITION_ROOT || HARNESSES.contains(&p.name.as_str()) {
+            continue;
+        }
+        for d in p.dependencies.intersection(&daemons) {
+            broken.push(format!("{} depends on the daemon {d} (share a library crate instead, as `store`)", p.name));
+        }
+    }
+    broken
+}
+
+/// "`protocol` depends on nothing async": any dependency outside [`PROTOCOL_MAY_USE`].
+pub fn protocol_dependencies(workspace: &Workspace) -> Vec<String> {
+    let Some(protocol) = workspace.get("protocol") else { return vec!["no protocol crate".into()] };
+    protocol
+        .dependencies
+        .iter()
+        .filter(|d| !PROTOCOL_MAY_USE.contains(&d.as_str()))
+        .map(|d| format!("protocol depends on {d}; it may use only {PROTOCOL_MAY_USE:?} (nothing async)"))
+        .collect()
+}
+
+/// The crates ARCHITECTURE.md's code map names (its `### \`crates/<dir>\`` headings).
+pub fn code_map(architecture: &str) -> BTreeSet<String> {
+    architecture
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `crates/"))
+        .filter_map(|rest| rest.split('`').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// "The code map names every crate, and only crates that exist."
+pub fn code_map_mismatches(workspace: &Workspace, architecture: &str) -> Vec<String> {
+    let named = code_map(architecture);
+    let dirs: BTreeSet<String> = workspace.values().map(|p| p.dir.clone()).collect();
+    let missing = dirs.difference(&named).map(|d| format!("ARCHITECTURE.md's code map misses crates/{d}"));
+    let extra =
+        named.difference(&dirs).map(|d| format!("ARCHITECTURE.md's code map names crates/{d}, which does not exist"));
+    missing.chain(extra).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn package(name: &str, dependencies: &[&str], has_binary: bool) -> Package {
+        Package {
+            name: name.into(),
+            dir: name.into(),
+            dependencies: dependencies.iter().map(|d| d.to_string()).collect(),
+            has_binary,
+        }
+    }
+
+    fn workspace() -> Workspace {
+        [
+            package("protocol", &["serde", "jiff"], false),
+            package("device-runtime", &["protocol", "tokio", "rumqttc"], false),
+            package("store", &["protocol", "rusqlite"], false),
+            package("recorder", &["protocol", "device-runtime", "store"], true),
+            package("dashboard", &["protocol", "device-runtime", "store"], true),
+            package("mqtt-home", &["device-runtime", "recorder", "dashboard"], true),
+            package("bench", &["device-runtime", "recorder"], false),
+        ]
+        .into_iter()
+        .map(|p| (p.name.clone(), p))
+        .collect()
+    }
+
+    #[test]
+    fn a_well_kept_workspace_breaks_no_rule() {
+        let w = workspace();
+        assert_eq!(daemons(&w), BTreeSet::from(["dashboard".to_string(), "recorder".to_string()]));
+        assert!(daemon_dependencies(&w).is_empty());
+        assert!(protocol_dependencies(&w).is_empty());
+        let map = "### `crates/protocol`\n### `crates/device-runtime`\n### `crates/store`\n### `crates/recorder`\n\
+                   ### `crates/dashboard`\n### `crates/mqtt-home`\n### `crates/bench`\n";
+        assert!(code_map_mismatches(&w, map).is_empty());
+    }
+
+    #[test]
+    fn each_rule_fails_on_a_deliberate_violation() {
+        // The dashboard reading the recorder's store through the recorder crate (as it once did).
+        let mut w = workspace();
+        w.get_mut("dashboard").unwrap().dependencies.insert("recorder".into());
+        assert_eq!(daemon_dependencies(&w).len(), 1, "{:?}", daemon_dependencies(&w));
+        // A library crate depending on a daemon.
+        let mut w = workspace();
+        w.get_mut("store").unwrap().dependencies.insert("dashboard".into());
+        assert_eq!(daemon_dependencies(&w).len(), 1);
+        // protocol growing an async dependency.
+        let mut w = workspace();
+        w.get_mut("protocol").unwrap().dependencies.insert("tokio".into());
+        assert_eq!(
+            protocol_dependencies(&w),
+            [
+                "protocol depends on tokio; it may use only [\"serde\", \"serde_json\", \"thiserror\", \"jiff\", \"humantime\"] (nothing async)"
+            ]
+        );
+        // The code map missing a crate, and naming one that is gone.
+        let w = workspace();
+        let map = "### `crates/protocol`\n### `crates/device-runtime`\n### `crates/recorder`\n### `crates/dashboard`\n\
+                   ### `crates/mqtt-home`\n### `crates/bench`\n### `crates/gone`\n";
+        let mismatches = code_map_mismatches(&w, map);
+        assert_eq!(mismatches.len(), 2, "{mismatches:?}");
+        assert!(mismatches[0].contains("misses crates/store") && mismatches[1].contains("crates/gone"));
+    }
+}
