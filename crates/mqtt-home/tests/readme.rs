@@ -1,7 +1,7 @@
 //! Every command line the README and the justfile show still works as written.
 //!
 //! A user's first custom run is a line copied from the README; when a flag is renamed, that line
-//! must fail here, not on their machine. Each `sh` block of README.md is read line by line (and
+//! must fail here, not on their machine. Each `sh` block of README.md and docs/*.md is read line by line (and
 //! each justfile recipe line that runs `mqtt-home`), split as a shell would, and checked by what it
 //! runs:
 //! - `mqtt-home` (as `cargo run -p mqtt-home -- …` or bare): parsed by the binary's own parser,
@@ -125,19 +125,30 @@ fn classify(words: &[String]) -> Result<Line, String> {
     }
 }
 
-/// The lines of README.md's `sh` blocks, with their line numbers.
-fn readme_lines() -> Vec<(usize, String)> {
-    let text = std::fs::read_to_string(repo().join("README.md")).unwrap();
+/// The lines of the `sh` blocks of README.md and every page of docs/: (file, line number, line).
+fn readme_lines() -> Vec<(String, usize, String)> {
+    let mut files = vec!["README.md".to_string()];
+    let mut docs: Vec<String> = std::fs::read_dir(repo().join("docs"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|name| name.ends_with(".md"))
+        .map(|name| format!("docs/{name}"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
     let mut lines = Vec::new();
-    let mut in_sh = false;
-    for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim();
-        if let Some(lang) = trimmed.strip_prefix("```") {
-            in_sh = !in_sh && matches!(lang, "sh" | "bash" | "shell" | "console");
-            continue;
-        }
-        if in_sh && !trimmed.is_empty() && !trimmed.starts_with('#') {
-            lines.push((n + 1, trimmed.to_string()));
+    for file in files {
+        let text = std::fs::read_to_string(repo().join(&file)).unwrap();
+        let mut in_sh = false;
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim();
+            if let Some(lang) = trimmed.strip_prefix("```") {
+                in_sh = !in_sh && matches!(lang, "sh" | "bash" | "shell" | "console");
+                continue;
+            }
+            if in_sh && !trimmed.is_empty() && !trimmed.starts_with('#') {
+                lines.push((file.clone(), n + 1, trimmed.to_string()));
+            }
         }
     }
     lines
@@ -233,12 +244,16 @@ fn parse_daemon(dir: &Path, binary: &str, args: &[String]) -> Result<(), String>
 #[test]
 fn every_command_line_in_the_readme_runs_as_written() {
     let lines = readme_lines();
-    assert!(lines.len() > 20, "README.md has only {} shell lines: did the block markers change?", lines.len());
+    assert!(
+        lines.len() > 20,
+        "README.md and docs/ have only {} shell lines: did the block markers change?",
+        lines.len()
+    );
     let recipes = recipes();
     let dir = binaries();
     let mut failures = Vec::new();
     let mut checked = 0;
-    for (n, line) in &lines {
+    for (file, n, line) in &lines {
         let outcome = classify(&words(line)).and_then(|what| match what {
             Line::MqttHome(args) => parse_mqtt_home(&args),
             Line::Daemon { binary, args } => parse_daemon(&dir, &binary, &args),
@@ -254,7 +269,7 @@ fn every_command_line_in_the_readme_runs_as_written() {
         });
         checked += 1;
         if let Err(e) = outcome {
-            failures.push(format!("README.md:{n}: {line}\n    {e}"));
+            failures.push(format!("{file}:{n}: {line}\n    {e}"));
         }
     }
     assert!(
