@@ -170,14 +170,10 @@ pub struct Daemons {
 impl Daemons {
     /// Loads every daemon's configuration first (so a bad file stops the start, not half the home), then starts them.
     pub fn start(home: &HomeConfig, connection: &Connection, shutdown: &Shutdown) -> anyhow::Result<Daemons> {
-        type Start = Box<dyn FnOnce(Shutdown) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>>;
-        let mut starts: Vec<(String, Start)> = Vec::new();
-        let mut device_ids = Vec::new();
-
+        let mut starts = Starts::default();
         for id in &home.bulbs {
             let c: light_bulb::Config = connection.config(Some(id))?;
-            device_ids.push(c.mqtt.id.clone());
-            starts.push((format!("light-bulb {id}"), Box::new(move |s| Box::pin(light_bulb::run(c, s)))));
+            starts.add(format!("light-bulb {id}"), c.mqtt.id.clone(), |s| light_bulb::run(c, s));
         }
         let sensors = [
             (SensorKind::Motion, &home.motion_sensors),
@@ -191,73 +187,47 @@ impl Daemons {
                     SensorKind::Door => connection.config::<binary_sensor::DoorConfig>(Some(id))?.into(),
                     SensorKind::Window => connection.config::<binary_sensor::WindowConfig>(Some(id))?.into(),
                 };
-                device_ids.push(c.mqtt.id.clone());
                 if kind != SensorKind::Motion && !home.simulate_contacts {
                     c.simulate = false;
                 }
-                starts
-                    .push((format!("{kind}-sensor {id}"), Box::new(move |s| Box::pin(binary_sensor::run(kind, c, s)))));
+                starts.add(format!("{kind}-sensor {id}"), c.mqtt.id.clone(), move |s| binary_sensor::run(kind, c, s));
             }
         }
         if home.circadian_sensor {
-            let c: circadian_sensor::Config = connection.config(None)?;
-            device_ids.push(c.mqtt.id.clone());
-            starts.push(("circadian-sensor".into(), Box::new(move |s| Box::pin(circadian_sensor::run(c, s)))));
+            starts.daemon(connection.config::<circadian_sensor::Config>(None)?, circadian_sensor::run);
         }
         if home.light_controller {
-            let c: light_controller::Config = connection.config(None)?;
-            device_ids.push(c.mqtt.id.clone());
-            starts.push(("light-controller".into(), Box::new(move |s| Box::pin(light_controller::run(c, s)))));
+            starts.daemon(connection.config::<light_controller::Config>(None)?, light_controller::run);
         }
         if home.security_controller {
-            let c: security_controller::Config = connection.config(None)?;
-            device_ids.push(c.mqtt.id.clone());
-            starts.push(("security-controller".into(), Box::new(move |s| Box::pin(security_controller::run(c, s)))));
+            starts.daemon(connection.config::<security_controller::Config>(None)?, security_controller::run);
         }
         if home.siren {
             let c: alarm_actuator::Config = connection.config(None)?;
-            device_ids.push(c.mqtt.id.clone());
-            starts.push(("alarm-actuator siren".into(), Box::new(move |s| Box::pin(alarm_actuator::run(c, s)))));
+            starts.add("alarm-actuator siren".into(), c.mqtt.id.clone(), move |s| alarm_actuator::run(c, s));
         }
         if home.recorder {
-            let c: recorder::Config = connection.config(None)?;
-            device_ids.push(c.mqtt.id.clone());
-            starts.push(("recorder".into(), Box::new(move |s| Box::pin(recorder::run(c, s)))));
+            starts.daemon(connection.config::<recorder::Config>(None)?, recorder::run);
         }
         let mut dashboard_url = None;
         if home.dashboard {
             let mut c: dashboard::Config = connection.config(None)?;
-            device_ids.push(c.mqtt.id.clone());
-            // Its clients share this process's open files with every daemon: leave them theirs.
-            if let Some(limit) = crate::open_files::raise() {
-                let share = crate::open_files::dashboard_share(c.max_connections, limit, home.daemon_count());
-                if share < c.max_connections {
-                    tracing::warn!(
-                        "dashboard: max_connections = {} lowered to {share}: this process may open {limit} files \
-                         and the daemons need the rest (raise the hard limit: ulimit -Hn, or LimitNOFILE= in systemd)",
-                        c.max_connections
-                    );
-                    c.max_connections = share;
-                    c.max_connections_per_client = c.max_connections_per_client.min(share);
-                }
-            }
+            c.max_connections = dashboard_connections(&c, home);
+            c.max_connections_per_client = c.max_connections_per_client.min(c.max_connections);
             dashboard_url = Some(format!("http://{}", c.listen));
-            starts.push(("dashboard".into(), Box::new(move |s| Box::pin(dashboard::run(c, s)))));
+            starts.daemon(c, dashboard::run);
         }
         if home.bridge {
-            let c: bridge::Config = connection.config(None)?;
-            device_ids.push(c.mqtt.id.clone());
-            starts.push(("bridge".into(), Box::new(move |s| Box::pin(bridge::run(c, s)))));
+            starts.daemon(connection.config::<bridge::Config>(None)?, bridge::run);
         }
         if home.notifier {
-            let c: notifier::Config = connection.config(None)?;
-            device_ids.push(c.mqtt.id.clone());
-            starts.push(("notifier".into(), Box::new(move |s| Box::pin(notifier::run(c, s)))));
+            starts.daemon(connection.config::<notifier::Config>(None)?, notifier::run);
         }
+        let Starts { list, device_ids } = starts;
 
         let mut tasks = JoinSet::new();
         let mut names = Vec::new();
-        for (name, start) in starts {
+        for (name, start) in list {
             let span = tracing::info_span!("daemon", name = %name);
             let fut = start(shutdown.child()).instrument(span);
             names.push(name.clone());
@@ -332,6 +302,53 @@ impl QuietHome {
     pub fn stop_on_signals(&self) {
         self.shutdown.trigger_on_signals();
     }
+}
+
+/// How a daemon of the home is started: its future, made when the home starts.
+type Start = Box<dyn FnOnce(Shutdown) -> std::pin::Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>>;
+
+/// The daemons to start, in order, each with its name and device id.
+#[derive(Default)]
+struct Starts {
+    list: Vec<(String, Start)>,
+    device_ids: Vec<String>,
+}
+
+impl Starts {
+    /// A daemon named `name`, device `id`, run by `run`.
+    fn add<F, Fut>(&mut self, name: String, id: String, run: F)
+    where
+        F: FnOnce(Shutdown) -> Fut + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        self.device_ids.push(id);
+        self.list.push((name, Box::new(move |s| Box::pin(run(s)))));
+    }
+
+    /// A daemon of which the home runs one, named as its binary, its device id from its config.
+    fn daemon<C, Fut>(&mut self, config: C, run: fn(C, Shutdown) -> Fut)
+    where
+        C: DaemonConfig + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let id = config.mqtt().id.clone();
+        self.add(C::NAME.to_owned(), id, move |s| run(config, s));
+    }
+}
+
+/// The dashboard's `max_connections`, lowered (with a warning) when this process's limit of open
+/// files would leave the daemons too few: its clients share the limit with every daemon.
+fn dashboard_connections(config: &dashboard::Config, home: &HomeConfig) -> usize {
+    let Some(limit) = crate::open_files::raise() else { return config.max_connections };
+    let share = crate::open_files::dashboard_share(config.max_connections, limit, home.daemon_count());
+    if share < config.max_connections {
+        tracing::warn!(
+            "dashboard: max_connections = {} lowered to {share}: this process may open {limit} files and the \
+             daemons need the rest (raise the hard limit: ulimit -Hn, or LimitNOFILE= in systemd)",
+            config.max_connections
+        );
+    }
+    share
 }
 
 #[cfg(test)]

@@ -62,74 +62,44 @@ fn main() -> ExitCode {
     device_runtime::daemon::block_on("mqtt-home", 2, dispatch(args.common, command))
 }
 
+/// One arm per command. Running the home and reading the history need no MQTT client; every other
+/// command connects as the control CLI ([`cli_mqtt`]).
 async fn dispatch(common: CommonArgs, command: Command) -> anyhow::Result<()> {
-    if let Command::Run { config_dir, listen } = command {
-        return run_home(common, ConfigSource::from_flag(config_dir)?, listen).await;
-    }
-    if let Command::History { since, device, kind, limit, json, csv, database } = command {
-        let format = match (json, csv) {
-            (true, _) => history::Format::Json,
-            (_, true) => history::Format::Csv,
-            _ => history::Format::Table,
-        };
-        let query = store::Query {
-            since: protocol::Timestamp::parse_since(&since, protocol::Timestamp::now())
-                .map_err(|e| anyhow::anyhow!("--since {e}"))?,
-            until: None,
-            device,
-            kind,
-            limit: Some(limit),
-        };
-        return history::print(&database.path, &query, format, &mut std::io::stdout().lock());
-    }
-    let mut common = common;
-    // Never a device's client id: the broker would disconnect that device.
-    let client = if matches!(command, Command::Scenario { .. }) { "mqtt-home-scenario" } else { "mqtt-home-cli" };
-    common.id.get_or_insert_with(|| format!("{client}-{}", std::process::id()));
-    let config = load::<CliConfig>(&common, toml::Table::new())?.mqtt;
     match command {
-        Command::Run { .. } => unreachable!("handled above"),
-        Command::Arm { mode, force, code } => {
-            let mode = match mode {
-                Mode::Away => ArmMode::Away,
-                Mode::Home => ArmMode::Home,
-                Mode::Night => ArmMode::Night,
+        Command::Run { config_dir, listen } => run_home(common, ConfigSource::from_flag(config_dir)?, listen).await,
+        Command::History { since, device, kind, limit, json, csv, database } => {
+            let format = match (json, csv) {
+                (true, _) => history::Format::Json,
+                (_, true) => history::Format::Csv,
+                _ => history::Format::Table,
             };
-            let code = if code { Some(ctl::read_pin()?) } else { std::env::var("MQTT_HOME_PIN").ok() };
-            ctl::panel(&config, ctl::arm_action(mode), code, force).await
+            let since = protocol::Timestamp::parse_since(&since, protocol::Timestamp::now())
+                .map_err(|e| anyhow::anyhow!("--since {e}"))?;
+            let query = store::Query { since, until: None, device, kind, limit: Some(limit) };
+            history::print(&database.path, &query, format, &mut std::io::stdout().lock())
         }
-        Command::Disarm => ctl::panel(&config, PanelAction::Disarm, Some(ctl::read_pin()?), false).await,
-        Command::Status { json, database } => status::status(&config, json, &database.path).await,
-        Command::History { .. } => unreachable!("handled above"),
+        Command::Arm { mode, force, code } => {
+            let code = if code { Some(ctl::read_pin()?) } else { std::env::var("MQTT_HOME_PIN").ok() };
+            ctl::panel(&cli_mqtt(&common)?, ctl::arm_action(arm_mode(mode)), code, force).await
+        }
+        Command::Disarm => ctl::panel(&cli_mqtt(&common)?, PanelAction::Disarm, Some(ctl::read_pin()?), false).await,
+        Command::Status { json, database } => status::status(&cli_mqtt(&common)?, json, &database.path).await,
         Command::Watch => {
             let shutdown = Shutdown::new();
             shutdown.trigger_on_signals();
-            ctl::watch(&config, shutdown).await
+            ctl::watch(&cli_mqtt(&common)?, shutdown).await
         }
         Command::Set { kind, device, state } => {
-            let kind = match kind {
-                Kind::Door => SensorKind::Door,
-                Kind::Window => SensorKind::Window,
-                Kind::Motion => SensorKind::Motion,
-            };
-            let word = state.unwrap_or_else(|| "on".into()).to_ascii_lowercase();
-            let state = match (kind, word.as_str()) {
-                (SensorKind::Motion, "on" | "motion") => SensorState::Motion,
-                (SensorKind::Motion, "off" | "no_motion" | "none") => SensorState::NoMotion,
-                (_, "on" | "open") => SensorState::Open,
-                (_, "off" | "closed" | "close") => SensorState::Closed,
-                _ => {
-                    anyhow::bail!("`{word}` is not a {kind} state: use open/closed (doors, windows) or on/off (motion)")
-                }
-            };
-            ctl::set_sensor(&config, kind, &device, state).await
+            let (kind, state) = sensor_reading(kind, state.as_deref())?;
+            ctl::set_sensor(&cli_mqtt(&common)?, kind, &device, state).await
         }
-        Command::Light { device, level } => ctl::light(&config, &device, &level).await,
-        Command::Forget { device } => ctl::forget(&config, &device).await,
+        Command::Light { device, level } => ctl::light(&cli_mqtt(&common)?, &device, &level).await,
+        Command::Forget { device } => ctl::forget(&cli_mqtt(&common)?, &device).await,
         Command::Notify { action: NotifyAction::Test { config_dir } } => {
-            notify_test(&config, ConfigSource::from_flag(config_dir)?).await
+            notify_test(&cli_mqtt(&common)?, ConfigSource::from_flag(config_dir)?).await
         }
         Command::Fleet { devices, houses, rate, duration, ramp, qos, broker_pid, controllers } => {
+            let config = cli_mqtt(&common)?;
             let fleet = FleetConfig {
                 devices,
                 houses,
@@ -141,18 +111,71 @@ async fn dispatch(common: CommonArgs, command: Command) -> anyhow::Result<()> {
                 controllers,
                 ..FleetConfig::new(&config)
             };
-            let shutdown = Shutdown::new();
-            shutdown.trigger_on_signals();
-            println!("fleet: {devices} devices in {houses} homes against {}, {rate} events/s", fleet.broker);
-            let report = fleet::run(fleet, shutdown, |line| println!("{line}")).await?;
-            println!("{report}");
-            Ok(())
+            run_fleet(fleet).await
         }
-        Command::Scenario { files, with_home: false, .. } => run_scenarios(&files, &config).await,
+        Command::Scenario { files, with_home: false, .. } => run_scenarios(&files, &scenario_mqtt(&common)?).await,
         Command::Scenario { files, with_home: true, config_dir } => {
+            let config = scenario_mqtt(&common)?;
             scenarios_with_home(&files, config, common, ConfigSource::from_flag(config_dir)?).await
         }
     }
+}
+
+/// The control CLI's MQTT connection: the common flags over defaults and the environment, as
+/// client `mqtt-home-cli-<pid>` unless `--id` says otherwise (never a device's id: the broker would
+/// disconnect that device).
+fn cli_mqtt(common: &CommonArgs) -> anyhow::Result<MqttConfig> {
+    client_mqtt(common, "mqtt-home-cli")
+}
+
+/// As [`cli_mqtt`], as client `mqtt-home-scenario-<pid>`.
+fn scenario_mqtt(common: &CommonArgs) -> anyhow::Result<MqttConfig> {
+    client_mqtt(common, "mqtt-home-scenario")
+}
+
+fn client_mqtt(common: &CommonArgs, client: &str) -> anyhow::Result<MqttConfig> {
+    let mut common = common.clone();
+    common.id.get_or_insert_with(|| format!("{client}-{}", std::process::id()));
+    Ok(load::<CliConfig>(&common, toml::Table::new())?.mqtt)
+}
+
+fn arm_mode(mode: Mode) -> ArmMode {
+    match mode {
+        Mode::Away => ArmMode::Away,
+        Mode::Home => ArmMode::Home,
+        Mode::Night => ArmMode::Night,
+    }
+}
+
+/// `mqtt-home set KIND DEVICE [STATE]`: the sensor kind and the state the words name.
+fn sensor_reading(kind: Kind, state: Option<&str>) -> anyhow::Result<(SensorKind, SensorState)> {
+    let kind = match kind {
+        Kind::Door => SensorKind::Door,
+        Kind::Window => SensorKind::Window,
+        Kind::Motion => SensorKind::Motion,
+    };
+    let word = state.unwrap_or("on").to_ascii_lowercase();
+    let state = match (kind, word.as_str()) {
+        (SensorKind::Motion, "on" | "motion") => SensorState::Motion,
+        (SensorKind::Motion, "off" | "no_motion" | "none") => SensorState::NoMotion,
+        (SensorKind::Door | SensorKind::Window, "on" | "open") => SensorState::Open,
+        (SensorKind::Door | SensorKind::Window, "off" | "closed" | "close") => SensorState::Closed,
+        _ => anyhow::bail!("`{word}` is not a {kind} state: use open/closed (doors, windows) or on/off (motion)"),
+    };
+    Ok((kind, state))
+}
+
+/// `mqtt-home fleet`: until its duration is up or Ctrl-C, then its report.
+async fn run_fleet(fleet: FleetConfig) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    shutdown.trigger_on_signals();
+    println!(
+        "fleet: {} devices in {} homes against {}, {} events/s",
+        fleet.devices, fleet.houses, fleet.broker, fleet.rate
+    );
+    let report = fleet::run(fleet, shutdown, |line| println!("{line}")).await?;
+    println!("{report}");
+    Ok(())
 }
 
 async fn run_scenarios(files: &[PathBuf], config: &MqttConfig) -> anyhow::Result<()> {
@@ -259,4 +282,28 @@ async fn notify_test(mqtt: &device_runtime::MqttConfig, source: ConfigSource) ->
         anyhow::bail!("{failed} of {} channels failed", outcomes.len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_reads_the_words_people_use() {
+        let table = [
+            (Kind::Door, Some("open"), Some((SensorKind::Door, SensorState::Open))),
+            (Kind::Door, Some("CLOSED"), Some((SensorKind::Door, SensorState::Closed))),
+            (Kind::Window, None, Some((SensorKind::Window, SensorState::Open))),
+            (Kind::Window, Some("off"), Some((SensorKind::Window, SensorState::Closed))),
+            (Kind::Motion, Some("motion"), Some((SensorKind::Motion, SensorState::Motion))),
+            (Kind::Motion, Some("none"), Some((SensorKind::Motion, SensorState::NoMotion))),
+            (Kind::Motion, Some("open"), None),
+            (Kind::Door, Some("ajar"), None),
+        ];
+        for (kind, word, want) in table {
+            assert_eq!(sensor_reading(kind, word).ok(), want, "{word:?}");
+        }
+        let e = sensor_reading(Kind::Door, Some("ajar")).unwrap_err().to_string();
+        assert!(e.contains("`ajar` is not a door state"), "{e}");
+    }
 }
