@@ -33,9 +33,10 @@ impl Probe {
 
     /// Connects with `credentials` (user, password); a refused connection is an error at once.
     pub async fn connect_as(url: &str, client_id: &str, credentials: Option<(&str, &str)>) -> anyhow::Result<Probe> {
-        let hostport = url.strip_prefix("mqtt://").context("probe URL must be mqtt://host:port")?;
-        let (host, port) = hostport.rsplit_once(':').context("probe URL needs a port")?;
-        let mut options = MqttOptions::new(client_id, host, port.parse()?);
+        // The one parser of broker URLs, as every daemon reads them.
+        let broker = device_runtime::BrokerUrl::parse(url)?;
+        anyhow::ensure!(!broker.tls, "the probe speaks plain MQTT: {url}");
+        let mut options = MqttOptions::new(client_id, broker.host, broker.port);
         options.set_keep_alive(Duration::from_secs(5)).set_max_packet_size(64 << 20, 64 << 20);
         if let Some((user, password)) = credentials {
             options.set_credentials(user, password);
