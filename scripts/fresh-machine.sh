@@ -87,4 +87,12 @@ unshare --mount --propagation private /bin/bash -c '
 code=$?
 set -e
 say "scripts/test.sh exited $code after $(( $(date +%s) - start )) s"
+# A passing run leaves nothing behind (the root holds a build, venvs and images: ~20 GB); a failing
+# one keeps it to look into (`unshare --mount` + pivot_root into it again, as above).
+if [ "$code" = 0 ]; then
+  cleanup
+  rm -rf "$root"
+else
+  say "kept $root for a look (remove it with: rm -rf $root, after unmounting what is below it)"
+fi
 exit "$code"
