@@ -95,7 +95,7 @@ pub fn main() -> ExitCode {
         }
     };
     // The flood holds thousands of sockets: this process needs its hard limit of open files.
-    let limit = raise_open_files();
+    let limit = device_runtime::process::raise_open_files().unwrap_or(1024) as usize;
     if options.sockets + 200 > limit {
         eprintln!(
             "attack-bench: error: --sockets {} needs {} open files; this process may have {limit}",
@@ -461,20 +461,11 @@ impl Attacker {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let handle = runtime.handle().clone();
         std::thread::Builder::new().name("attacker".into()).spawn(move || {
-            lower_this_thread(19);
+            device_runtime::process::lower_this_thread(19);
             // Runs the attack's tasks until the process ends.
             runtime.block_on(std::future::pending::<()>());
         })?;
         Ok(Attacker(handle))
-    }
-}
-
-/// This thread's nice value set to `nice` (Linux schedules threads).
-#[allow(unsafe_code)]
-fn lower_this_thread(nice: i32) {
-    // SAFETY: gettid and setpriority take and return plain integers.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, nice);
     }
 }
 
@@ -655,23 +646,4 @@ impl Storm {
             elapsed: self.started.elapsed(),
         }
     }
-}
-
-/// Raises this process's soft limit of open files to the hard one; the limit now.
-#[allow(unsafe_code)]
-fn raise_open_files() -> usize {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit read and write this process's limit through a struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 1024;
-        }
-        let hard = limit.rlim_max;
-        limit.rlim_cur = hard;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
-            return hard as usize;
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-    }
-    limit.rlim_cur as usize
 }

@@ -56,7 +56,7 @@ impl LoginChecks {
         for n in 0..MAX_LOGIN_CHECKS {
             let queue = queue.clone();
             let spawned = std::thread::Builder::new().name(format!("login-check-{n}")).spawn(move || {
-                crate::priority::lower_this_thread(NICE);
+                device_runtime::process::lower_this_thread(NICE);
                 loop {
                     let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     match job {
@@ -136,14 +136,14 @@ mod tests {
         let (name, nice) = checks
             .run(|| {
                 let name = std::thread::current().name().map(str::to_owned);
-                (name, crate::priority::this_thread())
+                (name, device_runtime::process::this_thread_nice())
             })
             .await
             .unwrap();
         assert!(name.is_some_and(|n| n.starts_with("login-check-")));
         assert_eq!(nice, NICE);
         // The test's own thread is left as it was.
-        assert_ne!(crate::priority::this_thread(), NICE);
+        assert_ne!(device_runtime::process::this_thread_nice(), NICE);
     }
 
     #[tokio::test]

@@ -18,7 +18,6 @@ pub mod config;
 pub mod device;
 pub mod history;
 pub mod home;
-pub mod priority;
 pub mod serve;
 pub mod web;
 

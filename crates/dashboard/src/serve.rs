@@ -185,7 +185,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("dashboard-web".into())
         .spawn(move || {
-            crate::priority::lower_this_thread(WEB_NICE);
+            device_runtime::process::lower_this_thread(WEB_NICE);
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
                     Ok(listener) => serve(listener, router, limits, shutdown).await,

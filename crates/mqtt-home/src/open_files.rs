@@ -26,30 +26,8 @@ pub fn dashboard_share(wanted: usize, limit: u64, daemons: usize) -> usize {
 }
 
 /// Raises the soft limit of open files to the hard one; the soft limit now (`None` if unknown).
-#[cfg(unix)]
-#[allow(unsafe_code)]
-#[allow(clippy::unnecessary_cast)] // rlim_t is 32 bits on some targets
 pub fn raise() -> Option<u64> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit and setrlimit read and write this process's limit through a struct we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return None;
-        }
-        if limit.rlim_cur < limit.rlim_max {
-            let soft = limit.rlim_cur;
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                limit.rlim_cur = soft;
-            }
-        }
-    }
-    Some(limit.rlim_cur as u64)
-}
-
-#[cfg(not(unix))]
-pub fn raise() -> Option<u64> {
-    None
+    device_runtime::process::raise_open_files()
 }
 
 #[cfg(test)]
@@ -77,17 +55,5 @@ mod tests {
                 "{wanted} wanted, limit {limit}, {daemons} daemons"
             );
         }
-    }
-
-    #[test]
-    #[allow(clippy::unnecessary_cast)]
-    fn raising_leaves_the_soft_limit_at_the_hard_one() {
-        let now = raise().expect("getrlimit works on this machine");
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        #[allow(unsafe_code)]
-        // SAFETY: as in `raise`.
-        let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-        assert!(ok);
-        assert_eq!((now, limit.rlim_cur), (limit.rlim_max as u64, limit.rlim_max));
     }
 }

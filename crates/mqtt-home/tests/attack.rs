@@ -203,7 +203,7 @@ async fn idle_sockets_on_the_dashboard_leave_the_panel_its_files() {
 
 /// This process's soft limit of open files raised to the hard one; the limit now.
 fn raise_own_open_files() -> u64 {
-    mqtt_home::open_files::raise().unwrap_or(1024)
+    device_runtime::process::raise_open_files().unwrap_or(1024)
 }
 
 /// `GET /healthz` with a fresh connection from 127.0.0.1: its status line, within 5 s.
