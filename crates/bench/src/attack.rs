@@ -225,10 +225,9 @@ struct Home {
 
 impl Home {
     async fn start(mosquitto: &testkit::Mosquitto, dir: &Path) -> anyhow::Result<Home> {
-        let config_dir = dir.join("config");
         let dashboard = SocketAddr::from((Ipv4Addr::LOCALHOST, testkit::free_port()));
         let state_file = dir.join("panel.json");
-        write_config(&config_dir, dir, dashboard, &state_file)?;
+        let config_dir = write_config(dir, dashboard, &state_file)?;
         let names = Names::new();
         let window =
             names.topics.name(&protocol::Topic::Sensor { kind: protocol::SensorKind::Window, id: WINDOW.into() });
@@ -371,21 +370,8 @@ impl Drop for Home {
     }
 }
 
-/// The shipped home, with the bench's panel and dashboard, in `config_dir`.
-fn write_config(config_dir: &Path, dir: &Path, dashboard: SocketAddr, state_file: &Path) -> anyhow::Result<()> {
-    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    std::fs::create_dir_all(config_dir)?;
-    for entry in std::fs::read_dir(&shipped).with_context(|| format!("cannot read {}", shipped.display()))? {
-        let entry = entry?;
-        std::fs::copy(entry.path(), config_dir.join(entry.file_name()))?;
-    }
-    // The home as shipped, but the panel reads security-controller.toml (the bench's, below).
-    let home = std::fs::read_to_string(config_dir.join("home.toml"))?;
-    std::fs::write(
-        config_dir.join("home.toml"),
-        home.replace("security-controller.demo.toml", "security-controller.toml"),
-    )?;
-
+/// The shipped home with the bench's panel, dashboard and recorder files, in `dir/config`.
+fn write_config(dir: &Path, dashboard: SocketAddr, state_file: &Path) -> anyhow::Result<PathBuf> {
     let pin_hash = codes::hash_pin(PIN).context("cannot hash the bench PIN")?;
     let mut panel = PanelConfig {
         exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
@@ -402,18 +388,17 @@ fn write_config(config_dir: &Path, dir: &Path, dashboard: SocketAddr, state_file
         state_file: state_file.to_owned(),
         panel,
     };
-    std::fs::write(config_dir.join("security-controller.toml"), toml::to_string(&config)?)?;
-
     let password_hash = codes::hash_pin(DASHBOARD_PASSWORD).context("cannot hash the dashboard password")?;
     let database = dir.join("mqtt-home.db");
-    std::fs::write(
-        config_dir.join("dashboard.toml"),
-        format!(
-            "listen = \"{dashboard}\"\ndatabase = {database:?}\npassword_hash = \"{password_hash}\"\n[mqtt]\nid = \"dashboard\"\n"
-        ),
-    )?;
-    std::fs::write(config_dir.join("recorder.toml"), format!("database = {database:?}\n[mqtt]\nid = \"recorder\"\n"))?;
-    Ok(())
+    let dashboard = format!(
+        "listen = \"{dashboard}\"\ndatabase = {database:?}\npassword_hash = \"{password_hash}\"\n[mqtt]\nid = \"dashboard\"\n"
+    );
+    let files = [
+        ("security-controller.toml", toml::to_string(&config)?),
+        ("dashboard.toml", dashboard),
+        ("recorder.toml", format!("database = {database:?}\n[mqtt]\nid = \"recorder\"\n")),
+    ];
+    testkit::shipped_home_config(dir, &files)
 }
 
 /// Files `pid` has open (`/proc/<pid>/fd`).

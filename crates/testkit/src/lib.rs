@@ -17,6 +17,7 @@
 
 mod daemon;
 pub mod home_assistant;
+mod home_config;
 mod mosquitto;
 mod nats;
 mod probe;
@@ -25,6 +26,7 @@ mod webhook;
 
 pub use daemon::{Running, WITHIN, on_embedded, on_mosquitto, terminate};
 pub use home_assistant::HomeAssistant;
+pub use home_config::shipped_home_config;
 
 pub use mosquitto::{Mosquitto, mosquitto_or_skip};
 pub use nats::{NatsCluster, nats_or_skip, nats_server_binary};

@@ -42,16 +42,6 @@ pub fn text(expected: &'static str) -> impl Fn(&[u8]) -> bool {
 /// The shipped home's config, with a panel that arms and trips at once (the kitchen window is
 /// perimeter), its files in `dir`, and the dashboard on `dashboard` (loopback: no login).
 pub fn whole_home_config(dir: &std::path::Path, dashboard: std::net::SocketAddr) -> std::path::PathBuf {
-    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
-    let config_dir = dir.join("config");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    for entry in std::fs::read_dir(&shipped).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), config_dir.join(entry.file_name())).unwrap();
-    }
-    let home = std::fs::read_to_string(config_dir.join("home.toml")).unwrap();
-    let home = home.replace("security-controller.demo.toml", "security-controller.toml");
-    std::fs::write(config_dir.join("home.toml"), home).unwrap();
     let mut panel = security_controller::config::PanelConfig {
         exit_delay_s: security_controller::config::ModeDelays { away: 0, home: 0, night: 0 },
         entry_delay_s: security_controller::config::ModeDelays { away: 0, home: 0, night: 0 },
@@ -68,13 +58,13 @@ pub fn whole_home_config(dir: &std::path::Path, dashboard: std::net::SocketAddr)
         state_file: dir.join("panel.json"),
         panel,
     };
-    std::fs::write(config_dir.join("security-controller.toml"), toml::to_string(&panel).unwrap()).unwrap();
     let database = dir.join("mqtt-home.db");
-    let dashboard = format!("listen = \"{dashboard}\"\ndatabase = {database:?}\n[mqtt]\nid = \"dashboard\"\n");
-    std::fs::write(config_dir.join("dashboard.toml"), dashboard).unwrap();
-    let recorder = format!("database = {database:?}\n[mqtt]\nid = \"recorder\"\n");
-    std::fs::write(config_dir.join("recorder.toml"), recorder).unwrap();
-    config_dir
+    let files = [
+        ("security-controller.toml", toml::to_string(&panel).unwrap()),
+        ("dashboard.toml", format!("listen = \"{dashboard}\"\ndatabase = {database:?}\n[mqtt]\nid = \"dashboard\"\n")),
+        ("recorder.toml", format!("database = {database:?}\n[mqtt]\nid = \"recorder\"\n")),
+    ];
+    testkit::shipped_home_config(dir, &files).unwrap()
 }
 
 /// Starts `command` with its soft limit of open files at `soft` (the hard one left as it is).
