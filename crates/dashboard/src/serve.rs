@@ -84,20 +84,33 @@ struct Connection {
     evict: Notify,
 }
 
-/// The open connections, oldest first.
-#[derive(Default)]
-struct Open(Mutex<VecDeque<std::sync::Weak<Connection>>>);
+/// The open connections, oldest first: at most `max` alive, and the ones that have closed since
+/// the list was last swept.
+struct Open {
+    list: Mutex<VecDeque<std::sync::Weak<Connection>>>,
+    max: usize,
+}
 
 impl Open {
+    fn new(max: usize) -> Open {
+        Open { list: Mutex::new(VecDeque::new()), max }
+    }
+
     fn add(&self) -> Arc<Connection> {
         let connection = Arc::new(Connection::default());
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push_back(Arc::downgrade(&connection));
+        let mut open = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        // Closed connections leave their entry behind: swept whenever they could outnumber the
+        // live ones, so the list stays within twice the cap however long the server runs.
+        if open.len() >= 2 * self.max {
+            open.retain(|c| c.strong_count() > 0);
+        }
+        open.push_back(Arc::downgrade(&connection));
         connection
     }
 
     /// Tells the oldest connection that has sent no whole request to close; whether there was one.
     fn evict_oldest_silent(&self) -> bool {
-        let mut open = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = self.list.lock().unwrap_or_else(|e| e.into_inner());
         open.retain(|c| c.strong_count() > 0);
         let silent = open.iter().position(|c| c.upgrade().is_some_and(|c| !c.served.load(Ordering::Relaxed)));
         match silent.and_then(|i| open.remove(i)).and_then(|c| c.upgrade()) {
@@ -204,7 +217,7 @@ pub fn spawn(
 pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: Shutdown) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let clients = Arc::new(PerClient::default());
-    let tracked = Open::default();
+    let tracked = Open::new(limits.max_connections);
     let mut refused_since_said = 0u64;
     let mut accept_failing = false;
     let mut open = tokio::task::JoinSet::new();
@@ -275,4 +288,25 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         });
     }
     while open.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_connections_do_not_pile_up_in_the_list() {
+        let open = Open::new(4);
+        let held: Vec<_> = (0..4).map(|_| open.add()).collect();
+        for _ in 0..10_000 {
+            drop(open.add());
+        }
+        let len = open.list.lock().unwrap().len();
+        assert!(len <= 8, "{len} entries for 4 open connections");
+        // The live ones are still there, oldest first, and the oldest silent one is evicted.
+        assert!(open.evict_oldest_silent());
+        let left: Vec<_> = open.list.lock().unwrap().iter().filter_map(std::sync::Weak::upgrade).collect();
+        assert_eq!(left.len(), 3);
+        assert!(left.iter().zip(&held[1..]).all(|(a, b)| Arc::ptr_eq(a, b)), "the oldest was not the one evicted");
+    }
 }
