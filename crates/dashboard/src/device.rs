@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use device_runtime::{Act, Device, DeviceSpec};
-use protocol::{DeviceKind, LightCommand, PanelCommand, Qos, Timestamp, Topic, Topics};
+use protocol::{DeviceKind, LightCommand, Message, PanelCommand, Qos, Timestamp, Topic, Topics};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::home::{Change, Home, Snapshot};
@@ -124,19 +124,16 @@ impl Device for DashboardDevice {
 
     fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
         let mut home = self.shared.home.lock().unwrap_or_else(|e| e.into_inner());
-        match home.apply(&topic, payload, now) {
-            Ok(changes) => {
-                for change in changes {
-                    // No page open is no error.
-                    let _ = self.shared.changes.send(change);
-                }
-            }
-            Err(e) => {
-                let name = self.topics.name(&topic);
-                if self.warned.len() < WARNED_TOPICS && self.warned.insert(name.clone()) {
-                    tracing::warn!("ignored a message on {name}: {e}");
-                }
-            }
+        let message = Message::read(&self.topics, topic, payload);
+        if let Err(e) = &message
+            && self.warned.len() < WARNED_TOPICS
+            && self.warned.insert(e.topic.clone())
+        {
+            tracing::warn!("cannot show a message on {}: {}", e.topic, e.why);
+        }
+        for change in home.apply(message, now) {
+            // No page open is no error.
+            let _ = self.shared.changes.send(change);
         }
         Vec::new()
     }

@@ -1,15 +1,16 @@
-//! The home as the dashboard knows it: every retained state it has heard, and the panel's recent
-//! events. Pure: [`Home::apply`] turns one message into the [`Change`] the page is sent, and is
-//! tested without a broker.
+//! The home as the dashboard's pages show it: [`protocol::HomeState`] kept live, rendered as the
+//! JSON the page holds. Pure: [`Home::apply`] turns one message into the [`Change`]s the page is
+//! sent, and is tested without a broker.
 //!
 //! The page keeps the same model: it is sent the whole [`Snapshot`] once, then each [`Change`],
-//! which sets (or, with a `null` value, removes) one entry of one section.
+//! which sets (or, with a `null` value, removes) one entry of one section. A state that could not
+//! be read is not shown (the page has nothing true to show for it); the daemon logs why.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use protocol::{
-    AlarmState, Announce, Availability, CircadianReading, Health, LightState, PanelEvent, PanelStatus, Payload,
-    SensorKind, SensorReading, SensorState, Timestamp, Topic,
+    AlarmState, Announce, Availability, CircadianReading, Health, HomeState, LightState, Message, PanelEvent,
+    PanelStatus, Presence, SensorKind, SensorState, Timestamp, Unreadable,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -25,6 +26,17 @@ pub struct DeviceView {
     pub health: Option<Health>,
     /// When the dashboard last heard anything from or about the device.
     pub last_seen: Timestamp,
+}
+
+impl DeviceView {
+    fn of(p: &Presence) -> DeviceView {
+        DeviceView {
+            announce: readable(&p.announce).cloned(),
+            availability: readable(&p.availability).copied(),
+            health: readable(&p.health).cloned(),
+            last_seen: p.last_heard,
+        }
+    }
 }
 
 /// A door, window or motion sensor.
@@ -61,146 +73,94 @@ pub struct Change {
     pub value: Value,
 }
 
-/// What a message could not be read as, for the log (once per topic, by the caller).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Unreadable(pub String);
-
 /// The model, updated message by message.
 #[derive(Debug, Clone)]
 pub struct Home {
-    snapshot: Snapshot,
-    max_events: usize,
+    state: HomeState,
 }
 
-fn json<T: Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+fn json<T: Serialize>(value: Option<&T>) -> Value {
+    value.and_then(|v| serde_json::to_value(v).ok()).unwrap_or(Value::Null)
+}
+
+fn readable<T>(slot: &Option<Result<T, Unreadable>>) -> Option<&T> {
+    slot.as_ref().and_then(|heard| heard.as_ref().ok())
 }
 
 impl Home {
     pub fn new(max_events: usize) -> Home {
-        Home { snapshot: Snapshot::default(), max_events }
+        Home { state: HomeState::new(max_events) }
     }
 
     /// The whole home, stamped with `now`.
     pub fn snapshot(&self, now: Timestamp) -> Snapshot {
-        Snapshot { now, ..self.snapshot.clone() }
+        let s = &self.state;
+        Snapshot {
+            devices: s.devices.iter().map(|(id, p)| (id.clone(), DeviceView::of(p))).collect(),
+            sensors: s.sensors.keys().filter_map(|(_, id)| Some((id.clone(), self.sensor(id)?))).collect(),
+            lights: s.lights.iter().filter_map(|(id, l)| Some((id.clone(), l.as_ref().ok()?.clone()))).collect(),
+            panel: readable(&s.panel).cloned(),
+            siren: readable(&s.siren).cloned(),
+            circadian: readable(&s.sun).cloned(),
+            events: s.events.clone(),
+            now,
+        }
     }
 
-    /// Applies one message; the changes the page must be sent (none when nothing changed).
-    /// A zero-length payload on a retained topic is a cleared state: the entry goes.
-    pub fn apply(&mut self, topic: &Topic, payload: &[u8], now: Timestamp) -> Result<Vec<Change>, Unreadable> {
-        let cleared = payload.is_empty();
-        let bad = |e: protocol::DecodeError| Unreadable(e.to_string());
-        let s = &mut self.snapshot;
-        let mut changes = Vec::new();
-        let seen = |s: &mut Snapshot, changes: &mut Vec<Change>, id: &str| {
-            if let Some(device) = s.devices.get_mut(id) {
-                device.last_seen = now;
-                changes.push(Change { section: "devices", id: Some(id.to_owned()), value: json(device) });
-            }
+    fn sensor(&self, id: &str) -> Option<SensorView> {
+        let (kind, heard) = self.state.sensor(id)?;
+        let heard = heard.as_ref().ok()?;
+        Some(SensorView { kind, state: heard.reading.state, ts: heard.reading.ts, received: heard.received })
+    }
+
+    /// Applies one message; the changes the page must be sent (none when nothing it shows changed).
+    pub fn apply(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Change> {
+        let changes = self.state.apply(message, now);
+        changes.into_iter().filter_map(|change| self.render(change)).collect()
+    }
+
+    /// One change of the model as the page's section, id and value.
+    fn render(&self, change: protocol::Change) -> Option<Change> {
+        use protocol::Change as C;
+        let s = &self.state;
+        let (section, value, id) = match change {
+            C::Panel => ("panel", json(readable(&s.panel)), None),
+            C::Siren => ("siren", json(readable(&s.siren)), None),
+            C::Sun => ("circadian", json(readable(&s.sun)), None),
+            C::Sensor(_, id) => ("sensors", json(self.sensor(&id).as_ref()), Some(id)),
+            C::Light(id) => ("lights", json(s.lights.get(&id).and_then(|l| l.as_ref().ok())), Some(id)),
+            C::Device(id) => ("devices", json(s.devices.get(&id).map(DeviceView::of).as_ref()), Some(id)),
+            C::Event => ("events", json(s.events.back()), None),
+            C::Foreign(_) => return None,
         };
-        match topic {
-            Topic::Sensor { kind, id } => {
-                if cleared {
-                    s.sensors.remove(id);
-                    changes.push(Change { section: "sensors", id: Some(id.clone()), value: Value::Null });
-                } else {
-                    let reading = SensorReading::decode_for(*kind, payload).map_err(bad)?;
-                    let view = SensorView { kind: *kind, state: reading.state, ts: reading.ts, received: now };
-                    changes.push(Change { section: "sensors", id: Some(id.clone()), value: json(&view) });
-                    s.sensors.insert(id.clone(), view);
-                    seen(s, &mut changes, id);
-                }
-            }
-            Topic::LightState(id) => {
-                if cleared {
-                    s.lights.remove(id);
-                    changes.push(Change { section: "lights", id: Some(id.clone()), value: Value::Null });
-                } else {
-                    let state = LightState::decode(payload).map_err(bad)?;
-                    changes.push(Change { section: "lights", id: Some(id.clone()), value: json(&state) });
-                    s.lights.insert(id.clone(), state);
-                    seen(s, &mut changes, id);
-                }
-            }
-            Topic::PanelStatus => {
-                let status = if cleared { None } else { Some(PanelStatus::decode(payload).map_err(bad)?) };
-                changes.push(Change { section: "panel", id: None, value: json(&status) });
-                let device = status.as_ref().map(|st| st.device_id.clone());
-                s.panel = status;
-                if let Some(device) = device {
-                    seen(s, &mut changes, &device);
-                }
-            }
-            Topic::AlarmState => {
-                let siren = if cleared { None } else { Some(AlarmState::decode(payload).map_err(bad)?) };
-                changes.push(Change { section: "siren", id: None, value: json(&siren) });
-                let device = siren.as_ref().map(|st| st.device_id.clone());
-                s.siren = siren;
-                if let Some(device) = device {
-                    seen(s, &mut changes, &device);
-                }
-            }
-            Topic::Circadian => {
-                let reading = if cleared { None } else { Some(CircadianReading::decode(payload).map_err(bad)?) };
-                changes.push(Change { section: "circadian", id: None, value: json(&reading) });
-                let device = reading.as_ref().map(|r| r.device_id.clone());
-                s.circadian = reading;
-                if let Some(device) = device {
-                    seen(s, &mut changes, &device);
-                }
-            }
-            Topic::PanelEvents => {
-                let event = PanelEvent::decode(payload).map_err(bad)?;
-                changes.push(Change { section: "events", id: None, value: json(&event) });
-                let device = event.device_id.clone();
-                s.events.push_back(event);
-                while s.events.len() > self.max_events {
-                    s.events.pop_front();
-                }
-                seen(s, &mut changes, &device);
-            }
-            Topic::Availability(id) | Topic::Announce(id) | Topic::Health(id) => {
-                if cleared {
-                    // A device taken out (`mqtt-home forget`) clears its retained presence.
-                    if s.devices.remove(id).is_some() {
-                        changes.push(Change { section: "devices", id: Some(id.clone()), value: Value::Null });
-                    }
-                    return Ok(changes);
-                }
-                let device = s.devices.entry(id.clone()).or_default();
-                match topic {
-                    Topic::Availability(_) => device.availability = Some(Availability::decode(payload).map_err(bad)?),
-                    Topic::Announce(_) => device.announce = Some(Announce::decode(payload).map_err(bad)?),
-                    _ => device.health = Some(Health::decode(payload).map_err(bad)?),
-                }
-                device.last_seen = now;
-                changes.push(Change { section: "devices", id: Some(id.clone()), value: json(device) });
-            }
-            Topic::LightSet(_) | Topic::PanelSet | Topic::AlarmControl => {}
-        }
-        Ok(changes)
+        Some(Change { section, id, value })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::{Topic, Topics};
+
+    fn apply(home: &mut Home, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Change> {
+        home.apply(Message::read(&Topics::default(), topic, payload), now)
+    }
 
     #[test]
     fn sensors_lights_and_presence_become_changes() {
         let mut home = Home::new(2);
         let t = Timestamp(5_000);
-        let online = home.apply(&Topic::Availability("front".into()), b"online", t).unwrap();
+        let online = apply(&mut home, Topic::Availability("front".into()), b"online", t);
         assert_eq!(online[0].section, "devices");
         let door = Topic::Sensor { kind: SensorKind::Door, id: "front".into() };
-        let changes = home.apply(&door, b"OPEN", Timestamp(6_000)).unwrap();
+        let changes = apply(&mut home, door.clone(), b"OPEN", Timestamp(6_000));
         assert_eq!(changes.len(), 2, "the sensor, and its device seen again");
         assert_eq!(changes[0].value["state"], "OPEN");
         assert_eq!(home.snapshot(t).devices["front"].last_seen, Timestamp(6_000));
-        assert!(home.apply(&door, b"MOTION", t).is_err(), "a door does not report motion");
-        let cleared = home.apply(&door, b"", t).unwrap();
+        let unreadable = apply(&mut home, door.clone(), b"MOTION", t);
+        assert_eq!(unreadable[0].value, Value::Null, "a door does not report motion: the page shows no state");
+        apply(&mut home, door.clone(), b"CLOSED", t);
+        let cleared = apply(&mut home, door, b"", t);
         assert_eq!(cleared[0].value, Value::Null);
         assert!(home.snapshot(t).sensors.is_empty());
     }
@@ -212,9 +172,18 @@ mod tests {
             let event = format!(
                 r#"{{"event":"wrong_code","message":"wrong code {n}","device_id":"panel","ts":"2026-01-01T00:00:0{n}.000Z"}}"#
             );
-            home.apply(&Topic::PanelEvents, event.as_bytes(), Timestamp(0)).unwrap();
+            let changes = apply(&mut home, Topic::PanelEvents, event.as_bytes(), Timestamp(0));
+            assert_eq!(changes[0].value["message"], format!("wrong code {n}"));
         }
         let events = home.snapshot(Timestamp(0)).events;
         assert_eq!(events.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(), ["wrong code 1", "wrong code 2"]);
+    }
+
+    #[test]
+    fn commands_and_unreadable_events_send_nothing() {
+        let mut home = Home::new(2);
+        assert_eq!(apply(&mut home, Topic::AlarmControl, b"ON", Timestamp(0)), []);
+        assert_eq!(apply(&mut home, Topic::PanelEvents, b"{", Timestamp(0)), []);
+        assert_eq!(home.snapshot(Timestamp(0)), Snapshot::default());
     }
 }

@@ -10,9 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use device_runtime::{DeviceSpec, Inbound, Link, MqttConfig, Publisher, Shutdown};
 use protocol::{
-    AlarmState, ArmMode, CircadianReading, DeviceKind, Health, HealthState, LightCommand, LightState, PanelAction,
-    PanelCommand, PanelEvent, PanelStatus, Payload, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic,
-    Topics,
+    ArmMode, DeviceKind, HealthState, LightCommand, Message, PanelAction, PanelCommand, PanelEvent, PanelStatus,
+    Payload, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics, clip,
 };
 
 /// How long a command waits for the broker.
@@ -258,37 +257,32 @@ fn clock() -> String {
 
 /// One message as a person reads it.
 pub fn describe(topics: &Topics, topic: &str, payload: &[u8]) -> String {
-    let raw = || String::from_utf8_lossy(payload).chars().take(120).collect::<String>();
-    let Ok(parsed) = topics.parse(topic) else { return format!("{topic} {}", raw()) };
-    let text = match &parsed {
-        Topic::Circadian => CircadianReading::decode(payload).map(|r| format!("sun: {}", r.phase)).ok(),
-        Topic::Sensor { kind, id } => {
-            SensorReading::decode_for(*kind, payload).map(|r| format!("{kind} {id}: {}", r.state.as_str())).ok()
-        }
-        Topic::LightState(id) => LightState::decode(payload)
-            .map(|s| {
-                let level = if s.brightness > 0 { format!("{} %", s.brightness) } else { "off".into() };
-                format!("light {id}: {level} ({})", s.source.as_str())
-            })
-            .ok(),
-        Topic::LightSet(id) => Some(format!("light {id} ← {}", raw())),
-        Topic::PanelStatus => PanelStatus::decode(payload).map(|s| describe_status(&s)).ok(),
-        Topic::PanelEvents => {
-            PanelEvent::decode(payload).map(|e| format!("event {}: {}", e.event.as_str(), e.message)).ok()
-        }
-        Topic::PanelSet => Some("panel ← command (code hidden)".to_owned()),
-        Topic::AlarmState => AlarmState::decode(payload)
-            .map(|a| format!("siren: {}{}", a.state.as_str(), a.reason.map(|r| format!(" ({r})")).unwrap_or_default()))
-            .ok(),
-        Topic::AlarmControl => Some(format!("siren ← {}", raw())),
-        Topic::Availability(id) => Some(format!("{id} is {}", raw())),
-        Topic::Announce(id) => Some(format!("{id} announced")),
-        Topic::Health(id) => Health::decode(payload)
-            .map(|h| match h.state {
-                HealthState::Ok => format!("{id} health: ok"),
-                HealthState::Trouble => format!("{id} health: trouble: {}", h.problems.join("; ")),
-            })
-            .ok(),
+    let message = match Message::decode(topics, topic, payload) {
+        Ok(message) => message,
+        Err(e) if e.parsed.is_none() => return format!("{topic} {}", e.clip(120)),
+        Err(e) => return format!("{topic} (unreadable) {}", e.clip(120)),
     };
-    text.unwrap_or_else(|| format!("{topic} (unreadable) {}", raw()))
+    match message {
+        Message::Circadian(r) => format!("sun: {}", r.phase),
+        Message::Sensor { kind, id, reading } => format!("{kind} {id}: {}", reading.state.as_str()),
+        Message::LightState { id, state } => {
+            let level = if state.brightness > 0 { format!("{} %", state.brightness) } else { "off".into() };
+            format!("light {id}: {level} ({})", state.source.as_str())
+        }
+        Message::LightSet { id, .. } => format!("light {id} ← {}", clip(payload, 120)),
+        Message::PanelStatus(s) => describe_status(&s),
+        Message::PanelEvent(e) => format!("event {}: {}", e.event.as_str(), e.message),
+        Message::PanelSet(_) => "panel ← command (code hidden)".to_owned(),
+        Message::AlarmState(a) => {
+            format!("siren: {}{}", a.state.as_str(), a.reason.map(|r| format!(" ({r})")).unwrap_or_default())
+        }
+        Message::AlarmControl(_) => format!("siren ← {}", clip(payload, 120)),
+        Message::Availability { id, availability } => format!("{id} is {}", availability.as_str()),
+        Message::Announce { id, .. } => format!("{id} announced"),
+        Message::Health { id, health } => match health.state {
+            HealthState::Ok => format!("{id} health: ok"),
+            HealthState::Trouble => format!("{id} health: trouble: {}", health.problems.join("; ")),
+        },
+        Message::Cleared(_) => format!("{topic} cleared"),
+    }
 }

@@ -3,7 +3,8 @@
 //! The home's state is what its daemons keep retained, so a status is one subscription to the
 //! whole topic root, read until the broker's retained burst is over (a short quiet spell after the
 //! last message, bounded overall because a live home never goes quiet for long). What arrives is
-//! sorted into a [`Snapshot`] by topic; commands and events are not state and are left out.
+//! applied to one [`HomeState`] (the same model the dashboard keeps live); commands and events are
+//! not state and are left out.
 //!
 //! Gathering is the edge; [`render`] and [`to_json`] are pure functions of the snapshot and `now`,
 //! tested without a broker. A payload that does not decode for its topic is shown as unreadable,
@@ -18,8 +19,8 @@ use anyhow::{Context, bail};
 use device_runtime::MqttConfig;
 use mqtt_home::ctl::Session;
 use protocol::{
-    AlarmState, Announce, Availability, CircadianReading, DecodeError, Health, HealthState, LightState, PanelState,
-    PanelStatus, Payload, Power, SensorKind, SensorReading, Timestamp, Topic, Topics,
+    Availability, Health, HealthState, HomeState, Message, PanelState, PanelStatus, Power, Presence, Timestamp, Topics,
+    Unreadable,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -31,6 +32,9 @@ const FIRST_WAIT: Duration = Duration::from_secs(2);
 const QUIET: Duration = Duration::from_millis(300);
 /// ...or at the latest this long after connecting, however busy the home is.
 const LIMIT: Duration = Duration::from_secs(3);
+
+/// How much of an unreadable payload is shown.
+const CLIP: usize = 60;
 
 /// The width of the section labels (`sensors`, `devices`) on the left.
 const LABEL: usize = 9;
@@ -75,132 +79,25 @@ async fn gather(config: &MqttConfig, topics: &Topics) -> anyhow::Result<Snapshot
             break;
         }
         let Some((topic, payload)) = session.next(wait.min(left)).await else { break };
-        snapshot.take(topics, &topic, &payload);
+        snapshot.home.apply(Message::decode(topics, &topic, &payload), Timestamp::now());
         wait = QUIET;
     }
     session.close().await;
     Ok(snapshot)
 }
 
-/// A retained payload that does not decode for its topic: shown, never fatal.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreadable {
-    /// What was wrong, as the protocol crate says it.
-    pub error: String,
-    /// The start of the payload, as text.
-    pub payload: String,
-}
-
-/// A decoded payload, or why it could not be decoded.
-pub type Read<T> = Result<T, Unreadable>;
-
-/// What the broker holds retained for one home, sorted by topic.
+/// What the status shows: the home as its retained topics tell it, and when each offline device
+/// went, from the recorder's database (empty without one).
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub panel: Option<Read<PanelStatus>>,
-    pub sun: Option<Read<CircadianReading>>,
-    pub sensors: BTreeMap<(SensorKind, String), Read<SensorReading>>,
-    pub lights: BTreeMap<String, Read<LightState>>,
-    pub siren: Option<Read<AlarmState>>,
-    pub devices: BTreeMap<String, Presence>,
-    /// When each device last went offline, from the recorder's database (empty without one).
+    pub home: HomeState,
     pub went_offline: BTreeMap<String, Timestamp>,
-    /// Topics under the root that are not part of the contract, with the start of their payload.
-    pub foreign: BTreeMap<String, String>,
-}
-
-/// What a device says about itself: its announce, its availability (Last Will) and its health.
-#[derive(Debug, Default)]
-pub struct Presence {
-    pub announce: Option<Read<Announce>>,
-    pub availability: Option<Read<Availability>>,
-    pub health: Option<Read<Health>>,
-}
-
-impl Presence {
-    fn is_empty(&self) -> bool {
-        self.announce.is_none() && self.availability.is_none() && self.health.is_none()
-    }
 }
 
 impl Snapshot {
     pub fn is_empty(&self) -> bool {
-        self.panel.is_none()
-            && self.sun.is_none()
-            && self.sensors.is_empty()
-            && self.lights.is_empty()
-            && self.siren.is_none()
-            && self.devices.is_empty()
-            && self.foreign.is_empty()
+        self.home.is_empty()
     }
-
-    /// Files one message. A zero-length payload clears the topic (how MQTT deletes a retained
-    /// message), so a clear that arrives while gathering removes what it clears.
-    pub fn take(&mut self, topics: &Topics, topic: &str, payload: &[u8]) {
-        let Ok(parsed) = topics.parse(topic) else {
-            if payload.is_empty() {
-                self.foreign.remove(topic);
-            } else {
-                self.foreign.insert(topic.to_owned(), clip(payload));
-            }
-            return;
-        };
-        let clear = payload.is_empty();
-        match parsed {
-            Topic::PanelStatus => set(&mut self.panel, clear, || read(PanelStatus::decode(payload), payload)),
-            Topic::Circadian => set(&mut self.sun, clear, || read(CircadianReading::decode(payload), payload)),
-            Topic::AlarmState => set(&mut self.siren, clear, || read(AlarmState::decode(payload), payload)),
-            Topic::Sensor { kind, id } => {
-                put(&mut self.sensors, (kind, id), clear, || read(SensorReading::decode_for(kind, payload), payload))
-            }
-            Topic::LightState(id) => put(&mut self.lights, id, clear, || read(LightState::decode(payload), payload)),
-            Topic::Announce(id) => self.presence(id, |p| {
-                set(&mut p.announce, clear, || read(Announce::decode(payload), payload));
-            }),
-            Topic::Availability(id) => self.presence(id, |p| {
-                set(&mut p.availability, clear, || read(Availability::decode(payload), payload));
-            }),
-            Topic::Health(id) => self.presence(id, |p| {
-                set(&mut p.health, clear, || read(Health::decode(payload), payload));
-            }),
-            // Commands and events are not state.
-            Topic::LightSet(_) | Topic::PanelSet | Topic::PanelEvents | Topic::AlarmControl => {}
-        }
-    }
-
-    fn presence(&mut self, id: String, change: impl FnOnce(&mut Presence)) {
-        let presence = self.devices.entry(id.clone()).or_default();
-        change(presence);
-        if presence.is_empty() {
-            self.devices.remove(&id);
-        }
-    }
-}
-
-fn set<T>(slot: &mut Option<Read<T>>, clear: bool, value: impl FnOnce() -> Read<T>) {
-    *slot = if clear { None } else { Some(value()) };
-}
-
-fn put<K: Ord, T>(map: &mut BTreeMap<K, Read<T>>, key: K, clear: bool, value: impl FnOnce() -> Read<T>) {
-    if clear {
-        map.remove(&key);
-    } else {
-        map.insert(key, value());
-    }
-}
-
-fn read<T>(decoded: Result<T, DecodeError>, payload: &[u8]) -> Read<T> {
-    decoded.map_err(|e| Unreadable { error: e.to_string(), payload: clip(payload) })
-}
-
-/// At most 60 characters of an untrusted payload, as printable text.
-fn clip(payload: &[u8]) -> String {
-    let text = String::from_utf8_lossy(payload);
-    let mut out: String = text.chars().take(60).map(|c| if c.is_control() { '�' } else { c }).collect();
-    if text.chars().count() > 60 {
-        out.push('…');
-    }
-    out
 }
 
 /// One device as both views show it.
@@ -257,23 +154,28 @@ impl<'a> DeviceView<'a> {
 }
 
 fn devices(snapshot: &Snapshot) -> Vec<DeviceView<'_>> {
-    let mut views: Vec<DeviceView<'_>> =
-        snapshot.devices.iter().map(|(id, p)| DeviceView::new(id, p, snapshot.went_offline.get(id).copied())).collect();
+    let mut views: Vec<DeviceView<'_>> = snapshot
+        .home
+        .devices
+        .iter()
+        .map(|(id, p)| DeviceView::new(id, p, snapshot.went_offline.get(id).copied()))
+        .collect();
     views.sort_by_key(|v| (v.rank(), v.id));
     views
 }
 
 /// The summary for people: one aligned section per part of the home.
 pub fn render(snapshot: &Snapshot, now: Timestamp) -> String {
+    let home = &snapshot.home;
     let mut sections: Vec<(&str, Vec<String>)> = Vec::new();
 
-    let panel = match &snapshot.panel {
+    let panel = match &home.panel {
         None => vec!["no status (is the security-controller running?)".to_owned()],
         Some(Err(e)) => vec![unreadable(e)],
         Some(Ok(s)) => panel_lines(s, now),
     };
     sections.push(("panel", panel));
-    if let Some(sun) = &snapshot.sun {
+    if let Some(sun) = &home.sun {
         let line = match sun {
             Err(e) => unreadable(e),
             Ok(r) => match r.elevation_deg {
@@ -284,17 +186,17 @@ pub fn render(snapshot: &Snapshot, now: Timestamp) -> String {
         sections.push(("sun", vec![line]));
     }
 
-    let sensors = snapshot
+    let sensors = home
         .sensors
         .iter()
-        .map(|((kind, id), reading)| match reading {
-            Ok(r) => vec![kind.to_string(), id.clone(), r.state.as_str().to_owned(), ago(r.ts, now)],
+        .map(|((kind, id), heard)| match heard {
+            Ok(h) => vec![kind.to_string(), id.clone(), h.reading.state.as_str().to_owned(), ago(h.reading.ts, now)],
             Err(e) => vec![kind.to_string(), id.clone(), unreadable(e)],
         })
         .collect();
     sections.push(("sensors", or_none(table(sensors))));
 
-    let lights = snapshot
+    let lights = home
         .lights
         .iter()
         .map(|(id, light)| match light {
@@ -315,7 +217,7 @@ pub fn render(snapshot: &Snapshot, now: Timestamp) -> String {
         .collect();
     sections.push(("lights", or_none(table(lights))));
 
-    let siren = match &snapshot.siren {
+    let siren = match &home.siren {
         None => "no state (is the alarm-actuator running?)".to_owned(),
         Some(Err(e)) => unreadable(e),
         Some(Ok(a)) => {
@@ -344,8 +246,8 @@ pub fn render(snapshot: &Snapshot, now: Timestamp) -> String {
         .collect();
     sections.push(("devices", or_none(table(devices))));
 
-    if !snapshot.foreign.is_empty() {
-        let rows = snapshot.foreign.keys().map(|t| vec![t.clone(), "not a topic of the contract".to_owned()]);
+    if !home.foreign.is_empty() {
+        let rows = home.foreign.keys().map(|t| vec![t.clone(), "not a topic of the contract".to_owned()]);
         sections.push(("other", table(rows.collect())));
     }
 
@@ -401,7 +303,7 @@ fn panel_lines(s: &PanelStatus, now: Timestamp) -> Vec<String> {
 }
 
 fn unreadable(e: &Unreadable) -> String {
-    format!("unreadable: {}", e.error)
+    format!("unreadable: {}", e.why)
 }
 
 fn or_none(lines: Vec<String>) -> Vec<String> {
@@ -457,17 +359,18 @@ fn age_s(ts: Timestamp, now: Timestamp) -> Value {
 /// reason) and `payload` (its start).
 pub fn to_json(snapshot: &Snapshot, now: Timestamp) -> Document<'_> {
     let none = || json!({});
+    let home = &snapshot.home;
     Document {
         ts: now,
-        panel: snapshot.panel.as_ref().map(|p| item(p, |s| s.ts, now, none())),
-        sun: snapshot.sun.as_ref().map(|r| item(r, |r| r.ts, now, none())),
-        sensors: snapshot
+        panel: home.panel.as_ref().map(|p| item(p.as_ref(), |s| s.ts, now, none())),
+        sun: home.sun.as_ref().map(|r| item(r.as_ref(), |r| r.ts, now, none())),
+        sensors: home
             .sensors
             .iter()
-            .map(|((kind, id), r)| item(r, |r| r.ts, now, json!({"kind": kind, "id": id})))
+            .map(|((kind, id), h)| item(h.as_ref().map(|h| &h.reading), |r| r.ts, now, json!({"kind": kind, "id": id})))
             .collect(),
-        lights: snapshot.lights.iter().map(|(id, l)| item(l, |l| l.ts, now, json!({"id": id}))).collect(),
-        siren: snapshot.siren.as_ref().map(|a| item(a, |a| a.since, now, none())),
+        lights: home.lights.iter().map(|(id, l)| item(l.as_ref(), |l| l.ts, now, json!({"id": id}))).collect(),
+        siren: home.siren.as_ref().map(|a| item(a.as_ref(), |a| a.since, now, none())),
         devices: devices(snapshot)
             .into_iter()
             .map(|d| DeviceJson {
@@ -480,15 +383,11 @@ pub fn to_json(snapshot: &Snapshot, now: Timestamp) -> Document<'_> {
                 unreadable: d
                     .unreadable
                     .iter()
-                    .map(|(what, e)| json!({"topic": what, "unreadable": e.error, "payload": e.payload}))
+                    .map(|(what, e)| json!({"topic": what, "unreadable": e.why.to_string(), "payload": e.clip(CLIP)}))
                     .collect(),
             })
             .collect(),
-        other_topics: snapshot
-            .foreign
-            .iter()
-            .map(|(topic, payload)| json!({"topic": topic, "payload": payload}))
-            .collect(),
+        other_topics: home.foreign.iter().map(|(topic, e)| json!({"topic": topic, "payload": e.clip(CLIP)})).collect(),
     }
 }
 
@@ -520,7 +419,12 @@ pub struct DeviceJson<'a> {
 }
 
 /// `head` (where the item came from), then the payload's fields and its age, or why it is unreadable.
-fn item<T: Serialize>(read: &Read<T>, ts: impl Fn(&T) -> Timestamp, now: Timestamp, head: Value) -> Value {
+fn item<T: Serialize>(
+    read: Result<&T, &Unreadable>,
+    ts: impl Fn(&T) -> Timestamp,
+    now: Timestamp,
+    head: Value,
+) -> Value {
     let mut out = match head {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -533,8 +437,8 @@ fn item<T: Serialize>(read: &Read<T>, ts: impl Fn(&T) -> Timestamp, now: Timesta
             out.insert("age_s".to_owned(), age_s(ts(value), now));
         }
         Err(e) => {
-            out.insert("unreadable".to_owned(), json!(e.error));
-            out.insert("payload".to_owned(), json!(e.payload));
+            out.insert("unreadable".to_owned(), json!(e.why.to_string()));
+            out.insert("payload".to_owned(), json!(e.clip(CLIP)));
         }
     }
     Value::Object(out)
@@ -543,7 +447,13 @@ fn item<T: Serialize>(read: &Read<T>, ts: impl Fn(&T) -> Timestamp, now: Timesta
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protocol::{ArmMode, DeviceKind, LightSource, SensorState};
+    use protocol::{
+        Announce, ArmMode, DeviceKind, LightSource, LightState, Payload, SensorKind, SensorReading, SensorState, Topic,
+    };
+
+    fn take(s: &mut Snapshot, topic: &str, payload: &[u8]) {
+        s.home.apply(Message::decode(&Topics::default(), topic, payload), NOW);
+    }
 
     const NOW: Timestamp = Timestamp(1_795_370_645_000);
 
@@ -554,7 +464,7 @@ mod tests {
     fn home() -> Snapshot {
         let t = Topics::default();
         let mut s = Snapshot::default();
-        let mut add = |topic: Topic, payload: Vec<u8>| s.take(&t, &t.name(&topic), &payload);
+        let mut add = |topic: Topic, payload: Vec<u8>| take(&mut s, &t.name(&topic), &payload);
         let status = PanelStatus {
             state: PanelState::Pending,
             mode: Some(ArmMode::Away),
@@ -643,23 +553,23 @@ devices  bedroom-window  window_sensor  offline
     fn a_cleared_topic_is_gone_and_commands_are_not_state() {
         let t = Topics::default();
         let mut s = home();
-        s.take(&t, &t.name(&Topic::Availability("kitchen".into())), b"");
-        s.take(&t, &t.name(&Topic::Announce("kitchen".into())), b"");
-        s.take(&t, &t.name(&Topic::Sensor { kind: SensorKind::Door, id: "front".into() }), b"");
-        s.take(&t, &t.name(&Topic::LightSet("hall".into())), b"ON");
-        s.take(&t, &t.name(&Topic::PanelEvents), b"{}");
-        assert!(!s.devices.contains_key("kitchen"));
-        assert_eq!(s.sensors.len(), 1);
-        assert!(!s.lights.contains_key("hall"));
+        take(&mut s, &t.name(&Topic::Availability("kitchen".into())), b"");
+        take(&mut s, &t.name(&Topic::Announce("kitchen".into())), b"");
+        take(&mut s, &t.name(&Topic::Sensor { kind: SensorKind::Door, id: "front".into() }), b"");
+        take(&mut s, &t.name(&Topic::LightSet("hall".into())), b"ON");
+        take(&mut s, &t.name(&Topic::PanelEvents), b"{}");
+        assert!(!s.home.devices.contains_key("kitchen"));
+        assert_eq!(s.home.sensors.len(), 1);
+        assert!(!s.home.lights.contains_key("hall"));
     }
 
     #[test]
     fn unknown_topics_and_bad_presence_are_shown_not_fatal() {
         let t = Topics::default();
         let mut s = Snapshot::default();
-        s.take(&t, "home/garage/door", b"\x00\xffopen");
-        s.take(&t, &t.name(&Topic::Availability("ghost".into())), b"maybe");
-        s.take(&t, &t.name(&Topic::PanelStatus), br#"{"state":"disarmed"}"#);
+        take(&mut s, "home/garage/door", b"\x00\xffopen");
+        take(&mut s, &t.name(&Topic::Availability("ghost".into())), b"maybe");
+        take(&mut s, &t.name(&Topic::PanelStatus), br#"{"state":"disarmed"}"#);
         let text = render(&s, NOW);
         assert!(text.contains("panel    unreadable: panel status: missing field `ready`"), "{text}");
         assert!(text.contains("ghost  ?  availability unknown, availability unreadable: availability"), "{text}");

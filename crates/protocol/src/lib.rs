@@ -13,17 +13,21 @@
 
 mod device;
 pub mod discovery;
+mod home;
 mod lighting;
+mod message;
 mod payload;
 mod security;
 mod time;
 mod topics;
 
 pub use device::{Announce, Availability, DeviceKind, Health, HealthState};
+pub use home::{Change, Heard, HomeState, Presence, SensorHeard};
 pub use lighting::{
     COLOR_TEMP_RANGE_K, CircadianPhase, CircadianReading, ColorMode, Effect, Flash, LightCommand, LightSource,
     LightState, MAX_TRANSITION_S, Power,
 };
+pub use message::{Message, Unreadable, Why, clip};
 pub use payload::{DecodeError, Payload};
 pub use security::{
     AlarmCommand, AlarmState, ArmMode, ContactState, MotionState, PanelAction, PanelCommand, PanelEvent,

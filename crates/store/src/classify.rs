@@ -11,10 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
-use protocol::{
-    AlarmCommand, AlarmState, Announce, Availability, CircadianReading, Health, LightState, PanelEvent, PanelStatus,
-    Payload, SensorReading, Timestamp, Topic, Topics,
-};
+use protocol::{Message, PanelEvent, PanelStatus, Timestamp, Topic, Topics};
 
 /// What a record is about, as `mqtt-home history --kind` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -108,97 +105,121 @@ pub enum Entry {
 
 /// Reads one message. Never panics; whatever cannot be read is an [`Unreadable`].
 pub fn classify(topics: &Topics, topic: &str, payload: &[u8], redelivered: bool, received: Timestamp) -> Entry {
-    let unreadable = |error: String| {
-        Entry::Unreadable(Unreadable { received, topic: topic.to_owned(), payload: payload.to_vec(), error })
+    let message = match Message::decode(topics, topic, payload) {
+        Ok(message) => message,
+        Err(e) => {
+            let error = e.why.to_string();
+            return Entry::Unreadable(Unreadable { received, topic: e.topic, payload: e.raw, error });
+        }
     };
-    let parsed = match topics.parse(topic) {
-        Ok(parsed) => parsed,
-        Err(e) => return unreadable(e.to_string()),
+    let Some(Described { kind, device, ts, summary, user, is_state }) = describe(message) else {
+        // Commands to lights and the panel are not subscribed to: the panel's carry PINs.
+        let error = "commands are not recorded (the panel's carry PINs)".to_owned();
+        return Entry::Unreadable(Unreadable { received, topic: topic.to_owned(), payload: payload.to_vec(), error });
     };
     let text = String::from_utf8_lossy(payload).into_owned();
-    let record = |kind, device: Option<&str>, ts, summary: String, is_state: bool| {
-        Entry::Record(Record {
-            received,
-            ts,
-            kind,
-            device: device.map(str::to_owned),
-            user: None,
-            topic: topic.to_owned(),
-            summary,
-            payload: text.clone(),
-            state_key: is_state.then(|| state_key(&text)),
-            redelivered,
-        })
-    };
-    // A zero-length retained publish is how MQTT clears a state topic: a record of its own.
-    if payload.is_empty() && parsed.retained() {
-        let (kind, device) = kind_of(&parsed);
-        return record(kind, device, None, "cleared".to_owned(), true);
+    Entry::Record(Record {
+        received,
+        ts,
+        kind,
+        device,
+        user,
+        topic: topic.to_owned(),
+        summary,
+        state_key: is_state.then(|| state_key(&text)),
+        payload: text,
+        redelivered,
+    })
+}
+
+/// What a record says about its message.
+struct Described {
+    kind: Kind,
+    device: Option<String>,
+    ts: Option<Timestamp>,
+    summary: String,
+    user: Option<String>,
+    is_state: bool,
+}
+
+impl Described {
+    fn state(kind: Kind, device: Option<&str>, ts: Option<Timestamp>, summary: String) -> Described {
+        Described { kind, device: device.map(str::to_owned), ts, summary, user: None, is_state: true }
     }
-    let outcome = match &parsed {
-        Topic::Sensor { kind, id } => SensorReading::decode_for(*kind, payload).map(|r| {
-            let ts = (r.ts != Timestamp(0)).then_some(r.ts);
-            record(Kind::Sensor, Some(id), ts, format!("{kind} {}", r.state.as_str()), true)
-        }),
-        Topic::LightState(id) => LightState::decode(payload).map(|s| {
+}
+
+/// The record's kind, device, time and summary; `None` for the commands that are not recorded.
+fn describe(message: Message) -> Option<Described> {
+    let device = message.device().map(str::to_owned);
+    let device = device.as_deref();
+    Some(match message {
+        // A zero-length retained publish is how MQTT clears a state topic: a record of its own.
+        Message::Cleared(topic) => {
+            let (kind, device) = kind_of(&topic);
+            Described::state(kind, device, None, "cleared".to_owned())
+        }
+        Message::Sensor { kind, reading, .. } => {
+            let ts = (reading.ts != Timestamp(0)).then_some(reading.ts);
+            Described::state(Kind::Sensor, device, ts, format!("{kind} {}", reading.state.as_str()))
+        }
+        Message::LightState { state: s, .. } => {
             let mut summary = format!("{} {} %", s.state.as_str(), s.brightness);
             if let Some(k) = s.color_temp_k {
                 summary.push_str(&format!(" {k} K"));
             }
             summary.push_str(&format!(" ({})", s.source.as_str()));
-            record(Kind::Light, Some(id), Some(s.ts), summary, true)
-        }),
-        Topic::Circadian => CircadianReading::decode(payload)
-            .map(|r| record(Kind::Phase, Some(&r.device_id), Some(r.ts), r.phase.as_str().to_owned(), true)),
-        Topic::PanelStatus => PanelStatus::decode(payload).map(|s| {
-            let mut summary = format!("status {}", s.state.as_str());
-            if !s.open_sensors.is_empty() {
-                summary.push_str(&format!(", open: {}", s.open_sensors.join(" ")));
-            }
-            if !s.bypassed.is_empty() {
-                summary.push_str(&format!(", bypassed: {}", s.bypassed.join(" ")));
-            }
-            if !s.troubles.is_empty() {
-                summary.push_str(&format!(", troubles: {}", s.troubles.join(" ")));
-            }
-            record(Kind::Panel, Some(&s.device_id), Some(s.ts), summary, true)
-        }),
-        Topic::PanelEvents => PanelEvent::decode(payload).map(|e| {
-            let mut entry = record(Kind::Panel, Some(&e.device_id), Some(e.ts), event_summary(&e), false);
-            if let Entry::Record(r) = &mut entry {
-                r.user = e.user.clone();
-            }
-            entry
-        }),
-        Topic::AlarmControl => AlarmCommand::decode(payload).map(|c| {
-            let reason = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-            record(Kind::Alarm, None, None, format!("siren command {}{reason}", c.state.as_str()), false)
-        }),
-        Topic::AlarmState => AlarmState::decode(payload).map(|s| {
-            let reason = s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-            record(Kind::Alarm, Some(&s.device_id), Some(s.ts), format!("siren {}{reason}", s.state.as_str()), true)
-        }),
-        Topic::Availability(id) => {
-            Availability::decode(payload).map(|a| record(Kind::Availability, Some(id), None, a.as_str().into(), true))
+            Described::state(Kind::Light, device, Some(s.ts), summary)
         }
-        Topic::Announce(id) => Announce::decode(payload).map(|a| {
+        Message::Circadian(r) => Described::state(Kind::Phase, device, Some(r.ts), r.phase.as_str().to_owned()),
+        Message::PanelStatus(s) => Described::state(Kind::Panel, device, Some(s.ts), status_summary(&s)),
+        Message::PanelEvent(e) => Described {
+            kind: Kind::Panel,
+            device: device.map(str::to_owned),
+            ts: Some(e.ts),
+            summary: event_summary(&e),
+            user: e.user,
+            is_state: false,
+        },
+        Message::AlarmControl(c) => {
+            let reason = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            let summary = format!("siren command {}{reason}", c.state.as_str());
+            Described { is_state: false, ..Described::state(Kind::Alarm, None, None, summary) }
+        }
+        Message::AlarmState(s) => {
+            let reason = s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+            Described::state(Kind::Alarm, device, Some(s.ts), format!("siren {}{reason}", s.state.as_str()))
+        }
+        Message::Availability { availability, .. } => {
+            Described::state(Kind::Availability, device, None, availability.as_str().into())
+        }
+        Message::Announce { announce: a, .. } => {
             let kind = serde_json::to_value(a.kind).ok().and_then(|v| v.as_str().map(str::to_owned));
             let summary = format!("announced {} {}", kind.unwrap_or_default(), a.version);
-            record(Kind::Availability, Some(id), Some(a.ts), summary, true)
-        }),
-        Topic::Health(id) => Health::decode(payload).map(|h| {
+            Described::state(Kind::Availability, device, Some(a.ts), summary)
+        }
+        Message::Health { health: h, .. } => {
             let summary = match h.problems.as_slice() {
                 [] => "health ok".to_owned(),
                 problems => format!("health trouble: {}", problems.join("; ")),
             };
-            record(Kind::Availability, Some(id), Some(h.ts), summary, true)
-        }),
-        // Commands to lights and the panel are not subscribed to: the panel's carry PINs.
-        Topic::LightSet(_) | Topic::PanelSet => {
-            return unreadable("commands are not recorded (the panel's carry PINs)".into());
+            Described::state(Kind::Availability, device, Some(h.ts), summary)
         }
-    };
-    outcome.unwrap_or_else(|e| unreadable(e.to_string()))
+        Message::LightSet { .. } | Message::PanelSet(_) => return None,
+    })
+}
+
+fn status_summary(s: &PanelStatus) -> String {
+    let mut summary = format!("status {}", s.state.as_str());
+    if !s.open_sensors.is_empty() {
+        summary.push_str(&format!(", open: {}", s.open_sensors.join(" ")));
+    }
+    if !s.bypassed.is_empty() {
+        summary.push_str(&format!(", bypassed: {}", s.bypassed.join(" ")));
+    }
+    if !s.troubles.is_empty() {
+        summary.push_str(&format!(", troubles: {}", s.troubles.join(" ")));
+    }
+    summary
 }
 
 /// The kind and device a state topic is about, for a cleared (zero-length) state.
