@@ -1,0 +1,397 @@
+//! The link's async edge: the one task that owns rumqttc's event loop.
+//!
+//! It polls, hands messages to the daemon's inbox, keeps the counts of what was written and
+//! acknowledged, and turns the events that need a decision into [`LinkEvent`]s for
+//! [`LinkState::step`]; then it carries out the [`LinkAction`]s. Nothing is decided here that a
+//! test without a socket could not check in `state.rs`.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use protocol::{Announce, Availability, Payload, Timestamp, Topic, Topics};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS,
+    SubscribeFilter,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::discovery::HomeAssistant;
+use super::options::to_qos;
+use super::publisher::{self, Ack, Progress, WaitingAcks};
+use super::resend::Unsent;
+use super::state::{Failure, Level, LinkAction, LinkEvent, LinkState, Plan};
+use super::subscriptions::{self, Subscribes};
+use super::{DeviceSpec, Inbound};
+use crate::broker::BrokerUrl;
+use crate::config::MqttConfig;
+use crate::shutdown::Shutdown;
+
+/// How long a clean shutdown may take to publish `offline` and disconnect.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The event loop's owner.
+pub(super) struct Driver {
+    state: LinkState,
+    client: AsyncClient,
+    /// Each broker's options, in the list's order.
+    options: Vec<MqttOptions>,
+    unsent: Unsent,
+    /// Every filter the device subscribes to (Home Assistant's status among them).
+    filters: Vec<SubscribeFilter>,
+    /// Each SUBSCRIBE's filters, to read its SUBACK, and the one pending retry of refused ones.
+    subscribes: Arc<Mutex<Subscribes>>,
+    retry: Option<JoinHandle<()>>,
+    home_assistant: HomeAssistant,
+    presence: bool,
+    manual_acks: bool,
+    availability: String,
+    announce_topic: String,
+    announce: Announce,
+    tx: mpsc::Sender<Inbound>,
+    max_payload: usize,
+    progress: Arc<Progress>,
+    acks: Arc<Mutex<WaitingAcks>>,
+}
+
+/// What [`Driver::new`] is given besides the configuration.
+pub(super) struct Parts {
+    pub client: AsyncClient,
+    pub brokers: Vec<(BrokerUrl, MqttOptions)>,
+    pub tx: mpsc::Sender<Inbound>,
+    pub progress: Arc<Progress>,
+    pub acks: Arc<Mutex<WaitingAcks>>,
+}
+
+impl Driver {
+    pub(super) fn new(config: &MqttConfig, spec: DeviceSpec, parts: Parts) -> Driver {
+        let topics = Topics::new(&config.topic_root);
+        let id = config.id.clone();
+        let home_assistant = HomeAssistant::new(config, &topics, &spec);
+        let shared = |filter: &str| match &spec.share_group {
+            Some(group) => format!("$share/{group}/{filter}"),
+            None => filter.to_owned(),
+        };
+        let mut filters: Vec<SubscribeFilter> =
+            spec.subscriptions.iter().map(|(f, q)| SubscribeFilter::new(shared(f), to_qos(*q))).collect();
+        filters.extend(home_assistant.subscription());
+        let plan = Plan {
+            presence: spec.presence,
+            retained_on_restart: spec.retained_on_restart,
+            subscribes: !filters.is_empty(),
+        };
+        let (urls, options) = parts.brokers.into_iter().unzip();
+        Driver {
+            state: LinkState::new(&id, urls, plan),
+            client: parts.client,
+            options,
+            unsent: Unsent::default(),
+            filters,
+            subscribes: Arc::default(),
+            retry: None,
+            home_assistant,
+            presence: spec.presence,
+            manual_acks: spec.manual_acks,
+            availability: topics.name(&Topic::Availability(id.clone())),
+            announce_topic: topics.name(&Topic::Announce(id.clone())),
+            announce: Announce {
+                device_id: id,
+                kind: spec.kind,
+                capabilities: spec.capabilities,
+                version: protocol::VERSION.to_owned(),
+                state_topics: spec.state_topics,
+                command_topics: spec.command_topics,
+                ts: Timestamp(0),
+            },
+            tx: parts.tx,
+            max_payload: config.max_payload_bytes,
+            progress: parts.progress,
+            acks: parts.acks,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut eventloop: EventLoop, shutdown: Shutdown) {
+        let goodbye = self.goodbye(&shutdown);
+        let mut goodbye_deadline = None;
+        'turns: loop {
+            let Some(event) = self.poll(&mut eventloop, &shutdown, &mut goodbye_deadline).await else { break };
+            let decided = match self.handle(event, &mut eventloop, &shutdown).await {
+                Some(event) => self.state.step(event),
+                None => Vec::new(),
+            };
+            for action in decided {
+                if self.act(action, &mut eventloop, &shutdown).await.is_break() {
+                    break 'turns;
+                }
+            }
+            // The flag first: once it is set, `offline` is counted in what must be written.
+            let goodbye_queued = self.progress.goodbye_queued.load(Ordering::SeqCst);
+            let turn = LinkEvent::Turn {
+                shutting_down: shutdown.is_triggered(),
+                goodbye_queued,
+                all_written: self.progress.all_written(),
+                inflight: eventloop.state.inflight(),
+            };
+            for action in self.state.step(turn) {
+                if self.act(action, &mut eventloop, &shutdown).await.is_break() {
+                    break 'turns;
+                }
+            }
+        }
+        goodbye.abort();
+        if let Some(retry) = self.retry.take() {
+            retry.abort();
+        }
+        mark_health(false);
+    }
+
+    /// The next event. A poll is never cancelled while connected: it may hold a request it has
+    /// taken from the queue but not yet written, and dropping it would lose that request. `None`:
+    /// stop (shutdown while not connected, or the goodbye took too long).
+    async fn poll(
+        &self,
+        eventloop: &mut EventLoop,
+        shutdown: &Shutdown,
+        goodbye_deadline: &mut Option<tokio::time::Instant>,
+    ) -> Option<Result<Event, ConnectionError>> {
+        if !self.state.connected() {
+            return tokio::select! {
+                biased;
+                () = shutdown.wait() => None,
+                event = eventloop.poll() => Some(event),
+            };
+        }
+        if !shutdown.is_triggered() {
+            return Some(eventloop.poll().await);
+        }
+        let deadline = *goodbye_deadline.get_or_insert_with(|| tokio::time::Instant::now() + GOODBYE_TIMEOUT);
+        match tokio::time::timeout_at(deadline, eventloop.poll()).await {
+            Ok(event) => Some(event),
+            Err(_) => {
+                tracing::warn!("could not say goodbye to {} within {GOODBYE_TIMEOUT:?}", self.state.url());
+                None
+            }
+        }
+    }
+
+    /// Does what an event needs that is no decision; the event, when it needs one.
+    async fn handle(
+        &mut self,
+        event: Result<Event, ConnectionError>,
+        eventloop: &mut EventLoop,
+        shutdown: &Shutdown,
+    ) -> Option<LinkEvent> {
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                return Some(LinkEvent::ConnAck { session_present: ack.session_present });
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => self.on_publish(publish).await,
+            Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                return Some(LinkEvent::SubAck { refused: subscriptions::refused(&self.subscribes, &ack) });
+            }
+            Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => {
+                self.progress.acked.fetch_add(1, Ordering::SeqCst);
+                self.progress.wrote.notify_waiters();
+            }
+            Ok(Event::Outgoing(Outgoing::Subscribe(pkid))) => {
+                let mut subscribes = subscriptions::lock(&self.subscribes);
+                if let Some(filters) = subscribes.queued.pop_front() {
+                    subscribes.written.insert(pkid, filters);
+                }
+            }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return Some(LinkEvent::Disconnected),
+            Ok(Event::Outgoing(Outgoing::PubAck(pkid) | Outgoing::PubRec(pkid))) => {
+                publisher::write_waiting_acks(&self.acks, pkid, eventloop).await;
+            }
+            Ok(Event::Outgoing(Outgoing::Publish(_))) => {
+                self.progress.written.fetch_add(1, Ordering::SeqCst);
+                self.progress.wrote.notify_waiters();
+            }
+            Ok(_) => {}
+            Err(error) => {
+                return Some(LinkEvent::Lost { failure: failure(&error), shutting_down: shutdown.is_triggered() });
+            }
+        }
+        None
+    }
+
+    /// Carries out one decision; `Break` ends the link.
+    async fn act(&mut self, action: LinkAction, eventloop: &mut EventLoop, shutdown: &Shutdown) -> ControlFlow<()> {
+        match action {
+            LinkAction::Tell(inbound) => {
+                let _ = self.tx.send(inbound).await;
+            }
+            LinkAction::NewConnection => {
+                // Acks owed by the connection before are void from now on (see `Publisher::ack`).
+                self.progress.connection.fetch_add(1, Ordering::SeqCst);
+                publisher::lock(&self.acks).connection_ended();
+            }
+            LinkAction::Health(connected) => mark_health(connected),
+            LinkAction::Resend { session_present } => self.unsent.give_back(eventloop, session_present),
+            LinkAction::KeepUnacknowledged => self.unsent.keep(eventloop, &self.progress),
+            LinkAction::ForgetSubscribes { session_present } => {
+                // SUBSCRIBEs written on the lost connection get no SUBACK; queued ones are sent
+                // again only on a resumed session (`Unsent::give_back`).
+                let mut subscribes = subscriptions::lock(&self.subscribes);
+                subscribes.written.clear();
+                if !session_present {
+                    subscribes.queued.clear();
+                }
+            }
+            LinkAction::Subscribe => {
+                // Everything is subscribed again: a retry of a part of it is moot.
+                if let Some(retry) = self.retry.take() {
+                    retry.abort();
+                }
+                subscriptions::subscribe(&self.client, &self.subscribes, self.filters.clone());
+            }
+            LinkAction::Announce => self.say_online(),
+            LinkAction::RetrySubscribe { filters, after } => {
+                let (client, subscribes) = (self.client.clone(), self.subscribes.clone());
+                let retry = tokio::spawn(async move {
+                    tokio::time::sleep(after).await;
+                    subscriptions::subscribe(&client, &subscribes, filters);
+                });
+                if let Some(earlier) = self.retry.replace(retry) {
+                    earlier.abort();
+                }
+            }
+            LinkAction::UseBroker(i) => eventloop.mqtt_options = self.options[i].clone(),
+            LinkAction::Log(level, message) => log(level, &message),
+            LinkAction::Wait(delay) => {
+                tokio::select! {
+                    () = shutdown.wait() => return ControlFlow::Break(()),
+                    () = tokio::time::sleep(delay) => {}
+                }
+            }
+            LinkAction::Disconnect => {
+                let _ = self.client.try_disconnect();
+            }
+            LinkAction::Stop => return ControlFlow::Break(()),
+        }
+        ControlFlow::Continue(())
+    }
+
+    async fn on_publish(&mut self, publish: rumqttc::Publish) {
+        if self.home_assistant.is_status(&publish.topic) {
+            if publish.payload.as_ref() == b"online" {
+                tracing::debug!("Home Assistant is online: sending its discovery configs again");
+                self.home_assistant.announce(&self.client, &self.progress);
+            }
+            return;
+        }
+        let ack = self.ack_for(&publish);
+        let inbound = if publish.payload.len() > self.max_payload {
+            tracing::warn!(
+                "ignored a {} byte message on {}: larger than mqtt.max_payload_bytes ({})",
+                publish.payload.len(),
+                publish.topic,
+                self.max_payload
+            );
+            // A daemon that acknowledges by itself is told, so that it acknowledges this one in
+            // its turn: acks go in the order messages came (MQTT 3.1.1 4.6; rumqttd drops a
+            // client that breaks it). Unacknowledged, the broker would hold it and redeliver it
+            // on every reconnect.
+            let Some(ack) = ack else { return };
+            Inbound::Oversized { topic: publish.topic, size: publish.payload.len(), ack }
+        } else {
+            Inbound::Message {
+                topic: publish.topic,
+                payload: publish.payload.to_vec(),
+                retained: publish.retain,
+                redelivered: publish.dup,
+                ack,
+            }
+        };
+        // Waits for room in the inbox; the daemon takes from it without publishing first, so
+        // this never waits on the link's own request queue.
+        if self.tx.send(inbound).await.is_err() {
+            tracing::debug!("daemon stopped reading; message dropped during shutdown");
+        }
+    }
+
+    /// The ack a message is owed by a daemon that acknowledges by itself.
+    fn ack_for(&self, publish: &rumqttc::Publish) -> Option<Ack> {
+        if !self.manual_acks {
+            return None;
+        }
+        Ack::owed(publish, self.progress.connection.load(Ordering::SeqCst))
+    }
+
+    /// `online`, the announce and Home Assistant's configs, retained, behind the subscriptions.
+    fn say_online(&mut self) {
+        let online = self.client.try_publish(&self.availability, QoS::AtLeastOnce, true, Availability::Online.encode());
+        self.announce.ts = Timestamp::now();
+        let announced = self.client.try_publish(&self.announce_topic, QoS::AtLeastOnce, true, self.announce.encode());
+        self.progress.queue(u64::from(online.is_ok()) + u64::from(announced.is_ok()));
+        if online.is_err() || announced.is_err() {
+            tracing::warn!("request queue full: could not publish availability/announce on this connect");
+        }
+        self.home_assistant.announce(&self.client, &self.progress);
+    }
+
+    /// Goodbye: `offline` goes through the request queue, behind everything the daemon already
+    /// sent. The DISCONNECT follows once every queued publish is written and acknowledged, so a
+    /// reading published just before shutdown is delivered, not cut off with the socket.
+    fn goodbye(&self, shutdown: &Shutdown) -> JoinHandle<()> {
+        let (client, shutdown, topic) = (self.client.clone(), shutdown.clone(), self.availability.clone());
+        let progress = self.progress.clone();
+        let presence = self.presence;
+        tokio::spawn(async move {
+            shutdown.wait().await;
+            if presence {
+                if client.try_publish(topic, QoS::AtLeastOnce, true, Availability::Offline.encode()).is_ok() {
+                    progress.queue(1);
+                }
+            } else {
+                // Without presence there is no `offline` to wake the event loop: the DISCONNECT
+                // is queued from here, once the broker has acknowledged what the caller
+                // published (or GOODBYE_TIMEOUT passed). Not at once: a client that closes
+                // with the broker's PUBACKs unread resets the connection, and Mosquitto then
+                // discards what it had received but not yet read — `forget` cleared one topic
+                // of eight that way.
+                progress.acknowledged(GOODBYE_TIMEOUT).await;
+                let _ = client.try_disconnect();
+            }
+            // Only now may the event loop disconnect: a DISCONNECT queued ahead of `offline`
+            // would discard the Last Will too, and the device would never be seen to go.
+            progress.goodbye_queued.store(true, Ordering::SeqCst);
+        })
+    }
+}
+
+/// rumqttc's error, in the terms the decisions and the log line need.
+fn failure(error: &ConnectionError) -> Failure {
+    match error {
+        ConnectionError::ConnectionRefused(
+            code @ (ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized),
+        ) => Failure::BadCredentials(format!("{code:?}")),
+        ConnectionError::ConnectionRefused(code) => Failure::Refused(format!("{code:?}")),
+        ConnectionError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Failure::Unreachable,
+        ConnectionError::NetworkTimeout => Failure::Timeout,
+        other => Failure::Other(other.to_string()),
+    }
+}
+
+fn log(level: Level, message: &str) {
+    match level {
+        Level::Debug => tracing::debug!("{message}"),
+        Level::Info => tracing::info!("{message}"),
+        Level::Warn => tracing::warn!("{message}"),
+        Level::Error => tracing::error!("{message}"),
+    }
+}
+
+/// With `MQTT_HEALTH_FILE` set (as in docker compose), the file exists exactly while the link is
+/// connected, so a container healthcheck can be `test -f $MQTT_HEALTH_FILE`.
+fn mark_health(connected: bool) {
+    let Some(path) = std::env::var_os("MQTT_HEALTH_FILE") else { return };
+    let outcome = if connected { std::fs::write(&path, b"connected\n") } else { std::fs::remove_file(&path) };
+    if let Err(e) = outcome
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!("cannot update health file {}: {e}", std::path::Path::new(&path).display());
+    }
+}
