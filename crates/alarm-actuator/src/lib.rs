@@ -36,6 +36,10 @@ impl DaemonConfig for Config {
         &self.mqtt
     }
 
+    fn mqtt_mut(&mut self) -> &mut MqttConfig {
+        &mut self.mqtt
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
         if !(1..=3600).contains(&self.max_on_s) {

@@ -109,6 +109,9 @@ macro_rules! daemon_config {
             fn mqtt(&self) -> &MqttConfig {
                 &self.0.mqtt
             }
+            fn mqtt_mut(&mut self) -> &mut MqttConfig {
+                &mut self.0.mqtt
+            }
             fn validate(&self) -> Result<(), ConfigError> {
                 self.0.validate()
             }

@@ -66,6 +66,10 @@ impl DaemonConfig for Config {
         &self.mqtt
     }
 
+    fn mqtt_mut(&mut self) -> &mut MqttConfig {
+        &mut self.mqtt
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
         let mut ids = HashSet::new();

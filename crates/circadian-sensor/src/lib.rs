@@ -67,6 +67,10 @@ impl DaemonConfig for Config {
         &self.mqtt
     }
 
+    fn mqtt_mut(&mut self) -> &mut MqttConfig {
+        &mut self.mqtt
+    }
+
     fn validate(&self) -> Result<(), device_runtime::ConfigError> {
         self.mqtt.validate()?;
         let invalid = |m: String| Err(device_runtime::ConfigError::Invalid(m));

@@ -35,5 +35,7 @@ fn main() -> ExitCode {
     if let Some(v) = args.token {
         set(&mut overrides, "token", v);
     }
+    // The login's Argon2 checks: their memory goes back to the system after each.
+    device_runtime::process::return_large_blocks_to_the_os();
     device_runtime::daemon::main::<dashboard::Config, _, _>(args.common, overrides, dashboard::run)
 }

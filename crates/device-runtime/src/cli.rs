@@ -47,6 +47,10 @@ pub struct CommonArgs {
     #[arg(long, env = "MQTT_HA_DISCOVERY_PREFIX", value_name = "PREFIX", global = true)]
     pub ha_discovery_prefix: Option<String>,
 
+    /// A file kept while connected to the broker, for a container healthcheck (`test -f FILE`)
+    #[arg(long, env = "MQTT_HEALTH_FILE", value_name = "FILE", global = true)]
+    pub health_file: Option<PathBuf>,
+
     /// More log output (-v debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -82,6 +86,9 @@ impl CommonArgs {
         }
         if let Some(path) = &self.ca_file {
             set(&mut t, "mqtt.ca_file", path.display().to_string());
+        }
+        if let Some(path) = &self.health_file {
+            set(&mut t, "mqtt.health_file", path.display().to_string());
         }
         t
     }

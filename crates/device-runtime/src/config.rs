@@ -86,6 +86,9 @@ pub struct MqttConfig {
     pub ha_discovery: bool,
     /// Home Assistant's discovery prefix: a topic level or path, never a filter.
     pub ha_discovery_prefix: String,
+    /// A file that exists exactly while this daemon is connected to the broker, for a container
+    /// healthcheck (`test -f`); none by default.
+    pub health_file: Option<PathBuf>,
 }
 
 impl Default for MqttConfig {
@@ -101,6 +104,7 @@ impl Default for MqttConfig {
             max_payload_bytes: 64 * 1024,
             ha_discovery: true,
             ha_discovery_prefix: protocol::discovery::DEFAULT_PREFIX.to_owned(),
+            health_file: None,
         }
     }
 }

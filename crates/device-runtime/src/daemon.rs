@@ -20,6 +20,8 @@ pub trait DaemonConfig: Serialize + DeserializeOwned + Default {
 
     fn mqtt(&self) -> &MqttConfig;
 
+    fn mqtt_mut(&mut self) -> &mut MqttConfig;
+
     /// Checks what serde cannot; the default checks the `[mqtt]` section.
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt().validate()

@@ -1,5 +1,6 @@
-//! What a process asks of the operating system for the daemons it runs: more open files, and
-//! lower CPU priority for threads that must not compete with them.
+//! What a process asks of the operating system for the daemons it runs: more open files, lower
+//! CPU priority for threads that must not compete with them, and an allocator that gives large
+//! blocks back.
 //!
 //! Called by binaries and by daemons for threads they make themselves; never on a thread the
 //! caller does not own (a thread's priority can be lowered without privileges, not raised back).
@@ -46,6 +47,25 @@ pub fn lower_this_thread(nice: i32) {
 
 #[cfg(not(target_os = "linux"))]
 pub fn lower_this_thread(_nice: i32) {}
+
+/// Argon2id works in a 19 MiB block per check. glibc serves the first from `mmap` and returns it,
+/// but then raises its mmap threshold to that size, and every later block stays in the thread's
+/// heap for good (panel RSS 64–103 MB after 300 checks, measured). A fixed threshold keeps blocks
+/// of 1 MiB and more on `mmap`, so each is returned to the system when the check ends. It tunes
+/// the whole process's allocator: binaries that check codes call it once, at start.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+pub fn return_large_blocks_to_the_os() {
+    // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; it is thread-safe and
+    // touches no memory the program holds.
+    let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
+    if set != 1 {
+        tracing::debug!("mallopt(M_MMAP_THRESHOLD) refused: Argon2's memory may stay allocated after a check");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn return_large_blocks_to_the_os() {}
 
 /// The calling thread's nice value (Linux).
 #[cfg(target_os = "linux")]

@@ -427,3 +427,35 @@ async fn a_refused_subscription_is_asked_for_again() {
     assert_eq!(subscribes.load(Ordering::SeqCst), 2, "one refused SUBSCRIBE, one accepted");
     stop(link, shutdown).await;
 }
+
+/// `mqtt.health_file`: there exactly while connected, for a container healthcheck; each link
+/// writes only the file its own configuration names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_health_file_is_there_exactly_while_connected() {
+    if testkit::mosquitto_or_skip().is_none() {
+        return;
+    }
+    let mosquitto = Mosquitto::start().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("connected");
+    let with_file = MqttConfig { health_file: Some(file.clone()), ..config(&mosquitto.url(), "healthy") };
+    let shutdown = Shutdown::new();
+    let mut link = Link::start(&with_file, DeviceSpec::new(DeviceKind::DoorSensor), shutdown.clone()).unwrap();
+    let other = Shutdown::new();
+    let mut without =
+        Link::start(&config(&mosquitto.url(), "other"), DeviceSpec::new(DeviceKind::DoorSensor), other.clone())
+            .unwrap();
+    wait_connected(&mut link).await;
+    wait_connected(&mut without).await;
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "connected\n");
+    stop(without, other).await;
+    assert!(file.exists(), "another link's stop is not this one's");
+    drop(mosquitto);
+    let gone = async {
+        while file.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(WITHIN, gone).await.expect("the file outlived the connection");
+    stop(link, shutdown).await;
+}

@@ -46,6 +46,10 @@ impl DaemonConfig for Config {
     fn mqtt(&self) -> &MqttConfig {
         &self.mqtt
     }
+
+    fn mqtt_mut(&mut self) -> &mut MqttConfig {
+        &mut self.mqtt
+    }
 }
 
 /// What the bulb is doing. `brightness` is kept while off, so `ON` restores it.

@@ -110,6 +110,10 @@ impl DaemonConfig for Config {
         &self.mqtt
     }
 
+    fn mqtt_mut(&mut self) -> &mut MqttConfig {
+        &mut self.mqtt
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
         let invalid = |m: String| Err(ConfigError::Invalid(m));

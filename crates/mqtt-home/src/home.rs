@@ -142,16 +142,21 @@ impl Connection {
         let file = self.config_files.get(C::NAME).cloned().unwrap_or_else(|| format!("{}.toml", C::NAME));
         let mut overrides = self.common.overrides();
         if let Some(toml::Value::Table(mqtt)) = overrides.get_mut("mqtt") {
-            // The flags' `--id` names the mqtt-home client, never a daemon.
+            // The flags' `--id` names the mqtt-home client, never a daemon; its `--health-file`
+            // is the process's, not every daemon's (16 links would write and remove one file).
             mqtt.remove("id");
+            mqtt.remove("health_file");
+            // The broker list is set below as it was parsed, not as text to be parsed again.
+            mqtt.remove("broker");
         }
-        set(&mut overrides, "mqtt.broker", self.broker.to_string());
         if let Some(id) = id {
             set(&mut overrides, "mqtt.id", id);
         }
         merge(&mut overrides, self.overrides.get(C::NAME).cloned().unwrap_or_default());
         let what = || format!("{} {}", C::NAME, id.unwrap_or_default());
-        let config: C = self.source.load(&file, &C::default(), overrides).with_context(what)?;
+        let mut config: C = self.source.load(&file, &C::default(), overrides).with_context(what)?;
+        config.mqtt_mut().broker = self.broker.clone();
+        config.mqtt_mut().health_file = None;
         config.validate().with_context(what)?;
         Ok(config)
     }
@@ -363,5 +368,21 @@ mod tests {
         home.quiet();
         // No circadian sensor, recorder, dashboard or motion sensors.
         assert_eq!(home.daemon_count(), 11);
+    }
+
+    #[test]
+    fn every_daemon_gets_the_broker_list_as_parsed_and_no_health_file_of_the_process() {
+        let brokers: Brokers = "mqtt://a:1883,mqtts://b:8883".parse().unwrap();
+        let common = CommonArgs {
+            id: Some("mqtt-home".into()),
+            health_file: Some("/tmp/mqtt-home-connected".into()),
+            ..CommonArgs::default()
+        };
+        let source = ConfigSource::Dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../config").into());
+        let connection = Connection::new(&brokers, common, source, &HomeConfig::default());
+        let panel: security_controller::Config = connection.config(None).unwrap();
+        assert_eq!(panel.mqtt.broker, brokers);
+        assert_eq!(panel.mqtt.health_file, None, "one file, sixteen links: none writes it");
+        assert_ne!(panel.mqtt.id, "mqtt-home", "the flag's id is mqtt-home's own");
     }
 }

@@ -32,6 +32,9 @@ impl DaemonConfig for CliConfig {
     fn mqtt(&self) -> &MqttConfig {
         &self.mqtt
     }
+    fn mqtt_mut(&mut self) -> &mut MqttConfig {
+        &mut self.mqtt
+    }
 }
 
 fn main() -> ExitCode {
@@ -51,6 +54,10 @@ fn main() -> ExitCode {
         device_runtime::logging::init(args.common.verbose, args.common.log_format);
     } else {
         device_runtime::logging::init_quiet(args.common.log_format);
+    }
+    if runs_the_home || matches!(command, Command::Scenario { .. }) {
+        // The panel's keypad and the dashboard's login check codes with Argon2.
+        device_runtime::process::return_large_blocks_to_the_os();
     }
     if runs_the_home {
         // One process, one table of open files: see `open_files`.

@@ -82,6 +82,10 @@ impl DaemonConfig for Config {
         &self.mqtt
     }
 
+    fn mqtt_mut(&mut self) -> &mut MqttConfig {
+        &mut self.mqtt
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
         device_runtime::config::validate_share_group(&self.share_group)?;

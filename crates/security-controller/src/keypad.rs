@@ -62,9 +62,11 @@ impl Keypad {
         let (jobs, inbox) = std::sync::mpsc::channel::<PanelCommand>();
         let (done, checked) = mpsc::unbounded_channel();
         let users = Arc::new(users);
-        return_large_blocks_to_the_os();
         std::thread::Builder::new().name("keypad".into()).spawn(move || {
-            yield_to_the_panel();
+            // The keypad thread runs at the lowest priority: an Argon2id check is 50 ms of a
+            // core, and on a two-core machine a brute-force flood would otherwise take CPU from
+            // the panel's loop and the broker, which carry the intrusion.
+            device_runtime::process::lower_this_thread(19);
             while let Ok(command) = inbox.recv() {
                 let code = identify(&users, command.code.as_deref());
                 let checked = Command { action: command.action, force: command.force, code };
@@ -123,40 +125,6 @@ impl Keypad {
         }
     }
 }
-
-/// Argon2id works in a 19 MiB block per check. glibc serves the first from `mmap` and returns it,
-/// but then raises its mmap threshold to that size, and every later block stays in the thread's
-/// heap for good (panel RSS 64–103 MB after 300 checks, measured). A fixed threshold keeps blocks
-/// of 1 MiB and more on `mmap`, so each is returned to the system when the check ends.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn return_large_blocks_to_the_os() {
-    // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; it is thread-safe and
-    // touches no memory the program holds.
-    let set = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20) };
-    if set != 1 {
-        tracing::debug!("mallopt(M_MMAP_THRESHOLD) refused: Argon2's memory may stay allocated after a check");
-    }
-}
-
-/// The keypad thread runs at the lowest priority (nice 19): an Argon2id check is 50 ms of a core,
-/// and on a two-core machine a brute-force flood would otherwise take CPU from the panel's loop
-/// and the broker, which carry the intrusion. On Linux the nice value is per thread.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn yield_to_the_panel() {
-    // SAFETY: gettid and setpriority only read and set this thread's scheduling priority.
-    let set = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
-    if set != 0 {
-        tracing::debug!("could not lower the keypad thread's priority: codes are checked at normal priority");
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn return_large_blocks_to_the_os() {}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn yield_to_the_panel() {}
 
 #[cfg(test)]
 mod tests {

@@ -51,6 +51,10 @@ impl DaemonConfig for Config {
         &self.mqtt
     }
 
+    fn mqtt_mut(&mut self) -> &mut MqttConfig {
+        &mut self.mqtt
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
         self.panel.validate().map_err(|e| ConfigError::Invalid(e.to_string()))

@@ -40,6 +40,8 @@ fn main() -> ExitCode {
             }
         };
     }
+    // The keypad's Argon2 checks: their memory goes back to the system after each (see there).
+    device_runtime::process::return_large_blocks_to_the_os();
     let mut overrides = toml::Table::new();
     if let Some(path) = &args.state_file {
         set(&mut overrides, "state_file", path.display().to_string());

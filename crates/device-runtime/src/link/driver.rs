@@ -6,6 +6,7 @@
 //! test without a socket could not check in `state.rs`.
 
 use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub(super) struct Driver {
     max_payload: usize,
     progress: Arc<Progress>,
     acks: Arc<Mutex<WaitingAcks>>,
+    health_file: Option<PathBuf>,
 }
 
 /// What [`Driver::new`] is given besides the configuration.
@@ -109,6 +111,7 @@ impl Driver {
             max_payload: config.max_payload_bytes,
             progress: parts.progress,
             acks: parts.acks,
+            health_file: config.health_file.clone(),
         }
     }
 
@@ -144,7 +147,7 @@ impl Driver {
         if let Some(retry) = self.retry.take() {
             retry.abort();
         }
-        mark_health(false);
+        mark_health(self.health_file.as_deref(), false);
     }
 
     /// The next event. A poll is never cancelled while connected: it may hold a request it has
@@ -228,7 +231,7 @@ impl Driver {
                 self.progress.connection.fetch_add(1, Ordering::SeqCst);
                 publisher::lock(&self.acks).connection_ended();
             }
-            LinkAction::Health(connected) => mark_health(connected),
+            LinkAction::Health(connected) => mark_health(self.health_file.as_deref(), connected),
             LinkAction::Resend { session_present } => self.unsent.give_back(eventloop, session_present),
             LinkAction::KeepUnacknowledged => self.unsent.keep(eventloop, &self.progress),
             LinkAction::ForgetSubscribes { session_present } => {
@@ -384,14 +387,14 @@ fn log(level: Level, message: &str) {
     }
 }
 
-/// With `MQTT_HEALTH_FILE` set (as in docker compose), the file exists exactly while the link is
-/// connected, so a container healthcheck can be `test -f $MQTT_HEALTH_FILE`.
-fn mark_health(connected: bool) {
-    let Some(path) = std::env::var_os("MQTT_HEALTH_FILE") else { return };
-    let outcome = if connected { std::fs::write(&path, b"connected\n") } else { std::fs::remove_file(&path) };
+/// With `mqtt.health_file` set (`--health-file`, `MQTT_HEALTH_FILE`, as in docker compose), the
+/// file exists exactly while the link is connected, so a container healthcheck can be `test -f`.
+fn mark_health(path: Option<&Path>, connected: bool) {
+    let Some(path) = path else { return };
+    let outcome = if connected { std::fs::write(path, b"connected\n") } else { std::fs::remove_file(path) };
     if let Err(e) = outcome
         && e.kind() != std::io::ErrorKind::NotFound
     {
-        tracing::warn!("cannot update health file {}: {e}", std::path::Path::new(&path).display());
+        tracing::warn!("cannot update health file {}: {e}", path.display());
     }
 }
