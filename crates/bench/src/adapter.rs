@@ -18,8 +18,6 @@ use testkit::{Mosquitto, Probe, Running};
 use crate::{armed, percentile};
 
 const WARM_UP: usize = 5;
-const SIREN: &str = "home/control/alarm";
-const STATUS: &str = "home/security/status";
 
 pub fn main() -> std::process::ExitCode {
     match armed::intrusions("adapter-bench", 100) {
@@ -46,23 +44,25 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
             off: None,
         }],
     };
+    let topics = armed::BenchTopics::new();
     let mut probe = Probe::connect(&url, "adapter-bench").await?;
-    for filter in [SIREN, STATUS, "home/devices/+/availability"] {
+    for filter in [&topics.siren, &topics.status, &topics.availability] {
         probe.subscribe(filter).await?;
     }
     let panel = Running::spawn(|s| security_controller::run(panel, s));
     let bridge = Running::spawn(|s| bridge::run(bridge, s));
     let within = Duration::from_secs(10);
-    probe.expect("home/devices/bridge/availability", |p| p == b"online", within).await?;
-    probe.expect(STATUS, armed::state("disarmed"), within).await?;
+    armed::online(&mut probe, "bridge", within).await?;
+    probe.expect(&topics.status, armed::state("disarmed"), within).await?;
 
     println!("adapter bench (issue #11)");
     println!("  broker:  {url} (set_tcp_nodelay), panel and bridge in one process, one Mosquitto");
     println!("  command: cargo bench -p bench --bench adapter -- --intrusions {intrusions}");
-    let paths: [(&str, &str, &[u8], &[u8]); 2] = [
-        ("native  (home/security/window/native)", "home/security/window/native", b"OPEN", b"CLOSED"),
+    let native = armed::BenchTopics::window("native");
+    let paths: [(String, &str, &[u8], &[u8]); 2] = [
+        (format!("native  ({native})"), &native, b"OPEN", b"CLOSED"),
         (
-            "adapter (zigbee2mqtt/zigbee_window → bridge)",
+            "adapter (zigbee2mqtt/zigbee_window → bridge)".to_owned(),
             "zigbee2mqtt/zigbee_window",
             br#"{"contact":false}"#,
             br#"{"contact":true}"#,
@@ -72,28 +72,22 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
     for round in 0..intrusions + WARM_UP {
         for (i, (_, topic, open, closed)) in paths.iter().enumerate() {
             probe.publish(topic, closed.to_vec(), true).await?;
-            let n = probe.count(STATUS);
-            probe.publish("home/security/panel/set", "ARM_AWAY", false).await?;
-            probe
-                .expect_after(n, STATUS, armed::state("armed_away"), within)
+            armed::arm_away(&mut probe, &topics, within)
                 .await
-                .with_context(|| format!("round {round}, {}: arming", paths[i].0))?;
-            let sirens = probe.count(SIREN);
+                .with_context(|| format!("round {round}, {}", paths[i].0))?;
+            let sirens = probe.count(&topics.siren);
             let sent = Instant::now();
             probe.publish(topic, open.to_vec(), true).await?;
-            probe.expect_after(sirens, SIREN, |p| String::from_utf8_lossy(p).contains("\"ON\""), within).await?;
+            probe
+                .expect_after(sirens, &topics.siren, |p| String::from_utf8_lossy(p).contains("\"ON\""), within)
+                .await?;
             let took = sent.elapsed();
             if round >= WARM_UP {
                 samples[i].push(took);
             }
-            let n = probe.count(STATUS);
-            probe
-                .publish("home/security/panel/set", format!(r#"{{"action":"DISARM","code":"{}"}}"#, armed::PIN), false)
-                .await?;
-            probe
-                .expect_after(n, STATUS, armed::state("disarmed"), within)
+            armed::disarm(&mut probe, &topics, within)
                 .await
-                .with_context(|| format!("round {round}, {}: disarming", paths[i].0))?;
+                .with_context(|| format!("round {round}, {}", paths[i].0))?;
             probe.publish(topic, closed.to_vec(), true).await?;
         }
     }

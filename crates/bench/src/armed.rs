@@ -1,9 +1,13 @@
 //! What the small intrusion benches of issue #11 share (`adapter`, `notify`): their one flag, a
 //! panel with no delays and a cheap PIN, and the matcher for its state.
 
-use protocol::{PanelStatus, Payload};
+use std::time::Duration;
+
+use anyhow::Context;
+use protocol::{Availability, PanelAction, PanelCommand, PanelStatus, Payload, SensorKind, Topic, Topics};
 use security_controller::codes;
 use security_controller::config::{ModeDelays, PanelConfig, User};
+use testkit::Probe;
 
 /// The PIN of the benches' panel.
 pub const PIN: &str = "1234";
@@ -59,4 +63,67 @@ pub fn panel(url: &str, dir: &std::path::Path) -> anyhow::Result<security_contro
 /// Matches a panel status in state `want`.
 pub fn state(want: &'static str) -> impl Fn(&[u8]) -> bool {
     move |p| PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == want)
+}
+
+/// The home's topics the benches watch and publish on, under the default root.
+pub struct BenchTopics {
+    pub siren: String,
+    pub status: String,
+    pub panel_set: String,
+    pub availability: String,
+}
+
+impl BenchTopics {
+    pub fn new() -> BenchTopics {
+        let t = Topics::default();
+        BenchTopics {
+            siren: t.name(&Topic::AlarmControl),
+            status: t.name(&Topic::PanelStatus),
+            panel_set: t.name(&Topic::PanelSet),
+            availability: t.all_availability(),
+        }
+    }
+
+    /// The reading topic of window `id`.
+    pub fn window(id: &str) -> String {
+        Topics::default().name(&Topic::Sensor { kind: SensorKind::Window, id: id.to_owned() })
+    }
+}
+
+impl Default for BenchTopics {
+    fn default() -> Self {
+        BenchTopics::new()
+    }
+}
+
+/// Waits until daemon `id` says it is online.
+pub async fn online(probe: &mut Probe, id: &str, within: Duration) -> anyhow::Result<()> {
+    let topic = Topics::default().name(&Topic::Availability(id.to_owned()));
+    probe.expect(&topic, |p| Availability::decode(p) == Ok(Availability::Online), within).await?;
+    Ok(())
+}
+
+/// Arms away (no code, no delays) and waits for the status that says so.
+pub async fn arm_away(probe: &mut Probe, topics: &BenchTopics, within: Duration) -> anyhow::Result<()> {
+    change(probe, topics, PanelCommand { action: PanelAction::ArmAway, code: None, force: false }, "armed_away", within)
+        .await
+}
+
+/// Disarms with [`PIN`] and waits for the status that says so.
+pub async fn disarm(probe: &mut Probe, topics: &BenchTopics, within: Duration) -> anyhow::Result<()> {
+    let command = PanelCommand { action: PanelAction::Disarm, code: Some(PIN.to_owned()), force: false };
+    change(probe, topics, command, "disarmed", within).await
+}
+
+async fn change(
+    probe: &mut Probe,
+    topics: &BenchTopics,
+    command: PanelCommand,
+    want: &'static str,
+    within: Duration,
+) -> anyhow::Result<()> {
+    let n = probe.count(&topics.status);
+    probe.publish(&topics.panel_set, command.encode(), false).await?;
+    probe.expect_after(n, &topics.status, state(want), within).await.with_context(|| format!("waiting for {want}"))?;
+    Ok(())
 }

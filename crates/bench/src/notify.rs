@@ -19,8 +19,6 @@ use tokio::sync::mpsc;
 use crate::{armed, percentile};
 
 const WARM_UP: usize = 3;
-const STATUS: &str = "home/security/status";
-const WINDOW: &str = "home/security/window/bench-window";
 
 pub fn main() -> std::process::ExitCode {
     match armed::intrusions("notify-bench", 50) {
@@ -86,15 +84,17 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
         }],
         share_group: None,
     };
+    let topics = armed::BenchTopics::new();
+    let window = armed::BenchTopics::window("bench-window");
     let mut probe = Probe::connect(&url, "notify-bench").await?;
-    for filter in [STATUS, "home/devices/+/availability"] {
+    for filter in [&topics.status, &topics.availability] {
         probe.subscribe(filter).await?;
     }
     let panel = Running::spawn(|s| security_controller::run(panel, s));
     let notifier = Running::spawn(|s| notifier::run(notifier, s));
     let within = Duration::from_secs(10);
-    probe.expect("home/devices/notifier/availability", |p| p == b"online", within).await?;
-    probe.expect(STATUS, armed::state("disarmed"), within).await?;
+    armed::online(&mut probe, "notifier", within).await?;
+    probe.expect(&topics.status, armed::state("disarmed"), within).await?;
 
     println!("notify bench (issue #11)");
     println!("  broker:   {url} (set_tcp_nodelay), panel and notifier in one process, one Mosquitto");
@@ -102,15 +102,10 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
     println!("  command:  cargo bench -p bench --bench notify -- --intrusions {intrusions}");
     let mut samples = Vec::new();
     for round in 0..intrusions + WARM_UP {
-        probe.publish(WINDOW, "CLOSED", true).await?;
-        let n = probe.count(STATUS);
-        probe.publish("home/security/panel/set", "ARM_AWAY", false).await?;
-        probe
-            .expect_after(n, STATUS, armed::state("armed_away"), within)
-            .await
-            .with_context(|| format!("round {round}: arming"))?;
+        probe.publish(&window, "CLOSED", true).await?;
+        armed::arm_away(&mut probe, &topics, within).await.with_context(|| format!("round {round}"))?;
         let sent = Instant::now();
-        probe.publish(WINDOW, "OPEN", true).await?;
+        probe.publish(&window, "OPEN", true).await?;
         let got = tokio::time::timeout(within, received.recv())
             .await
             .with_context(|| format!("round {round}: no webhook within {within:?}"))?
@@ -118,14 +113,7 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
         if round >= WARM_UP {
             samples.push(got.saturating_duration_since(sent));
         }
-        let n = probe.count(STATUS);
-        probe
-            .publish("home/security/panel/set", format!(r#"{{"action":"DISARM","code":"{}"}}"#, armed::PIN), false)
-            .await?;
-        probe
-            .expect_after(n, STATUS, armed::state("disarmed"), within)
-            .await
-            .with_context(|| format!("round {round}: disarming"))?;
+        armed::disarm(&mut probe, &topics, within).await.with_context(|| format!("round {round}"))?;
     }
     notifier.stop().await;
     panel.stop().await;

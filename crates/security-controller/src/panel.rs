@@ -778,98 +778,89 @@ impl Panel {
                     self.trigger(config, mode, PANIC, now, events, "TRIGGER command (panic)");
                 }
             }
-            PanelAction::Disarm => {
-                let Some(user) = self.check_code(config, command.code, now, events) else { return };
-                if matches!(self.arm, Arm::Disarmed) && !user.duress {
-                    return;
-                }
-                let mode = self.armed_mode();
-                let alarm = match &self.arm {
-                    Arm::Triggered { sensor, .. } => Some(sensor.clone()),
-                    _ => None,
-                };
-                self.disarm();
-                self.changed_by = Some(user.shown_name().to_owned());
-                events.push(
-                    PanelEventKind::Disarmed,
-                    mode,
-                    Some(user.shown_name()),
-                    vec![],
-                    format!("disarmed by {}", user.shown_name()),
-                );
-                if let Some(sensor) = alarm {
-                    // Whoever was told of the alarm is told it is over, as when the siren time runs out.
-                    let message = format!("alarm after {sensor} ended: disarmed by {}", user.shown_name());
-                    events.push(PanelEventKind::AlarmEnded, mode, Some(user.shown_name()), vec![sensor], message);
-                }
-                if user.duress {
-                    // Silent: no siren, nothing visible on the status; a monitoring station listens for it.
-                    events.push(
-                        PanelEventKind::Duress,
-                        mode,
-                        Some(&user.name),
-                        vec![],
-                        format!("duress code used by {}", user.name),
-                    );
-                }
-            }
+            PanelAction::Disarm => self.disarm_by(config, command, now, events),
             action => {
-                let Some(mode) = action.arm_mode() else { return };
-                let user = if config.code_arm_required || command.code != Code::Missing {
-                    match self.check_code(config, command.code, now, events) {
-                        Some(user) => Some(user.shown_name().to_owned()),
-                        None => return,
-                    }
-                } else {
-                    None
-                };
-                if !matches!(self.arm, Arm::Disarmed) {
-                    let state = self.status(config, now, "").state;
-                    events.push(
-                        PanelEventKind::FailedToArm,
-                        Some(mode),
-                        user.as_deref(),
-                        vec![],
-                        format!("cannot arm {mode} while {state}: disarm first"),
-                    );
-                    return;
-                }
-                let blockers = self.blockers(config);
-                if !blockers.is_empty() {
-                    if !command.force {
-                        let message =
-                            format!("failed to arm {mode}: not ready ({}); use force to bypass", blockers.join(", "));
-                        events.push(PanelEventKind::FailedToArm, Some(mode), user.as_deref(), blockers, message);
-                        return;
-                    }
-                    let message = format!("bypassed for this arming: {}", blockers.join(", "));
-                    events.push(PanelEventKind::Bypassed, Some(mode), user.as_deref(), blockers.clone(), message);
-                    self.bypassed = blockers.into_iter().collect();
-                }
-                self.trips.clear();
-                self.changed_by = user.clone();
-                let who = user.as_deref().map(|u| format!(" by {u}")).unwrap_or_default();
-                let delay = config.exit_delay_s.get(mode);
-                if delay == 0 {
-                    self.arm = Arm::Armed { mode };
-                    events.push(
-                        PanelEventKind::Armed,
-                        Some(mode),
-                        user.as_deref(),
-                        vec![],
-                        format!("armed {mode}{who}"),
-                    );
-                } else {
-                    self.arm = Arm::Arming { mode, until: now.plus(Duration::from_secs(delay)) };
-                    events.push(
-                        PanelEventKind::Arming,
-                        Some(mode),
-                        user.as_deref(),
-                        vec![],
-                        format!("arming {mode}{who}: exit delay {delay} s"),
-                    );
+                if let Some(mode) = action.arm_mode() {
+                    self.arm_by(config, command, mode, now, events);
                 }
             }
+        }
+    }
+
+    /// DISARM with a code: ends an alarm (and says so), and a duress code is told apart silently.
+    fn disarm_by(&mut self, config: &PanelConfig, command: Command, now: Timestamp, events: &mut Events<'_>) {
+        let Some(user) = self.check_code(config, command.code, now, events) else { return };
+        if matches!(self.arm, Arm::Disarmed) && !user.duress {
+            return;
+        }
+        let mode = self.armed_mode();
+        let alarm = match &self.arm {
+            Arm::Triggered { sensor, .. } => Some(sensor.clone()),
+            _ => None,
+        };
+        self.disarm();
+        self.changed_by = Some(user.shown_name().to_owned());
+        let by = user.shown_name();
+        events.push(PanelEventKind::Disarmed, mode, Some(by), vec![], format!("disarmed by {by}"));
+        if let Some(sensor) = alarm {
+            // Whoever was told of the alarm is told it is over, as when the siren time runs out.
+            let message = format!("alarm after {sensor} ended: disarmed by {by}");
+            events.push(PanelEventKind::AlarmEnded, mode, Some(by), vec![sensor], message);
+        }
+        if user.duress {
+            // Silent: no siren, nothing visible on the status; a monitoring station listens for it.
+            let message = format!("duress code used by {}", user.name);
+            events.push(PanelEventKind::Duress, mode, Some(&user.name), vec![], message);
+        }
+    }
+
+    /// An ARM_* command: a code when one is required (or given), only from disarmed, not with a
+    /// sensor open unless forced (then those are bypassed), then the exit delay or armed at once.
+    fn arm_by(
+        &mut self,
+        config: &PanelConfig,
+        command: Command,
+        mode: ArmMode,
+        now: Timestamp,
+        events: &mut Events<'_>,
+    ) {
+        let user = if config.code_arm_required || command.code != Code::Missing {
+            match self.check_code(config, command.code, now, events) {
+                Some(user) => Some(user.shown_name().to_owned()),
+                None => return,
+            }
+        } else {
+            None
+        };
+        let by = user.as_deref();
+        if !matches!(self.arm, Arm::Disarmed) {
+            let state = self.status(config, now, "").state;
+            let message = format!("cannot arm {mode} while {state}: disarm first");
+            events.push(PanelEventKind::FailedToArm, Some(mode), by, vec![], message);
+            return;
+        }
+        let blockers = self.blockers(config);
+        if !blockers.is_empty() {
+            if !command.force {
+                let message = format!("failed to arm {mode}: not ready ({}); use force to bypass", blockers.join(", "));
+                events.push(PanelEventKind::FailedToArm, Some(mode), by, blockers, message);
+                return;
+            }
+            let message = format!("bypassed for this arming: {}", blockers.join(", "));
+            events.push(PanelEventKind::Bypassed, Some(mode), by, blockers.clone(), message);
+            self.bypassed = blockers.into_iter().collect();
+        }
+        self.trips.clear();
+        self.changed_by = user.clone();
+        let who = by.map(|u| format!(" by {u}")).unwrap_or_default();
+        let delay = config.exit_delay_s.get(mode);
+        if delay == 0 {
+            self.arm = Arm::Armed { mode };
+            events.push(PanelEventKind::Armed, Some(mode), by, vec![], format!("armed {mode}{who}"));
+        } else {
+            self.arm = Arm::Arming { mode, until: now.plus(Duration::from_secs(delay)) };
+            let message = format!("arming {mode}{who}: exit delay {delay} s");
+            events.push(PanelEventKind::Arming, Some(mode), by, vec![], message);
         }
     }
 
