@@ -10,8 +10,9 @@ use crate::options::Options;
 use crate::panel;
 
 /// Goals of issue #8.
-const P50_GOAL: f64 = 1.2;
-const P99_GOAL: f64 = 2.0;
+/// Issue 20's goals: the panel at the minimal controller's floor, and ahead of paho.
+const P50_GOAL: f64 = 1.1;
+const P99_GOAL: f64 = 1.5;
 const RSS_GOAL_KIB: u64 = 8 * 1024;
 const GROWTH_GOAL_PERCENT: f64 = 10.0;
 const FLOOD_GOAL: f64 = 2.0;
@@ -112,6 +113,16 @@ pub fn latency(table: &Table) {
             verdict(p50 <= P50_GOAL),
             verdict(p99 <= P99_GOAL)
         );
+        if table.rows.contains(&Row::Paho) {
+            let paho = row_of(table, samples, Row::Paho);
+            let faster = panel.p50() < paho.p50() && panel.p99() < paho.p99();
+            println!(
+                "   panel / paho,    {load:<6}: p50 {:.2}×, p99 {:.2}× (goal: faster in both: {})",
+                ratio(panel.p50(), paho.p50()),
+                ratio(panel.p99(), paho.p99()),
+                verdict(faster)
+            );
+        }
     }
     println!();
 }

@@ -12,9 +12,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use device_runtime::daemon::{DaemonConfig, load};
 use device_runtime::{BrokerUrl, Brokers, CommonArgs, MqttConfig, Shutdown};
+use fleet::FleetConfig;
 use mqtt_home::cli::{Args, Command, Kind, Mode, NotifyAction};
 use mqtt_home::config_source::ConfigSource;
-use mqtt_home::fleet::{self, FleetConfig};
 use mqtt_home::home::{Connection, Daemons, HomeConfig, QuietHome};
 use mqtt_home::{ctl, history, scenario};
 use protocol::{ArmMode, PanelAction, SensorKind, SensorState, Topics};
@@ -113,7 +113,7 @@ async fn dispatch(common: CommonArgs, command: Command) -> anyhow::Result<()> {
                 rate,
                 duration,
                 ramp,
-                qos: if qos == 0 { rumqttc::QoS::AtMostOnce } else { rumqttc::QoS::AtLeastOnce },
+                qos: if qos == 0 { fleet::QoS::AtMostOnce } else { fleet::QoS::AtLeastOnce },
                 broker_pid,
                 controllers,
                 ..FleetConfig::new(&config)

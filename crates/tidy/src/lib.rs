@@ -24,8 +24,8 @@ pub type Workspace = BTreeMap<String, Package>;
 
 /// The one crate that may depend on daemons: it starts them all in one process.
 pub const COMPOSITION_ROOT: &str = "mqtt-home";
-/// Crates that exist to measure or test the daemons, so depend on them.
-pub const HARNESSES: &[&str] = &["bench", "testkit", "tidy"];
+/// Crates that exist to measure, load or test the daemons, so depend on them.
+pub const HARNESSES: &[&str] = &["bench", "fleet", "testkit", "tidy"];
 /// What `protocol` may depend on: nothing async, nothing MQTT-client specific.
 pub const PROTOCOL_MAY_USE: &[&str] = &["serde", "serde_json", "thiserror", "jiff", "humantime"];
 

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use device_runtime::MqttConfig;
-use mqtt_home::fleet::{self, FleetConfig};
+use fleet::FleetConfig;
 use protocol::{LightState, Payload, SensorReading};
 use testkit::{Probe, WITHIN, on_both_brokers};
 

@@ -1,4 +1,4 @@
-//! `mqtt-home fleet`: simulated devices at scale from one process, against any broker. Each device
+//! `mqtt-home fleet` (this crate, which the CLI calls): simulated devices at scale from one process, against any broker. Each device
 //! is its own MQTT connection with its own client id, Last Will and retained state, as real devices
 //! are: door, window and motion sensors that report changes at QoS 1 (retained), and bulbs that
 //! take commands and report their state. It measures what a broker and the controllers hold; it
@@ -27,7 +27,7 @@ use protocol::{
     Availability, LightSource, LightState, Payload, Power, SensorKind, SensorReading, SensorState, Timestamp, Topic,
     Topics,
 };
-use rumqttc::mqttbytes::QoS;
+pub use rumqttc::mqttbytes::QoS;
 use rumqttc::mqttbytes::v4::{Connect, ConnectReturnCode, LastWill, Login, Packet, PubAck, Publish, Subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
