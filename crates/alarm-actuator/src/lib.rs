@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
 use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Shutdown};
-use protocol::{AlarmCommand, AlarmState, DeviceKind, Payload, Power, Qos, Timestamp, Topic};
+use protocol::{AlarmCommand, AlarmState, DeviceKind, Message, Power, Qos, Timestamp, Topic, Unreadable};
 use serde::{Deserialize, Serialize};
 
 /// `config/alarm-actuator.toml`.
@@ -123,23 +123,24 @@ impl Device for SirenDevice {
         self.report(now)
     }
 
-    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
-        if topic != Topic::AlarmControl {
-            tracing::debug!("ignored a message on unexpected topic {topic:?}");
-            return Vec::new();
-        }
-        match AlarmCommand::decode(payload) {
-            Ok(command) => {
+    fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<()>> {
+        match message {
+            Ok(Message::AlarmControl(command)) => {
                 self.siren = self.siren.apply(&command, now);
                 let reason = command.reason.as_deref().unwrap_or("no reason given");
                 let mut acts = self.report(now);
                 acts.push(Act::Note(format!("siren {} ({reason})", command.state.as_str())));
                 acts
             }
-            Err(e) => {
+            Err(e) if e.parsed == Some(Topic::AlarmControl) => {
                 tracing::warn!(
-                    "ignored a command on the siren: {e}; send {{\"state\":\"ON\",\"reason\":\"…\"}}, ON or OFF"
+                    "ignored a command on the siren: {}; send {{\"state\":\"ON\",\"reason\":\"…\"}}, ON or OFF",
+                    e.why
                 );
+                Vec::new()
+            }
+            other => {
+                tracing::debug!("ignored a message on an unexpected topic: {other:?}");
                 Vec::new()
             }
         }
@@ -169,6 +170,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::{Payload, Topics};
 
     fn on(reason: &str) -> AlarmCommand {
         AlarmCommand { state: Power::On, reason: Some(reason.into()) }
@@ -199,7 +201,7 @@ mod tests {
         let config = Config { max_on_s: 60, ..Config::default() };
         let mut siren = SirenDevice::new(config, Timestamp(0));
         assert_eq!(siren.on_connected(Timestamp(1)).len(), 1, "the state, on every connect");
-        let acts = siren.on_message(Topic::AlarmControl, b"ON", Timestamp(1_000));
+        let acts = siren.on_message(Message::read(&Topics::default(), Topic::AlarmControl, b"ON"), Timestamp(1_000));
         let [Act::Publish(out), Act::Note(note)] = acts.as_slice() else { panic!("{acts:?}") };
         assert_eq!(out.topic, Topic::AlarmState);
         assert_eq!(AlarmState::decode(&out.payload).unwrap().state, Power::On);
@@ -208,7 +210,12 @@ mod tests {
         assert!(siren.on_deadline(Timestamp(60_999)).is_empty(), "not yet");
         assert_eq!(siren.on_deadline(Timestamp(61_000)).len(), 1);
         assert_eq!(siren.next_deadline(), None, "off after the cut-off");
-        assert!(siren.on_message(Topic::AlarmControl, b"LOUD", Timestamp(62_000)).is_empty(), "refused");
+        assert!(
+            siren
+                .on_message(Message::read(&Topics::default(), Topic::AlarmControl, b"LOUD"), Timestamp(62_000))
+                .is_empty(),
+            "refused"
+        );
     }
 
     #[test]

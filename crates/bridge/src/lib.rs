@@ -36,7 +36,7 @@ use device_runtime::daemon::DaemonConfig;
 use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Received, Shutdown};
 use protocol::discovery::{kelvin_to_mireds, mireds_to_kelvin};
 use protocol::{
-    CircadianPhase, CircadianReading, ColorMode, DeviceKind, Effect, LightCommand, LightSource, LightState, Payload,
+    CircadianPhase, CircadianReading, ColorMode, DeviceKind, Effect, LightCommand, LightSource, LightState, Message,
     Power, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics,
 };
 use serde::{Deserialize, Serialize};
@@ -447,17 +447,12 @@ impl Bridge {
     }
 
     /// A home light command, for the lights mapped to it.
-    fn command(&mut self, id: &str, payload: &[u8]) -> Vec<Act<()>> {
+    fn command(&mut self, id: &str, command: &LightCommand) -> Vec<Act<()>> {
         let mut acts = Vec::new();
         for device in self.config.devices.iter().filter(|d| d.kind == Kind::Light && d.id == id) {
-            match LightCommand::decode(payload) {
-                Ok(command) => {
-                    self.set_by.insert(device.id.clone(), command.source_or_manual());
-                    for (topic, payload) in device.light_command(&command) {
-                        acts.push(Act::Foreign { topic, payload, retain: false });
-                    }
-                }
-                Err(e) => tracing::warn!("ignored a command for {id}: {e}"),
+            self.set_by.insert(device.id.clone(), command.source_or_manual());
+            for (topic, payload) in device.light_command(command) {
+                acts.push(Act::Foreign { topic, payload, retain: false });
             }
         }
         acts
@@ -466,8 +461,13 @@ impl Bridge {
     /// What one foreign message becomes: a reading on the home's topic of each device mapped to
     /// it (one topic may feed several, e.g. a door's contact and a motion's occupancy).
     pub fn translate(&mut self, topic: &str, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
-        if let Ok(Topic::LightSet(id)) = self.topics.parse(topic) {
-            return self.command(&id, payload);
+        match Message::decode(&self.topics, topic, payload) {
+            Ok(Message::LightSet { id, command }) => return self.command(&id, &command),
+            Err(e) if matches!(e.parsed, Some(Topic::LightSet(_))) => {
+                tracing::warn!("ignored a command on {}: {}", e.topic, e.why);
+                return Vec::new();
+            }
+            _ => {}
         }
         let mut acts = Vec::new();
         for (i, device) in self.config.devices.iter().enumerate() {
@@ -580,6 +580,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::Payload;
 
     fn device(kind: Kind, profile: Profile, source: &str) -> Mapping {
         Mapping {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use device_runtime::{Act, Device, DeviceSpec};
-use protocol::{DeviceKind, LightCommand, Message, PanelCommand, Qos, Timestamp, Topic, Topics};
+use protocol::{DeviceKind, LightCommand, Message, PanelCommand, Qos, Timestamp, Topic, Topics, Unreadable};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::home::{Change, Home, Snapshot};
@@ -122,9 +122,8 @@ impl Device for DashboardDevice {
         Vec::new()
     }
 
-    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
+    fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<()>> {
         let mut home = self.shared.home.lock().unwrap_or_else(|e| e.into_inner());
-        let message = Message::read(&self.topics, topic, payload);
         if let Err(e) = &message
             && self.warned.len() < WARNED_TOPICS
             && self.warned.insert(e.topic.clone())

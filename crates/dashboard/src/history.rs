@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use protocol::{SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics};
+use protocol::{Message, SensorKind, SensorState, Timestamp, Topics};
 use serde::{Deserialize, Serialize};
 use store::classify::Kind;
 use store::{Query, Row, Store};
@@ -140,8 +140,11 @@ pub async fn activity(database: PathBuf, topics: Topics, params: ActivityParams)
         let rows = store.history(&query).map_err(unavailable)?;
         let (mut openings, mut motion) = (vec![0u64; hours as usize], vec![0u64; hours as usize]);
         for row in rows {
-            let Ok(Topic::Sensor { kind, .. }) = topics.parse(&row.topic) else { continue };
-            let Ok(reading) = SensorReading::decode_for(kind, row.payload.as_bytes()) else { continue };
+            let Ok(Message::Sensor { kind, reading, .. }) =
+                Message::decode(&topics, &row.topic, row.payload.as_bytes())
+            else {
+                continue;
+            };
             let slot = (row.received.as_millis().saturating_sub(start.as_millis()) / hour_ms) as usize;
             let series = match (kind, reading.state) {
                 (SensorKind::Motion, SensorState::Motion) => &mut motion,

@@ -3,7 +3,9 @@
 //! A daemon is a [`Device`]: what it subscribes to, when it next wants to be woken, and what it does
 //! on a connect, a message, a deadline — each a plain method that takes `now` and returns [`Act`]s,
 //! so its decisions are tested without a broker. [`run`] owns everything else: the [`Link`], the
-//! clock, parsing topics (an unknown one is logged once and ignored), publishing in order, and
+//! clock, decoding messages into [`protocol::Message`] (an unknown topic is logged and ignored;
+//! a payload that cannot be read goes to the device as the `Unreadable` it is, for the device to
+//! say what it means), publishing in order, and
 //! shutdown. Work that is neither a decision nor a publish (the panel's state file) is a
 //! [`Device::Job`], carried out in order by [`Device::run_job`], whose outcome is the device's
 //! next input.
@@ -16,7 +18,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 
-use protocol::{Payload, Timestamp, Topic, Topics};
+use protocol::{Message, Payload, Timestamp, Topic, Topics, Unreadable};
 
 use crate::config::MqttConfig;
 use crate::link::{Ack, DeviceSpec, Inbound, Link, Publisher};
@@ -100,20 +102,22 @@ pub trait Device: Send {
         Vec::new()
     }
 
-    /// A message on one of the subscribed topics, its topic already parsed.
-    fn on_message(&mut self, _topic: Topic, _payload: &[u8], _now: Timestamp) -> Vec<Act<Self::Job>> {
+    /// A message on one of the subscribed topics, decoded; or, when its payload is not what the
+    /// contract says its topic carries, the [`Unreadable`] it is (a sensor's is a trouble, a
+    /// command's a refusal, most are a log line).
+    fn on_message(&mut self, _message: Result<Message, Unreadable>, _now: Timestamp) -> Vec<Act<Self::Job>> {
         Vec::new()
     }
 
-    /// A message as the broker delivered it. By default its topic is parsed and handed to
-    /// [`Device::on_message`]; an unknown topic is logged once and ignored.
+    /// A message as the broker delivered it. By default it is decoded ([`Message::decode`]) and
+    /// handed to [`Device::on_message`]; a topic outside the contract is logged and ignored.
     fn on_received(&mut self, topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<Self::Job>> {
-        match topics.parse(&received.topic) {
-            Ok(parsed) => self.on_message(parsed, &received.payload, now),
-            Err(e) => {
-                tracing::warn!("ignored a message: {e}");
+        match Message::decode(topics, &received.topic, &received.payload) {
+            Err(e) if e.parsed.is_none() => {
+                tracing::warn!("ignored a message: {}", e.why);
                 Vec::new()
             }
+            message => self.on_message(message, now),
         }
     }
 

@@ -16,7 +16,8 @@ use device_runtime::daemon::DaemonConfig;
 use device_runtime::{Act, Device, DeviceSpec, MqttConfig, Shutdown};
 use protocol::discovery::kelvin_to_mireds;
 use protocol::{
-    ColorMode, DeviceKind, Effect, LightCommand, LightSource, LightState, Payload, Power, Qos, Timestamp, Topic,
+    ColorMode, DeviceKind, Effect, LightCommand, LightSource, LightState, Message, Power, Qos, Timestamp, Topic,
+    Unreadable,
 };
 
 /// How often a fading bulb reports its brightness on the way.
@@ -244,14 +245,11 @@ impl Device for BulbDevice {
         self.report(now)
     }
 
-    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
+    fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<()>> {
         let id = &self.config.mqtt.id;
-        if topic != Topic::LightSet(id.clone()) {
-            tracing::debug!("ignored a message on unexpected topic {topic:?}");
-            return Vec::new();
-        }
-        match LightCommand::decode(payload) {
-            Ok(command) => {
+        let mine = Topic::LightSet(id.clone());
+        match message {
+            Ok(Message::LightSet { id: to, command }) if to == *id => {
                 if command.flash.is_some() && !self.config.supports_flash {
                     tracing::info!("{id} cannot flash (supports_flash = false): steady light instead");
                 }
@@ -270,10 +268,15 @@ impl Device for BulbDevice {
                 acts.push(Act::Note(note));
                 acts
             }
-            Err(e) => {
+            Err(e) if e.parsed.as_ref() == Some(&mine) => {
                 tracing::warn!(
-                    "ignored a command for {id}: {e}; send JSON like {{\"state\":\"ON\",\"brightness\":50}}, or ON, OFF, 0-100"
+                    "ignored a command for {id}: {}; send JSON like {{\"state\":\"ON\",\"brightness\":50}}, or ON, OFF, 0-100",
+                    e.why
                 );
+                Vec::new()
+            }
+            other => {
+                tracing::debug!("ignored a message on an unexpected topic: {other:?}");
                 Vec::new()
             }
         }
@@ -297,6 +300,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use protocol::Payload;
 
     fn cmd(json: &str) -> LightCommand {
         LightCommand::decode(json.as_bytes()).unwrap()

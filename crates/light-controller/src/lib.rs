@@ -10,8 +10,7 @@ pub mod decide;
 
 use device_runtime::{Act, Device, DeviceSpec, Shutdown};
 use protocol::{
-    Availability, CircadianReading, DeviceKind, LightCommand, LightSource, PanelState, PanelStatus, Payload, Qos,
-    SensorKind, SensorReading, Timestamp, Topic, Topics,
+    Availability, DeviceKind, LightSource, Message, PanelState, Qos, SensorKind, Timestamp, Topic, Topics, Unreadable,
 };
 
 pub use config::Config;
@@ -72,8 +71,8 @@ impl Device for LightDevice {
         spec
     }
 
-    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
-        match to_input(&self.config, topic, payload) {
+    fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<()>> {
+        match to_input(&self.config, message) {
             Some(input) => self.step(input, now),
             None => Vec::new(),
         }
@@ -95,39 +94,31 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 }
 
 /// Reads one message as an input; anything unusable is logged once and ignored.
-fn to_input(config: &Config, parsed: Topic, payload: &[u8]) -> Option<Input> {
-    let topic = Topics::new(&config.mqtt.topic_root).name(&parsed);
-    let ignore = |e: protocol::DecodeError| {
-        tracing::warn!("ignored a message on {topic}: {e}; see docs/protocol.md for the payload");
-    };
+fn to_input(config: &Config, message: Result<Message, Unreadable>) -> Option<Input> {
     let is_bulb = |id: &str| config.rooms.iter().any(|r| r.bulbs.iter().any(|b| b == id));
     let is_motion = |id: &str| config.rooms.iter().any(|r| r.motion_sensors.iter().any(|s| s == id));
-    match parsed {
-        Topic::Circadian => CircadianReading::decode(payload).map(|r| Input::Phase(r.phase)).map_err(ignore).ok(),
-        Topic::Sensor { kind: SensorKind::Motion, id } => SensorReading::decode_for(SensorKind::Motion, payload)
-            .map(|r| Input::Motion { sensor: id, active: r.state.is_active() })
-            .map_err(ignore)
-            .ok(),
-        Topic::LightSet(bulb) => match LightCommand::decode(payload) {
-            // The bulb logs bad commands itself; here only manual ones matter.
-            Ok(command) if command.source_or_manual() == LightSource::Manual => Some(Input::ManualCommand { bulb }),
-            Ok(_) | Err(_) => None,
-        },
-        Topic::Availability(id) => match Availability::decode(payload) {
-            Ok(Availability::Online) if is_bulb(&id) => Some(Input::BulbOnline { bulb: id }),
-            Ok(Availability::Offline) if is_motion(&id) => Some(Input::SensorOffline { sensor: id }),
-            Ok(_) => None,
-            Err(e) => {
-                ignore(e);
-                None
-            }
-        },
-        Topic::PanelStatus => PanelStatus::decode(payload)
-            .map(|s| Input::Alarm { triggered: s.state == PanelState::Triggered })
-            .map_err(ignore)
-            .ok(),
+    match message {
+        Ok(Message::Circadian(r)) => Some(Input::Phase(r.phase)),
+        Ok(Message::Sensor { kind: SensorKind::Motion, id, reading }) => {
+            Some(Input::Motion { sensor: id, active: reading.state.is_active() })
+        }
+        // The bulb logs bad commands itself; here only manual ones matter.
+        Ok(Message::LightSet { id, command }) if command.source_or_manual() == LightSource::Manual => {
+            Some(Input::ManualCommand { bulb: id })
+        }
+        Ok(Message::Availability { id, availability: Availability::Online }) if is_bulb(&id) => {
+            Some(Input::BulbOnline { bulb: id })
+        }
+        Ok(Message::Availability { id, availability: Availability::Offline }) if is_motion(&id) => {
+            Some(Input::SensorOffline { sensor: id })
+        }
+        Ok(Message::PanelStatus(s)) => Some(Input::Alarm { triggered: s.state == PanelState::Triggered }),
+        Err(e) if !matches!(e.parsed, Some(Topic::LightSet(_))) => {
+            tracing::warn!("ignored a message on {}: {}; see docs/protocol.md for the payload", e.topic, e.why);
+            None
+        }
         other => {
-            tracing::debug!("ignored a message on {topic} ({other:?}): not one this controller uses");
+            tracing::debug!("ignored a message ({other:?}): not one this controller uses");
             None
         }
     }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use device_runtime::{DeviceSpec, Inbound, Link, MqttConfig, Publisher, Shutdown};
 use protocol::{
-    ArmMode, DeviceKind, HealthState, LightCommand, Message, PanelAction, PanelCommand, PanelEvent, PanelStatus,
-    Payload, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics, clip,
+    ArmMode, DeviceKind, HealthState, LightCommand, Message, PanelAction, PanelCommand, PanelStatus, Payload, Qos,
+    SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics, clip,
 };
 
 /// How long a command waits for the broker.
@@ -143,7 +143,6 @@ pub async fn panel(config: &MqttConfig, action: PanelAction, code: Option<String
     let mut session = Session::open(config, &filters).await?;
     // The retained status arrives first; the answer is what comes after the command.
     let status_topic = topics.name(&Topic::PanelStatus);
-    let events_topic = topics.name(&Topic::PanelEvents);
     while let Some((topic, _)) = session.next(Duration::from_millis(300)).await {
         if topic != status_topic {
             continue;
@@ -154,20 +153,20 @@ pub async fn panel(config: &MqttConfig, action: PanelAction, code: Option<String
     println!("sent {}{}", action.as_str(), if force { " (force)" } else { "" });
     let mut outcome = Ok(());
     while let Some((topic, payload)) = session.next(Duration::from_secs(3)).await {
-        if topic == events_topic
-            && let Ok(event) = PanelEvent::decode(&payload)
-        {
-            println!("event: {} — {}", event.event.as_str(), event.message);
-            use protocol::PanelEventKind::*;
-            if matches!(event.event, FailedToArm | WrongCode | Lockout | CodeRefused) {
-                outcome = Err(anyhow::anyhow!("the panel refused: {}", event.message));
+        match Message::decode(&topics, &topic, &payload) {
+            Ok(Message::PanelEvent(event)) => {
+                println!("event: {} — {}", event.event.as_str(), event.message);
+                use protocol::PanelEventKind::*;
+                if matches!(event.event, FailedToArm | WrongCode | Lockout | CodeRefused) {
+                    outcome = Err(anyhow::anyhow!("the panel refused: {}", event.message));
+                    break;
+                }
+            }
+            Ok(Message::PanelStatus(status)) => {
+                println!("{}", describe_status(&status));
                 break;
             }
-        } else if topic == status_topic
-            && let Ok(status) = PanelStatus::decode(&payload)
-        {
-            println!("{}", describe_status(&status));
-            break;
+            _ => {}
         }
     }
     session.close().await;

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
 use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Shutdown};
-use protocol::{DeviceKind, PanelEvent, PanelEventKind, Payload, Qos, Timestamp, Topic, Topics};
+use protocol::{DeviceKind, Message, PanelEvent, PanelEventKind, Qos, Timestamp, Topic, Topics, Unreadable};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
@@ -583,13 +583,11 @@ impl Device for Notifier {
         spec
     }
 
-    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<Deliver>> {
-        if topic != Topic::PanelEvents {
-            return Vec::new();
-        }
-        match PanelEvent::decode(payload) {
-            Ok(event) => self.enqueue(&event, now),
-            Err(e) => tracing::warn!("ignored a panel event: {e}"),
+    fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<Deliver>> {
+        match message {
+            Ok(Message::PanelEvent(event)) => self.enqueue(&event, now),
+            Err(e) if e.parsed == Some(Topic::PanelEvents) => tracing::warn!("ignored a panel event: {}", e.why),
+            _ => return Vec::new(),
         }
         self.next_send(now)
     }

@@ -7,8 +7,8 @@
 
 use device_runtime::{Act, Device, DeviceSpec, Link, Publisher, Shutdown};
 use protocol::{
-    AlarmCommand, Availability, DeviceKind, PanelCommand, PanelEvent, PanelEventKind, Payload, Power, Qos, SensorKind,
-    SensorReading, Timestamp, Topic, Topics,
+    AlarmCommand, Availability, DeviceKind, Message, PanelCommand, PanelEvent, PanelEventKind, Payload, Power, Qos,
+    SensorKind, Timestamp, Topic, Topics, Unreadable,
 };
 
 use crate::Config;
@@ -141,8 +141,8 @@ impl Device for PanelDevice {
         self.acts(self.panel.on_connected(&self.config.panel, now, &self.config.mqtt.id))
     }
 
-    fn on_message(&mut self, topic: Topic, payload: &[u8], now: Timestamp) -> Vec<Act<Save>> {
-        match to_input(&self.topics, topic, payload) {
+    fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<Save>> {
+        match to_input(message) {
             Some(Incoming::Command(command)) => {
                 self.keypad.push(command);
                 self.step_ready(now)
@@ -243,49 +243,52 @@ async fn send<P: Payload>(publisher: &Publisher, topic: &Topic, payload: &P) {
 
 /// Reads one message; anything unusable is logged once (never with a code) and ignored.
 /// The topic's name is made only for a log line: most messages need none.
-fn to_input(topics: &Topics, parsed: Topic, payload: &[u8]) -> Option<Incoming> {
-    match parsed {
+fn to_input(message: Result<Message, Unreadable>) -> Option<Incoming> {
+    match message {
         // A zero-length (retained) publish is how MQTT clears a topic: the sensor is taken out.
-        Topic::Sensor { kind, id } if payload.is_empty() => Some(Incoming::Input(Input::SensorCleared { kind, id })),
-        Topic::Availability(_) if payload.is_empty() => None,
-        Topic::Sensor { kind, id } => match SensorReading::decode_for(kind, payload) {
-            Ok(reading) => Some(Incoming::Input(Input::Sensor { kind, id, state: reading.state })),
-            Err(e) => {
-                let topic = topics.name(&Topic::Sensor { kind, id: id.clone() });
-                tracing::warn!(
-                    "unreadable message on {topic} (a trouble until it sends a reading): {e}; see docs/protocol.md"
-                );
-                Some(Incoming::Input(Input::Unreadable { kind, id, error: e.to_string() }))
-            }
-        },
-        Topic::Availability(id) => match Availability::decode(payload) {
-            Ok(a) => Some(Incoming::Input(Input::Availability { id, online: a == Availability::Online })),
-            Err(e) => {
-                let topic = topics.name(&Topic::Availability(id));
-                tracing::warn!("ignored a message on {topic}: {e}");
-                None
-            }
-        },
-        Topic::PanelSet => match PanelCommand::decode(payload) {
-            Ok(command) => {
-                let code = if command.code.is_some() { "with a code" } else { "without a code" };
-                // The panel's answer (an event) is logged at info; a flood of commands is not doubled.
-                tracing::debug!(
-                    "command {} {code}{}",
-                    command.action.as_str(),
-                    if command.force { ", forced" } else { "" }
-                );
-                Some(Incoming::Command(command))
-            }
-            // Decode errors of panel commands never quote the payload: it may hold a PIN. The
-            // sender is answered with a refusal event, as for a wrong code.
-            Err(e) => {
-                let topic = topics.name(&Topic::PanelSet);
-                let how = "send {\"action\":\"DISARM\",\"code\":\"<PIN>\"} (the code as a string) or a bare ARM_AWAY";
-                tracing::warn!("refused a message on {topic}: {e}; {how}");
-                Some(Incoming::Input(Input::UnreadableCommand { error: format!("{e}; {how}") }))
-            }
-        },
-        _ => None,
+        Ok(Message::Cleared(Topic::Sensor { kind, id })) => Some(Incoming::Input(Input::SensorCleared { kind, id })),
+        Ok(Message::Sensor { kind, id, reading }) => {
+            Some(Incoming::Input(Input::Sensor { kind, id, state: reading.state }))
+        }
+        Ok(Message::Availability { id, availability }) => {
+            Some(Incoming::Input(Input::Availability { id, online: availability == Availability::Online }))
+        }
+        Ok(Message::PanelSet(command)) => {
+            let code = if command.code.is_some() { "with a code" } else { "without a code" };
+            // The panel's answer (an event) is logged at info; a flood of commands is not doubled.
+            tracing::debug!(
+                "command {} {code}{}",
+                command.action.as_str(),
+                if command.force { ", forced" } else { "" }
+            );
+            Some(Incoming::Command(command))
+        }
+        Ok(_) => None,
+        Err(e) => unreadable(e),
+    }
+}
+
+/// A sensor's unreadable reading is a trouble until it sends a good one; an unreadable command is
+/// answered with a refusal event, as a wrong code is; anything else is a log line.
+fn unreadable(e: Unreadable) -> Option<Incoming> {
+    match e.parsed {
+        Some(Topic::Sensor { kind, id }) => {
+            tracing::warn!(
+                "unreadable message on {} (a trouble until it sends a reading): {}; see docs/protocol.md",
+                e.topic,
+                e.why
+            );
+            Some(Incoming::Input(Input::Unreadable { kind, id, error: e.why.to_string() }))
+        }
+        // Decode errors of panel commands never quote the payload: it may hold a PIN.
+        Some(Topic::PanelSet) => {
+            let how = "send {\"action\":\"DISARM\",\"code\":\"<PIN>\"} (the code as a string) or a bare ARM_AWAY";
+            tracing::warn!("refused a message on {}: {}; {how}", e.topic, e.why);
+            Some(Incoming::Input(Input::UnreadableCommand { error: format!("{}; {how}", e.why) }))
+        }
+        _ => {
+            tracing::warn!("ignored a message on {}: {}", e.topic, e.why);
+            None
+        }
     }
 }
