@@ -32,13 +32,7 @@ impl Default for Config {
 impl DaemonConfig for Config {
     const NAME: &'static str = "alarm-actuator";
 
-    fn mqtt(&self) -> &MqttConfig {
-        &self.mqtt
-    }
-
-    fn mqtt_mut(&mut self) -> &mut MqttConfig {
-        &mut self.mqtt
-    }
+    device_runtime::mqtt_section!(mqtt);
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;

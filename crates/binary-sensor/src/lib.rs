@@ -106,12 +106,7 @@ macro_rules! daemon_config {
 
         impl DaemonConfig for $name {
             const NAME: &'static str = $file;
-            fn mqtt(&self) -> &MqttConfig {
-                &self.0.mqtt
-            }
-            fn mqtt_mut(&mut self) -> &mut MqttConfig {
-                &mut self.0.mqtt
-            }
+            device_runtime::mqtt_section!(0.mqtt);
             fn validate(&self) -> Result<(), ConfigError> {
                 self.0.validate()
             }

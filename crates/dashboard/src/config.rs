@@ -84,13 +84,7 @@ impl Config {
 impl DaemonConfig for Config {
     const NAME: &'static str = "dashboard";
 
-    fn mqtt(&self) -> &MqttConfig {
-        &self.mqtt
-    }
-
-    fn mqtt_mut(&mut self) -> &mut MqttConfig {
-        &mut self.mqtt
-    }
+    device_runtime::mqtt_section!(mqtt);
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;

@@ -394,8 +394,16 @@ fn history_response<T: serde::Serialize>(outcome: Result<T, HistoryError>) -> Re
     }
 }
 
-fn bad_query(e: &QueryRejection) -> Response {
-    error(StatusCode::BAD_REQUEST, format!("bad query string: {}", e.body_text()))
+/// A reader's query: the reader checked, then the query string read; either refusal as its response.
+fn reader_query<T>(
+    app: &App,
+    headers: &HeaderMap,
+    params: Result<Query<T>, QueryRejection>,
+) -> Result<T, Box<Response>> {
+    app.reader(headers).map_err(|denied| Box::new(denied.into_response()))?;
+    let bad =
+        |e: QueryRejection| Box::new(error(StatusCode::BAD_REQUEST, format!("bad query string: {}", e.body_text())));
+    params.map(|Query(params)| params).map_err(bad)
 }
 
 async fn history_rows(
@@ -403,12 +411,9 @@ async fn history_rows(
     headers: HeaderMap,
     params: Result<Query<HistoryParams>, QueryRejection>,
 ) -> Response {
-    if let Err(denied) = app.reader(&headers) {
-        return denied.into_response();
-    }
-    let Query(params) = match params {
+    let params = match reader_query(&app, &headers, params) {
         Ok(params) => params,
-        Err(e) => return bad_query(&e),
+        Err(refused) => return *refused,
     };
     let outcome = history::history(app.database.clone(), params).await.map(|rows| json!({ "rows": rows }));
     history_response(outcome)
@@ -419,12 +424,9 @@ async fn activity(
     headers: HeaderMap,
     params: Result<Query<ActivityParams>, QueryRejection>,
 ) -> Response {
-    if let Err(denied) = app.reader(&headers) {
-        return denied.into_response();
-    }
-    let Query(params) = match params {
+    let params = match reader_query(&app, &headers, params) {
         Ok(params) => params,
-        Err(e) => return bad_query(&e),
+        Err(refused) => return *refused,
     };
     history_response(history::activity(app.database.clone(), app.topics.clone(), params).await)
 }

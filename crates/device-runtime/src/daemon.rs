@@ -13,6 +13,21 @@ use toml::Table;
 use crate::config::{ConfigError, MqttConfig, find_file, layer, merge, to_toml};
 use crate::{CommonArgs, Shutdown, logging};
 
+/// The two accessors of [`DaemonConfig`] for a config whose `[mqtt]` section is the field named:
+/// `device_runtime::mqtt_section!(mqtt);` inside the `impl`.
+#[macro_export]
+macro_rules! mqtt_section {
+    ($($field:tt).+) => {
+        fn mqtt(&self) -> &$crate::MqttConfig {
+            &self.$($field).+
+        }
+
+        fn mqtt_mut(&mut self) -> &mut $crate::MqttConfig {
+            &mut self.$($field).+
+        }
+    };
+}
+
 /// What a daemon's configuration offers the runtime.
 pub trait DaemonConfig: Serialize + DeserializeOwned + Default {
     /// The daemon's name: its binary, and its file `config/<NAME>.toml`.

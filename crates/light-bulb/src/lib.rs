@@ -44,13 +44,7 @@ impl Default for Config {
 impl DaemonConfig for Config {
     const NAME: &'static str = "light-bulb";
 
-    fn mqtt(&self) -> &MqttConfig {
-        &self.mqtt
-    }
-
-    fn mqtt_mut(&mut self) -> &mut MqttConfig {
-        &mut self.mqtt
-    }
+    device_runtime::mqtt_section!(mqtt);
 }
 
 /// What the bulb is doing. `brightness` is kept while off, so `ON` restores it.

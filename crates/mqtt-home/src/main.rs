@@ -29,12 +29,7 @@ struct CliConfig {
 
 impl DaemonConfig for CliConfig {
     const NAME: &'static str = "mqtt-home-cli";
-    fn mqtt(&self) -> &MqttConfig {
-        &self.mqtt
-    }
-    fn mqtt_mut(&mut self) -> &mut MqttConfig {
-        &mut self.mqtt
-    }
+    device_runtime::mqtt_section!(mqtt);
 }
 
 fn main() -> ExitCode {
