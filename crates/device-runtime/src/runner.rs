@@ -208,8 +208,16 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
 }
 
 /// Does `acts` in order; a job's outcome joins the end of the queue.
+///
+/// What a step publishes goes on the wire before anything else of this turn: once something is
+/// published, the link's task is let run (it writes the request) before the log lines of the
+/// step are written and before the loop takes its next input. Without that, a panel reading a
+/// burst of messages would take up to tokio's budget of them (128) before its siren command
+/// left, and its log line for the siren would be written to stderr first.
 async fn perform<D: Device>(device: &mut D, publisher: &Publisher, acts: Vec<Act<D::Job>>) {
     let mut queue = VecDeque::from(acts);
+    let mut notes = Vec::new();
+    let mut published = false;
     while let Some(act) = queue.pop_front() {
         match act {
             Act::Publish(out) => {
@@ -217,19 +225,33 @@ async fn perform<D: Device>(device: &mut D, publisher: &Publisher, acts: Vec<Act
                 if let Err(e) = publisher.send_bytes(&name, out.payload, out.topic.qos(), out.topic.retained()).await {
                     tracing::error!("{e}");
                 }
+                published = true;
             }
             Act::Foreign { topic, payload, retain } => {
                 if let Err(e) = publisher.send_bytes(&topic, payload, protocol::Qos::AtLeastOnce, retain).await {
                     tracing::error!("{e}");
                 }
+                published = true;
             }
-            Act::Note(line) => tracing::info!("{line}"),
+            Act::Note(line) => notes.push(line),
             Act::Ack(ack) => publisher.ack(ack),
             Act::Job(job) => {
                 publisher.written(JOB_WAIT).await;
+                published = false;
+                log(&mut notes);
                 queue.extend(device.run_job(job).await);
             }
         }
+    }
+    if published {
+        tokio::task::yield_now().await;
+    }
+    log(&mut notes);
+}
+
+fn log(notes: &mut Vec<String>) {
+    for line in notes.drain(..) {
+        tracing::info!("{line}");
     }
 }
 
