@@ -18,7 +18,10 @@ use crate::{minimal, peers, percentile};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Row {
     Bare,
+    /// The minimal controller as a task of the bench's own process.
     Minimal,
+    /// The minimal controller in a process of its own, as the panel is: what the panel is held to.
+    MinimalProcess,
     /// The Python paho-mqtt peer, where it is installed.
     Paho,
     /// The Node-RED flow, where Node-RED is installed.
@@ -71,13 +74,15 @@ pub struct Table {
 /// Every row idle, then every row again under the background load.
 pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> {
     let minimal = minimal::start(home.port, &home.names).await?;
+    let minimal_process =
+        minimal::Process::spawn(home.port, &home.names.minimal_process_door, &home.names.minimal_process_siren).await?;
     let paho = if peers::paho_installed() { Some(peers::paho(home.port, &home.names).await?) } else { None };
     let installed = peers::NodeRed::find();
     let node_red = match &installed {
         Some(n) => Some(peers::node_red(n, home).await.context("cannot start Node-RED")?),
         None => None,
     };
-    let mut rows = vec![Row::Bare, Row::Minimal];
+    let mut rows = vec![Row::Bare, Row::Minimal, Row::MinimalProcess];
     rows.extend(paho.as_ref().map(|_| Row::Paho));
     rows.extend(node_red.as_ref().map(|_| Row::NodeRed));
     rows.push(Row::Panel);
@@ -87,6 +92,7 @@ pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> 
     let loaded = measure_rows(options, home, &rows).await.context("under background load")?;
     let background = background.stop().await?;
     minimal.abort();
+    drop(minimal_process);
     drop(paho);
     drop(node_red);
     home.command(&disarm(PIN), PanelState::Disarmed).await?;
@@ -133,6 +139,7 @@ async fn intrusion(home: &mut Home, row: Row) -> anyhow::Result<Duration> {
     let (door, answer) = match row {
         Row::Bare => (&names.bare, &names.bare),
         Row::Minimal => (&names.minimal_door, &names.minimal_siren),
+        Row::MinimalProcess => (&names.minimal_process_door, &names.minimal_process_siren),
         Row::Paho => (&names.paho_door, &names.paho_siren),
         Row::NodeRed => (&names.node_red_door, &names.node_red_siren),
         Row::Panel => (&names.door, &names.siren_command),

@@ -1,9 +1,17 @@
 //! The least a controller can do: on a door OPEN, command the siren ON. Its own connection,
 //! QoS 1, TCP_NODELAY; the same four hops as the panel (sensor → broker → it → broker → watcher).
+//!
+//! Two ways: a task in the bench's own process ([`start`]), whose runtime is already awake with
+//! the watcher's and the sensor's; and a process of its own ([`Process`]: the bench binary run
+//! again with `--minimal-controller`, on a current-thread runtime as the panel's), which like the
+//! panel must be woken by the kernel when its reading arrives. The panel is held to the second.
+
+use std::process::{ExitCode, Stdio};
 
 use anyhow::Context;
 use protocol::{AlarmCommand, Payload, Power, SensorReading, SensorState};
 use rumqttc::{AsyncClient, Event, EventLoop, Packet, QoS};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::task::JoinHandle;
 
 use crate::mqtt::{self, Names, WITHIN};
@@ -19,11 +27,63 @@ pub async fn start(port: u16, names: &Names) -> anyhow::Result<JoinHandle<()>> {
 
 async fn answer(client: AsyncClient, mut eventloop: EventLoop, siren: String) {
     loop {
-        let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await else { continue };
+        let event = eventloop.poll().await;
+        if let Err(e) = &event {
+            // Lost the broker (the bench is over): stop instead of spinning.
+            eprintln!("minimal controller: {e}");
+            return;
+        }
+        let Ok(Event::Incoming(Packet::Publish(p))) = event else { continue };
         let opened = SensorReading::decode(&p.payload).is_ok_and(|r| r.state == SensorState::Open);
         if opened {
             let on = AlarmCommand { state: Power::On, reason: Some("intrusion".into()) };
             let _ = client.try_publish(&siren, QoS::AtLeastOnce, false, on.encode());
         }
+    }
+}
+
+/// The flag that makes the bench binary the minimal controller: `--minimal-controller PORT DOOR SIREN`.
+const FLAG: &str = "--minimal-controller";
+
+/// When the bench binary was started as the minimal controller: runs it (until killed) and
+/// returns its exit code; `None` otherwise, for the bench to go on.
+pub fn serve_if_asked() -> Option<ExitCode> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [flag, port, door, siren] = args.as_slice() else { return None };
+    if flag != FLAG {
+        return None;
+    }
+    let port: u16 = port.parse().ok()?;
+    let names = Names { minimal_door: door.clone(), minimal_siren: siren.clone(), ..Names::new() };
+    Some(device_runtime::daemon::block_on("minimal-controller", 1, async move {
+        let answering = start(port, &names).await?;
+        // The parent reads this line: subscribed, ready for its first door.
+        println!("ready");
+        answering.await.context("the minimal controller stopped")
+    }))
+}
+
+/// The minimal controller in a process of its own; killed when dropped.
+pub struct Process {
+    /// Held for its `kill_on_drop`.
+    _child: tokio::process::Child,
+}
+
+impl Process {
+    pub async fn spawn(port: u16, door: &str, siren: &str) -> anyhow::Result<Process> {
+        let exe = std::env::current_exe().context("cannot find the bench binary")?;
+        let mut child = tokio::process::Command::new(exe)
+            .args([FLAG, &port.to_string(), door, siren])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the minimal controller's process")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut line = String::new();
+        let mut stdout = BufReader::new(stdout);
+        let ready = stdout.read_line(&mut line);
+        tokio::time::timeout(WITHIN, ready).await.context("the minimal controller's process never said ready")??;
+        anyhow::ensure!(line.trim() == "ready", "the minimal controller's process said {line:?}");
+        Ok(Process { _child: child })
     }
 }

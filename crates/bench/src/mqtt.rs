@@ -30,6 +30,9 @@ pub struct Names {
     /// The minimal controller's input and output.
     pub minimal_door: String,
     pub minimal_siren: String,
+    /// The same controller in a process of its own, as the panel is.
+    pub minimal_process_door: String,
+    pub minimal_process_siren: String,
     /// The paho-mqtt peer's input and output.
     pub paho_door: String,
     pub paho_siren: String,
@@ -51,6 +54,8 @@ impl Names {
             bare: "bench/bare/door".to_owned(),
             minimal_door: "bench/minimal/door".to_owned(),
             minimal_siren: "bench/minimal/siren".to_owned(),
+            minimal_process_door: "bench/minimal-process/door".to_owned(),
+            minimal_process_siren: "bench/minimal-process/siren".to_owned(),
             paho_door: "bench/paho/door".to_owned(),
             paho_siren: "bench/paho/siren".to_owned(),
             node_red_door: "bench/node-red/door".to_owned(),

@@ -45,6 +45,7 @@ impl Home {
             &names.siren_state,
             &names.bare,
             &names.minimal_siren,
+            &names.minimal_process_siren,
             &names.paho_siren,
             &names.node_red_siren,
         ];

@@ -19,8 +19,8 @@ use anyhow::{Context, bail};
 use device_runtime::MqttConfig;
 use mqtt_home::ctl::Session;
 use protocol::{
-    Availability, Health, HealthState, HomeState, Message, PanelState, PanelStatus, Power, Presence, Timestamp, Topics,
-    Unreadable,
+    AlarmState, Availability, CircadianReading, Health, HealthState, Heard, HomeState, Message, PanelState,
+    PanelStatus, Power, Presence, Timestamp, Topics, Unreadable,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -168,7 +168,6 @@ fn devices(snapshot: &Snapshot) -> Vec<DeviceView<'_>> {
 pub fn render(snapshot: &Snapshot, now: Timestamp) -> String {
     let home = &snapshot.home;
     let mut sections: Vec<(&str, Vec<String>)> = Vec::new();
-
     let panel = match &home.panel {
         None => vec!["no status (is the security-controller running?)".to_owned()],
         Some(Err(e)) => vec![unreadable(e)],
@@ -176,28 +175,53 @@ pub fn render(snapshot: &Snapshot, now: Timestamp) -> String {
     };
     sections.push(("panel", panel));
     if let Some(sun) = &home.sun {
-        let line = match sun {
-            Err(e) => unreadable(e),
-            Ok(r) => match r.elevation_deg {
-                Some(deg) => format!("{}, {deg:.1}° above the horizon, {}", r.phase, ago(r.ts, now)),
-                None => format!("{}, {}", r.phase, ago(r.ts, now)),
-            },
-        };
-        sections.push(("sun", vec![line]));
+        sections.push(("sun", vec![sun_line(sun, now)]));
     }
+    sections.push(("sensors", or_none(table(sensor_rows(home, now)))));
+    sections.push(("lights", or_none(table(light_rows(home, now)))));
+    sections.push(("siren", vec![siren_line(home.siren.as_ref(), now)]));
+    sections.push(("devices", or_none(table(device_rows(snapshot, now)))));
+    if !home.foreign.is_empty() {
+        let rows = home.foreign.keys().map(|t| vec![t.clone(), "not a topic of the contract".to_owned()]);
+        sections.push(("other", table(rows.collect())));
+    }
+    let mut out = String::new();
+    for (i, (label, lines)) in sections.iter().enumerate() {
+        // The panel and the sun belong together; every other section is set apart.
+        if i > 0 && *label != "sun" {
+            out.push('\n');
+        }
+        for (j, line) in lines.iter().enumerate() {
+            let label = if j == 0 { label } else { "" };
+            out.push_str(format!("{label:<LABEL$}{line}").trim_end());
+            out.push('\n');
+        }
+    }
+    out
+}
 
-    let sensors = home
-        .sensors
+fn sun_line(sun: &Heard<CircadianReading>, now: Timestamp) -> String {
+    match sun {
+        Err(e) => unreadable(e),
+        Ok(r) => match r.elevation_deg {
+            Some(deg) => format!("{}, {deg:.1}° above the horizon, {}", r.phase, ago(r.ts, now)),
+            None => format!("{}, {}", r.phase, ago(r.ts, now)),
+        },
+    }
+}
+
+fn sensor_rows(home: &HomeState, now: Timestamp) -> Vec<Vec<String>> {
+    home.sensors
         .iter()
         .map(|((kind, id), heard)| match heard {
             Ok(h) => vec![kind.to_string(), id.clone(), h.reading.state.as_str().to_owned(), ago(h.reading.ts, now)],
             Err(e) => vec![kind.to_string(), id.clone(), unreadable(e)],
         })
-        .collect();
-    sections.push(("sensors", or_none(table(sensors))));
+        .collect()
+}
 
-    let lights = home
-        .lights
+fn light_rows(home: &HomeState, now: Timestamp) -> Vec<Vec<String>> {
+    home.lights
         .iter()
         .map(|(id, light)| match light {
             Ok(l) => {
@@ -214,20 +238,22 @@ pub fn render(snapshot: &Snapshot, now: Timestamp) -> String {
             }
             Err(e) => vec![id.clone(), unreadable(e)],
         })
-        .collect();
-    sections.push(("lights", or_none(table(lights))));
+        .collect()
+}
 
-    let siren = match &home.siren {
+fn siren_line(siren: Option<&Heard<AlarmState>>, now: Timestamp) -> String {
+    match siren {
         None => "no state (is the alarm-actuator running?)".to_owned(),
         Some(Err(e)) => unreadable(e),
         Some(Ok(a)) => {
             let reason = a.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
             format!("{} since {}{reason}", a.state.as_str(), ago(a.since, now))
         }
-    };
-    sections.push(("siren", vec![siren]));
+    }
+}
 
-    let devices = devices(snapshot)
+fn device_rows(snapshot: &Snapshot, now: Timestamp) -> Vec<Vec<String>> {
+    devices(snapshot)
         .iter()
         .map(|d| {
             let mut state = match (d.availability, d.since) {
@@ -243,27 +269,7 @@ pub fn render(snapshot: &Snapshot, now: Timestamp) -> String {
             }
             vec![d.id.to_owned(), d.kind.clone().unwrap_or_else(|| "?".to_owned()), state]
         })
-        .collect();
-    sections.push(("devices", or_none(table(devices))));
-
-    if !home.foreign.is_empty() {
-        let rows = home.foreign.keys().map(|t| vec![t.clone(), "not a topic of the contract".to_owned()]);
-        sections.push(("other", table(rows.collect())));
-    }
-
-    let mut out = String::new();
-    for (i, (label, lines)) in sections.iter().enumerate() {
-        // The panel and the sun belong together; every other section is set apart.
-        if i > 0 && *label != "sun" {
-            out.push('\n');
-        }
-        for (j, line) in lines.iter().enumerate() {
-            let label = if j == 0 { label } else { "" };
-            out.push_str(format!("{label:<LABEL$}{line}").trim_end());
-            out.push('\n');
-        }
-    }
-    out
+        .collect()
 }
 
 fn panel_lines(s: &PanelStatus, now: Timestamp) -> Vec<String> {
