@@ -52,7 +52,6 @@ const LONG_FUNCTIONS_ALLOWED: &[(&str, &str, &str)] = &[
     ("crates/fleet/src/lib.rs", "run", "the load generator's script: ramp, run, report"),
     ("crates/fleet/src/lib.rs", "connected", "one simulated device's connection loop, one select"),
     ("crates/security-controller/src/panel.rs", "step", "the alarm's one match on (state, input); split by state next"),
-    ("crates/mqtt-home/src/scenario/runner.rs", "step", "one arm per step kind; each arm is short"),
     ("crates/bench/src/adapter.rs", "run", "a benchmark's script, printed as it runs"),
     ("crates/light-controller/src/decide.rs", "step", "the lighting's one match on input; split by input next"),
     ("crates/bridge/src/lib.rs", "light_command", "one arm per device profile"),

@@ -65,94 +65,92 @@ impl Runner<'_> {
         }
         let Some(action) = &step.action else { return Ok(()) };
         match action {
-            Action::Publish { topic, payload, retain } => {
-                self.drain().await;
-                self.mark = self.log.len();
-                self.session
-                    .publisher()
-                    .send_bytes(topic, payload.clone(), Qos::AtLeastOnce, *retain)
-                    .await
-                    .with_context(|| format!("cannot publish on {topic}"))?;
-                let flag = if *retain { " (retained)" } else { "" };
-                self.line("→", &format!("{topic} {}{flag}", display_payload(payload)));
-                Ok(())
-            }
+            Action::Publish { topic, payload, retain } => self.publish(topic, payload, *retain).await,
             Action::Wait(d) => {
                 self.line("…", &format!("wait {} s", secs(*d)));
                 let deadline = Instant::now() + *d;
                 while self.receive_until(deadline).await.is_some() {}
                 Ok(())
             }
-            Action::Expect { topic, matcher, within, current } => {
-                let began = Instant::now();
-                let deadline = began + *within;
-                let found = if *current {
-                    self.current_match(topic, matcher)
-                } else {
-                    (self.mark..self.log.len())
-                        .find(|&i| filter_matches(topic, &self.log[i].topic) && matcher.matches(&self.log[i].payload))
-                };
-                let mut found = found;
-                while found.is_none() {
-                    let Some(i) = self.receive_until(deadline).await else { break };
-                    let r = &self.log[i];
-                    if filter_matches(topic, &r.topic) && matcher.matches(&r.payload) {
-                        found = Some(i);
-                    }
-                }
-                match found {
-                    Some(i) => {
-                        let name = self.log[i].topic.clone();
-                        let took = began.elapsed().as_secs_f64();
-                        self.line("✓", &format!("{name} {} ({took:.2} s)", matcher.short()));
-                        Ok(())
-                    }
-                    None => {
-                        let last = match self.last_seen(topic) {
-                            Some(r) => display_payload(&r.payload),
-                            None => "nothing".into(),
-                        };
-                        let when = if *current { "" } else { " after the last publish" };
-                        let message = format!(
-                            "{topic}: no message matching {}{when} within {} s; last seen: {last}",
-                            matcher.long(),
-                            secs(*within)
-                        );
-                        self.line("✗", &message);
-                        bail!(message)
-                    }
-                }
-            }
-            Action::ExpectNone { topic, matcher, during } => {
-                let deadline = Instant::now() + *during;
-                let hit = |r: &Received| filter_matches(topic, &r.topic) && matcher.matches(&r.payload);
-                let mut found = (self.mark..self.log.len()).find(|&i| hit(&self.log[i]));
-                while found.is_none() {
-                    let Some(i) = self.receive_until(deadline).await else { break };
-                    if hit(&self.log[i]) {
-                        found = Some(i);
-                    }
-                }
-                match found {
-                    None => {
-                        self.line("✓", &format!("no {topic} {} for {} s", matcher.short(), secs(*during)));
-                        Ok(())
-                    }
-                    Some(i) => {
-                        let r = &self.log[i];
-                        let message = format!(
-                            "{topic}: unexpected {} {} (expected none matching {} for {} s)",
-                            r.topic,
-                            display_payload(&r.payload),
-                            matcher.long(),
-                            secs(*during)
-                        );
-                        self.line("✗", &message);
-                        bail!(message)
-                    }
-                }
+            Action::Expect { topic, matcher, within, current } => self.expect(topic, matcher, *within, *current).await,
+            Action::ExpectNone { topic, matcher, during } => self.expect_none(topic, matcher, *during).await,
+        }
+    }
+
+    async fn publish(&mut self, topic: &str, payload: &[u8], retain: bool) -> anyhow::Result<()> {
+        self.drain().await;
+        self.mark = self.log.len();
+        self.session
+            .publisher()
+            .send_bytes(topic, payload.to_vec(), Qos::AtLeastOnce, retain)
+            .await
+            .with_context(|| format!("cannot publish on {topic}"))?;
+        let flag = if retain { " (retained)" } else { "" };
+        self.line("→", &format!("{topic} {}{flag}", display_payload(payload)));
+        Ok(())
+    }
+
+    /// The first message that `hit`s: `found` already, else one received before `deadline`.
+    async fn first_hit(
+        &mut self,
+        mut found: Option<usize>,
+        deadline: Instant,
+        hit: impl Fn(&Received) -> bool,
+    ) -> Option<usize> {
+        while found.is_none() {
+            let i = self.receive_until(deadline).await?;
+            if hit(&self.log[i]) {
+                found = Some(i);
             }
         }
+        found
+    }
+
+    async fn expect(&mut self, topic: &str, matcher: &Matcher, within: Duration, current: bool) -> anyhow::Result<()> {
+        let began = Instant::now();
+        let hit = |r: &Received| filter_matches(topic, &r.topic) && matcher.matches(&r.payload);
+        let already = if current {
+            self.current_match(topic, matcher)
+        } else {
+            (self.mark..self.log.len()).find(|&i| hit(&self.log[i]))
+        };
+        if let Some(i) = self.first_hit(already, began + within, hit).await {
+            let name = self.log[i].topic.clone();
+            let took = began.elapsed().as_secs_f64();
+            self.line("✓", &format!("{name} {} ({took:.2} s)", matcher.short()));
+            return Ok(());
+        }
+        let last = match self.last_seen(topic) {
+            Some(r) => display_payload(&r.payload),
+            None => "nothing".into(),
+        };
+        let when = if current { "" } else { " after the last publish" };
+        let message = format!(
+            "{topic}: no message matching {}{when} within {} s; last seen: {last}",
+            matcher.long(),
+            secs(within)
+        );
+        self.line("✗", &message);
+        bail!(message)
+    }
+
+    async fn expect_none(&mut self, topic: &str, matcher: &Matcher, during: Duration) -> anyhow::Result<()> {
+        let hit = |r: &Received| filter_matches(topic, &r.topic) && matcher.matches(&r.payload);
+        let already = (self.mark..self.log.len()).find(|&i| hit(&self.log[i]));
+        let Some(i) = self.first_hit(already, Instant::now() + during, hit).await else {
+            self.line("✓", &format!("no {topic} {} for {} s", matcher.short(), secs(during)));
+            return Ok(());
+        };
+        let r = &self.log[i];
+        let message = format!(
+            "{topic}: unexpected {} {} (expected none matching {} for {} s)",
+            r.topic,
+            display_payload(&r.payload),
+            matcher.long(),
+            secs(during)
+        );
+        self.line("✗", &message);
+        bail!(message)
     }
 
     /// For `current = true`: a message after the last publish, or the latest value of a matching topic.
