@@ -18,7 +18,11 @@ use crate::mqtt::{self, Names, WITHIN};
 
 /// Connects, subscribes to the minimal door topic, and answers every OPEN until aborted.
 pub async fn start(port: u16, names: &Names) -> anyhow::Result<JoinHandle<()>> {
-    let (client, mut eventloop) = mqtt::client(port, "bench-minimal");
+    start_as(port, names, "bench-minimal").await
+}
+
+async fn start_as(port: u16, names: &Names, client_id: &str) -> anyhow::Result<JoinHandle<()>> {
+    let (client, mut eventloop) = mqtt::client(port, client_id);
     client.subscribe(&names.minimal_door, QoS::AtLeastOnce).await?;
     let subscribed = async { while !matches!(eventloop.poll().await, Ok(Event::Incoming(Packet::SubAck(_)))) {} };
     tokio::time::timeout(WITHIN, subscribed).await.context("the minimal controller got no SubAck")?;
@@ -27,13 +31,7 @@ pub async fn start(port: u16, names: &Names) -> anyhow::Result<JoinHandle<()>> {
 
 async fn answer(client: AsyncClient, mut eventloop: EventLoop, siren: String) {
     loop {
-        let event = eventloop.poll().await;
-        if let Err(e) = &event {
-            // Lost the broker (the bench is over): stop instead of spinning.
-            eprintln!("minimal controller: {e}");
-            return;
-        }
-        let Ok(Event::Incoming(Packet::Publish(p))) = event else { continue };
+        let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await else { continue };
         let opened = SensorReading::decode(&p.payload).is_ok_and(|r| r.state == SensorState::Open);
         if opened {
             let on = AlarmCommand { state: Power::On, reason: Some("intrusion".into()) };
@@ -55,17 +53,23 @@ pub fn serve_if_asked() -> Option<ExitCode> {
     }
     let port: u16 = port.parse().ok()?;
     let names = Names { minimal_door: door.clone(), minimal_siren: siren.clone(), ..Names::new() };
+    // The bench holds this process's stdin: when the bench is gone, so is this process.
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
     Some(device_runtime::daemon::block_on("minimal-controller", 1, async move {
-        let answering = start(port, &names).await?;
+        let answering = start_as(port, &names, "bench-minimal-process").await?;
         // The parent reads this line: subscribed, ready for its first door.
         println!("ready");
         answering.await.context("the minimal controller stopped")
     }))
 }
 
-/// The minimal controller in a process of its own; killed when dropped.
+/// The minimal controller in a process of its own; killed when dropped (and gone when the bench
+/// is: it exits when its stdin closes).
 pub struct Process {
-    /// Held for its `kill_on_drop`.
+    /// Held for its `kill_on_drop`, and its stdin with it.
     _child: tokio::process::Child,
 }
 
@@ -74,6 +78,7 @@ impl Process {
         let exe = std::env::current_exe().context("cannot find the bench binary")?;
         let mut child = tokio::process::Command::new(exe)
             .args([FLAG, &port.to_string(), door, siren])
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()

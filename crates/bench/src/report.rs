@@ -114,6 +114,12 @@ pub fn latency(table: &Table) {
             verdict(p50 <= P50_GOAL),
             verdict(p99 <= P99_GOAL)
         );
+        let task = row_of(table, samples, Row::Minimal);
+        println!(
+            "   panel / minimal as a task of the bench, {load}: p50 {:.2}×, p99 {:.2}× (no goal: a hot runtime)",
+            ratio(panel.p50(), task.p50()),
+            ratio(panel.p99(), task.p99())
+        );
         if table.rows.contains(&Row::Paho) {
             let paho = row_of(table, samples, Row::Paho);
             let faster = panel.p50() < paho.p50() && panel.p99() < paho.p99();
