@@ -1,8 +1,10 @@
 //! The wire contract of mqtt-home: every topic name and every payload type, defined once.
 //!
 //! Daemons, tests, the control CLI and the scenario runner all build topics with [`Topics`] and
-//! encode or decode payloads with the [`Payload`] trait, so a topic string or a field name is
-//! written exactly once in the code base. `docs/protocol.md` documents the same contract for
+//! encode payloads with the [`Payload`] trait; whatever reads the home's topics decodes with
+//! [`Message::decode`] (a topic and its bytes → one typed [`Message`], or an [`Unreadable`] that
+//! says why) and, to keep the home's state, applies messages to one [`HomeState`]. So a topic
+//! string, a field name or a topic's payload type is written exactly once in the code base. `docs/protocol.md` documents the same contract for
 //! people pointing their own tools at the broker.
 //!
 //! Decoding is strict and total: any byte string yields either a typed message or a
