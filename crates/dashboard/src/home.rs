@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use protocol::{
     AlarmState, Announce, Availability, CircadianReading, Health, HomeState, LightState, Message, PanelEvent,
-    PanelStatus, Presence, SensorKind, SensorState, Timestamp, Unreadable,
+    PanelStatus, Presence, SensorHeard, SensorKind, SensorState, Timestamp, Unreadable,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -83,6 +83,10 @@ fn json<T: Serialize>(value: Option<&T>) -> Value {
     value.and_then(|v| serde_json::to_value(v).ok()).unwrap_or(Value::Null)
 }
 
+fn sensor_view(kind: SensorKind, heard: &SensorHeard) -> SensorView {
+    SensorView { kind, state: heard.reading.state, ts: heard.reading.ts, received: heard.received }
+}
+
 fn readable<T>(slot: &Option<Result<T, Unreadable>>) -> Option<&T> {
     slot.as_ref().and_then(|heard| heard.as_ref().ok())
 }
@@ -97,7 +101,11 @@ impl Home {
         let s = &self.state;
         Snapshot {
             devices: s.devices.iter().map(|(id, p)| (id.clone(), DeviceView::of(p))).collect(),
-            sensors: s.sensors.keys().filter_map(|(_, id)| Some((id.clone(), self.sensor(id)?))).collect(),
+            sensors: s
+                .sensors
+                .iter()
+                .filter_map(|((kind, id), heard)| Some((id.clone(), sensor_view(*kind, heard.as_ref().ok()?))))
+                .collect(),
             lights: s.lights.iter().filter_map(|(id, l)| Some((id.clone(), l.as_ref().ok()?.clone()))).collect(),
             panel: readable(&s.panel).cloned(),
             siren: readable(&s.siren).cloned(),
@@ -105,12 +113,6 @@ impl Home {
             events: s.events.clone(),
             now,
         }
-    }
-
-    fn sensor(&self, id: &str) -> Option<SensorView> {
-        let (kind, heard) = self.state.sensor(id)?;
-        let heard = heard.as_ref().ok()?;
-        Some(SensorView { kind, state: heard.reading.state, ts: heard.reading.ts, received: heard.received })
     }
 
     /// Applies one message; the changes the page must be sent (none when nothing it shows changed).
@@ -127,7 +129,10 @@ impl Home {
             C::Panel => ("panel", json(readable(&s.panel)), None),
             C::Siren => ("siren", json(readable(&s.siren)), None),
             C::Sun => ("circadian", json(readable(&s.sun)), None),
-            C::Sensor(_, id) => ("sensors", json(self.sensor(&id).as_ref()), Some(id)),
+            C::Sensor(kind, id) => {
+                let heard = s.sensors.get(&(kind, id.clone())).and_then(|h| h.as_ref().ok());
+                ("sensors", json(heard.map(|h| sensor_view(kind, h)).as_ref()), Some(id))
+            }
             C::Light(id) => ("lights", json(s.lights.get(&id).and_then(|l| l.as_ref().ok())), Some(id)),
             C::Device(id) => ("devices", json(s.devices.get(&id).map(DeviceView::of).as_ref()), Some(id)),
             C::Event => ("events", json(s.events.back()), None),

@@ -210,11 +210,6 @@ impl HomeState {
         }
         Change::Device(id)
     }
-
-    /// A sensor's reading heard, by id whatever its kind (the dashboard keys its page by id).
-    pub fn sensor(&self, id: &str) -> Option<(SensorKind, &Heard<SensorHeard>)> {
-        self.sensors.iter().find(|((_, sid), _)| sid == id).map(|((kind, _), heard)| (*kind, heard))
-    }
 }
 
 fn set<T>(slot: &mut Option<T>, value: impl Into<Option<T>>, change: Change) -> Change {
