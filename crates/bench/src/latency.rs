@@ -106,30 +106,29 @@ impl Table {
     }
 }
 
+/// Every row in turn, one intrusion each per round, for `--seconds` per row (and at least
+/// [`AT_LEAST`] samples of each), the first [`WARM_UP`] rounds discarded. Interleaved, not one row
+/// after another: whatever else the machine does in those seconds (and it moves a lot between
+/// runs) falls on every row alike, so the ratios compare the controllers, not the moments.
 async fn measure_rows(options: &Options, home: &mut Home, rows: &[Row]) -> anyhow::Result<Vec<Samples>> {
-    let mut all = Vec::new();
-    for &row in rows {
-        all.push(measure(options, home, row).await.with_context(|| format!("row {row:?}"))?);
-    }
-    Ok(all)
-}
-
-/// Intrusions one at a time for `--seconds` (and at least [`AT_LEAST`]), the first few discarded.
-async fn measure(options: &Options, home: &mut Home, row: Row) -> anyhow::Result<Samples> {
-    let end = Instant::now() + Duration::from_secs(options.seconds);
-    let mut samples = Vec::new();
-    for i in 0.. {
-        if Instant::now() >= end && samples.len() >= AT_LEAST {
+    let end = Instant::now() + Duration::from_secs(options.seconds) * rows.len() as u32;
+    let mut all: Vec<Vec<Duration>> = vec![Vec::new(); rows.len()];
+    for round in 0.. {
+        if Instant::now() >= end && round >= WARM_UP + AT_LEAST {
             break;
         }
-        let next = Instant::now() + EVERY;
-        let took = intrusion(home, row).await.with_context(|| format!("intrusion #{} was not observed", i + 1))?;
-        if i >= WARM_UP {
-            samples.push(took);
+        for (&row, samples) in rows.iter().zip(&mut all) {
+            let next = Instant::now() + EVERY;
+            let took = intrusion(home, row)
+                .await
+                .with_context(|| format!("row {row:?}: intrusion #{} was not observed", round + 1))?;
+            if round >= WARM_UP {
+                samples.push(took);
+            }
+            tokio::time::sleep_until(next.into()).await;
         }
-        tokio::time::sleep_until(next.into()).await;
     }
-    Ok(Samples::new(samples))
+    Ok(all.into_iter().map(Samples::new).collect())
 }
 
 /// One door OPEN and the time until its siren command reaches the watcher; the panel is re-armed after.

@@ -38,9 +38,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         tracing::warn!("no users in [panel.users]: nobody can disarm; add one with `security-controller hash-pin`");
     }
     let keypad = Keypad::start(config.panel.users.clone())?;
+    let writer = state_file::Writer::start(config.state_file.clone())?;
     let mqtt = config.mqtt.clone();
     let topics = Topics::new(&config.mqtt.topic_root);
-    let device = PanelDevice { config, topics, panel, keypad, event_ids: EventIds::new() };
+    let device = PanelDevice { config, topics, panel, keypad, writer, event_ids: EventIds::new() };
     device_runtime::runner::run(device, &mqtt, shutdown).await
 }
 
@@ -73,6 +74,7 @@ struct PanelDevice {
     topics: Topics,
     panel: Panel,
     keypad: Keypad,
+    writer: state_file::Writer,
     event_ids: EventIds,
 }
 
@@ -166,15 +168,11 @@ impl Device for PanelDevice {
     }
 
     /// fsync takes milliseconds on a disk (10–100 ms on an SD card): off the runtime's thread, so
-    /// the MQTT link keeps reading and acknowledging meanwhile. A failure, and the first success
-    /// after failures, is the panel's next input.
+    /// the MQTT link keeps reading and acknowledging meanwhile, and at a lower priority than the
+    /// broker and the siren (see [`state_file::Writer`]). A failure, and the first success after
+    /// failures, is the panel's next input.
     async fn run_job(&mut self, Save(snapshot): Save) -> Vec<Act<Save>> {
-        let path = self.config.state_file.clone();
-        let outcome = match tokio::task::spawn_blocking(move || state_file::save(&path, &snapshot)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("{e:#}")),
-            Err(e) => Err(format!("saving the panel state failed: {e}")),
-        };
+        let outcome = self.writer.save(snapshot).await;
         if outcome.is_ok() && self.panel.save_trouble.is_none() {
             return Vec::new();
         }

@@ -2,9 +2,10 @@
 //! so that a crash or `kill -9` at any moment leaves either the old state or the new one.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use tokio::sync::oneshot;
 
 use crate::panel::Panel;
 
@@ -48,6 +49,45 @@ pub fn save(path: &Path, panel: &Panel) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the panel state file {} (is the directory writable?)", path.display()))
 }
 
+/// A save and where its outcome goes.
+type SaveJob = (Panel, oneshot::Sender<Result<(), String>>);
+
+/// The thread that writes the state file, one save at a time, at nice 10.
+///
+/// A save is a few syscalls and two fsyncs right after the siren command (the one action that
+/// never waits for the disk). On a two-core machine it would otherwise take a core from the broker
+/// and the siren, which are still carrying that command; at nice 10 it yields to them and still
+/// runs as soon as a core is free (it is never starved, as a `SCHED_IDLE` thread could be). Its own
+/// thread, not tokio's blocking pool: a thread's priority can be lowered but not raised back, and
+/// the pool's threads serve the rest of the process (every daemon of `mqtt-home run`).
+pub struct Writer {
+    jobs: std::sync::mpsc::Sender<SaveJob>,
+}
+
+/// The nice value of the writer thread.
+const WRITER_NICE: i32 = 10;
+
+impl Writer {
+    /// Starts the thread; it ends when the writer is dropped.
+    pub fn start(path: PathBuf) -> std::io::Result<Writer> {
+        let (jobs, inbox) = std::sync::mpsc::channel::<SaveJob>();
+        std::thread::Builder::new().name("state-file".into()).spawn(move || {
+            device_runtime::process::lower_this_thread(WRITER_NICE);
+            while let Ok((panel, done)) = inbox.recv() {
+                let _ = done.send(save(&path, &panel).map_err(|e| format!("{e:#}")));
+            }
+        })?;
+        Ok(Writer { jobs })
+    }
+
+    /// Saves `panel` on the writer's thread; the outcome, or why there is none.
+    pub async fn save(&self, panel: Panel) -> Result<(), String> {
+        let (done, outcome) = oneshot::channel();
+        self.jobs.send((panel, done)).map_err(|_| "the state-file thread has stopped".to_owned())?;
+        outcome.await.unwrap_or_else(|_| Err("the state-file thread stopped during a save".into()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +104,20 @@ mod tests {
         assert_eq!(load(&path).unwrap(), Some(panel));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["panel.json"]);
+    }
+
+    #[tokio::test]
+    async fn the_writer_thread_saves_and_says_why_it_could_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("panel.json");
+        let writer = Writer::start(path.clone()).unwrap();
+        let mut panel = Panel::new();
+        panel.arm = Arm::Armed { mode: protocol::ArmMode::Away };
+        assert_eq!(writer.save(panel.clone()).await, Ok(()));
+        assert_eq!(load(&path).unwrap(), Some(panel));
+        let nowhere = Writer::start(dir.path().join("missing").join("panel.json")).unwrap();
+        let error = nowhere.save(Panel::new()).await.unwrap_err();
+        assert!(error.contains("is the directory writable"), "{error}");
     }
 
     #[test]
