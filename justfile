@@ -152,6 +152,11 @@ scenario-lockout:
 scenario-duress:
     {{home}} scenario --with-home scenarios/duress.toml
 
+# People: the cleaner's code without the right is refused with its reason; alice switches home -> away -> home
+[group('scenarios')]
+scenario-people:
+    {{home}} scenario --with-home scenarios/people.toml
+
 # Foreign devices through the bridge, one scenario per profile: Zigbee2MQTT, Tasmota, ESPHome,
 # Shelly, the original project's iot/lights, generic (two wait out the motion timeout)
 [group('scenarios')]

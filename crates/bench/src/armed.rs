@@ -41,12 +41,7 @@ pub fn mqtt(url: &str, id: &str) -> anyhow::Result<device_runtime::MqttConfig> {
 
 /// A panel on `url` that arms and trips at once, its state in `dir`, disarmed with [`PIN`].
 pub fn panel(url: &str, dir: &std::path::Path) -> anyhow::Result<security_controller::Config> {
-    let user = User {
-        name: "bench".into(),
-        pin_hash: codes::hash_pin_with(PIN, codes::test_params())?,
-        duress: false,
-        shows_as: None,
-    };
+    let user = User::new("bench", codes::hash_pin_with(PIN, codes::test_params())?);
     Ok(security_controller::Config {
         mqtt: mqtt(url, "security-controller")?,
         state_file: dir.join("panel.json"),

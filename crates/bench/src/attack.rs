@@ -379,7 +379,7 @@ fn write_config(dir: &Path, dashboard: SocketAddr, state_file: &Path) -> anyhow:
         trigger_time_s: 5,
         allow_demo_timings: true,
         swinger_limit: 0,
-        users: vec![User { name: "bench".into(), pin_hash, duress: false, shows_as: None }],
+        users: vec![User::new("bench", pin_hash)],
         ..PanelConfig::default()
     };
     panel.sensors.insert(WINDOW.to_owned(), SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None });

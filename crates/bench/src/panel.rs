@@ -243,7 +243,7 @@ fn panel_config() -> anyhow::Result<PanelConfig> {
         max_wrong_codes: MAX_WRONG_CODES,
         wrong_code_window_s: 60,
         lockout_s: LOCKOUT_S,
-        users: vec![User { name: "bench".into(), pin_hash, duress: false, shows_as: None }],
+        users: vec![User::new("bench", pin_hash)],
         ..PanelConfig::default()
     };
     panel.sensors.insert(DOOR.to_owned(), SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None });

@@ -82,7 +82,7 @@ fn users() -> Vec<User> {
     USERS
         .get_or_init(|| {
             let pin_hash = codes::hash_pin_with(PIN, codes::test_params()).unwrap();
-            vec![User { name: "alice".into(), pin_hash, duress: false, shows_as: None }]
+            vec![User::new("alice", pin_hash)]
         })
         .clone()
 }

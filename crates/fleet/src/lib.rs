@@ -144,12 +144,7 @@ fn controllers(
     Ok(roots
         .into_iter()
         .map(|root| {
-            let user = security_controller::config::User {
-                name: "fleet".into(),
-                pin_hash: pin_hash.clone(),
-                duress: false,
-                shows_as: None,
-            };
+            let user = security_controller::config::User::new("fleet", pin_hash.clone());
             let panel = security_controller::Config {
                 mqtt: mqtt(root, "security-controller"),
                 state_file: state_dir.join(format!("{root}.json")),

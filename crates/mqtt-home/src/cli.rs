@@ -81,6 +81,15 @@ pub enum Command {
     },
     /// A live, readable view of the whole home
     Watch,
+    /// Who may use the panel: each user's rights, hours and dates (never a PIN or its hash)
+    Users {
+        /// Print one JSON array, for tools
+        #[arg(long)]
+        json: bool,
+        /// Directory with home.toml and the panel's config [default: the demo built into this binary]
+        #[arg(long, env = "MQTT_HOME_CONFIG_DIR", value_name = "DIR")]
+        config_dir: Option<PathBuf>,
+    },
     /// Pretend to be a sensor: `set door front open`, `set window kitchen-window closed`, `set motion hall-motion`
     Set {
         #[arg(value_enum)]
@@ -201,10 +210,11 @@ impl Args {
         let slot = match &mut command {
             Command::Run { config_dir, .. }
             | Command::Scenario { config_dir, .. }
+            | Command::Users { config_dir, .. }
             | Command::Notify { action: NotifyAction::Test { config_dir } } => config_dir,
             other if top.is_some() => anyhow::bail!(
-                "--config-dir is read when running the home (`mqtt-home --config-dir DIR`), by `scenario --with-home` \
-                 and by `notify test`; `{}` reads none: leave it out",
+                "--config-dir is read when running the home (`mqtt-home --config-dir DIR`), by `scenario --with-home`, \
+                 `users` and `notify test`; `{}` reads none: leave it out",
                 other.name()
             ),
             _ => return Ok(command),
@@ -226,6 +236,7 @@ impl Command {
             Command::Status { .. } => "status",
             Command::History { .. } => "history",
             Command::Watch => "watch",
+            Command::Users { .. } => "users",
             Command::Set { .. } => "set",
             Command::Forget { .. } => "forget",
             Command::Notify { .. } => "notify",
@@ -249,6 +260,7 @@ mod tests {
         let dir = |c: Command| match c {
             Command::Run { config_dir, .. }
             | Command::Scenario { config_dir, .. }
+            | Command::Users { config_dir, .. }
             | Command::Notify { action: NotifyAction::Test { config_dir } } => config_dir,
             other => panic!("{} reads no config dir", other.name()),
         };
@@ -261,6 +273,7 @@ mod tests {
             ("mqtt-home --config-dir config scenario --with-home a.toml", Some("config")),
             ("mqtt-home --config-dir config notify test", Some("config")),
             ("mqtt-home notify test --config-dir config", Some("config")),
+            ("mqtt-home --config-dir config users", Some("config")),
         ];
         for (line, want) in cases {
             let got = dir(command(line).unwrap());

@@ -162,6 +162,14 @@ impl Connection {
     }
 }
 
+/// The panel's configuration as the home would run it from `source` (for `mqtt-home users`).
+pub fn panel_config(source: &ConfigSource, common: CommonArgs) -> anyhow::Result<security_controller::Config> {
+    let home = HomeConfig::load(source)?;
+    // Only read, never connected to: the panel's users do not depend on the broker.
+    let brokers: Brokers = device_runtime::BrokerUrl::local().into();
+    Connection::new(&brokers, common, source.clone(), &home).config(None)
+}
+
 /// The running daemons.
 pub struct Daemons {
     tasks: JoinSet<(String, anyhow::Result<()>)>,

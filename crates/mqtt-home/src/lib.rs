@@ -8,3 +8,4 @@ pub mod history;
 pub mod home;
 pub mod open_files;
 pub mod scenario;
+pub mod users;

@@ -97,6 +97,7 @@ async fn dispatch(common: CommonArgs, command: Command) -> anyhow::Result<()> {
         }
         Command::Light { device, level } => ctl::light(&cli_mqtt(&common)?, &device, &level).await,
         Command::Forget { device } => ctl::forget(&cli_mqtt(&common)?, &device).await,
+        Command::Users { json, config_dir } => users(ConfigSource::from_flag(config_dir)?, common, json),
         Command::Notify { action: NotifyAction::Test { config_dir } } => {
             notify_test(&cli_mqtt(&common)?, ConfigSource::from_flag(config_dir)?).await
         }
@@ -258,6 +259,17 @@ fn start_embedded_broker(listen: &str) -> anyhow::Result<BrokerUrl> {
 #[cfg(not(feature = "embedded-broker"))]
 fn start_embedded_broker(_listen: &str) -> anyhow::Result<BrokerUrl> {
     anyhow::bail!("this build has no embedded broker (feature `embedded-broker`); pass --broker mqtt://host:port")
+}
+
+/// `mqtt-home users`: the panel's users as the home would run them, as a table or JSON.
+fn users(source: ConfigSource, common: CommonArgs, json: bool) -> anyhow::Result<()> {
+    let panel = mqtt_home::home::panel_config(&source, common)?.panel;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&mqtt_home::users::list(&panel))?);
+    } else {
+        print!("{}", mqtt_home::users::render(&panel, &source.describe()));
+    }
+    Ok(())
 }
 
 /// `mqtt-home notify test`: one test message to every channel, one line each; fails if any did.

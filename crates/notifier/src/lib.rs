@@ -670,6 +670,7 @@ mod tests {
 
     fn event(kind: PanelEventKind, ts: u64) -> PanelEvent {
         PanelEvent {
+            reason: None,
             event: kind,
             id: None,
             mode: None,

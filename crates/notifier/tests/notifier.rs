@@ -35,6 +35,7 @@ fn webhook(name: &str, url: String, preset: Preset) -> ChannelConfig {
 
 fn event(kind: PanelEventKind, message: &str) -> Vec<u8> {
     PanelEvent {
+        reason: None,
         event: kind,
         id: None,
         mode: None,

@@ -430,6 +430,8 @@ pub enum PanelEventKind {
     Bypassed,
     /// A sensor the panel had only learned from the broker was taken out (its retained reading cleared).
     Removed,
+    /// A right code, but its user may not do that, or not now: `reason` says which.
+    Refused,
 }
 
 impl PanelEventKind {
@@ -450,6 +452,7 @@ impl PanelEventKind {
             PanelEventKind::Restored => "restored",
             PanelEventKind::Bypassed => "bypassed",
             PanelEventKind::Removed => "removed",
+            PanelEventKind::Refused => "refused",
         }
     }
 }
@@ -471,10 +474,45 @@ pub struct PanelEvent {
     /// The sensors concerned (open, bypassed, tripped, in trouble).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sensors: Vec<String>,
+    /// Why a right code was refused (`refused` events only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Refusal>,
     /// A sentence for people.
     pub message: String,
     pub device_id: String,
     pub ts: Timestamp,
+}
+
+/// Why a user whose code was right may not do what they asked. Never about the code itself: a
+/// wrong code is a `wrong_code` event, which says nothing of why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// The user has no right to this action (`may` in the panel's config).
+    NotPermitted,
+    /// Not in any of the user's hours.
+    OutsideHours,
+    /// Past the user's `valid_until`.
+    Expired,
+    /// Before the user's `valid_from`.
+    NotYetValid,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::NotPermitted => "not_permitted",
+            Refusal::OutsideHours => "outside_hours",
+            Refusal::Expired => "expired",
+            Refusal::NotYetValid => "not_yet_valid",
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Payload for PanelEvent {

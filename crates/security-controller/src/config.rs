@@ -9,6 +9,7 @@ use protocol::{ArmMode, SensorKind};
 use serde::{Deserialize, Serialize};
 
 use crate::codes;
+use crate::people::{HomeZone, Hours, Right};
 
 /// A zone decides what a sensor's trip does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,7 +75,7 @@ impl ModeDelays {
     }
 }
 
-/// A person who may arm and disarm.
+/// A person who may arm and disarm: a name, a code, and (optionally) what they may do and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
@@ -88,9 +89,37 @@ pub struct User {
     /// one (the person it protects), or `changed_by` would give it away.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shows_as: Option<String>,
+    /// What this user may do (`arm_away`, `arm_home`, `arm_night`, `disarm`, `bypass`); absent,
+    /// everything. Arming with no code where none is required is open to anyone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub may: Option<Vec<Right>>,
+    /// Weekly windows the code is valid in, on the home's clock (`[panel] time_zone`); absent,
+    /// always: `hours = [{ days = ["mon", "thu"], from = "08:00", until = "12:00" }]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hours: Vec<Hours>,
+    /// The first day the code is valid (`2026-12-24`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<jiff::civil::Date>,
+    /// The last day the code is valid, the whole of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<jiff::civil::Date>,
 }
 
 impl User {
+    /// A user with every right at any time.
+    pub fn new(name: impl Into<String>, pin_hash: impl Into<String>) -> User {
+        User {
+            name: name.into(),
+            pin_hash: pin_hash.into(),
+            duress: false,
+            shows_as: None,
+            may: None,
+            hours: Vec::new(),
+            valid_from: None,
+            valid_until: None,
+        }
+    }
+
     /// The name people see: `shows_as`, else `name`.
     pub fn shown_name(&self) -> &str {
         self.shows_as.as_deref().unwrap_or(&self.name)
@@ -185,6 +214,9 @@ pub struct PanelConfig {
     /// For demos only: siren time down to 5 s and delays down to 0.
     pub allow_demo_timings: bool,
     pub users: Vec<User>,
+    /// The home's time zone (IANA name, `Europe/Berlin`): users' hours and dates are on its clock.
+    /// Default: the machine's own zone, or UTC where it has none (a container).
+    pub time_zone: HomeZone,
     /// Per-sensor settings, keyed by device id.
     pub sensors: BTreeMap<String, SensorConfig>,
     pub zones: ZoneRules,
@@ -205,6 +237,7 @@ impl Default for PanelConfig {
             swinger_limit: 3,
             allow_demo_timings: false,
             users: Vec::new(),
+            time_zone: HomeZone::default(),
             sensors: BTreeMap::new(),
             zones: ZoneRules::default(),
         }
@@ -285,6 +318,18 @@ impl PanelConfig {
             if !names.insert(user.name.as_str()) {
                 return err(format!("users[{i}].name"), format!("`{}` appears twice", user.name));
             }
+            if user.duress && (user.may.is_some() || !user.hours.is_empty() || user.valid_until.is_some()) {
+                return err(
+                    format!("users[{i}]"),
+                    format!(
+                        "duress user `{}` has may, hours or valid_until: a duress code must work always",
+                        user.name
+                    ),
+                );
+            }
+            if let Some(problem) = user.problems().into_iter().next() {
+                return err(format!("users[{i}]"), format!("user `{}`: {problem}", user.name));
+            }
             if !codes::is_valid_hash(&user.pin_hash) {
                 return err(
                     format!("users[{i}].pin_hash"),
@@ -309,12 +354,7 @@ mod tests {
     use super::*;
 
     fn user(name: &str) -> User {
-        User {
-            name: name.into(),
-            pin_hash: codes::hash_pin_with("1234", codes::test_params()).unwrap(),
-            duress: false,
-            shows_as: None,
-        }
+        User::new(name, codes::hash_pin_with("1234", codes::test_params()).unwrap())
     }
 
     #[test]
@@ -352,13 +392,7 @@ mod tests {
             (PanelConfig { trigger_time_s: 4, allow_demo_timings: true, ..Default::default() }, "panel.trigger_time_s"),
             (PanelConfig { max_wrong_codes: 0, ..Default::default() }, "panel.max_wrong_codes"),
             (PanelConfig { users: vec![user("a"), user("a")], ..Default::default() }, "panel.users[1].name"),
-            (
-                PanelConfig {
-                    users: vec![User { name: "b".into(), pin_hash: "1234".into(), duress: false, shows_as: None }],
-                    ..Default::default()
-                },
-                "panel.users[0].pin_hash",
-            ),
+            (PanelConfig { users: vec![User::new("b", "1234")], ..Default::default() }, "panel.users[0].pin_hash"),
         ];
         for (config, key) in cases {
             let e = config.validate().unwrap_err().to_string();

@@ -206,6 +206,7 @@ async fn refuse_to_start(config: &Config, error: &anyhow::Error) {
     let Ok(mut link) = Link::start(&config.mqtt, spec, shutdown.clone()) else { return };
     if link.connected(REFUSAL_WAIT).await {
         let event = PanelEvent {
+            reason: None,
             event: PanelEventKind::Trouble,
             id: Some(EventIds::new().next()),
             mode: None,

@@ -132,10 +132,7 @@ mod tests {
 
     fn users() -> Vec<User> {
         let hash = |pin| codes::hash_pin_with(pin, codes::test_params()).unwrap();
-        vec![
-            User { name: "alice".into(), pin_hash: hash("1234"), duress: false, shows_as: None },
-            User { name: "bob".into(), pin_hash: hash("5678"), duress: false, shows_as: None },
-        ]
+        vec![User::new("alice", hash("1234")), User::new("bob", hash("5678"))]
     }
 
     fn command(action: PanelAction, code: Option<&str>) -> PanelCommand {

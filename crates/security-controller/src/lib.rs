@@ -11,6 +11,7 @@ pub mod codes;
 pub mod config;
 pub mod keypad;
 pub mod panel;
+pub mod people;
 
 mod edge;
 mod state_file;

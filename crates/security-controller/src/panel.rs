@@ -18,12 +18,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use protocol::{
-    ArmMode, PanelAction, PanelEvent, PanelEventKind, PanelState, PanelStatus, SensorKind, SensorState, Timestamp,
+    ArmMode, PanelAction, PanelEvent, PanelEventKind, PanelState, PanelStatus, Refusal, SensorKind, SensorState,
+    Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::config::{PanelConfig, User, Zone};
 pub use crate::keypad::{Code, Command};
+use crate::people::Right;
 
 /// The sensor id used when the alarm is raised by a `TRIGGER` command.
 pub const PANIC: &str = "panel";
@@ -39,10 +41,13 @@ pub const SAVE_RETRY: Duration = Duration::from_secs(5);
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum Arm {
     Disarmed,
-    /// The exit delay: leave now.
+    /// The exit delay: leave now. `from` is the mode still in force meanwhile when switching
+    /// from one armed mode to a stricter one (home → away): its perimeter stays armed.
     Arming {
         mode: ArmMode,
         until: Timestamp,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<ArmMode>,
     },
     Armed {
         mode: ArmMode,
@@ -241,10 +246,30 @@ impl Events<'_> {
             mode,
             user: user.map(str::to_owned),
             sensors,
+            reason: None,
             message,
             device_id: self.device_id.to_owned(),
             ts: self.now,
         });
+    }
+
+    /// `user`, whose code was right, may not do `what`: why, in the event and its sentence.
+    fn refused(&mut self, user: &User, what: &str, reason: Refusal, mode: Option<ArmMode>) {
+        let by = user.shown_name();
+        let why = match reason {
+            Refusal::NotPermitted => "not permitted".to_owned(),
+            Refusal::OutsideHours => "outside their hours".to_owned(),
+            Refusal::Expired => {
+                format!("their code expired after {}", user.valid_until.map_or(String::new(), |d| d.to_string()))
+            }
+            Refusal::NotYetValid => {
+                format!("their code is valid from {}", user.valid_from.map_or(String::new(), |d| d.to_string()))
+            }
+        };
+        self.push(PanelEventKind::Refused, mode, Some(by), vec![], format!("{by} may not {what}: {why}"));
+        if let Some(event) = self.list.last_mut() {
+            event.reason = Some(reason);
+        }
     }
 
     /// A trouble of sensor (or panel) `id`.
@@ -510,7 +535,7 @@ impl Panel {
     pub fn status(&self, config: &PanelConfig, now: Timestamp, device_id: &str) -> PanelStatus {
         let (state, mode, until) = match &self.arm {
             Arm::Disarmed => (PanelState::Disarmed, None, None),
-            Arm::Arming { mode, until } => (PanelState::Arming, Some(*mode), Some(*until)),
+            Arm::Arming { mode, until, .. } => (PanelState::Arming, Some(*mode), Some(*until)),
             Arm::Armed { mode } => (mode.armed_state(), Some(*mode), None),
             Arm::Pending { mode, until, .. } => (PanelState::Pending, Some(*mode), Some(*until)),
             Arm::Triggered { mode, until, .. } => (PanelState::Triggered, *mode, Some(*until)),
@@ -595,7 +620,7 @@ impl Panel {
         // each from its own deadline, not from `now`.
         loop {
             match self.arm.clone() {
-                Arm::Arming { mode, until } if until <= now => {
+                Arm::Arming { mode, until, .. } if until <= now => {
                     self.arm = Arm::Armed { mode };
                     let by = self.changed_by.clone();
                     events.push(PanelEventKind::Armed, Some(mode), by.as_deref(), vec![], format!("armed {mode}"));
@@ -685,12 +710,13 @@ impl Panel {
         self.trips.clear();
     }
 
-    /// The armed mode the panel is in, if it is armed (or its entry delay runs).
+    /// The armed mode in force, if any: armed, its entry delay, an alarm while armed, or the mode
+    /// being switched from during a switch's exit delay.
     fn armed_mode(&self) -> Option<ArmMode> {
         match &self.arm {
             Arm::Armed { mode } | Arm::Pending { mode, .. } => Some(*mode),
-            Arm::Triggered { mode, .. } => *mode,
-            Arm::Disarmed | Arm::Arming { .. } => None,
+            Arm::Triggered { mode, .. } | Arm::Arming { from: mode, .. } => *mode,
+            Arm::Disarmed => None,
         }
     }
 
@@ -793,6 +819,10 @@ impl Panel {
         if matches!(self.arm, Arm::Disarmed) && !user.duress {
             return;
         }
+        if let Err(reason) = user.allow(Right::Disarm, config.time_zone.local(now)) {
+            events.refused(user, "disarm", reason, self.armed_mode());
+            return;
+        }
         let mode = self.armed_mode();
         let alarm = match &self.arm {
             Arm::Triggered { sensor, .. } => Some(sensor.clone()),
@@ -814,8 +844,9 @@ impl Panel {
         }
     }
 
-    /// An ARM_* command: a code when one is required (or given), only from disarmed, not with a
-    /// sensor open unless forced (then those are bypassed), then the exit delay or armed at once.
+    /// An ARM_* command. From disarmed: a code when one is required (or given), not with a sensor
+    /// open unless forced (then those are bypassed), then the exit delay or armed at once. While
+    /// armed, a switch of mode ([`Panel::switch_to`]).
     fn arm_by(
         &mut self,
         config: &PanelConfig,
@@ -824,42 +855,125 @@ impl Panel {
         now: Timestamp,
         events: &mut Events<'_>,
     ) {
-        let user = if config.code_arm_required || command.code != Code::Missing {
+        let in_force = match &self.arm {
+            Arm::Disarmed => None,
+            Arm::Armed { mode } | Arm::Arming { from: Some(mode), .. } => Some(*mode),
+            Arm::Arming { from: None, .. } => None,
+            Arm::Pending { .. } | Arm::Triggered { .. } => {
+                let state = self.status(config, now, "").state;
+                let message = format!("cannot arm {mode} while {state}: disarm first");
+                events.push(PanelEventKind::FailedToArm, Some(mode), None, vec![], message);
+                return;
+            }
+        };
+        let target = match &self.arm {
+            Arm::Armed { mode } | Arm::Arming { mode, .. } => Some(*mode),
+            _ => None,
+        };
+        if target == Some(mode) {
+            // Already armed, or arming, in this mode: nothing changes, and whoever asked is told.
+            let state = self.status(config, now, "").state;
+            let message = format!("already {state} ({mode}): nothing to change");
+            events.push(PanelEventKind::FailedToArm, Some(mode), None, vec![], message);
+            return;
+        }
+        // A laxer mode lowers the protection: like a disarm, it always takes a code.
+        let laxer = in_force.is_some_and(|from| strictness(mode) < strictness(from));
+        let user = if laxer || config.code_arm_required || command.code != Code::Missing {
             match self.check_code(config, command.code, now, events) {
-                Some(user) => Some(user.shown_name().to_owned()),
+                Some(user) => Some(user),
                 None => return,
             }
         } else {
             None
         };
-        let by = user.as_deref();
-        if !matches!(self.arm, Arm::Disarmed) {
-            let state = self.status(config, now, "").state;
-            let message = format!("cannot arm {mode} while {state}: disarm first");
-            events.push(PanelEventKind::FailedToArm, Some(mode), by, vec![], message);
-            return;
-        }
-        let blockers = self.blockers(config);
-        if !blockers.is_empty() {
-            if !command.force {
-                let message = format!("failed to arm {mode}: not ready ({}); use force to bypass", blockers.join(", "));
-                events.push(PanelEventKind::FailedToArm, Some(mode), by, blockers, message);
+        if let Some(user) = user {
+            let local = config.time_zone.local(now);
+            if let Err(reason) = user.allow(Right::arm(mode), local) {
+                events.refused(user, &format!("arm {mode}"), reason, in_force);
                 return;
             }
-            let message = format!("bypassed for this arming: {}", blockers.join(", "));
-            events.push(PanelEventKind::Bypassed, Some(mode), by, blockers.clone(), message);
-            self.bypassed = blockers.into_iter().collect();
         }
-        self.trips.clear();
-        self.changed_by = user.clone();
+        let by = user.map(User::shown_name);
+        match in_force {
+            Some(from) if strictness(mode) <= strictness(from) => self.switch_down(from, mode, by, events),
+            _ => {
+                if self.bypass_blockers(config, &command, mode, user, now, events) {
+                    self.start_exit_delay(config, mode, in_force, by, now, events);
+                }
+            }
+        }
+    }
+
+    /// To a laxer mode (or back to the one in force during a switch's exit delay): at once.
+    fn switch_down(&mut self, from: ArmMode, mode: ArmMode, by: Option<&str>, events: &mut Events<'_>) {
+        self.arm = Arm::Armed { mode };
+        self.changed_by = by.map(str::to_owned);
         let who = by.map(|u| format!(" by {u}")).unwrap_or_default();
+        let message = if from == mode {
+            format!("stays armed {mode}{who}")
+        } else {
+            format!("switched from {from} to {mode}{who}")
+        };
+        events.push(PanelEventKind::Armed, Some(mode), by, vec![], message);
+    }
+
+    /// Whether arming may go on: ready, or forced by someone who may bypass (the open sensors are
+    /// then bypassed for this arming). Says why not in an event.
+    fn bypass_blockers(
+        &mut self,
+        config: &PanelConfig,
+        command: &Command,
+        mode: ArmMode,
+        user: Option<&User>,
+        now: Timestamp,
+        events: &mut Events<'_>,
+    ) -> bool {
+        let by = user.map(User::shown_name);
+        let blockers = self.blockers(config);
+        if blockers.is_empty() {
+            return true;
+        }
+        if !command.force {
+            let message = format!("failed to arm {mode}: not ready ({}); use force to bypass", blockers.join(", "));
+            events.push(PanelEventKind::FailedToArm, Some(mode), by, blockers, message);
+            return false;
+        }
+        if let Some(user) = user
+            && let Err(reason) = user.allow(Right::Bypass, config.time_zone.local(now))
+        {
+            events.refused(user, &format!("bypass {} to arm {mode}", blockers.join(", ")), reason, self.armed_mode());
+            return false;
+        }
+        let message = format!("bypassed for this arming: {}", blockers.join(", "));
+        events.push(PanelEventKind::Bypassed, Some(mode), by, blockers.clone(), message);
+        self.bypassed.extend(blockers);
+        true
+    }
+
+    /// Arms in `mode` after its exit delay (at once without one); `from` stays in force meanwhile.
+    fn start_exit_delay(
+        &mut self,
+        config: &PanelConfig,
+        mode: ArmMode,
+        from: Option<ArmMode>,
+        by: Option<&str>,
+        now: Timestamp,
+        events: &mut Events<'_>,
+    ) {
+        if from.is_none() {
+            self.trips.clear();
+        }
+        self.changed_by = by.map(str::to_owned);
+        let who = by.map(|u| format!(" by {u}")).unwrap_or_default();
+        let switching = from.map(|f| format!(" (switching from {f})")).unwrap_or_default();
         let delay = config.exit_delay_s.get(mode);
         if delay == 0 {
             self.arm = Arm::Armed { mode };
-            events.push(PanelEventKind::Armed, Some(mode), by, vec![], format!("armed {mode}{who}"));
+            events.push(PanelEventKind::Armed, Some(mode), by, vec![], format!("armed {mode}{who}{switching}"));
         } else {
-            self.arm = Arm::Arming { mode, until: now.plus(Duration::from_secs(delay)) };
-            let message = format!("arming {mode}{who}: exit delay {delay} s");
+            self.arm = Arm::Arming { mode, until: now.plus(Duration::from_secs(delay)), from };
+            let message = format!("arming {mode}{who}{switching}: exit delay {delay} s");
             events.push(PanelEventKind::Arming, Some(mode), by, vec![], message);
         }
     }
@@ -943,6 +1057,13 @@ impl Panel {
             return;
         }
         match self.arm.clone() {
+            // A switch's exit delay (home → away): people are leaving through the entry doors and
+            // the rooms, but the perimeter of the mode in force stays armed.
+            Arm::Arming { from: Some(mode), .. } => {
+                if zone == Zone::Perimeter {
+                    self.trigger(config, Some(mode), id, now, events, &format!("{what} (perimeter)"));
+                }
+            }
             Arm::Disarmed | Arm::Arming { .. } | Arm::Triggered { .. } => {}
             Arm::Armed { mode } => match zone {
                 Zone::Entry => {
@@ -1059,9 +1180,19 @@ impl Panel {
         if !config.zones.get(zone).tamper_triggers || self.bypassed.contains(id) {
             return;
         }
-        if let Arm::Armed { mode } | Arm::Pending { mode, .. } = self.arm {
+        if let Arm::Armed { mode } | Arm::Pending { mode, .. } | Arm::Arming { from: Some(mode), .. } = self.arm {
             self.trigger(config, Some(mode), id, now, events, &format!("{id} {what} (tamper)"));
         }
+    }
+}
+
+/// How much a mode protects: home < night < away. A switch to a stricter mode runs its exit delay
+/// (the mode in force stays meanwhile); one to a laxer mode takes a code, as a disarm does.
+fn strictness(mode: ArmMode) -> u8 {
+    match mode {
+        ArmMode::Home => 0,
+        ArmMode::Night => 1,
+        ArmMode::Away => 2,
     }
 }
 

@@ -51,13 +51,8 @@ fn users() -> Vec<User> {
         .get_or_init(|| {
             let hash = |pin| codes::hash_pin_with(pin, codes::test_params()).unwrap();
             vec![
-                User { name: "alice".into(), pin_hash: hash(PIN), duress: false, shows_as: None },
-                User {
-                    name: "alice-duress".into(),
-                    pin_hash: hash(DURESS_PIN),
-                    duress: true,
-                    shows_as: Some("alice".into()),
-                },
+                User::new("alice", hash(PIN)),
+                User { duress: true, shows_as: Some("alice".into()), ..User::new("alice-duress", hash(DURESS_PIN)) },
             ]
         })
         .clone()
@@ -268,6 +263,37 @@ async fn readings_as_real_devices_send_them_trip_the_panel(url: String) {
     home.stop().await;
 }
 on_both_brokers!(readings_by_meaning, super::readings_as_real_devices_send_them_trip_the_panel);
+
+/// A user whose only hour starts an hour from now, every day (in UTC): whenever the test runs,
+/// now is outside it. Her code is right, so she is refused with `outside_hours`, by name, and no
+/// wrong code is counted; alice's code still disarms.
+async fn a_right_code_outside_its_hours_is_refused_with_its_reason(url: String) {
+    use security_controller::people::{Day, HomeZone, Hours};
+    let minute_of_day = (Timestamp::now().0 / 60_000 % 1440) as u32;
+    let clock = |m: u32| format!("{:02}:{:02}", m % 1440 / 60, m % 60).parse().unwrap();
+    let days = vec![Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri, Day::Sat, Day::Sun];
+    let cleaner = User {
+        hours: vec![Hours { days, from: clock(minute_of_day + 60), until: clock(minute_of_day + 120) }],
+        ..User::new("cleaner", codes::hash_pin_with("5555", codes::test_params()).unwrap())
+    };
+    let mut users = users();
+    users.push(cleaner);
+    let config = PanelConfig { users, time_zone: HomeZone::named("UTC").unwrap(), ..panel_config() };
+    let mut home = Home::start_with(url, config).await;
+    home.arm_away().await;
+    let n = home.probe.count(EVENTS);
+    home.disarm("5555").await;
+    let refused = home.probe.expect_after(n, EVENTS, event("refused"), WITHIN).await.unwrap();
+    let refused = PanelEvent::decode(&refused).unwrap();
+    assert_eq!((refused.user.as_deref(), refused.reason), (Some("cleaner"), Some(protocol::Refusal::OutsideHours)));
+    assert!(!String::from_utf8_lossy(&home.probe.seen(EVENTS).concat()).contains("5555"));
+    let status = home.disarm_ok(PIN).await;
+    assert_eq!(status.changed_by.as_deref(), Some("alice"));
+    assert!(home.probe.seen(EVENTS).iter().all(|p| !event("wrong_code")(p)), "no wrong code was counted");
+    home.stop().await;
+}
+
+on_both_brokers!(outside_hours, super::a_right_code_outside_its_hours_is_refused_with_its_reason);
 
 async fn the_right_code_within_the_entry_delay_means_no_alarm(url: String) {
     let mut home = Home::start(url.clone()).await;
@@ -762,7 +788,7 @@ async fn a_flood_of_wrong_codes_does_not_delay_an_intrusion() {
     let mut users = users();
     for i in 0..3 {
         let pin_hash = codes::hash_pin(&format!("55{i}55")).unwrap();
-        users.push(User { name: format!("user{i}"), pin_hash, duress: false, shows_as: None });
+        users.push(User::new(format!("user{i}"), pin_hash));
     }
     let config = PanelConfig { users, max_wrong_codes: 10, lockout_s: 60, ..panel_config() };
     let mut home = Home::start_with(url.clone(), config).await;

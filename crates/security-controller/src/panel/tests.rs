@@ -7,6 +7,7 @@ use protocol::PanelEventKind as E;
 use super::*;
 use crate::codes;
 use crate::config::{ModeDelays, SensorConfig, ZoneRule};
+use crate::people::{Day, HomeZone, Hours};
 
 const T0: Timestamp = Timestamp(1_800_000_000_000);
 const ID: &str = "security-controller";
@@ -22,8 +23,19 @@ fn users() -> Vec<User> {
         .get_or_init(|| {
             let hash = |pin| codes::hash_pin_with(pin, codes::test_params()).unwrap();
             vec![
-                User { name: "alice".into(), pin_hash: hash("1234"), duress: false, shows_as: None },
-                User { name: "bob".into(), pin_hash: hash("9999"), duress: true, shows_as: Some("alice".into()) },
+                User::new("alice", hash("1234")),
+                User { duress: true, shows_as: Some("alice".into()), ..User::new("bob", hash("9999")) },
+                // T0 is Friday 2027-01-15 08:00 UTC: her hour starts at T0.
+                User {
+                    may: Some(vec![Right::ArmAway, Right::Disarm]),
+                    hours: vec![Hours {
+                        days: vec![Day::Fri],
+                        from: "08:00".parse().unwrap(),
+                        until: "09:00".parse().unwrap(),
+                    }],
+                    valid_until: Some(jiff::civil::date(2027, 1, 31)),
+                    ..User::new("cleaner", hash("5555"))
+                },
             ]
         })
         .clone()
@@ -35,6 +47,7 @@ fn config() -> PanelConfig {
         entry_delay_s: ModeDelays { away: 20, home: 20, night: 0 },
         trigger_time_s: 180,
         users: users(),
+        time_zone: HomeZone::named("UTC").unwrap(),
         ..PanelConfig::default()
     }
 }
@@ -490,14 +503,137 @@ fn arming_needs_a_code_when_configured() {
 }
 
 #[test]
-fn disarm_needs_a_code_and_arming_twice_is_refused() {
+fn disarm_needs_a_code_and_arming_again_in_the_same_mode_changes_nothing_but_says_so() {
     let c = config();
     let (p, actions) =
         run(&c, &[(0, cmd(PanelAction::ArmNight, None, false)), (1, cmd(PanelAction::Disarm, None, false))]);
     assert_eq!(state(&p, &c, 1), PanelState::ArmedNight);
     assert_eq!(events(&actions), [E::Armed, E::WrongCode]);
-    let (_, actions) = run_from(p, &c, &[(2, arm_away())]);
-    assert_eq!(events(&actions), [E::FailedToArm]);
+    let (p, actions) = run_from(p, &c, &[(2, cmd(PanelAction::ArmNight, None, false))]);
+    assert_eq!(state(&p, &c, 2), PanelState::ArmedNight);
+    assert_eq!(events(&actions), [E::FailedToArm], "told, and nothing else: {actions:?}");
+    // The same during an exit delay: it is not started again.
+    let (p, _) = run(&c, &[(0, arm_away()), (10, arm_away())]);
+    assert_eq!(p.next_deadline(), Some(at(30)));
+}
+
+fn refusals(actions: &[Action]) -> Vec<(Option<String>, Option<protocol::Refusal>)> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Event(e) if e.event == E::Refused => Some((e.user.clone(), e.reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_stricter_mode_runs_its_exit_delay_with_the_perimeter_of_the_old_mode_still_armed() {
+    let c = config();
+    let home = || cmd(PanelAction::ArmHome, None, false);
+    // Home → away without a code: arming needs none here.
+    let (p, actions) = run(&c, &[(0, home()), (10, Input::Tick), (20, arm_away())]);
+    assert_eq!(state(&p, &c, 20), PanelState::Arming);
+    assert_eq!(p.arm, Arm::Arming { mode: ArmMode::Away, until: at(50), from: Some(ArmMode::Home) });
+    assert_eq!(events(&actions), [E::Arming, E::Armed, E::Arming]);
+    // Leaving through the front door and the hall is what the exit delay is for.
+    let (q, actions) =
+        run_from(p.clone(), &c, &[(25, open(SensorKind::Door, "front")), (26, open(SensorKind::Motion, "hall"))]);
+    assert_eq!((state(&q, &c, 26), sirens(&actions)), (PanelState::Arming, vec![]));
+    let (q, _) = run_from(q, &c, &[(27, close(SensorKind::Door, "front")), (50, Input::Tick)]);
+    assert_eq!(state(&q, &c, 50), PanelState::ArmedAway);
+    // A window is not: home's perimeter stays armed through the switch.
+    let (q, actions) = run_from(p, &c, &[(30, open(SensorKind::Window, "kitchen-window"))]);
+    assert_eq!((state(&q, &c, 30), sirens(&actions)), (PanelState::Triggered, vec![true]));
+    assert!(matches!(q.arm, Arm::Triggered { mode: Some(ArmMode::Home), .. }));
+}
+
+#[test]
+fn a_laxer_mode_takes_a_code_and_comes_at_once() {
+    let c = config();
+    let home = |code| cmd(PanelAction::ArmHome, code, false);
+    let (p, _) = run(&c, &[(0, arm_away()), (30, Input::Tick)]);
+    assert_eq!(state(&p, &c, 30), PanelState::ArmedAway);
+    let (p, actions) = run_from(p, &c, &[(40, home(None))]);
+    assert_eq!((state(&p, &c, 40), events(&actions)), (PanelState::ArmedAway, vec![E::WrongCode]));
+    let (p, actions) = run_from(p, &c, &[(41, home(Some("1234")))]);
+    assert_eq!(state(&p, &c, 41), PanelState::ArmedHome);
+    assert_eq!(events(&actions), [E::Armed]);
+    assert_eq!(p.changed_by.as_deref(), Some("alice"));
+    let message = actions.iter().find_map(|a| if let Action::Event(e) = a { Some(e.message.clone()) } else { None });
+    assert_eq!(message.as_deref(), Some("switched from away to home by alice"));
+    // Back during a switch's exit delay: to the mode in force, at once, no code lowered anything.
+    let (p, _) = run_from(p, &c, &[(50, arm_away()), (55, home(None))]);
+    assert_eq!((state(&p, &c, 55), p.next_deadline()), (PanelState::ArmedHome, None));
+}
+
+#[test]
+fn no_switch_during_the_entry_delay_or_the_alarm() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, arm_away()), (30, Input::Tick), (40, open(SensorKind::Door, "front"))]);
+    assert_eq!(state(&p, &c, 40), PanelState::Pending);
+    let (p, actions) = run_from(p, &c, &[(41, cmd(PanelAction::ArmHome, Some("1234"), false))]);
+    assert_eq!((state(&p, &c, 41), events(&actions)), (PanelState::Pending, vec![E::FailedToArm]));
+    let (p, actions) = run_from(p, &c, &[(61, Input::Tick), (62, cmd(PanelAction::ArmNight, Some("1234"), false))]);
+    assert_eq!(state(&p, &c, 62), PanelState::Triggered);
+    assert_eq!(events(&actions), [E::Triggered, E::FailedToArm]);
+}
+
+#[test]
+fn a_switch_in_progress_survives_a_restart() {
+    let c = config();
+    let (p, _) = run(&c, &[(0, cmd(PanelAction::ArmHome, None, false)), (10, Input::Tick), (20, arm_away())]);
+    let saved = serde_json::to_string(&p.snapshot()).unwrap();
+    assert!(saved.contains(r#""from":"home""#), "{saved}");
+    let back: Panel = serde_json::from_str(&saved).unwrap();
+    assert_eq!(back.resumed().arm, p.arm);
+    // A state file of a panel from before mode switching reads as before.
+    let old: Panel = serde_json::from_str(r#"{"arm":{"state":"arming","mode":"away","until":1},"bypassed":[],"wrong_codes":[],"lockout_until":null,"changed_by":null,"last_trigger":null}"#).unwrap();
+    assert!(matches!(old.arm, Arm::Arming { mode: ArmMode::Away, from: None, .. }), "{:?}", old.arm);
+}
+
+#[test]
+fn a_right_code_outside_its_hours_or_rights_is_refused_with_the_reason_and_is_no_wrong_code() {
+    let c = config();
+    let cleaner = |action, secs: u64| (secs, cmd(action, Some("5555"), false));
+    let (p, actions) = run(&c, &[(0, arm_away()), (30, Input::Tick), cleaner(PanelAction::Disarm, 3599)]);
+    assert_eq!(state(&p, &c, 3599), PanelState::Disarmed, "in her hour");
+    assert_eq!(events(&actions).last(), Some(&E::Disarmed));
+
+    let (p, actions) = run_from(p, &c, &[cleaner(PanelAction::ArmHome, 3599)]);
+    assert_eq!(state(&p, &c, 3599), PanelState::Disarmed);
+    assert_eq!(refusals(&actions), [(Some("cleaner".into()), Some(protocol::Refusal::NotPermitted))]);
+
+    let (p, actions) = run_from(p, &c, &[cleaner(PanelAction::ArmAway, 3600)]);
+    assert_eq!(state(&p, &c, 3600), PanelState::Disarmed);
+    assert_eq!(refusals(&actions), [(Some("cleaner".into()), Some(protocol::Refusal::OutsideHours))]);
+    assert!(p.wrong_codes.is_empty(), "a right code is not a wrong one");
+
+    // Arming past the window with a window open needs the bypass right she does not have.
+    let (p, actions) = run_from(
+        p,
+        &c,
+        &[(3601, open(SensorKind::Window, "w")), (3602, cmd(PanelAction::ArmAway, Some("5555"), true))],
+    );
+    assert_eq!(refusals(&actions).len(), 1);
+    assert_eq!(state(&p, &c, 3602), PanelState::Disarmed);
+    let (p, actions) = run_from(p, &c, &[(3603, cmd(PanelAction::ArmAway, Some("1234"), true))]);
+    assert_eq!(events(&actions), [E::Bypassed, E::Arming], "alice may bypass");
+
+    // Her last day was the 31st: three weeks later (a Friday, 08:01) her hour says "expired".
+    let three_weeks = 21 * 86_400;
+    let (p, actions) = run_from(
+        p,
+        &c,
+        &[(3604, cmd(PanelAction::Disarm, Some("1234"), false)), cleaner(PanelAction::ArmAway, three_weeks + 60)],
+    );
+    assert_eq!(refusals(&actions), [(Some("cleaner".into()), Some(protocol::Refusal::Expired))]);
+    let message = actions.iter().find_map(|a| match a {
+        Action::Event(e) if e.event == E::Refused => Some(e.message.clone()),
+        _ => None,
+    });
+    assert_eq!(message.as_deref(), Some("cleaner may not arm away: their code expired after 2027-01-31"));
+    assert_eq!(state(&p, &c, three_weeks + 60), PanelState::Disarmed);
 }
 
 #[test]
