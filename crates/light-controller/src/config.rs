@@ -72,6 +72,11 @@ pub struct Config {
     pub manual_override_min: u64,
     /// Turn the bulbs to 100 %, flashing, while the alarm is triggered.
     pub follow_alarm: bool,
+    /// A phase change adapts only bulbs that are on (switched on by a person, or by a phase while
+    /// this was off); a bulb that is off stays off until someone switches it on or motion lights
+    /// it, and motion ends with it off again. Off (the default): every phase sets every bulb, as
+    /// the original project did.
+    pub adapt_only_lit: bool,
     pub levels: Levels,
     pub rooms: Vec<Room>,
 }
@@ -88,6 +93,7 @@ impl Default for Config {
             motion_timeout_s: 60,
             manual_override_min: 30,
             follow_alarm: true,
+            adapt_only_lit: false,
             levels: Levels::default(),
             rooms: vec![
                 room("kitchen", "kitchen", "kitchen-motion"),

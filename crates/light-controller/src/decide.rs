@@ -37,6 +37,12 @@ pub enum Input {
     BulbOnline {
         bulb: String,
     },
+    /// A bulb reported its state (read with `adapt_only_lit`): on or off, and who set it.
+    BulbReport {
+        bulb: String,
+        on: bool,
+        source: LightSource,
+    },
     /// The alarm panel is (or is no longer) triggered.
     Alarm {
         triggered: bool,
@@ -113,6 +119,9 @@ struct RoomState {
 struct BulbState {
     manual_until: Option<Timestamp>,
     sent: Option<BulbCommand>,
+    /// Whether the bulb is on by a person's or a phase's doing, from its reports; motion and the
+    /// alarm do not change it, so that when they end the bulb goes back to what it was.
+    lit: bool,
 }
 
 /// Everything the controller remembers. The default knows no rooms (see [`Controller::new`]).
@@ -199,6 +208,15 @@ impl Controller {
                 }
                 return (self, notes);
             }
+            Input::BulbReport { bulb, on, source } => {
+                let Some(state) = self.bulbs.get_mut(&bulb) else { return (self, notes) };
+                if matches!(source, LightSource::Motion | LightSource::Alarm) || state.lit == on {
+                    return (self, notes);
+                }
+                state.lit = on;
+                // Switched on: it takes the phase's level now (unless a manual command paused it).
+                format!("{bulb} switched {}", if on { "on" } else { "off" })
+            }
             Input::BulbOnline { bulb } => {
                 match self.bulbs.get_mut(&bulb) {
                     Some(state) => state.sent = None,
@@ -270,6 +288,11 @@ fn wanted(
     }
     if state.manual_until.is_some_and(|t| t > now) {
         return None;
+    }
+    if config.adapt_only_lit && !motion && !state.lit {
+        // Off, and nobody switched it on: leave it, unless it is still lit by a motion that ended.
+        let motion_lit = matches!(state.sent, Some(BulbCommand::SetBrightness { source: LightSource::Motion, .. }));
+        return motion_lit.then(|| BulbCommand::TurnOff { bulb: bulb.to_owned(), source: LightSource::Motion });
     }
     let phase_level = phase.map(|p| config.levels.of(p));
     let (level, source) = if motion {
@@ -491,6 +514,70 @@ mod tests {
         assert!(actions.is_empty());
         let (_, actions) = run(&c, &[(0, Input::Motion { sensor: "unknown".into(), active: true })]);
         assert!(actions.is_empty());
+    }
+
+    fn report(bulb: &str, on: bool, source: LightSource) -> Input {
+        Input::BulbReport { bulb: bulb.into(), on, source }
+    }
+
+    #[test]
+    fn with_adapt_only_lit_a_phase_adapts_lit_bulbs_and_leaves_dark_ones_dark() {
+        let c = Config { adapt_only_lit: true, ..config() };
+        let sunset = (0, Input::Phase(CircadianPhase::Sunset));
+        // Nobody switched anything on: a phase change sends nothing.
+        let (_, actions) = run(&c, std::slice::from_ref(&sunset));
+        assert_eq!(commands(&actions), 0, "{actions:?}");
+        // Someone switched the hall on: the next phase adapts it, and only it.
+        let (_, actions) = run(
+            &c,
+            &[sunset.clone(), (1, report("hall", true, LightSource::Manual)), (2, Input::Phase(CircadianPhase::Night))],
+        );
+        assert_eq!(brightness_of(&actions, "hall"), Some((5, LightSource::Circadian)));
+        assert_eq!(brightness_of(&actions, "kitchen"), None);
+        assert_eq!(commands(&actions), 1, "{actions:?}");
+        // Switched off again: left off at the next phase.
+        let (_, actions) = run(
+            &c,
+            &[
+                (0, report("hall", true, LightSource::Manual)),
+                (1, report("hall", false, LightSource::Manual)),
+                (2, Input::Phase(CircadianPhase::Morning)),
+            ],
+        );
+        assert_eq!(commands(&actions), 0, "{actions:?}");
+        // Switched on while automation is not paused (manual_override_min = 0): adapted at once.
+        let c0 = Config { manual_override_min: 0, ..c.clone() };
+        let (_, actions) = run(&c0, &[sunset.clone(), (1, report("hall", true, LightSource::Manual))]);
+        assert_eq!(brightness_of(&actions, "hall"), Some((30, LightSource::Circadian)));
+        // Without the setting, every phase sets every bulb, whatever they report (the default).
+        let (_, actions) = run(&config(), &[(0, report("hall", false, LightSource::Manual)), sunset]);
+        assert_eq!(brightness_of(&actions, "hall"), Some((30, LightSource::Circadian)));
+    }
+
+    #[test]
+    fn with_adapt_only_lit_motion_lights_a_dark_room_and_leaves_it_dark_after() {
+        let c = Config { adapt_only_lit: true, ..config() };
+        let steps = [
+            (0, Input::Phase(CircadianPhase::Night)),
+            (1, Input::Motion { sensor: "h-pir".into(), active: true }),
+            // The bulb's report of the motion's command does not count as someone switching it on.
+            (2, report("hall", true, LightSource::Motion)),
+            (3, Input::Motion { sensor: "h-pir".into(), active: false }),
+        ];
+        let (_, actions) = run(&c, &steps[..2]);
+        assert_eq!(brightness_of(&actions, "hall"), Some((100, LightSource::Motion)));
+        let (controller, _) = run(&c, &steps);
+        let (_, actions) = controller.step(&c, Input::Tick, at(3 + c.motion_timeout_s));
+        let off = actions
+            .iter()
+            .any(|a| matches!(a, Action::Command { command: BulbCommand::TurnOff { bulb, .. }, .. } if bulb == "hall"));
+        assert!(off, "dark again after the motion: {actions:?}");
+        // A lit room goes back to its phase level instead.
+        let mut lit = vec![(0, report("hall", true, LightSource::Manual))];
+        lit.extend(steps);
+        let (controller, _) = run(&c, &lit);
+        let (_, actions) = controller.step(&c, Input::Tick, at(3 + c.motion_timeout_s));
+        assert_eq!(brightness_of(&actions, "hall"), Some((5, LightSource::Circadian)));
     }
 
     #[test]

@@ -10,7 +10,8 @@ pub mod decide;
 
 use device_runtime::{Act, Device, DeviceSpec, Shutdown};
 use protocol::{
-    Availability, DeviceKind, LightSource, Message, PanelState, Qos, SensorKind, Timestamp, Topic, Topics, Unreadable,
+    Availability, DeviceKind, LightSource, Message, PanelState, Power, Qos, SensorKind, Timestamp, Topic, Topics,
+    Unreadable,
 };
 
 pub use config::Config;
@@ -65,6 +66,10 @@ impl Device for LightDevice {
         if config.follow_alarm {
             subscriptions.push(topics.name(&Topic::PanelStatus));
         }
+        if config.adapt_only_lit {
+            let bulbs = config.rooms.iter().flat_map(|r| r.bulbs.iter());
+            subscriptions.extend(bulbs.map(|b| topics.name(&Topic::LightState(b.clone()))));
+        }
         subscriptions.sort();
         subscriptions.dedup();
         spec.subscriptions = subscriptions.into_iter().map(|s| (s, Qos::AtLeastOnce)).collect();
@@ -105,6 +110,9 @@ fn to_input(config: &Config, message: Result<Message, Unreadable>) -> Option<Inp
         // The bulb logs bad commands itself; here only manual ones matter.
         Ok(Message::LightSet { id, command }) if command.source_or_manual() == LightSource::Manual => {
             Some(Input::ManualCommand { bulb: id })
+        }
+        Ok(Message::LightState { id, state }) if config.adapt_only_lit && is_bulb(&id) => {
+            Some(Input::BulbReport { bulb: id, on: state.state == Power::On, source: state.source })
         }
         Ok(Message::Availability { id, availability: Availability::Online }) if is_bulb(&id) => {
             Some(Input::BulbOnline { bulb: id })

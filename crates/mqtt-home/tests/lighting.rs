@@ -114,6 +114,41 @@ async fn a_manual_command_pauses_automation_for_that_bulb(url: String) {
 }
 on_both_brokers!(manual_override, super::a_manual_command_pauses_automation_for_that_bulb);
 
+/// `adapt_only_lit`: a phase leaves a dark bulb dark; a bulb a person switches on takes the
+/// phase's level, and follows the next phase.
+async fn with_adapt_only_lit_a_phase_adapts_only_the_bulbs_that_are_on(url: String) {
+    let (kitchen, hall) = (bulb(&url, "kitchen"), bulb(&url, "hall"));
+    let config = light_controller::Config {
+        mqtt: mqtt(&url, "light-controller"),
+        adapt_only_lit: true,
+        manual_override_min: 0,
+        ..light_controller::Config::default()
+    };
+    let ctl = Running::spawn(|s| light_controller::run(config, s));
+    let mut probe = probe_with_bulbs_up(&url, "probe-lit").await;
+    probe.subscribe("home/devices/light-controller/availability").await.unwrap();
+    probe.expect("home/devices/light-controller/availability", text("online"), WITHIN).await.unwrap();
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Sunset), true).await.unwrap();
+    probe.expect_none(KITCHEN_STATE, light(30, LightSource::Circadian), Duration::from_millis(700)).await.unwrap();
+    // A person switches the hall on at 40 %: it takes sunset's 30 %.
+    probe.publish("home/lights/hall/set", "40", false).await.unwrap();
+    probe.expect(HALL_STATE, light(40, LightSource::Manual), WITHIN).await.unwrap();
+    probe.expect(HALL_STATE, light(30, LightSource::Circadian), WITHIN).await.unwrap();
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Night), true).await.unwrap();
+    probe.expect(HALL_STATE, light(5, LightSource::Circadian), WITHIN).await.unwrap();
+    // The hall following night proves the controller saw it; the kitchen stayed dark throughout.
+    assert!(
+        probe
+            .seen(KITCHEN_STATE)
+            .iter()
+            .all(|p| !light(5, LightSource::Circadian)(p) && !light(30, LightSource::Circadian)(p))
+    );
+    for d in [kitchen, hall, ctl] {
+        d.stop().await;
+    }
+}
+on_both_brokers!(adapt_only_lit, super::with_adapt_only_lit_a_phase_adapts_only_the_bulbs_that_are_on);
+
 async fn a_command_sent_while_the_bulb_is_down_is_delivered_on_its_return(url: String) {
     let kitchen = bulb(&url, "kitchen");
     let mut probe = Probe::connect(&url, "probe-outage").await.unwrap();
