@@ -432,6 +432,10 @@ pub enum PanelEventKind {
     Removed,
     /// A right code, but its user may not do that, or not now: `reason` says which.
     Refused,
+    /// A scheduled arming comes in a few minutes; a DISARM with a code cancels it.
+    AutoArmWarning,
+    /// A scheduled arming was cancelled (by `user`).
+    AutoArmCancelled,
 }
 
 impl PanelEventKind {
@@ -453,6 +457,8 @@ impl PanelEventKind {
             PanelEventKind::Bypassed => "bypassed",
             PanelEventKind::Removed => "removed",
             PanelEventKind::Refused => "refused",
+            PanelEventKind::AutoArmWarning => "auto_arm_warning",
+            PanelEventKind::AutoArmCancelled => "auto_arm_cancelled",
         }
     }
 }

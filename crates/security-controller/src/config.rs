@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codes;
 use crate::people::{HomeZone, Hours, Right};
+use crate::schedule::Schedule;
 
 /// A zone decides what a sensor's trip does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -217,6 +218,8 @@ pub struct PanelConfig {
     /// The home's time zone (IANA name, `Europe/Berlin`): users' hours and dates are on its clock.
     /// Default: the machine's own zone, or UTC where it has none (a container).
     pub time_zone: HomeZone,
+    /// Automatic armings by the clock, each with a warning before it that a code can answer.
+    pub schedules: Vec<Schedule>,
     /// Per-sensor settings, keyed by device id.
     pub sensors: BTreeMap<String, SensorConfig>,
     pub zones: ZoneRules,
@@ -238,6 +241,7 @@ impl Default for PanelConfig {
             allow_demo_timings: false,
             users: Vec::new(),
             time_zone: HomeZone::default(),
+            schedules: Vec::new(),
             sensors: BTreeMap::new(),
             zones: ZoneRules::default(),
         }
@@ -338,6 +342,11 @@ impl PanelConfig {
                         user.name
                     ),
                 );
+            }
+        }
+        for (i, schedule) in self.schedules.iter().enumerate() {
+            if let Some(problem) = schedule.problem() {
+                return err(format!("schedules[{i}]"), problem);
             }
         }
         for id in self.sensors.keys() {

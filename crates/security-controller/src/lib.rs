@@ -12,6 +12,7 @@ pub mod config;
 pub mod keypad;
 pub mod panel;
 pub mod people;
+pub mod schedule;
 
 mod edge;
 mod state_file;

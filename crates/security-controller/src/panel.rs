@@ -26,6 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{PanelConfig, User, Zone};
 pub use crate::keypad::{Code, Command};
 use crate::people::Right;
+use crate::schedule::{self, AutoArm};
+
+/// Who arms when a schedule does, in `changed_by` and events.
+pub const SCHEDULE: &str = "schedule";
 
 /// The sensor id used when the alarm is raised by a `TRIGGER` command.
 pub const PANIC: &str = "panel";
@@ -147,6 +151,12 @@ pub struct Panel {
     /// building one looks at these, not at every sensor. Kept by [`Panel::note`].
     #[serde(skip)]
     pub notable: BTreeSet<String>,
+    /// The next scheduled arming (`[[panel.schedules]]`), planned at the first step and after each.
+    /// Not saved: a restart plans again (a cancellation is forgotten: fail secure).
+    #[serde(skip)]
+    pub auto_arm: Option<AutoArm>,
+    #[serde(skip)]
+    pub schedule_planned: bool,
 }
 
 /// When a sensor goes silent past its zone's window or has been offline past the grace; none
@@ -294,6 +304,8 @@ impl Panel {
             next_supervision: Timestamp(0),
             supervision_due: None,
             notable: BTreeSet::new(),
+            auto_arm: None,
+            schedule_planned: false,
         }
     }
 
@@ -308,6 +320,8 @@ impl Panel {
         self.next_supervision = Timestamp(0);
         self.supervision_due = None;
         self.notable.clear();
+        self.auto_arm = None;
+        self.schedule_planned = false;
         self
     }
 
@@ -348,6 +362,7 @@ impl Panel {
             Arm::Disarmed | Arm::Armed { .. } => None,
         };
         self.supervision_is_due(now)
+            || self.schedule_deadline().is_some_and(|t| t <= now)
             || arm_deadline.is_some_and(|t| t <= now)
             || self.lockout_until.is_some_and(|t| t <= now)
             || self.save_trouble.as_ref().is_some_and(|t| t.retry_at <= now)
@@ -410,6 +425,7 @@ impl Panel {
         let was_sounding = matches!(self.arm, Arm::Triggered { .. });
         let mut events = Events { device_id, now, list: Vec::new() };
         let mut persist = self.expire(config, now, &mut events);
+        self.follow_schedule(config, now, &mut events);
         let touched = match &input {
             Input::Sensor { id, .. }
             | Input::Unreadable { id, .. }
@@ -501,7 +517,18 @@ impl Panel {
         let supervision = self.supervision_due.map(|due| due.max(self.next_supervision));
         let lockout = self.lockout_until;
         let save_retry = self.save_trouble.as_ref().map(|t| t.retry_at);
-        arm.into_iter().chain(supervision).chain(lockout).chain(save_retry).min()
+        arm.into_iter().chain(supervision).chain(lockout).chain(save_retry).chain(self.schedule_deadline()).min()
+    }
+
+    /// When the schedule next needs a step: at once until it is planned, then its warning, then
+    /// its arming.
+    fn schedule_deadline(&self) -> Option<Timestamp> {
+        if !self.schedule_planned {
+            return Some(Timestamp(0));
+        }
+        let plan = self.auto_arm.as_ref()?;
+        let warning = plan.warn_at.filter(|_| !plan.warned && plan.cancelled_by.is_none());
+        Some(warning.map_or(plan.at, |w| w.min(plan.at)))
     }
 
     /// The earliest a sensor goes silent past its zone's window or stays offline past the grace.
@@ -817,6 +844,7 @@ impl Panel {
     fn disarm_by(&mut self, config: &PanelConfig, command: Command, now: Timestamp, events: &mut Events<'_>) {
         let Some(user) = self.check_code(config, command.code, now, events) else { return };
         if matches!(self.arm, Arm::Disarmed) && !user.duress {
+            self.cancel_auto_arm(config, user, now, events);
             return;
         }
         if let Err(reason) = user.allow(Right::Disarm, config.time_zone.local(now)) {
@@ -898,7 +926,7 @@ impl Panel {
         match in_force {
             Some(from) if strictness(mode) <= strictness(from) => self.switch_down(from, mode, by, events),
             _ => {
-                if self.bypass_blockers(config, &command, mode, user, now, events) {
+                if self.bypass_blockers(config, command.force, mode, user, now, events) {
                     self.start_exit_delay(config, mode, in_force, by, now, events);
                 }
             }
@@ -923,7 +951,7 @@ impl Panel {
     fn bypass_blockers(
         &mut self,
         config: &PanelConfig,
-        command: &Command,
+        force: bool,
         mode: ArmMode,
         user: Option<&User>,
         now: Timestamp,
@@ -934,7 +962,7 @@ impl Panel {
         if blockers.is_empty() {
             return true;
         }
-        if !command.force {
+        if !force {
             let message = format!("failed to arm {mode}: not ready ({}); use force to bypass", blockers.join(", "));
             events.push(PanelEventKind::FailedToArm, Some(mode), by, blockers, message);
             return false;
@@ -949,6 +977,74 @@ impl Panel {
         events.push(PanelEventKind::Bypassed, Some(mode), by, blockers.clone(), message);
         self.bypassed.extend(blockers);
         true
+    }
+
+    /// Plans the next scheduled arming, warns before it, and arms when it is due (unless cancelled,
+    /// or missed by more than [`schedule::MISSED_AFTER`] while the panel was down).
+    fn follow_schedule(&mut self, config: &PanelConfig, now: Timestamp, events: &mut Events<'_>) {
+        if !self.schedule_planned {
+            self.schedule_planned = true;
+            self.auto_arm = schedule::next(&config.schedules, &config.time_zone, now);
+        }
+        let Some(plan) = &mut self.auto_arm else { return };
+        let warn = !plan.warned && plan.cancelled_by.is_none() && plan.warn_at.is_some_and(|w| w <= now);
+        if warn && now < plan.at {
+            plan.warned = true;
+            let local = config.time_zone.local(plan.at);
+            let minutes = plan.at.since(now).as_secs().div_ceil(60);
+            let message = format!(
+                "arming {} at {:02}:{:02} (in {minutes} min); disarm with a code to cancel",
+                plan.mode,
+                local.hour(),
+                local.minute()
+            );
+            events.push(PanelEventKind::AutoArmWarning, Some(plan.mode), None, vec![], message);
+        }
+        if plan.at > now {
+            return;
+        }
+        let plan = plan.clone();
+        self.auto_arm = schedule::next(&config.schedules, &config.time_zone, plan.at);
+        if plan.cancelled_by.is_some() {
+            return;
+        }
+        if now.since(plan.at) > schedule::MISSED_AFTER {
+            let message = format!("the scheduled arming {} was missed: the panel was not running then", plan.mode);
+            events.push(PanelEventKind::FailedToArm, Some(plan.mode), None, vec![], message);
+            return;
+        }
+        self.arm_by_schedule(config, plan.mode, now, events);
+    }
+
+    /// A scheduled arming: like an ARM_* without a code, by [`SCHEDULE`]; never forced. Nothing
+    /// when someone is arming already or the mode in force is as strict; after the alarm's
+    /// entry delay or during the alarm, not at all.
+    fn arm_by_schedule(&mut self, config: &PanelConfig, mode: ArmMode, now: Timestamp, events: &mut Events<'_>) {
+        let in_force = match &self.arm {
+            Arm::Disarmed => None,
+            Arm::Armed { mode } => Some(*mode),
+            Arm::Arming { .. } | Arm::Pending { .. } | Arm::Triggered { .. } => return,
+        };
+        if in_force.is_some_and(|m| strictness(m) >= strictness(mode)) {
+            return;
+        }
+        if self.bypass_blockers(config, false, mode, None, now, events) {
+            self.start_exit_delay(config, mode, in_force, Some(SCHEDULE), now, events);
+        }
+    }
+
+    /// A right code while disarmed, in a scheduled arming's warning: cancels that arming.
+    fn cancel_auto_arm(&mut self, config: &PanelConfig, user: &User, now: Timestamp, events: &mut Events<'_>) {
+        let Some(plan) = self.auto_arm.as_mut().filter(|p| p.warned && p.cancelled_by.is_none()) else { return };
+        let mode = plan.mode;
+        if let Err(reason) = user.allow(Right::Disarm, config.time_zone.local(now)) {
+            events.refused(user, &format!("cancel the scheduled arming {mode}"), reason, None);
+            return;
+        }
+        let by = user.shown_name().to_owned();
+        plan.cancelled_by = Some(by.clone());
+        let message = format!("the scheduled arming {mode} was cancelled by {by}");
+        events.push(PanelEventKind::AutoArmCancelled, Some(mode), Some(&by), vec![], message);
     }
 
     /// Arms in `mode` after its exit delay (at once without one); `from` stays in force meanwhile.

@@ -75,12 +75,14 @@ pub enum Day {
 }
 
 impl Day {
+    pub const ALL: [Day; 7] = [Day::Mon, Day::Tue, Day::Wed, Day::Thu, Day::Fri, Day::Sat, Day::Sun];
+
     /// Days since Monday.
     fn index(self) -> u32 {
         self as u32
     }
 
-    fn of(weekday: Weekday) -> Day {
+    pub fn of(weekday: Weekday) -> Day {
         match weekday {
             Weekday::Monday => Day::Mon,
             Weekday::Tuesday => Day::Tue,
@@ -110,6 +112,15 @@ impl ClockTime {
 
     pub fn minutes(self) -> u32 {
         self.minutes
+    }
+
+    /// As a civil time of day (`24:00` as 23:59:59.999…, the last instant of the day).
+    pub fn to_civil(self) -> jiff::civil::Time {
+        if self.minutes >= Self::MINUTES_A_DAY {
+            return jiff::civil::Time::MAX;
+        }
+        let (h, m) = (self.minutes / 60, self.minutes % 60);
+        jiff::civil::time(h as i8, m as i8, 0, 0)
     }
 }
 
@@ -235,6 +246,13 @@ impl HomeZone {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The instant the home's wall clock shows `local`: in a gap (the clocks went forward) as far
+    /// after it as `local` is into it, in a fold (they went back) the first of the two.
+    pub fn instant(&self, local: DateTime) -> Option<Timestamp> {
+        let t = self.zone.to_ambiguous_timestamp(local).compatible().ok()?;
+        u64::try_from(t.as_millisecond()).ok().map(Timestamp)
     }
 
     /// `now` on the home's wall clock.

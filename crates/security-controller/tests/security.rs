@@ -295,6 +295,29 @@ async fn a_right_code_outside_its_hours_is_refused_with_its_reason(url: String) 
 
 on_both_brokers!(outside_hours, super::a_right_code_outside_its_hours_is_refused_with_its_reason);
 
+/// A schedule that arms two minutes from now, warned five minutes ahead: the panel warns at once
+/// (it starts inside the warning), and alice's code cancels that arming, on the wire.
+async fn a_scheduled_arming_warns_and_a_right_code_cancels_it(url: String) {
+    use security_controller::people::{Day, HomeZone};
+    use security_controller::schedule::Schedule;
+    let minute_of_day = (Timestamp::now().0 / 60_000 % 1440) as u32;
+    let at = format!("{:02}:{:02}", (minute_of_day + 2) % 1440 / 60, (minute_of_day + 2) % 60);
+    let schedule =
+        Schedule { arm: protocol::ArmMode::Away, at: at.parse().unwrap(), days: Day::ALL.to_vec(), warn_min: 5 };
+    let config =
+        PanelConfig { schedules: vec![schedule], time_zone: HomeZone::named("UTC").unwrap(), ..panel_config() };
+    let mut home = Home::start_with(url, config).await;
+    let warning = home.probe.expect(EVENTS, event("auto_arm_warning"), WITHIN).await.unwrap();
+    let warning = PanelEvent::decode(&warning).unwrap();
+    assert!(warning.message.contains(&format!("arming away at {at}")), "{}", warning.message);
+    home.disarm(PIN).await;
+    let cancelled = home.probe.expect(EVENTS, event("auto_arm_cancelled"), WITHIN).await.unwrap();
+    assert_eq!(PanelEvent::decode(&cancelled).unwrap().user.as_deref(), Some("alice"));
+    home.stop().await;
+}
+
+on_both_brokers!(scheduled_arming, super::a_scheduled_arming_warns_and_a_right_code_cancels_it);
+
 async fn the_right_code_within_the_entry_delay_means_no_alarm(url: String) {
     let mut home = Home::start(url.clone()).await;
     let door = Sensor::connect(&url, SensorKind::Door, "front").await;

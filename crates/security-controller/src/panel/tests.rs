@@ -961,3 +961,92 @@ fn the_snapshot_saves_what_the_panel_saves() {
     assert!(snapshot.sensors.is_empty() && snapshot.notable.is_empty());
     assert_eq!(serde_json::to_string(&snapshot).unwrap(), serde_json::to_string(&p).unwrap());
 }
+
+/// The test config with one schedule: `mode` every day at `at` (T0 is 08:00 UTC), warned 5 min before.
+fn scheduled(mode: ArmMode, at: &str) -> PanelConfig {
+    let schedule =
+        crate::schedule::Schedule { arm: mode, at: at.parse().unwrap(), days: Day::ALL.to_vec(), warn_min: 5 };
+    PanelConfig { schedules: vec![schedule], ..config() }
+}
+
+fn messages(actions: &[Action]) -> Vec<String> {
+    actions.iter().filter_map(|a| if let Action::Event(e) = a { Some(e.message.clone()) } else { None }).collect()
+}
+
+#[test]
+fn a_schedule_warns_then_arms_and_plans_the_next_day() {
+    let c = scheduled(ArmMode::Night, "08:10");
+    let (p, actions) = run(&c, &[(0, Input::Tick)]);
+    assert!(actions.is_empty(), "{actions:?}");
+    assert_eq!(p.next_deadline(), Some(at(300)), "the warning at 08:05");
+    let (p, actions) = run_from(p, &c, &[(300, Input::Tick)]);
+    assert_eq!(events(&actions), [E::AutoArmWarning]);
+    assert_eq!(messages(&actions), ["arming night at 08:10 (in 5 min); disarm with a code to cancel"]);
+    assert_eq!(p.next_deadline(), Some(at(600)));
+    let (p, actions) = run_from(p, &c, &[(600, Input::Tick)]);
+    assert_eq!(state(&p, &c, 600), PanelState::ArmedNight);
+    assert_eq!(events(&actions), [E::Armed]);
+    assert_eq!(p.changed_by.as_deref(), Some(SCHEDULE));
+    assert_eq!(p.next_deadline(), Some(at(86_400 + 300)), "tomorrow's warning");
+}
+
+#[test]
+fn a_right_code_in_the_warning_cancels_that_arming_only() {
+    let c = scheduled(ArmMode::Night, "08:10");
+    let (p, _) = run(&c, &[(0, Input::Tick), (300, Input::Tick)]);
+    let (p, actions) = run_from(p, &c, &[(400, disarm("1234"))]);
+    assert_eq!(events(&actions), [E::AutoArmCancelled]);
+    assert_eq!(messages(&actions), ["the scheduled arming night was cancelled by alice"]);
+    let (p, actions) = run_from(p, &c, &[(600, Input::Tick)]);
+    assert_eq!((state(&p, &c, 600), events(&actions)), (PanelState::Disarmed, vec![]));
+    // The next day's arming is not cancelled.
+    let (p, _) = run_from(p, &c, &[(86_400 + 300, Input::Tick), (86_400 + 600, Input::Tick)]);
+    assert_eq!(state(&p, &c, 86_400 + 600), PanelState::ArmedNight);
+    // A wrong code cancels nothing (and counts as one); a code before the warning neither.
+    let (p, actions) = run(&c, &[(0, Input::Tick), (100, disarm("1234")), (300, Input::Tick), (400, disarm("0000"))]);
+    assert_eq!(events(&actions), [E::AutoArmWarning, E::WrongCode]);
+    let (p, _) = run_from(p, &c, &[(600, Input::Tick)]);
+    assert_eq!(state(&p, &c, 600), PanelState::ArmedNight);
+}
+
+#[test]
+fn a_user_outside_their_hours_cannot_cancel_a_scheduled_arming() {
+    // The cleaner's hour is 08:00-09:00 on Fridays; this arming is at 09:30, warned at 09:25.
+    let c = scheduled(ArmMode::Away, "09:30");
+    let (p, actions) =
+        run(&c, &[(0, Input::Tick), (5_100, Input::Tick), (5_200, cmd(PanelAction::Disarm, Some("5555"), false))]);
+    assert_eq!(refusals(&actions), [(Some("cleaner".into()), Some(protocol::Refusal::OutsideHours))]);
+    let (p, _) = run_from(p, &c, &[(5_400, Input::Tick)]);
+    assert_eq!(state(&p, &c, 5_400), PanelState::Arming, "armed away after its exit delay");
+}
+
+#[test]
+fn a_scheduled_arming_is_never_forced_and_only_ever_raises_the_mode() {
+    // Not ready: a window is open. It fails, says why, and tomorrow is planned.
+    let c = scheduled(ArmMode::Night, "08:10");
+    let (p, actions) = run(&c, &[(0, open(SensorKind::Window, "w")), (600, Input::Tick)]);
+    assert_eq!(state(&p, &c, 600), PanelState::Disarmed);
+    assert_eq!(events(&actions), [E::FailedToArm]);
+    assert_eq!(p.auto_arm.as_ref().map(|a| a.at), Some(at(86_400 + 600)), "tomorrow is planned");
+    // Armed home, a schedule for away: a switch, away's exit delay with home still armed.
+    let c = scheduled(ArmMode::Away, "08:10");
+    let (p, _) = run(&c, &[(0, cmd(PanelAction::ArmHome, None, false)), (10, Input::Tick), (600, Input::Tick)]);
+    assert_eq!(p.arm, Arm::Arming { mode: ArmMode::Away, until: at(630), from: Some(ArmMode::Home) });
+    // Armed away, a schedule for night: away is stricter, nothing happens.
+    let c = scheduled(ArmMode::Night, "08:10");
+    let (p, _) = run(&c, &[(0, arm_away()), (30, Input::Tick)]);
+    let (p, actions) = run_from(p, &c, &[(600, Input::Tick)]);
+    assert_eq!((state(&p, &c, 600), events(&actions)), (PanelState::ArmedAway, vec![]));
+}
+
+#[test]
+fn a_scheduled_arming_missed_while_the_panel_was_down_is_not_made_up_for() {
+    let c = scheduled(ArmMode::Night, "08:10");
+    let (p, actions) = run(&c, &[(0, Input::Tick), (600 + 301, Input::Tick)]);
+    assert_eq!(state(&p, &c, 901), PanelState::Disarmed);
+    assert_eq!(events(&actions), [E::FailedToArm]);
+    assert!(messages(&actions)[0].contains("missed"), "{actions:?}");
+    // Within five minutes it is still made.
+    let (p, _) = run(&c, &[(0, Input::Tick), (600 + 299, Input::Tick)]);
+    assert_eq!(state(&p, &c, 899), PanelState::ArmedNight);
+}
