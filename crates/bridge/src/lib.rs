@@ -36,8 +36,8 @@ use device_runtime::daemon::DaemonConfig;
 use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Received, Shutdown};
 use protocol::discovery::{kelvin_to_mireds, mireds_to_kelvin};
 use protocol::{
-    CircadianPhase, CircadianReading, ColorMode, DeviceKind, Effect, LightCommand, LightSource, LightState, Message,
-    Power, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics,
+    CircadianPhase, CircadianReading, ColorMode, Condition, DeviceKind, Effect, LightCommand, LightSource, LightState,
+    Message, Power, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -200,6 +200,30 @@ impl Mapping {
             Profile::IotLights => "iot/lights/motion".into(),
             Profile::Generic => self.topic.clone().unwrap_or_default(),
         }
+    }
+
+    /// The battery, radio and tamper switch a Zigbee2MQTT sensor reports along with its readings
+    /// (`battery`, `battery_low`, `tamper`, `linkquality`); `None` for other profiles, for a
+    /// payload without any of them, and for one that is not JSON (its reading says so).
+    pub fn condition(&self, payload: &[u8], now: Timestamp) -> Option<Condition> {
+        if self.profile != Profile::Zigbee2mqtt || self.kind.sensor().is_none() {
+            return None;
+        }
+        let json: Value = serde_json::from_slice(payload).ok()?;
+        let percent = |field: &str, max: u64| json.get(field)?.as_u64().filter(|v| *v <= max).map(|v| v as u8);
+        let condition = Condition {
+            battery: percent("battery", 100),
+            battery_low: json.get("battery_low").and_then(Value::as_bool),
+            tamper: json.get("tamper").and_then(Value::as_bool),
+            linkquality: percent("linkquality", 255),
+            device_id: self.id.clone(),
+            ts: now,
+        };
+        let any = condition.battery.is_some()
+            || condition.battery_low.is_some()
+            || condition.tamper.is_some()
+            || condition.linkquality.is_some();
+        any.then_some(condition)
     }
 
     /// Reads a foreign payload; `Ok(None)` for a message that carries no reading (a Zigbee2MQTT
@@ -402,6 +426,19 @@ impl Mapping {
     }
 }
 
+/// Link quality moves with every Zigbee message; a change of less than this is not republished.
+const LINKQUALITY_STEP: u8 = 10;
+
+/// Whether `new` says something `last` did not: a battery, battery-low or tamper change, or a
+/// link quality [`LINKQUALITY_STEP`] or more away.
+fn worth_publishing(last: &Condition, new: &Condition) -> bool {
+    let moved = match (last.linkquality, new.linkquality) {
+        (Some(a), Some(b)) => a.abs_diff(b) >= LINKQUALITY_STEP,
+        (a, b) => a.is_some() != b.is_some(),
+    };
+    moved || last.battery != new.battery || last.battery_low != new.battery_low || last.tamper != new.tamper
+}
+
 fn parse_json(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))
 }
@@ -432,12 +469,14 @@ pub struct Bridge {
     warned: HashSet<usize>,
     /// Who last set each light, for the state it reports next.
     set_by: HashMap<String, LightSource>,
+    /// The condition last published for each device (`devices/<id>/condition`).
+    conditions: HashMap<String, Condition>,
 }
 
 impl Bridge {
     pub fn new(config: Config) -> Bridge {
         let topics = Topics::new(&config.mqtt.topic_root);
-        Bridge { config, topics, warned: HashSet::new(), set_by: HashMap::new() }
+        Bridge { config, topics, warned: HashSet::new(), set_by: HashMap::new(), conditions: HashMap::new() }
     }
 
     /// A home light command, for the lights mapped to it.
@@ -484,6 +523,12 @@ impl Bridge {
                     }
                 }
                 continue;
+            }
+            if let Some(condition) = device.condition(payload, now)
+                && self.conditions.get(&device.id).is_none_or(|last| worth_publishing(last, &condition))
+            {
+                acts.push(Act::publish(Topic::Condition(device.id.clone()), &condition));
+                self.conditions.insert(device.id.clone(), condition);
             }
             match device.read(payload) {
                 Ok(Some(Reading::Sensor(state))) => {
@@ -800,5 +845,42 @@ mod tests {
             .collect();
         assert_eq!(unreadable, ["home/security/door/front", "home/security/motion/hall"]);
         assert_eq!(bridge.warned.len(), 2);
+    }
+
+    #[test]
+    fn a_zigbee2mqtt_sensors_battery_radio_and_tamper_become_its_condition_when_they_change() {
+        let config = Config {
+            devices: vec![Mapping { id: "front".into(), ..device(Kind::Door, Profile::Zigbee2mqtt, "front_door") }],
+            ..Config::default()
+        };
+        let mut bridge = Bridge::new(config);
+        let mut conditions = |payload: &str, t: u64| -> Vec<Condition> {
+            device_runtime::runner::published(&bridge.translate(
+                "zigbee2mqtt/front_door",
+                payload.as_bytes(),
+                Timestamp(t),
+            ))
+        };
+        let first = conditions(r#"{"contact":true,"battery":97,"linkquality":120,"tamper":false}"#, 1);
+        assert_eq!(first.len(), 1);
+        assert_eq!((first[0].battery, first[0].tamper, first[0].linkquality), (Some(97), Some(false), Some(120)));
+        assert_eq!(first[0].summary(), "battery 97 %, tamper closed, link quality 120");
+        // The same, or the radio a little different: nothing new to say.
+        assert!(conditions(r#"{"contact":true,"battery":97,"linkquality":115,"tamper":false}"#, 2).is_empty());
+        let low = conditions(r#"{"contact":true,"battery":9,"battery_low":true,"linkquality":118,"tamper":false}"#, 3);
+        assert_eq!((low[0].battery, low[0].battery_low), (Some(9), Some(true)));
+        let tamper =
+            conditions(r#"{"contact":true,"battery":9,"battery_low":true,"linkquality":118,"tamper":true}"#, 4);
+        assert_eq!(tamper[0].tamper, Some(true));
+        assert_eq!(
+            conditions(r#"{"contact":true,"battery":9,"battery_low":true,"linkquality":20,"tamper":true}"#, 5).len(),
+            1
+        );
+        // No condition fields, a value out of range, other profiles: no condition.
+        assert!(conditions(r#"{"contact":false}"#, 6).is_empty());
+        let tasmota = device(Kind::Door, Profile::Tasmota, "x");
+        assert_eq!(tasmota.condition(br#"{"battery":50}"#, Timestamp(7)), None);
+        let z2m = device(Kind::Door, Profile::Zigbee2mqtt, "x");
+        assert_eq!(z2m.condition(br#"{"battery":250}"#, Timestamp(7)), None);
     }
 }

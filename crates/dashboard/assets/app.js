@@ -162,6 +162,7 @@ function renderPanel() {
   row("Open", p.open_sensors.length ? p.open_sensors.join(", ") : "none", p.open_sensors.length ? "bad-text" : null);
   row("Bypassed", p.bypassed.length ? p.bypassed.join(", ") : "none");
   row("Troubles", p.troubles.length ? p.troubles.join(", ") : "none", p.troubles.length ? "bad-text" : null);
+  if (p.warnings && p.warnings.length) row("Warnings", p.warnings.join("; "));
   if (p.last_trigger) row("Last trigger", p.last_trigger + (p.last_trigger_ts ? " at " + clock(p.last_trigger_ts) : ""));
   if (p.changed_by) row("Changed by", p.changed_by);
   tick();

@@ -81,6 +81,7 @@ pub async fn forget(config: &MqttConfig, device: &str) -> anyhow::Result<()> {
         Topic::Availability(device.to_owned()),
         Topic::Announce(device.to_owned()),
         Topic::Health(device.to_owned()),
+        Topic::Condition(device.to_owned()),
     ]);
     filters.extend(topics.iter().map(|topic| home.name(topic)));
     let held = retained(config, &filters).await?;
@@ -190,7 +191,9 @@ pub fn describe_status(s: &PanelStatus) -> String {
     if let Some(d) = s.delay_remaining_s {
         line.push_str(&format!(", {d} s left"));
     }
-    for (label, list) in [("open", &s.open_sensors), ("bypassed", &s.bypassed), ("trouble", &s.troubles)] {
+    let lists =
+        [("open", &s.open_sensors), ("bypassed", &s.bypassed), ("trouble", &s.troubles), ("warning", &s.warnings)];
+    for (label, list) in lists {
         if !list.is_empty() {
             line.push_str(&format!(", {label}: {}", list.join(" ")));
         }
@@ -282,6 +285,7 @@ pub fn describe(topics: &Topics, topic: &str, payload: &[u8]) -> String {
             HealthState::Ok => format!("{id} health: ok"),
             HealthState::Trouble => format!("{id} health: trouble: {}", health.problems.join("; ")),
         },
+        Message::Condition { id, condition } => format!("{id} condition: {}", condition.summary()),
         Message::Cleared(_) => format!("{topic} cleared"),
     }
 }

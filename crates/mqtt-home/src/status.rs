@@ -282,6 +282,9 @@ fn panel_lines(s: &PanelStatus, now: Timestamp) -> Vec<String> {
     let second =
         format!("open: {}   bypassed: {}   troubles: {}", list(&s.open_sensors), list(&s.bypassed), list(&s.troubles));
     let mut third = Vec::new();
+    if !s.warnings.is_empty() {
+        third.push(format!("warnings: {}", s.warnings.join("; ")));
+    }
     if let Some(d) = s.delay_remaining_s {
         let what = match s.state {
             PanelState::Arming => "exit delay",
@@ -478,6 +481,7 @@ mod tests {
             open_sensors: vec!["front".into()],
             bypassed: vec![],
             troubles: vec!["bedroom-window".into()],
+            warnings: vec![],
             delay_remaining_s: Some(6),
             last_trigger: Some("front".into()),
             last_trigger_ts: Some(before(2)),

@@ -65,6 +65,7 @@ async fn a_home_in_alarm(url: &str) {
         open_sensors: vec!["front".into()],
         bypassed: vec![],
         troubles: vec!["bedroom-window".into()],
+        warnings: vec![],
         delay_remaining_s: Some(15),
         last_trigger: Some("front".into()),
         last_trigger_ts: Some(before(70)),

@@ -112,6 +112,52 @@ impl Payload for Health {
     }
 }
 
+/// Published retained on `<root>/devices/<id>/condition` by whatever knows a battery device's
+/// state of repair (the bridge, from Zigbee2MQTT's `battery`, `battery_low`, `tamper`,
+/// `linkquality`). Every field is optional: a device reports what it has. The panel shows a low
+/// battery and a weak radio as warnings and an open tamper switch as a tamper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// Percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery: Option<u8>,
+    /// The device's own verdict, where it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub battery_low: Option<bool>,
+    /// The tamper switch: true while the cover is open or the device is off the wall.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tamper: Option<bool>,
+    /// Zigbee link quality, 0–255.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linkquality: Option<u8>,
+    pub device_id: String,
+    pub ts: Timestamp,
+}
+
+impl Condition {
+    /// For people: `battery 8 %, battery low, tamper OPEN, link quality 40`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        parts.extend(self.battery.map(|b| format!("battery {b} %")));
+        parts.extend(self.battery_low.filter(|low| *low).map(|_| "battery low".to_owned()));
+        parts.extend(self.tamper.map(|t| if t { "tamper OPEN" } else { "tamper closed" }.to_owned()));
+        parts.extend(self.linkquality.map(|q| format!("link quality {q}")));
+        if parts.is_empty() { "nothing reported".to_owned() } else { parts.join(", ") }
+    }
+}
+
+impl Payload for Condition {
+    const WHAT: &'static str = "device condition";
+
+    fn validate(&self) -> Result<(), DecodeError> {
+        if self.battery.is_some_and(|b| b > 100) {
+            return Err(DecodeError::invalid(Self::WHAT, "battery above 100 %"));
+        }
+        Ok(())
+    }
+}
+
 /// At most 40 characters of untrusted text, for error messages.
 pub(crate) fn clip(s: &str) -> String {
     let mut out: String = s.chars().take(40).filter(|c| !c.is_control()).collect();

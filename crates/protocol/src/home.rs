@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::message::{Message, Unreadable};
 use crate::{
-    AlarmState, Announce, Availability, CircadianReading, Health, LightState, PanelEvent, PanelStatus, SensorKind,
-    SensorReading, Timestamp, Topic,
+    AlarmState, Announce, Availability, CircadianReading, Condition, Health, LightState, PanelEvent, PanelStatus,
+    SensorKind, SensorReading, Timestamp, Topic,
 };
 
 /// A state as last heard: decoded, or why it could not be.
@@ -31,13 +31,15 @@ pub struct Presence {
     pub announce: Option<Heard<Announce>>,
     pub availability: Option<Heard<Availability>>,
     pub health: Option<Heard<Health>>,
+    /// Battery, radio and tamper switch, for battery devices (through the bridge).
+    pub condition: Option<Heard<Condition>>,
     /// When anything was last heard from or about the device.
     pub last_heard: Timestamp,
 }
 
 impl Presence {
     fn is_empty(&self) -> bool {
-        self.announce.is_none() && self.availability.is_none() && self.health.is_none()
+        self.announce.is_none() && self.availability.is_none() && self.health.is_none() && self.condition.is_none()
     }
 }
 
@@ -125,6 +127,7 @@ impl HomeState {
             }
             Message::Announce { id, announce } => self.presence(id, now, |p| p.announce = Some(Ok(announce))),
             Message::Health { id, health } => self.presence(id, now, |p| p.health = Some(Ok(health))),
+            Message::Condition { id, condition } => self.presence(id, now, |p| p.condition = Some(Ok(condition))),
             // Commands are not state.
             Message::LightSet { .. } | Message::PanelSet(_) | Message::AlarmControl(_) | Message::Cleared(_) => {
                 return Vec::new();
@@ -167,6 +170,7 @@ impl HomeState {
             Topic::Availability(id) => self.presence(id, now, |p| p.availability = Some(Err(unreadable))),
             Topic::Announce(id) => self.presence(id, now, |p| p.announce = Some(Err(unreadable))),
             Topic::Health(id) => self.presence(id, now, |p| p.health = Some(Err(unreadable))),
+            Topic::Condition(id) => self.presence(id, now, |p| p.condition = Some(Err(unreadable))),
             // An event or a command that cannot be read changes nothing that is kept.
             Topic::PanelEvents | Topic::LightSet(_) | Topic::PanelSet | Topic::AlarmControl => return Vec::new(),
         };
@@ -186,12 +190,15 @@ impl HomeState {
                 self.lights.remove(&id);
                 Change::Light(id)
             }
-            Topic::Availability(id) | Topic::Announce(id) | Topic::Health(id) if !self.devices.contains_key(&id) => {
+            Topic::Availability(id) | Topic::Announce(id) | Topic::Health(id) | Topic::Condition(id)
+                if !self.devices.contains_key(&id) =>
+            {
                 return Vec::new();
             }
             Topic::Availability(id) => self.presence(id, Timestamp(0), |p| p.availability = None),
             Topic::Announce(id) => self.presence(id, Timestamp(0), |p| p.announce = None),
             Topic::Health(id) => self.presence(id, Timestamp(0), |p| p.health = None),
+            Topic::Condition(id) => self.presence(id, Timestamp(0), |p| p.condition = None),
             Topic::PanelEvents | Topic::LightSet(_) | Topic::PanelSet | Topic::AlarmControl => return Vec::new(),
         };
         vec![change]

@@ -23,7 +23,7 @@ mod security;
 mod time;
 mod topics;
 
-pub use device::{Announce, Availability, DeviceKind, Health, HealthState};
+pub use device::{Announce, Availability, Condition, DeviceKind, Health, HealthState};
 pub use home::{Change, Heard, HomeState, Presence, SensorHeard};
 pub use lighting::{
     COLOR_TEMP_RANGE_K, CircadianPhase, CircadianReading, ColorMode, Effect, Flash, LightCommand, LightSource,

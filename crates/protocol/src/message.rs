@@ -11,8 +11,8 @@
 use std::fmt;
 
 use crate::{
-    AlarmCommand, AlarmState, Announce, Availability, CircadianReading, DecodeError, Health, LightCommand, LightState,
-    PanelCommand, PanelEvent, PanelStatus, Payload, SensorKind, SensorReading, Topic, TopicError, Topics,
+    AlarmCommand, AlarmState, Announce, Availability, CircadianReading, Condition, DecodeError, Health, LightCommand,
+    LightState, PanelCommand, PanelEvent, PanelStatus, Payload, SensorKind, SensorReading, Topic, TopicError, Topics,
 };
 
 /// Every message the contract defines, decoded.
@@ -49,6 +49,10 @@ pub enum Message {
     Health {
         id: String,
         health: Health,
+    },
+    Condition {
+        id: String,
+        condition: Condition,
     },
     /// A retained topic emptied (a zero-length retained publish).
     Cleared(Topic),
@@ -159,6 +163,7 @@ impl Message {
             Topic::Availability(id) => Message::Availability { id, availability: Availability::decode(payload)? },
             Topic::Announce(id) => Message::Announce { id, announce: Announce::decode(payload)? },
             Topic::Health(id) => Message::Health { id, health: Health::decode(payload)? },
+            Topic::Condition(id) => Message::Condition { id, condition: Condition::decode(payload)? },
         })
     }
 
@@ -177,6 +182,7 @@ impl Message {
             Message::Availability { id, .. } => Topic::Availability(id.clone()),
             Message::Announce { id, .. } => Topic::Announce(id.clone()),
             Message::Health { id, .. } => Topic::Health(id.clone()),
+            Message::Condition { id, .. } => Topic::Condition(id.clone()),
             Message::Cleared(topic) => topic.clone(),
         }
     }
@@ -196,6 +202,7 @@ impl Message {
             Message::Availability { availability, .. } => availability.encode(),
             Message::Announce { announce, .. } => announce.encode(),
             Message::Health { health, .. } => health.encode(),
+            Message::Condition { condition, .. } => condition.encode(),
             Message::Cleared(_) => Vec::new(),
         }
     }
@@ -216,7 +223,8 @@ impl Message {
             | Message::LightState { id, .. }
             | Message::Availability { id, .. }
             | Message::Announce { id, .. }
-            | Message::Health { id, .. } => Some(id),
+            | Message::Health { id, .. }
+            | Message::Condition { id, .. } => Some(id),
             Message::PanelStatus(s) => Some(&s.device_id),
             Message::PanelEvent(e) => Some(&e.device_id),
             Message::AlarmState(s) => Some(&s.device_id),

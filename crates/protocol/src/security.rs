@@ -386,8 +386,12 @@ pub struct PanelStatus {
     pub open_sensors: Vec<String>,
     /// Sensors bypassed for this arming.
     pub bypassed: Vec<String>,
-    /// Sensors offline or silent past their supervision window.
+    /// Sensors offline or silent past their supervision window, or with their tamper switch open.
     pub troubles: Vec<String>,
+    /// What needs looking after but keeps nothing from arming: `front: battery low (9 %)`,
+    /// `hall: weak radio (link quality 12)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     /// Seconds left of the exit or entry delay, or of the siren time while triggered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_remaining_s: Option<u64>,
@@ -436,6 +440,8 @@ pub enum PanelEventKind {
     AutoArmWarning,
     /// A scheduled arming was cancelled (by `user`).
     AutoArmCancelled,
+    /// A device needs looking after (a low battery, a weak radio); it keeps nothing from arming.
+    Warning,
 }
 
 impl PanelEventKind {
@@ -459,6 +465,7 @@ impl PanelEventKind {
             PanelEventKind::Refused => "refused",
             PanelEventKind::AutoArmWarning => "auto_arm_warning",
             PanelEventKind::AutoArmCancelled => "auto_arm_cancelled",
+            PanelEventKind::Warning => "warning",
         }
     }
 }

@@ -14,6 +14,7 @@
 //! | `<root>/devices/<id>/availability` | [`crate::Availability`] |
 //! | `<root>/devices/<id>/announce` | [`crate::Announce`] |
 //! | `<root>/devices/<id>/health` | [`crate::Health`] |
+//! | `<root>/devices/<id>/condition` | [`crate::Condition`] |
 
 use std::fmt;
 
@@ -36,7 +37,10 @@ pub enum Qos {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Topic {
     Circadian,
-    Sensor { kind: SensorKind, id: String },
+    Sensor {
+        kind: SensorKind,
+        id: String,
+    },
     LightSet(String),
     LightState(String),
     PanelSet,
@@ -47,6 +51,8 @@ pub enum Topic {
     Availability(String),
     Announce(String),
     Health(String),
+    /// A battery device's battery, radio and tamper switch (from Zigbee2MQTT through the bridge).
+    Condition(String),
 }
 
 impl Topic {
@@ -67,7 +73,8 @@ impl Topic {
             | Topic::AlarmState
             | Topic::Availability(_)
             | Topic::Announce(_)
-            | Topic::Health(_) => true,
+            | Topic::Health(_)
+            | Topic::Condition(_) => true,
             Topic::LightSet(_) | Topic::PanelSet | Topic::PanelEvents | Topic::AlarmControl => false,
         }
     }
@@ -152,6 +159,7 @@ impl Topics {
             Topic::Availability(id) => format!("{r}/devices/{id}/availability"),
             Topic::Announce(id) => format!("{r}/devices/{id}/announce"),
             Topic::Health(id) => format!("{r}/devices/{id}/health"),
+            Topic::Condition(id) => format!("{r}/devices/{id}/condition"),
         }
     }
 
@@ -180,6 +188,11 @@ impl Topics {
         format!("{}/devices/+/health", self.root)
     }
 
+    /// The subscription filter matching every device's condition (battery, radio, tamper).
+    pub fn all_conditions(&self) -> String {
+        format!("{}/devices/+/condition", self.root)
+    }
+
     /// The filters for the home's state and its panel's events: every sensor, light state, the
     /// sun's phase, the panel's status and events, the siren's state, every device's
     /// availability, announce and health. No command topic: the panel's carry PINs. What a
@@ -195,6 +208,7 @@ impl Topics {
             self.all_availability(),
             self.all_announce(),
             self.all_health(),
+            self.all_conditions(),
         ]);
         filters
     }
@@ -227,6 +241,7 @@ impl Topics {
             ["devices", device, "availability"] => id(device).map(Topic::Availability),
             ["devices", device, "announce"] => id(device).map(Topic::Announce),
             ["devices", device, "health"] => id(device).map(Topic::Health),
+            ["devices", device, "condition"] => id(device).map(Topic::Condition),
             _ => None,
         };
         parsed.ok_or_else(|| TopicError::Unknown(topic.to_owned()))
@@ -260,6 +275,7 @@ mod tests {
             Topic::Availability(id()),
             Topic::Announce(id()),
             Topic::Health(id()),
+            Topic::Condition(id()),
         ]
     }
 
@@ -284,6 +300,7 @@ mod tests {
                 "home/devices/kitchen/availability",
                 "home/devices/kitchen/announce",
                 "home/devices/kitchen/health",
+                "home/devices/kitchen/condition",
             ]
         );
     }

@@ -220,6 +220,10 @@ pub struct PanelConfig {
     pub time_zone: HomeZone,
     /// Automatic armings by the clock, each with a warning before it that a code can answer.
     pub schedules: Vec<Schedule>,
+    /// A battery at or below this percent is a warning (as is a device's own `battery_low`).
+    pub low_battery_percent: u8,
+    /// A Zigbee link quality (0–255) at or below this is a warning: the radio may drop readings.
+    pub weak_linkquality: u8,
     /// Per-sensor settings, keyed by device id.
     pub sensors: BTreeMap<String, SensorConfig>,
     pub zones: ZoneRules,
@@ -242,6 +246,8 @@ impl Default for PanelConfig {
             users: Vec::new(),
             time_zone: HomeZone::default(),
             schedules: Vec::new(),
+            low_battery_percent: 15,
+            weak_linkquality: 25,
             sensors: BTreeMap::new(),
             zones: ZoneRules::default(),
         }

@@ -187,6 +187,7 @@ fn spec(topics: &Topics, config: &Config) -> DeviceSpec {
         ["arm_away", "arm_home", "arm_night", "disarm", "trigger", "duress", "supervision"].map(String::from).to_vec();
     let mut subscriptions: Vec<String> = SensorKind::ALL.iter().map(|k| topics.all_sensors(*k)).collect();
     subscriptions.push(topics.all_availability());
+    subscriptions.push(topics.all_conditions());
     subscriptions.push(topics.name(&Topic::PanelSet));
     spec.subscriptions = subscriptions.into_iter().map(|s| (s, Qos::AtLeastOnce)).collect();
     spec.command_topics = vec![topics.name(&Topic::PanelSet)];
@@ -251,6 +252,19 @@ fn to_input(message: Result<Message, Unreadable>) -> Option<Incoming> {
         }
         Ok(Message::Availability { id, availability }) => {
             Some(Incoming::Input(Input::Availability { id, online: availability == Availability::Online }))
+        }
+        Ok(Message::Condition { id, condition }) => Some(Incoming::Input(Input::Condition { id, condition })),
+        // A device taken out (`mqtt-home forget`): whatever its condition said no longer holds.
+        Ok(Message::Cleared(Topic::Condition(id))) => {
+            let condition = protocol::Condition {
+                battery: None,
+                battery_low: None,
+                tamper: None,
+                linkquality: None,
+                device_id: id.clone(),
+                ts: Timestamp(0),
+            };
+            Some(Incoming::Input(Input::Condition { id, condition }))
         }
         Ok(Message::PanelSet(command)) => {
             let code = if command.code.is_some() { "with a code" } else { "without a code" };

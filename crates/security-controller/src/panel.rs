@@ -157,6 +157,10 @@ pub struct Panel {
     pub auto_arm: Option<AutoArm>,
     #[serde(skip)]
     pub schedule_planned: bool,
+    /// Devices with a low battery, a weak radio or an open tamper switch, from their retained
+    /// conditions (relearned after a restart, as sensors are).
+    #[serde(skip)]
+    pub upkeep: BTreeMap<String, Upkeep>,
 }
 
 /// When a sensor goes silent past its zone's window or has been offline past the grace; none
@@ -209,8 +213,22 @@ pub enum Input {
         id: String,
         online: bool,
     },
+    /// A device's battery, radio and tamper switch (`devices/<id>/condition`).
+    Condition {
+        id: String,
+        condition: protocol::Condition,
+    },
     /// Time passed: deadlines and supervision windows may have run out.
     Tick,
+}
+
+/// What the panel makes of a device's condition; a device with none of these is not kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Upkeep {
+    pub battery_low: bool,
+    pub weak_radio: bool,
+    /// The tamper switch is open: a trouble, and an alarm while armed.
+    pub tampered: bool,
 }
 
 /// What the edge must do.
@@ -306,6 +324,7 @@ impl Panel {
             notable: BTreeSet::new(),
             auto_arm: None,
             schedule_planned: false,
+            upkeep: BTreeMap::new(),
         }
     }
 
@@ -322,6 +341,7 @@ impl Panel {
         self.notable.clear();
         self.auto_arm = None;
         self.schedule_planned = false;
+        self.upkeep.clear();
         self
     }
 
@@ -431,7 +451,11 @@ impl Panel {
             | Input::Unreadable { id, .. }
             | Input::SensorCleared { id, .. }
             | Input::Availability { id, .. } => Some(id.clone()),
-            Input::Tick | Input::Command(_) | Input::UnreadableCommand { .. } | Input::Saved(_) => None,
+            Input::Tick
+            | Input::Command(_)
+            | Input::UnreadableCommand { .. }
+            | Input::Saved(_)
+            | Input::Condition { .. } => None,
         };
         match input {
             Input::Tick => {}
@@ -448,6 +472,7 @@ impl Panel {
             Input::SensorCleared { kind, id } => self.cleared(config, kind, &id, now, &mut events),
             Input::Availability { id, online } => self.availability(config, &id, online, now, &mut events),
             Input::Saved(outcome) => self.saved_outcome(outcome, now, &mut events),
+            Input::Condition { id, condition } => self.condition(config, id, &condition, now, &mut events),
         }
         if let Some(id) = &touched {
             self.note(id);
@@ -575,6 +600,7 @@ impl Panel {
             open_sensors: self.open_sensors(config),
             bypassed: self.bypassed.iter().cloned().collect(),
             troubles: self.troubles(device_id),
+            warnings: self.warnings(),
             delay_remaining_s: until.map(seconds_until),
             last_trigger: self.last_trigger.as_ref().map(|(s, _)| s.clone()),
             last_trigger_ts: self.last_trigger.as_ref().map(|(_, t)| *t),
@@ -611,7 +637,75 @@ impl Panel {
     }
 
     fn sensor_troubles(&self) -> Vec<String> {
-        self.notable_sensors().filter(|(_, s)| s.trouble).map(|(id, _)| id.clone()).collect()
+        let mut troubles: BTreeSet<String> =
+            self.notable_sensors().filter(|(_, s)| s.trouble).map(|(id, _)| id.clone()).collect();
+        troubles.extend(self.upkeep.iter().filter(|(_, u)| u.tampered).map(|(id, _)| id.clone()));
+        troubles.into_iter().collect()
+    }
+
+    /// Low batteries and weak radios, one line each.
+    fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (id, upkeep) in &self.upkeep {
+            if upkeep.battery_low {
+                warnings.push(format!("{id}: battery low"));
+            }
+            if upkeep.weak_radio {
+                warnings.push(format!("{id}: weak radio"));
+            }
+        }
+        warnings
+    }
+
+    /// A device's condition: a warning when its battery runs low or its radio weakens (once, and
+    /// `restored` when it is well again), never blocking arming; an open tamper switch is a
+    /// trouble, and while armed an alarm (bypassed sensors excepted).
+    fn condition(
+        &mut self,
+        config: &PanelConfig,
+        id: String,
+        condition: &protocol::Condition,
+        now: Timestamp,
+        events: &mut Events<'_>,
+    ) {
+        let new = Upkeep {
+            battery_low: condition.battery_low == Some(true)
+                || condition.battery.is_some_and(|b| b <= config.low_battery_percent),
+            weak_radio: condition.linkquality.is_some_and(|q| q <= config.weak_linkquality),
+            tampered: condition.tamper == Some(true),
+        };
+        let old = self.upkeep.get(&id).copied().unwrap_or_default();
+        if new == Upkeep::default() {
+            self.upkeep.remove(&id);
+        } else {
+            self.upkeep.insert(id.clone(), new);
+        }
+        let what = condition.summary();
+        let sensors = vec![id.clone()];
+        if new.battery_low && !old.battery_low {
+            events.push(PanelEventKind::Warning, None, None, sensors.clone(), format!("{id}: battery low ({what})"));
+        }
+        if new.weak_radio && !old.weak_radio {
+            events.push(PanelEventKind::Warning, None, None, sensors.clone(), format!("{id}: weak radio ({what})"));
+        }
+        if (old.battery_low && !new.battery_low) || (old.weak_radio && !new.weak_radio) {
+            events.push(PanelEventKind::Restored, None, None, sensors.clone(), format!("{id}: {what}"));
+        }
+        if new.tampered && !old.tampered {
+            events.trouble(&id, format!("{id}: tamper switch open"));
+            let armed = match self.arm {
+                Arm::Armed { mode } | Arm::Pending { mode, .. } | Arm::Arming { from: Some(mode), .. } => Some(mode),
+                _ => None,
+            };
+            if let Some(mode) = armed.filter(|_| !self.bypassed.contains(&id))
+                && !matches!(self.arm, Arm::Triggered { .. })
+            {
+                self.trigger(config, Some(mode), &id, now, events, &format!("{id} tamper switch open (tamper)"));
+            }
+        }
+        if old.tampered && !new.tampered {
+            events.push(PanelEventKind::Restored, None, None, sensors, format!("{id}: tamper switch closed"));
+        }
     }
 
     /// What keeps the panel from arming: open entry/perimeter sensors and sensors in trouble. A

@@ -198,14 +198,20 @@ fn describe(message: Message) -> Option<Described> {
             Described::state(Kind::Availability, device, Some(a.ts), summary)
         }
         Message::Health { health: h, .. } => {
-            let summary = match h.problems.as_slice() {
-                [] => "health ok".to_owned(),
-                problems => format!("health trouble: {}", problems.join("; ")),
-            };
-            Described::state(Kind::Availability, device, Some(h.ts), summary)
+            Described::state(Kind::Availability, device, Some(h.ts), health_summary(&h))
+        }
+        Message::Condition { condition: c, .. } => {
+            Described::state(Kind::Availability, device, Some(c.ts), format!("condition: {}", c.summary()))
         }
         Message::LightSet { .. } | Message::PanelSet(_) => return None,
     })
+}
+
+fn health_summary(h: &protocol::Health) -> String {
+    match h.problems.as_slice() {
+        [] => "health ok".to_owned(),
+        problems => format!("health trouble: {}", problems.join("; ")),
+    }
 }
 
 fn status_summary(s: &PanelStatus) -> String {
@@ -230,7 +236,9 @@ fn kind_of(topic: &Topic) -> (Kind, Option<&str>) {
         Topic::Circadian => (Kind::Phase, None),
         Topic::PanelStatus | Topic::PanelEvents | Topic::PanelSet => (Kind::Panel, None),
         Topic::AlarmState | Topic::AlarmControl => (Kind::Alarm, None),
-        Topic::Availability(id) | Topic::Announce(id) | Topic::Health(id) => (Kind::Availability, Some(id)),
+        Topic::Availability(id) | Topic::Announce(id) | Topic::Health(id) | Topic::Condition(id) => {
+            (Kind::Availability, Some(id))
+        }
     }
 }
 

@@ -1050,3 +1050,48 @@ fn a_scheduled_arming_missed_while_the_panel_was_down_is_not_made_up_for() {
     let (p, _) = run(&c, &[(0, Input::Tick), (600 + 299, Input::Tick)]);
     assert_eq!(state(&p, &c, 899), PanelState::ArmedNight);
 }
+
+fn condition(id: &str, battery: Option<u8>, tamper: Option<bool>, linkquality: Option<u8>) -> Input {
+    let condition =
+        protocol::Condition { battery, battery_low: None, tamper, linkquality, device_id: id.into(), ts: T0 };
+    Input::Condition { id: id.into(), condition }
+}
+
+#[test]
+fn a_low_battery_and_a_weak_radio_warn_once_and_never_keep_the_panel_from_arming() {
+    let c = config();
+    let (p, actions) = run(&c, &[(0, condition("front", Some(9), Some(false), Some(120)))]);
+    assert_eq!(events(&actions), [E::Warning]);
+    assert_eq!(messages(&actions), ["front: battery low (battery 9 %, tamper closed, link quality 120)"]);
+    let status = p.status(&c, at(0), ID);
+    assert_eq!((status.warnings, status.ready), (vec!["front: battery low".to_owned()], true));
+    // The same again: no second warning; the radio weakening: one more.
+    let (p, actions) = run_from(p, &c, &[(1, condition("front", Some(8), Some(false), Some(110)))]);
+    assert!(events(&actions).is_empty(), "{actions:?}");
+    let (p, actions) = run_from(p, &c, &[(2, condition("front", Some(8), Some(false), Some(12)))]);
+    assert_eq!(events(&actions), [E::Warning]);
+    let (p, actions) = run_from(p, &c, &[(3, arm_away())]);
+    assert_eq!(events(&actions), [E::Arming], "warnings never block arming");
+    // A new battery: restored, and the warning is gone from the status.
+    let (p, actions) = run_from(p, &c, &[(4, condition("front", Some(100), Some(false), Some(12)))]);
+    assert_eq!(events(&actions), [E::Restored]);
+    assert_eq!(p.status(&c, at(4), ID).warnings, ["front: weak radio"]);
+}
+
+#[test]
+fn an_open_tamper_switch_is_a_trouble_disarmed_and_an_alarm_armed() {
+    let c = config();
+    // Disarmed: a trouble, which keeps the panel from arming unforced, until the switch closes.
+    let (p, actions) = run(&c, &[(0, condition("front", None, Some(true), None))]);
+    assert_eq!((events(&actions), sirens(&actions)), (vec![E::Trouble], vec![]));
+    assert_eq!(p.status(&c, at(0), ID).troubles, ["front"]);
+    let (p, actions) = run_from(p, &c, &[(1, arm_away())]);
+    assert_eq!(events(&actions), [E::FailedToArm]);
+    let (p, actions) = run_from(p, &c, &[(2, condition("front", None, Some(false), None)), (3, arm_away())]);
+    assert_eq!(events(&actions), [E::Restored, E::Arming]);
+    // Armed: the siren.
+    let (p, actions) = run_from(p, &c, &[(33, Input::Tick), (40, condition("front", None, Some(true), None))]);
+    assert_eq!(state(&p, &c, 40), PanelState::Triggered);
+    assert_eq!(sirens(&actions), [true]);
+    assert!(matches!(&p.arm, Arm::Triggered { sensor, .. } if sensor == "front"));
+}
