@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::codes;
 use crate::people::{HomeZone, Hours, Right};
-use crate::schedule::Schedule;
+use crate::schedule::{Presence, Schedule};
 
 /// A zone decides what a sensor's trip does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -220,6 +220,8 @@ pub struct PanelConfig {
     pub time_zone: HomeZone,
     /// Automatic armings by the clock, each with a warning before it that a code can answer.
     pub schedules: Vec<Schedule>,
+    /// Arming when every tracked person has left.
+    pub presence: Presence,
     /// A battery at or below this percent is a warning (as is a device's own `battery_low`).
     pub low_battery_percent: u8,
     /// A Zigbee link quality (0–255) at or below this is a warning: the radio may drop readings.
@@ -246,6 +248,7 @@ impl Default for PanelConfig {
             users: Vec::new(),
             time_zone: HomeZone::default(),
             schedules: Vec::new(),
+            presence: Presence::default(),
             low_battery_percent: 15,
             weak_linkquality: 25,
             sensors: BTreeMap::new(),
@@ -349,6 +352,9 @@ impl PanelConfig {
                     ),
                 );
             }
+        }
+        if let Some(problem) = self.presence.problem() {
+            return err("presence".into(), problem);
         }
         for (i, schedule) in self.schedules.iter().enumerate() {
             if let Some(problem) = schedule.problem() {

@@ -5,7 +5,7 @@
 //! command is published before the state file is written (the panel orders its actions so); the
 //! write is a [`Save`] job, done on a blocking thread, whose outcome is the panel's next input.
 
-use device_runtime::{Act, Device, DeviceSpec, Link, Publisher, Shutdown};
+use device_runtime::{Act, Device, DeviceSpec, Link, Publisher, Received, Shutdown};
 use protocol::{
     AlarmCommand, Availability, DeviceKind, Message, PanelCommand, PanelEvent, PanelEventKind, Payload, Power, Qos,
     SensorKind, Timestamp, Topic, Topics, Unreadable,
@@ -14,6 +14,7 @@ use protocol::{
 use crate::Config;
 use crate::keypad::Keypad;
 use crate::panel::{Action, Input, Panel};
+use crate::schedule;
 use crate::state_file;
 
 /// Runs the panel until `shutdown`.
@@ -143,6 +144,22 @@ impl Device for PanelDevice {
         self.acts(self.panel.on_connected(&self.config.panel, now, &self.config.mqtt.id))
     }
 
+    /// A tracked person's presence topic is not the home's own: it is read here, before the
+    /// contract's decoding, which would ignore it as foreign.
+    fn on_received(&mut self, topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<Save>> {
+        if let Some(person) = self.config.panel.presence.person_of(&received.topic) {
+            let home = schedule::is_home(&received.payload);
+            return self.step(Input::Presence { person: person.to_owned(), home }, now);
+        }
+        match Message::decode(topics, &received.topic, &received.payload) {
+            Err(e) if e.parsed.is_none() => {
+                tracing::warn!("ignored a message: {}", e.why);
+                Vec::new()
+            }
+            message => self.on_message(message, now),
+        }
+    }
+
     fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<Save>> {
         match to_input(message) {
             Some(Incoming::Command(command)) => {
@@ -188,6 +205,7 @@ fn spec(topics: &Topics, config: &Config) -> DeviceSpec {
     let mut subscriptions: Vec<String> = SensorKind::ALL.iter().map(|k| topics.all_sensors(*k)).collect();
     subscriptions.push(topics.all_availability());
     subscriptions.push(topics.all_conditions());
+    subscriptions.extend(config.panel.presence.people.values().cloned());
     subscriptions.push(topics.name(&Topic::PanelSet));
     spec.subscriptions = subscriptions.into_iter().map(|s| (s, Qos::AtLeastOnce)).collect();
     spec.command_topics = vec![topics.name(&Topic::PanelSet)];

@@ -31,6 +31,9 @@ use crate::schedule::{self, AutoArm};
 /// Who arms when a schedule does, in `changed_by` and events.
 pub const SCHEDULE: &str = "schedule";
 
+/// Who arms when the last tracked person leaves.
+pub const PRESENCE: &str = "presence";
+
 /// The sensor id used when the alarm is raised by a `TRIGGER` command.
 pub const PANIC: &str = "panel";
 
@@ -161,6 +164,9 @@ pub struct Panel {
     /// conditions (relearned after a restart, as sensors are).
     #[serde(skip)]
     pub upkeep: BTreeMap<String, Upkeep>,
+    /// Whether each tracked person is home, from their retained presence topics.
+    #[serde(skip)]
+    pub people_home: BTreeMap<String, bool>,
 }
 
 /// When a sensor goes silent past its zone's window or has been offline past the grace; none
@@ -212,6 +218,11 @@ pub enum Input {
     Availability {
         id: String,
         online: bool,
+    },
+    /// A tracked person's presence: home or away (`None`: not known, e.g. the topic was cleared).
+    Presence {
+        person: String,
+        home: Option<bool>,
     },
     /// A device's battery, radio and tamper switch (`devices/<id>/condition`).
     Condition {
@@ -325,6 +336,7 @@ impl Panel {
             auto_arm: None,
             schedule_planned: false,
             upkeep: BTreeMap::new(),
+            people_home: BTreeMap::new(),
         }
     }
 
@@ -342,6 +354,7 @@ impl Panel {
         self.auto_arm = None;
         self.schedule_planned = false;
         self.upkeep.clear();
+        self.people_home.clear();
         self
     }
 
@@ -455,7 +468,8 @@ impl Panel {
             | Input::Command(_)
             | Input::UnreadableCommand { .. }
             | Input::Saved(_)
-            | Input::Condition { .. } => None,
+            | Input::Condition { .. }
+            | Input::Presence { .. } => None,
         };
         match input {
             Input::Tick => {}
@@ -473,6 +487,7 @@ impl Panel {
             Input::Availability { id, online } => self.availability(config, &id, online, now, &mut events),
             Input::Saved(outcome) => self.saved_outcome(outcome, now, &mut events),
             Input::Condition { id, condition } => self.condition(config, id, &condition, now, &mut events),
+            Input::Presence { person, home } => self.presence(config, person, home, now, &mut events),
         }
         if let Some(id) = &touched {
             self.note(id);
@@ -1107,13 +1122,20 @@ impl Panel {
             events.push(PanelEventKind::FailedToArm, Some(plan.mode), None, vec![], message);
             return;
         }
-        self.arm_by_schedule(config, plan.mode, now, events);
+        self.arm_automatically(config, plan.mode, SCHEDULE, now, events);
     }
 
-    /// A scheduled arming: like an ARM_* without a code, by [`SCHEDULE`]; never forced. Nothing
+    /// An arming by a schedule or by presence (`by`): like an ARM_* without a code; never forced. Nothing
     /// when someone is arming already or the mode in force is as strict; after the alarm's
     /// entry delay or during the alarm, not at all.
-    fn arm_by_schedule(&mut self, config: &PanelConfig, mode: ArmMode, now: Timestamp, events: &mut Events<'_>) {
+    fn arm_automatically(
+        &mut self,
+        config: &PanelConfig,
+        mode: ArmMode,
+        by: &str,
+        now: Timestamp,
+        events: &mut Events<'_>,
+    ) {
         let in_force = match &self.arm {
             Arm::Disarmed => None,
             Arm::Armed { mode } => Some(*mode),
@@ -1123,7 +1145,31 @@ impl Panel {
             return;
         }
         if self.bypass_blockers(config, false, mode, None, now, events) {
-            self.start_exit_delay(config, mode, in_force, Some(SCHEDULE), now, events);
+            self.start_exit_delay(config, mode, in_force, Some(by), now, events);
+        }
+    }
+
+    /// A tracked person came or went. When the last one known leaves (every tracked person heard
+    /// of, all away), `[panel.presence] arm` arms as a schedule does: never forced, only raising
+    /// the mode, by [`PRESENCE`].
+    fn presence(
+        &mut self,
+        config: &PanelConfig,
+        person: String,
+        home: Option<bool>,
+        now: Timestamp,
+        events: &mut Events<'_>,
+    ) {
+        let everybody_away =
+            |p: &Panel| config.presence.people.keys().all(|name| p.people_home.get(name) == Some(&false));
+        let was_away = everybody_away(self);
+        match home {
+            Some(home) => self.people_home.insert(person, home),
+            None => self.people_home.remove(&person),
+        };
+        let Some(mode) = config.presence.arm else { return };
+        if !was_away && everybody_away(self) {
+            self.arm_automatically(config, mode, PRESENCE, now, events);
         }
     }
 

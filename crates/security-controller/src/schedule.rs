@@ -44,6 +44,48 @@ pub const MAX_WARNING_MIN: u64 = 60;
 /// An arming whose time has passed by more than this (the panel was down) is not made up for.
 pub const MISSED_AFTER: Duration = Duration::from_secs(5 * 60);
 
+/// Arming when everybody has left: each tracked person's presence topic (retained, `home` /
+/// `not_home`, as Home Assistant's MQTT device tracker or a phone app publishes it).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Presence {
+    /// The mode to arm when the last person leaves (`away`); absent, presence arms nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arm: Option<ArmMode>,
+    /// Each person's presence topic, by name: `alice = "homeassistant/device_tracker/alice/state"`.
+    #[serde(default)]
+    pub people: std::collections::BTreeMap<String, String>,
+}
+
+impl Presence {
+    /// What is impossible about it, if anything.
+    pub fn problem(&self) -> Option<String> {
+        if self.arm.is_some() && self.people.is_empty() {
+            return Some("arm is set but no people are tracked: add people = { name = \"topic\" }".into());
+        }
+        self.people.iter().find_map(|(name, topic)| {
+            (topic.is_empty() || topic.contains(['+', '#']))
+                .then(|| format!("people.{name}: {topic:?} is not one topic (no wildcards)"))
+        })
+    }
+
+    /// The person whose presence `topic` holds.
+    pub fn person_of(&self, topic: &str) -> Option<&str> {
+        self.people.iter().find(|(_, t)| t.as_str() == topic).map(|(name, _)| name.as_str())
+    }
+}
+
+/// Reads a presence payload: `home` (and `on`, `true`) is home; `not_home`, `away` (and `off`,
+/// `false`) is away; a zone name from Home Assistant (`work`) is away too; empty is unknown.
+pub fn is_home(payload: &[u8]) -> Option<bool> {
+    let text = std::str::from_utf8(payload).ok()?.trim().trim_matches('"').to_ascii_lowercase();
+    match text.as_str() {
+        "" => None,
+        "home" | "on" | "true" => Some(true),
+        _ => Some(false),
+    }
+}
+
 /// The next automatic arming, as the panel plans it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AutoArm {
@@ -167,6 +209,25 @@ mod tests {
         assert_eq!((plan.mode, plan.at), (ArmMode::Night, at(2026, 12, 7, 23, 0)));
         assert_eq!(plan.warn_at, Some(at(2026, 12, 7, 22, 55)));
         assert_eq!(next(&[], &zone, plan.at), None);
+    }
+
+    #[test]
+    fn presence_reads_home_assistants_words_and_refuses_wildcards() {
+        for (payload, want) in [
+            ("home", Some(true)),
+            ("\"home\"", Some(true)),
+            ("not_home", Some(false)),
+            ("work", Some(false)),
+            ("", None),
+        ] {
+            assert_eq!(is_home(payload.as_bytes()), want, "{payload}");
+        }
+        let people = |t: &str| [("alice".to_owned(), t.to_owned())].into();
+        let bad = Presence { arm: Some(ArmMode::Away), people: people("ha/+/state") };
+        assert!(bad.problem().is_some_and(|p| p.contains("people.alice")));
+        assert!(Presence { arm: Some(ArmMode::Away), people: Default::default() }.problem().is_some());
+        let fine = Presence { arm: Some(ArmMode::Away), people: people("ha/alice/state") };
+        assert_eq!((fine.problem(), fine.person_of("ha/alice/state")), (None, Some("alice")));
     }
 
     #[test]

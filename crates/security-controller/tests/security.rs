@@ -318,6 +318,29 @@ async fn a_scheduled_arming_warns_and_a_right_code_cancels_it(url: String) {
 
 on_both_brokers!(scheduled_arming, super::a_scheduled_arming_warns_and_a_right_code_cancels_it);
 
+/// Two phones' presence topics (as Home Assistant's MQTT device tracker publishes them): when
+/// the second one says `not_home`, the panel arms away by `presence`.
+async fn the_last_person_leaving_arms_the_panel(url: String) {
+    let people = [("alice", "tracker/alice_phone/state"), ("bob", "tracker/bob_phone/state")];
+    let presence = security_controller::schedule::Presence {
+        arm: Some(protocol::ArmMode::Away),
+        people: people.map(|(n, t)| (n.to_owned(), t.to_owned())).into(),
+    };
+    let mut home = Home::start_with(url, PanelConfig { presence, ..panel_config() }).await;
+    home.probe.publish(people[0].1, "not_home", true).await.unwrap();
+    home.probe.expect_none(STATUS, status("armed_away"), Duration::from_millis(500)).await.unwrap();
+    let n = home.probe.count(STATUS);
+    home.probe.publish(people[1].1, "not_home", true).await.unwrap();
+    let armed = home.probe.expect_after(n, STATUS, status("armed_away"), WITHIN).await.unwrap();
+    assert_eq!(PanelStatus::decode(&armed).unwrap().changed_by.as_deref(), Some("presence"));
+    for (_, topic) in people {
+        home.probe.publish(topic, "", true).await.unwrap();
+    }
+    home.stop().await;
+}
+
+on_both_brokers!(presence_arming, super::the_last_person_leaving_arms_the_panel);
+
 async fn the_right_code_within_the_entry_delay_means_no_alarm(url: String) {
     let mut home = Home::start(url.clone()).await;
     let door = Sensor::connect(&url, SensorKind::Door, "front").await;

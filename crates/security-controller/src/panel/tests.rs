@@ -1095,3 +1095,37 @@ fn an_open_tamper_switch_is_a_trouble_disarmed_and_an_alarm_armed() {
     assert_eq!(sirens(&actions), [true]);
     assert!(matches!(&p.arm, Arm::Triggered { sensor, .. } if sensor == "front"));
 }
+
+fn tracked(arm: Option<ArmMode>) -> PanelConfig {
+    let people = [("alice", "ha/alice"), ("bob", "ha/bob")].map(|(n, t)| (n.to_owned(), t.to_owned())).into();
+    PanelConfig { presence: crate::schedule::Presence { arm, people }, ..config() }
+}
+
+fn person(name: &str, home: Option<bool>) -> Input {
+    Input::Presence { person: name.into(), home }
+}
+
+#[test]
+fn the_last_tracked_person_leaving_arms_once_and_never_past_an_open_window() {
+    let c = tracked(Some(ArmMode::Away));
+    // Bob is not known yet: alice leaving arms nothing; bob leaving too does.
+    let (p, actions) = run(&c, &[(0, person("alice", Some(true))), (1, person("alice", Some(false)))]);
+    assert!(events(&actions).is_empty(), "{actions:?}");
+    let (p, actions) = run_from(p, &c, &[(2, person("bob", Some(false)))]);
+    assert_eq!((state(&p, &c, 2), events(&actions)), (PanelState::Arming, vec![E::Arming]));
+    assert_eq!(p.changed_by.as_deref(), Some(PRESENCE));
+    // Already all away: another "not_home" arms nothing again (alice disarmed meanwhile).
+    let (p, _) = run_from(p, &c, &[(3, disarm("1234"))]);
+    let (p, actions) = run_from(p, &c, &[(4, person("bob", Some(false)))]);
+    assert_eq!((state(&p, &c, 4), events(&actions)), (PanelState::Disarmed, vec![]));
+    // Someone comes home and leaves again, with a window open: it fails and says why.
+    let (p, actions) = run_from(
+        p,
+        &c,
+        &[(5, person("bob", Some(true))), (6, open(SensorKind::Window, "w")), (7, person("bob", Some(false)))],
+    );
+    assert_eq!((state(&p, &c, 7), events(&actions)), (PanelState::Disarmed, vec![E::FailedToArm]));
+    // Without `arm`, presence is only tracked.
+    let (p, actions) = run(&tracked(None), &[(0, person("alice", Some(false))), (1, person("bob", Some(false)))]);
+    assert_eq!((state(&p, &c, 1), events(&actions)), (PanelState::Disarmed, vec![]));
+}
