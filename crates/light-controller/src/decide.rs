@@ -291,7 +291,11 @@ fn wanted(
     }
     if config.adapt_only_lit && !motion && !state.lit {
         // Off, and nobody switched it on: leave it, unless it is still lit by a motion that ended.
-        let motion_lit = matches!(state.sent, Some(BulbCommand::SetBrightness { source: LightSource::Motion, .. }));
+        // (or by the alarm's flashing, which ended too)
+        let motion_lit = matches!(
+            state.sent,
+            Some(BulbCommand::SetBrightness { source: LightSource::Motion, .. } | BulbCommand::Flash { .. })
+        );
         return motion_lit.then(|| BulbCommand::TurnOff { bulb: bulb.to_owned(), source: LightSource::Motion });
     }
     let phase_level = phase.map(|p| config.levels.of(p));
@@ -578,6 +582,21 @@ mod tests {
         let (controller, _) = run(&c, &lit);
         let (_, actions) = controller.step(&c, Input::Tick, at(3 + c.motion_timeout_s));
         assert_eq!(brightness_of(&actions, "hall"), Some((5, LightSource::Circadian)));
+    }
+
+    #[test]
+    fn with_adapt_only_lit_a_dark_bulb_goes_dark_again_after_the_alarm() {
+        let c = Config { adapt_only_lit: true, ..config() };
+        let steps = [
+            (0, Input::Phase(CircadianPhase::Night)),
+            (1, Input::Alarm { triggered: true }),
+            (2, Input::Alarm { triggered: false }),
+        ];
+        let (_, actions) = run(&c, &steps);
+        let off = actions
+            .iter()
+            .any(|a| matches!(a, Action::Command { command: BulbCommand::TurnOff { bulb, .. }, .. } if bulb == "hall"));
+        assert!(off, "{actions:?}");
     }
 
     #[test]

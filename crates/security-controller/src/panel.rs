@@ -730,6 +730,8 @@ impl Panel {
         b.extend(self.sensor_troubles());
         // Offline but still within its grace: not in trouble yet, not ready either.
         b.extend(self.notable_sensors().filter(|(_, s)| !s.online).map(|(id, _)| id.clone()));
+        // Bypassed for this arming: they keep nothing from arming again (a switch, a schedule).
+        b.retain(|id| !self.bypassed.contains(id));
         b.into_iter().collect()
     }
 
@@ -878,10 +880,9 @@ impl Panel {
             }
         };
         match user {
-            Some(user) => {
-                self.wrong_codes.clear();
-                Some(user)
-            }
+            // The count of wrong codes is reset by the caller once the user's right is checked:
+            // a right code refused (expired, outside its hours) must not wipe it.
+            Some(user) => Some(user),
             None => {
                 self.wrong_codes.push(now);
                 let count = self.wrong_codes.len() as u32;
@@ -952,14 +953,19 @@ impl Panel {
     /// DISARM with a code: ends an alarm (and says so), and a duress code is told apart silently.
     fn disarm_by(&mut self, config: &PanelConfig, command: Command, now: Timestamp, events: &mut Events<'_>) {
         let Some(user) = self.check_code(config, command.code, now, events) else { return };
+        let allowed = user.allow(Right::Disarm, config.time_zone.local(now));
         if matches!(self.arm, Arm::Disarmed) && !user.duress {
+            if allowed.is_ok() {
+                self.wrong_codes.clear();
+            }
             self.cancel_auto_arm(config, user, now, events);
             return;
         }
-        if let Err(reason) = user.allow(Right::Disarm, config.time_zone.local(now)) {
+        if let Err(reason) = allowed {
             events.refused(user, "disarm", reason, self.armed_mode());
             return;
         }
+        self.wrong_codes.clear();
         let mode = self.armed_mode();
         let alarm = match &self.arm {
             Arm::Triggered { sensor, .. } => Some(sensor.clone()),
@@ -1015,7 +1021,9 @@ impl Panel {
             return;
         }
         // A laxer mode lowers the protection: like a disarm, it always takes a code.
-        let laxer = in_force.is_some_and(|from| strictness(mode) < strictness(from));
+        // Lower than what is in force, or than what is being armed: it lowers the protection, so
+        // like a disarm it takes a code, of someone who may disarm.
+        let laxer = in_force.into_iter().chain(target).any(|m| strictness(mode) < strictness(m));
         let user = if laxer || config.code_arm_required || command.code != Code::Missing {
             match self.check_code(config, command.code, now, events) {
                 Some(user) => Some(user),
@@ -1024,12 +1032,10 @@ impl Panel {
         } else {
             None
         };
-        if let Some(user) = user {
-            let local = config.time_zone.local(now);
-            if let Err(reason) = user.allow(Right::arm(mode), local) {
-                events.refused(user, &format!("arm {mode}"), reason, in_force);
-                return;
-            }
+        if let Some(user) = user
+            && !self.may_arm(config, user, mode, laxer, now, events)
+        {
+            return;
         }
         let by = user.map(User::shown_name);
         match in_force {
@@ -1040,6 +1046,27 @@ impl Panel {
                 }
             }
         }
+    }
+
+    /// Whether `user`, whose code was right, may arm `mode` now (and disarm, when that lowers the
+    /// protection); says why not in a `refused` event. A yes resets the wrong codes.
+    fn may_arm(
+        &mut self,
+        config: &PanelConfig,
+        user: &User,
+        mode: ArmMode,
+        laxer: bool,
+        now: Timestamp,
+        events: &mut Events<'_>,
+    ) -> bool {
+        let local = config.time_zone.local(now);
+        let lowering = if laxer { user.allow(Right::Disarm, local) } else { Ok(()) };
+        if let Err(reason) = user.allow(Right::arm(mode), local).and(lowering) {
+            events.refused(user, &format!("arm {mode}"), reason, self.armed_mode());
+            return false;
+        }
+        self.wrong_codes.clear();
+        true
     }
 
     /// To a laxer mode (or back to the one in force during a switch's exit delay): at once.
@@ -1074,6 +1101,12 @@ impl Panel {
         if !force {
             let message = format!("failed to arm {mode}: not ready ({}); use force to bypass", blockers.join(", "));
             events.push(PanelEventKind::FailedToArm, Some(mode), by, blockers, message);
+            return false;
+        }
+        if user.is_none() && !matches!(self.arm, Arm::Disarmed) {
+            // Bypassing a sensor of the mode in force lowers the protection: never without a code.
+            let message = format!("failed to arm {mode}: bypassing {} while armed takes a code", blockers.join(", "));
+            events.push(PanelEventKind::FailedToArm, Some(mode), None, blockers, message);
             return false;
         }
         if let Some(user) = user
@@ -1163,12 +1196,15 @@ impl Panel {
         let everybody_away =
             |p: &Panel| config.presence.people.keys().all(|name| p.people_home.get(name) == Some(&false));
         let was_away = everybody_away(self);
+        // Only a departure seen (home, then away) counts: after a restart the retained "not_home"
+        // of everybody arrives again, and a panel disarmed with everybody away must stay so.
+        let left = self.people_home.get(&person) == Some(&true) && home == Some(false);
         match home {
             Some(home) => self.people_home.insert(person, home),
             None => self.people_home.remove(&person),
         };
         let Some(mode) = config.presence.arm else { return };
-        if !was_away && everybody_away(self) {
+        if left && !was_away && everybody_away(self) {
             self.arm_automatically(config, mode, PRESENCE, now, events);
         }
     }

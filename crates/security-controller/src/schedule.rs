@@ -76,11 +76,15 @@ impl Presence {
 }
 
 /// Reads a presence payload: `home` (and `on`, `true`) is home; `not_home`, `away` (and `off`,
-/// `false`) is away; a zone name from Home Assistant (`work`) is away too; empty is unknown.
+/// `false`) is away, and so is another zone's name from Home Assistant (`work`); empty,
+/// `unknown`, `unavailable` (Home Assistant restarting) and anything that is not one word are
+/// unknown, never "away".
 pub fn is_home(payload: &[u8]) -> Option<bool> {
     let text = std::str::from_utf8(payload).ok()?.trim().trim_matches('"').to_ascii_lowercase();
+    let word = !text.is_empty() && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     match text.as_str() {
-        "" => None,
+        _ if !word => None,
+        "unknown" | "unavailable" | "none" | "null" => None,
         "home" | "on" | "true" => Some(true),
         _ => Some(false),
     }

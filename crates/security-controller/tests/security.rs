@@ -327,6 +327,9 @@ async fn the_last_person_leaving_arms_the_panel(url: String) {
         people: people.map(|(n, t)| (n.to_owned(), t.to_owned())).into(),
     };
     let mut home = Home::start_with(url, PanelConfig { presence, ..panel_config() }).await;
+    for (_, topic) in people {
+        home.probe.publish(topic, "home", true).await.unwrap();
+    }
     home.probe.publish(people[0].1, "not_home", true).await.unwrap();
     home.probe.expect_none(STATUS, status("armed_away"), Duration::from_millis(500)).await.unwrap();
     let n = home.probe.count(STATUS);

@@ -562,9 +562,12 @@ fn a_laxer_mode_takes_a_code_and_comes_at_once() {
     assert_eq!(p.changed_by.as_deref(), Some("alice"));
     let message = actions.iter().find_map(|a| if let Action::Event(e) = a { Some(e.message.clone()) } else { None });
     assert_eq!(message.as_deref(), Some("switched from away to home by alice"));
-    // Back during a switch's exit delay: to the mode in force, at once, no code lowered anything.
-    let (p, _) = run_from(p, &c, &[(50, arm_away()), (55, home(None))]);
-    assert_eq!((state(&p, &c, 55), p.next_deadline()), (PanelState::ArmedHome, None));
+    // Back during a switch's exit delay: lower than the mode being armed, so a code (someone may
+    // have come in through an entry door the switch does not watch), then at once.
+    let (p, actions) = run_from(p, &c, &[(50, arm_away()), (55, home(None))]);
+    assert_eq!(events(&actions), [E::Arming, E::WrongCode]);
+    let (p, _) = run_from(p, &c, &[(56, home(Some("1234")))]);
+    assert_eq!((state(&p, &c, 56), p.next_deadline()), (PanelState::ArmedHome, None));
 }
 
 #[test]
@@ -1108,8 +1111,9 @@ fn person(name: &str, home: Option<bool>) -> Input {
 #[test]
 fn the_last_tracked_person_leaving_arms_once_and_never_past_an_open_window() {
     let c = tracked(Some(ArmMode::Away));
-    // Bob is not known yet: alice leaving arms nothing; bob leaving too does.
-    let (p, actions) = run(&c, &[(0, person("alice", Some(true))), (1, person("alice", Some(false)))]);
+    // Bob is not known yet: alice leaving arms nothing; bob, seen home, leaving too does.
+    let (p, actions) =
+        run(&c, &[(0, person("alice", Some(true))), (0, person("bob", Some(true))), (1, person("alice", Some(false)))]);
     assert!(events(&actions).is_empty(), "{actions:?}");
     let (p, actions) = run_from(p, &c, &[(2, person("bob", Some(false)))]);
     assert_eq!((state(&p, &c, 2), events(&actions)), (PanelState::Arming, vec![E::Arming]));
@@ -1125,7 +1129,68 @@ fn the_last_tracked_person_leaving_arms_once_and_never_past_an_open_window() {
         &[(5, person("bob", Some(true))), (6, open(SensorKind::Window, "w")), (7, person("bob", Some(false)))],
     );
     assert_eq!((state(&p, &c, 7), events(&actions)), (PanelState::Disarmed, vec![E::FailedToArm]));
+    // After a restart everybody's retained "not_home" arrives again: no departure was seen, the
+    // panel someone disarmed stays disarmed.
+    let (p, actions) = run(&c, &[(0, person("alice", Some(false))), (1, person("bob", Some(false)))]);
+    assert_eq!((state(&p, &c, 1), events(&actions)), (PanelState::Disarmed, vec![]));
     // Without `arm`, presence is only tracked.
     let (p, actions) = run(&tracked(None), &[(0, person("alice", Some(false))), (1, person("bob", Some(false)))]);
     assert_eq!((state(&p, &c, 1), events(&actions)), (PanelState::Disarmed, vec![]));
+}
+
+#[test]
+fn a_right_code_refused_neither_counts_nor_clears_the_wrong_codes() {
+    let c = config();
+    let three_weeks = 21 * 86_400;
+    let (p, _) = run(
+        &c,
+        &[
+            (three_weeks, arm_away()),
+            (three_weeks + 30, Input::Tick),
+            (three_weeks + 31, disarm("0000")),
+            (three_weeks + 32, disarm("0001")),
+            // The cleaner's code expired: refused, and the two wrong codes still count.
+            (three_weeks + 33, cmd(PanelAction::Disarm, Some("5555"), false)),
+        ],
+    );
+    assert_eq!(p.wrong_codes.len(), 2);
+}
+
+#[test]
+fn lowering_the_protection_takes_a_code_with_the_right_to_disarm() {
+    let c = config();
+    let home = |code| cmd(PanelAction::ArmHome, code, false);
+    // During away's exit delay (from disarmed, or switching from home), home without a code is refused.
+    let (p, actions) = run(&c, &[(0, arm_away()), (5, home(None))]);
+    assert_eq!((events(&actions), p.next_deadline()), (vec![E::Arming, E::WrongCode], Some(at(30))));
+    let (p, _) = run(&c, &[(0, home(None)), (10, Input::Tick), (20, arm_away()), (25, home(None))]);
+    assert!(matches!(p.arm, Arm::Arming { mode: ArmMode::Away, .. }), "{:?}", p.arm);
+    // The cleaner may arm away but not disarm: she cannot switch away down to home either.
+    let mut limited = c.clone();
+    limited.users[2].may = Some(vec![Right::ArmAway, Right::ArmHome, Right::ArmNight]);
+    limited.users[2].hours.clear();
+    let (p, actions) =
+        run(&limited, &[(0, arm_away()), (30, Input::Tick), (40, cmd(PanelAction::ArmHome, Some("5555"), false))]);
+    assert_eq!(state(&p, &limited, 40), PanelState::ArmedAway);
+    assert_eq!(refusals(&actions), [(Some("cleaner".into()), Some(protocol::Refusal::NotPermitted))]);
+}
+
+#[test]
+fn bypassing_while_armed_takes_a_code_and_bypassed_sensors_block_nothing_after() {
+    let c = config();
+    let (p, _) =
+        run(&c, &[(0, close(SensorKind::Window, "w")), (1, cmd(PanelAction::ArmHome, None, false)), (11, Input::Tick)]);
+    let (p, actions) = run_from(
+        p,
+        &c,
+        &[(12, Input::Availability { id: "w".into(), online: false }), (13, cmd(PanelAction::ArmAway, None, true))],
+    );
+    assert!(events(&actions).contains(&E::FailedToArm), "{actions:?}");
+    assert!(p.bypassed.is_empty() && state(&p, &c, 13) == PanelState::ArmedHome);
+    // A window open and bypassed at arming keeps nothing from a later raise.
+    let (p, _) =
+        run(&c, &[(0, open(SensorKind::Window, "w")), (1, cmd(PanelAction::ArmHome, None, true)), (11, Input::Tick)]);
+    let (p, actions) = run_from(p, &c, &[(12, arm_away())]);
+    assert_eq!(events(&actions), [E::Arming]);
+    assert!(p.bypassed.contains("w"));
 }
