@@ -109,14 +109,20 @@ pub trait Device: Send {
         Vec::new()
     }
 
+    /// A message on a topic outside the contract, which the device subscribed to itself (the
+    /// panel's tracked people's presence topics); `foreign.raw` is its payload. By default it is
+    /// logged and ignored.
+    fn on_foreign(&mut self, foreign: Unreadable, _now: Timestamp) -> Vec<Act<Self::Job>> {
+        tracing::warn!("ignored a message: {}", foreign.why);
+        Vec::new()
+    }
+
     /// A message as the broker delivered it. By default it is decoded ([`Message::decode`]) and
-    /// handed to [`Device::on_message`]; a topic outside the contract is logged and ignored.
+    /// handed to [`Device::on_message`], or, on a topic outside the contract, to
+    /// [`Device::on_foreign`].
     fn on_received(&mut self, topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<Self::Job>> {
         match Message::decode(topics, &received.topic, &received.payload) {
-            Err(e) if e.parsed.is_none() => {
-                tracing::warn!("ignored a message: {}", e.why);
-                Vec::new()
-            }
+            Err(e) if e.parsed.is_none() => self.on_foreign(e, now),
             message => self.on_message(message, now),
         }
     }

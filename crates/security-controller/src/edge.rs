@@ -5,7 +5,7 @@
 //! command is published before the state file is written (the panel orders its actions so); the
 //! write is a [`Save`] job, done on a blocking thread, whose outcome is the panel's next input.
 
-use device_runtime::{Act, Device, DeviceSpec, Link, Publisher, Received, Shutdown};
+use device_runtime::{Act, Device, DeviceSpec, Link, Publisher, Shutdown};
 use protocol::{
     AlarmCommand, Availability, DeviceKind, Message, PanelCommand, PanelEvent, PanelEventKind, Payload, Power, Qos,
     SensorKind, Timestamp, Topic, Topics, Unreadable,
@@ -144,19 +144,17 @@ impl Device for PanelDevice {
         self.acts(self.panel.on_connected(&self.config.panel, now, &self.config.mqtt.id))
     }
 
-    /// A tracked person's presence topic is not the home's own: it is read here, before the
-    /// contract's decoding, which would ignore it as foreign.
-    fn on_received(&mut self, topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<Save>> {
-        if let Some(person) = self.config.panel.presence.person_of(&received.topic) {
-            let home = schedule::is_home(&received.payload);
-            return self.step(Input::Presence { person: person.to_owned(), home }, now);
-        }
-        match Message::decode(topics, &received.topic, &received.payload) {
-            Err(e) if e.parsed.is_none() => {
-                tracing::warn!("ignored a message: {}", e.why);
+    /// A tracked person's presence topic is not the home's own: it arrives here.
+    fn on_foreign(&mut self, foreign: Unreadable, now: Timestamp) -> Vec<Act<Save>> {
+        match self.config.panel.presence.person_of(&foreign.topic) {
+            Some(person) => {
+                let home = schedule::is_home(&foreign.raw);
+                self.step(Input::Presence { person: person.to_owned(), home }, now)
+            }
+            None => {
+                tracing::warn!("ignored a message: {}", foreign.why);
                 Vec::new()
             }
-            message => self.on_message(message, now),
         }
     }
 
