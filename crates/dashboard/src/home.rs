@@ -56,6 +56,8 @@ pub struct Snapshot {
     pub sensors: BTreeMap<String, SensorView>,
     pub lights: BTreeMap<String, LightState>,
     pub panel: Option<PanelStatus>,
+    /// Each area's status, when the panel serves several (`panel` is then the house's view).
+    pub areas: BTreeMap<String, PanelStatus>,
     pub siren: Option<AlarmState>,
     pub circadian: Option<CircadianReading>,
     /// The panel's events heard since the dashboard started, oldest first.
@@ -108,6 +110,7 @@ impl Home {
                 .collect(),
             lights: s.lights.iter().filter_map(|(id, l)| Some((id.clone(), l.as_ref().ok()?.clone()))).collect(),
             panel: readable(&s.panel).cloned(),
+            areas: s.areas.iter().filter_map(|(area, st)| Some((area.clone(), st.as_ref().ok()?.clone()))).collect(),
             siren: readable(&s.siren).cloned(),
             circadian: readable(&s.sun).cloned(),
             events: s.events.clone(),
@@ -127,6 +130,7 @@ impl Home {
         let s = &self.state;
         let (section, value, id) = match change {
             C::Panel => ("panel", json(readable(&s.panel)), None),
+            C::Area(area) => ("areas", json(s.areas.get(&area).and_then(|a| a.as_ref().ok())), Some(area)),
             C::Siren => ("siren", json(readable(&s.siren)), None),
             C::Sun => ("circadian", json(readable(&s.sun)), None),
             C::Sensor(kind, id) => {

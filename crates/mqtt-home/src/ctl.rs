@@ -273,8 +273,13 @@ pub fn describe(topics: &Topics, topic: &str, payload: &[u8]) -> String {
         }
         Message::LightSet { id, .. } => format!("light {id} ← {}", clip(payload, 120)),
         Message::PanelStatus(s) => describe_status(&s),
-        Message::PanelEvent(e) => format!("event {}: {}", e.event.as_str(), e.message),
+        Message::AreaStatus { area, status } => format!("area {area}: {}", describe_status(&status)),
+        Message::PanelEvent(e) => match &e.area {
+            Some(area) => format!("event {} in {area}: {}", e.event.as_str(), e.message),
+            None => format!("event {}: {}", e.event.as_str(), e.message),
+        },
         Message::PanelSet(_) => "panel ← command (code hidden)".to_owned(),
+        Message::AreaSet { area, .. } => format!("area {area} ← command (code hidden)"),
         Message::AlarmState(a) => {
             format!("siren: {}{}", a.state.as_str(), a.reason.map(|r| format!(" ({r})")).unwrap_or_default())
         }

@@ -174,6 +174,9 @@ pub fn render(snapshot: &Snapshot, now: Timestamp) -> String {
         Some(Ok(s)) => panel_lines(s, now),
     };
     sections.push(("panel", panel));
+    if !home.areas.is_empty() {
+        sections.push(("areas", area_lines(home, now)));
+    }
     if let Some(sun) = &home.sun {
         sections.push(("sun", vec![sun_line(sun, now)]));
     }
@@ -311,6 +314,23 @@ fn panel_lines(s: &PanelStatus, now: Timestamp) -> Vec<String> {
     lines
 }
 
+/// Each area of a panel with several: its name, then its status as the panel's is shown.
+fn area_lines(home: &HomeState, now: Timestamp) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (area, status) in &home.areas {
+        match status {
+            Ok(s) => {
+                let mut area_lines = panel_lines(s, now);
+                area_lines[0] = format!("{area}: {}", area_lines[0]);
+                lines
+                    .extend(area_lines.into_iter().enumerate().map(|(i, l)| if i == 0 { l } else { format!("  {l}") }));
+            }
+            Err(e) => lines.push(format!("{area}: {}", unreadable(e))),
+        }
+    }
+    lines
+}
+
 fn unreadable(e: &Unreadable) -> String {
     format!("unreadable: {}", e.why)
 }
@@ -372,6 +392,7 @@ pub fn to_json(snapshot: &Snapshot, now: Timestamp) -> Document<'_> {
     Document {
         ts: now,
         panel: home.panel.as_ref().map(|p| item(p.as_ref(), |s| s.ts, now, none())),
+        areas: home.areas.iter().map(|(area, s)| item(s.as_ref(), |s| s.ts, now, json!({"area": area}))).collect(),
         sun: home.sun.as_ref().map(|r| item(r.as_ref(), |r| r.ts, now, none())),
         sensors: home
             .sensors
@@ -405,6 +426,8 @@ pub fn to_json(snapshot: &Snapshot, now: Timestamp) -> Document<'_> {
 pub struct Document<'a> {
     ts: Timestamp,
     panel: Option<Value>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    areas: Vec<Value>,
     sun: Option<Value>,
     sensors: Vec<Value>,
     lights: Vec<Value>,
@@ -487,6 +510,8 @@ mod tests {
             last_trigger_ts: Some(before(2)),
             changed_by: Some("alice".into()),
             lockout_remaining_s: None,
+            area: None,
+            areas: Default::default(),
             device_id: "security-controller".into(),
             ts: before(2),
         };

@@ -71,6 +71,8 @@ async fn a_home_in_alarm(url: &str) {
         last_trigger_ts: Some(before(70)),
         changed_by: Some("alice".into()),
         lockout_remaining_s: None,
+        area: None,
+        areas: Default::default(),
         device_id: "security-controller".into(),
         ts: before(70),
     };

@@ -232,7 +232,11 @@ pub fn decide(channels: &[ChannelConfig], event: &PanelEvent) -> Vec<(usize, Not
     let notification = Notification {
         event: event.event,
         title: format!("mqtt-home: {title}"),
-        message: event.message.clone(),
+        // With several areas, the area says where: `garage: alarm triggered by …`.
+        message: match &event.area {
+            Some(area) => format!("{area}: {}", event.message),
+            None => event.message.clone(),
+        },
         priority,
         sensors: event.sensors.clone(),
         ts: event.ts,
@@ -677,6 +681,7 @@ mod tests {
             user: None,
             sensors: vec!["kitchen-window".into()],
             message: "window kitchen-window open (perimeter)".into(),
+            area: None,
             device_id: "security-controller".into(),
             ts: Timestamp(ts),
         }

@@ -42,6 +42,7 @@ fn event(kind: PanelEventKind, message: &str) -> Vec<u8> {
         user: None,
         sensors: vec!["kitchen-window".into()],
         message: message.into(),
+        area: None,
         device_id: "security-controller".into(),
         ts: Timestamp::now(),
     }

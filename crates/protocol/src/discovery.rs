@@ -235,25 +235,41 @@ pub fn sensor(topics: &Topics, kind: SensorKind, id: &str) -> Vec<Entity> {
 }
 
 /// The security panel: the alarm panel itself and its events.
-pub fn panel(topics: &Topics, code_arm_required: bool) -> Vec<Entity> {
-    let status = topics.name(&Topic::PanelStatus);
-    let alarm_panel = Entity::new(
-        Component::AlarmControlPanel,
-        "panel",
-        json!({
-            "name": null,
-            "state_topic": status,
-            "value_template": "{{ value_json.state }}",
-            "json_attributes_topic": status,
-            "command_topic": topics.name(&Topic::PanelSet),
-            "command_template": "{\"action\":\"{{ action }}\",\"code\":\"{{ code }}\"}",
-            "code": "REMOTE_CODE",
-            "code_arm_required": code_arm_required,
-            "code_disarm_required": true,
-            "code_trigger_required": false,
-            "supported_features": ["arm_home", "arm_away", "arm_night", "trigger"],
-        }),
-    );
+pub fn panel(topics: &Topics, code_arm_required: bool, areas: &[&str]) -> Vec<Entity> {
+    let alarm_panel = |object_id: String, name: Value, status: String, command: String| {
+        Entity::new(
+            Component::AlarmControlPanel,
+            object_id,
+            json!({
+                "name": name,
+                "state_topic": status,
+                "value_template": "{{ value_json.state }}",
+                "json_attributes_topic": status,
+                "command_topic": command,
+                "command_template": "{\"action\":\"{{ action }}\",\"code\":\"{{ code }}\"}",
+                "code": "REMOTE_CODE",
+                "code_arm_required": code_arm_required,
+                "code_disarm_required": true,
+                "code_trigger_required": false,
+                "supported_features": ["arm_home", "arm_away", "arm_night", "trigger"],
+            }),
+        )
+    };
+    // The house: the whole home without areas; with them, all areas at once.
+    let mut entities = vec![alarm_panel(
+        "panel".to_owned(),
+        if areas.is_empty() { Value::Null } else { json!("All areas") },
+        topics.name(&Topic::PanelStatus),
+        topics.name(&Topic::PanelSet),
+    )];
+    for area in areas {
+        entities.push(alarm_panel(
+            format!("panel_{area}"),
+            json!(area_title(area)),
+            topics.name(&Topic::AreaStatus((*area).to_owned())),
+            topics.name(&Topic::AreaSet((*area).to_owned())),
+        ));
+    }
     let events = Entity::new(
         Component::Event,
         "event",
@@ -264,7 +280,15 @@ pub fn panel(topics: &Topics, code_arm_required: bool) -> Vec<Entity> {
             "value_template": "{{ {'event_type': value_json.event, 'message': value_json.message, 'user': value_json.user | default(None), 'sensors': value_json.sensors | default([])} | tojson }}",
         }),
     );
-    vec![alarm_panel, events]
+    entities.push(events);
+    entities
+}
+
+/// An area's name as Home Assistant shows it: `ground-floor` → `Ground floor`.
+fn area_title(area: &str) -> String {
+    let words = area.replace(['-', '_'], " ");
+    let mut chars = words.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// The siren, switched through the contract's alarm command.
@@ -423,12 +447,45 @@ mod tests {
     fn the_panel_asks_for_the_code_where_the_panel_does() {
         let topics = Topics::default();
         for required in [true, false] {
-            let panel = &panel(&topics, required)[0].config;
+            let panel = &panel(&topics, required, &[])[0].config;
             assert_eq!(panel["code_arm_required"], required);
             assert_eq!(panel["code"], "REMOTE_CODE");
             assert_eq!(panel["command_topic"], "home/security/panel/set");
             assert_eq!(panel["supported_features"], json!(["arm_home", "arm_away", "arm_night", "trigger"]));
         }
+    }
+
+    #[test]
+    fn each_area_is_a_panel_of_its_own_beside_the_house() {
+        let entities = panel(&Topics::default(), false, &["house", "ground-floor"]);
+        let panels: Vec<_> = entities.iter().filter(|e| e.component == Component::AlarmControlPanel).collect();
+        let rows: Vec<(&str, &Value, &Value, &Value)> = panels
+            .iter()
+            .map(|e| (e.object_id.as_str(), &e.config["name"], &e.config["state_topic"], &e.config["command_topic"]))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("panel", &json!("All areas"), &json!("home/security/status"), &json!("home/security/panel/set")),
+                (
+                    "panel_house",
+                    &json!("House"),
+                    &json!("home/security/areas/house/status"),
+                    &json!("home/security/areas/house/set")
+                ),
+                (
+                    "panel_ground-floor",
+                    &json!("Ground floor"),
+                    &json!("home/security/areas/ground-floor/status"),
+                    &json!("home/security/areas/ground-floor/set")
+                ),
+            ]
+        );
+        assert_eq!(
+            panel(&Topics::default(), false, &[])[0].config["name"],
+            Value::Null,
+            "one panel: the device's name"
+        );
     }
 
     #[test]

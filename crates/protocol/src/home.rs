@@ -47,6 +47,8 @@ impl Presence {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Panel,
+    /// One area's status, when the panel serves several.
+    Area(String),
     Siren,
     Sun,
     Sensor(SensorKind, String),
@@ -62,6 +64,8 @@ pub enum Change {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HomeState {
     pub panel: Option<Heard<PanelStatus>>,
+    /// Each area's status, when the panel serves several (`panel` is then the house's view).
+    pub areas: BTreeMap<String, Heard<PanelStatus>>,
     pub siren: Option<Heard<AlarmState>>,
     pub sun: Option<Heard<CircadianReading>>,
     pub sensors: BTreeMap<(SensorKind, String), Heard<SensorHeard>>,
@@ -82,6 +86,7 @@ impl HomeState {
 
     pub fn is_empty(&self) -> bool {
         self.panel.is_none()
+            && self.areas.is_empty()
             && self.siren.is_none()
             && self.sun.is_none()
             && self.sensors.is_empty()
@@ -105,6 +110,10 @@ impl HomeState {
         let device = message.device().map(str::to_owned);
         let change = match message {
             Message::PanelStatus(s) => set(&mut self.panel, Ok(s), Change::Panel),
+            Message::AreaStatus { area, status } => {
+                self.areas.insert(area.clone(), Ok(status));
+                Change::Area(area)
+            }
             Message::AlarmState(s) => set(&mut self.siren, Ok(s), Change::Siren),
             Message::Circadian(r) => set(&mut self.sun, Ok(r), Change::Sun),
             Message::Sensor { kind, id, reading } => {
@@ -129,7 +138,11 @@ impl HomeState {
             Message::Health { id, health } => self.presence(id, now, |p| p.health = Some(Ok(health))),
             Message::Condition { id, condition } => self.presence(id, now, |p| p.condition = Some(Ok(condition))),
             // Commands are not state.
-            Message::LightSet { .. } | Message::PanelSet(_) | Message::AlarmControl(_) | Message::Cleared(_) => {
+            Message::LightSet { .. }
+            | Message::PanelSet(_)
+            | Message::AreaSet { .. }
+            | Message::AlarmControl(_)
+            | Message::Cleared(_) => {
                 return Vec::new();
             }
         };
@@ -157,6 +170,10 @@ impl HomeState {
         };
         let change = match topic {
             Topic::PanelStatus => set(&mut self.panel, Err(unreadable), Change::Panel),
+            Topic::AreaStatus(area) => {
+                self.areas.insert(area.clone(), Err(unreadable));
+                Change::Area(area)
+            }
             Topic::AlarmState => set(&mut self.siren, Err(unreadable), Change::Siren),
             Topic::Circadian => set(&mut self.sun, Err(unreadable), Change::Sun),
             Topic::Sensor { kind, id } => {
@@ -172,7 +189,9 @@ impl HomeState {
             Topic::Health(id) => self.presence(id, now, |p| p.health = Some(Err(unreadable))),
             Topic::Condition(id) => self.presence(id, now, |p| p.condition = Some(Err(unreadable))),
             // An event or a command that cannot be read changes nothing that is kept.
-            Topic::PanelEvents | Topic::LightSet(_) | Topic::PanelSet | Topic::AlarmControl => return Vec::new(),
+            Topic::PanelEvents | Topic::LightSet(_) | Topic::PanelSet | Topic::AreaSet(_) | Topic::AlarmControl => {
+                return Vec::new();
+            }
         };
         vec![change]
     }
@@ -180,6 +199,10 @@ impl HomeState {
     fn clear(&mut self, topic: Topic) -> Vec<Change> {
         let change = match topic {
             Topic::PanelStatus => set(&mut self.panel, None, Change::Panel),
+            Topic::AreaStatus(area) => {
+                self.areas.remove(&area);
+                Change::Area(area)
+            }
             Topic::AlarmState => set(&mut self.siren, None, Change::Siren),
             Topic::Circadian => set(&mut self.sun, None, Change::Sun),
             Topic::Sensor { kind, id } => {
@@ -199,7 +222,9 @@ impl HomeState {
             Topic::Announce(id) => self.presence(id, Timestamp(0), |p| p.announce = None),
             Topic::Health(id) => self.presence(id, Timestamp(0), |p| p.health = None),
             Topic::Condition(id) => self.presence(id, Timestamp(0), |p| p.condition = None),
-            Topic::PanelEvents | Topic::LightSet(_) | Topic::PanelSet | Topic::AlarmControl => return Vec::new(),
+            Topic::PanelEvents | Topic::LightSet(_) | Topic::PanelSet | Topic::AreaSet(_) | Topic::AlarmControl => {
+                return Vec::new();
+            }
         };
         vec![change]
     }

@@ -36,6 +36,15 @@ pub enum Message {
     PanelSet(PanelCommand),
     PanelStatus(PanelStatus),
     PanelEvent(PanelEvent),
+    /// A command to one area. Its `Debug` never shows the code.
+    AreaSet {
+        area: String,
+        command: PanelCommand,
+    },
+    AreaStatus {
+        area: String,
+        status: PanelStatus,
+    },
     AlarmControl(AlarmCommand),
     AlarmState(AlarmState),
     Availability {
@@ -158,6 +167,8 @@ impl Message {
             Topic::PanelSet => Message::PanelSet(PanelCommand::decode(payload)?),
             Topic::PanelStatus => Message::PanelStatus(PanelStatus::decode(payload)?),
             Topic::PanelEvents => Message::PanelEvent(PanelEvent::decode(payload)?),
+            Topic::AreaSet(area) => Message::AreaSet { area, command: PanelCommand::decode(payload)? },
+            Topic::AreaStatus(area) => Message::AreaStatus { area, status: PanelStatus::decode(payload)? },
             Topic::AlarmControl => Message::AlarmControl(AlarmCommand::decode(payload)?),
             Topic::AlarmState => Message::AlarmState(AlarmState::decode(payload)?),
             Topic::Availability(id) => Message::Availability { id, availability: Availability::decode(payload)? },
@@ -177,6 +188,8 @@ impl Message {
             Message::PanelSet(_) => Topic::PanelSet,
             Message::PanelStatus(_) => Topic::PanelStatus,
             Message::PanelEvent(_) => Topic::PanelEvents,
+            Message::AreaSet { area, .. } => Topic::AreaSet(area.clone()),
+            Message::AreaStatus { area, .. } => Topic::AreaStatus(area.clone()),
             Message::AlarmControl(_) => Topic::AlarmControl,
             Message::AlarmState(_) => Topic::AlarmState,
             Message::Availability { id, .. } => Topic::Availability(id.clone()),
@@ -197,6 +210,8 @@ impl Message {
             Message::PanelSet(c) => c.encode(),
             Message::PanelStatus(s) => s.encode(),
             Message::PanelEvent(e) => e.encode(),
+            Message::AreaSet { command, .. } => command.encode(),
+            Message::AreaStatus { status, .. } => status.encode(),
             Message::AlarmControl(c) => c.encode(),
             Message::AlarmState(s) => s.encode(),
             Message::Availability { availability, .. } => availability.encode(),
@@ -225,10 +240,10 @@ impl Message {
             | Message::Announce { id, .. }
             | Message::Health { id, .. }
             | Message::Condition { id, .. } => Some(id),
-            Message::PanelStatus(s) => Some(&s.device_id),
+            Message::PanelStatus(s) | Message::AreaStatus { status: s, .. } => Some(&s.device_id),
             Message::PanelEvent(e) => Some(&e.device_id),
             Message::AlarmState(s) => Some(&s.device_id),
-            Message::PanelSet(_) | Message::AlarmControl(_) | Message::Cleared(_) => None,
+            Message::PanelSet(_) | Message::AreaSet { .. } | Message::AlarmControl(_) | Message::Cleared(_) => None,
         }
     }
 }
@@ -253,6 +268,8 @@ mod tests {
             ("home/security/door/front", b"OPEN", "Sensor"),
             ("home/lights/hall/set", b"50", "LightSet"),
             ("home/security/panel/set", b"ARM_AWAY", "PanelSet"),
+            ("home/security/areas/garage/set", b"ARM_AWAY", "AreaSet"),
+            ("home/security/areas/garage/status", b"", "Cleared"),
             ("home/control/alarm", b"ON", "AlarmControl"),
             ("home/devices/hall/availability", b"online", "Availability"),
             ("home/security/status", b"", "Cleared"),

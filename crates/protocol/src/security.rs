@@ -1,6 +1,8 @@
 //! Home-security payloads: sensor readings, the alarm panel (Home Assistant's
 //! `alarm_control_panel` vocabulary) and the siren.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::device::clip;
@@ -406,6 +408,12 @@ pub struct PanelStatus {
     /// Seconds until codes are accepted again after too many wrong ones.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockout_remaining_s: Option<u64>,
+    /// The area this status is of (`security/areas/<area>/status`); absent on the house's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    /// On the house's status of a panel with several areas: each area's state. Empty with one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub areas: BTreeMap<String, PanelState>,
     pub device_id: String,
     pub ts: Timestamp,
 }
@@ -492,6 +500,9 @@ pub struct PanelEvent {
     pub reason: Option<Refusal>,
     /// A sentence for people.
     pub message: String,
+    /// The area it happened in, when the panel serves several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
     pub device_id: String,
     pub ts: Timestamp,
 }

@@ -9,6 +9,8 @@
 //! | `<root>/security/panel/set` | [`crate::PanelCommand`] |
 //! | `<root>/security/status` | [`crate::PanelStatus`] |
 //! | `<root>/security/events` | [`crate::PanelEvent`] |
+//! | `<root>/security/areas/<area>/set` | [`crate::PanelCommand`] (one area of several) |
+//! | `<root>/security/areas/<area>/status` | [`crate::PanelStatus`] (one area of several) |
 //! | `<root>/security/alarm` | [`crate::AlarmState`] |
 //! | `<root>/control/alarm` | [`crate::AlarmCommand`] |
 //! | `<root>/devices/<id>/availability` | [`crate::Availability`] |
@@ -46,6 +48,10 @@ pub enum Topic {
     PanelSet,
     PanelStatus,
     PanelEvents,
+    /// The command topic of one area, when the panel serves several (`[[panel.areas]]`).
+    AreaSet(String),
+    /// The status of one area; `PanelStatus` is then the house's combined view.
+    AreaStatus(String),
     AlarmControl,
     AlarmState,
     Availability(String),
@@ -70,12 +76,15 @@ impl Topic {
             | Topic::Sensor { .. }
             | Topic::LightState(_)
             | Topic::PanelStatus
+            | Topic::AreaStatus(_)
             | Topic::AlarmState
             | Topic::Availability(_)
             | Topic::Announce(_)
             | Topic::Health(_)
             | Topic::Condition(_) => true,
-            Topic::LightSet(_) | Topic::PanelSet | Topic::PanelEvents | Topic::AlarmControl => false,
+            Topic::LightSet(_) | Topic::PanelSet | Topic::AreaSet(_) | Topic::PanelEvents | Topic::AlarmControl => {
+                false
+            }
         }
     }
 }
@@ -154,6 +163,8 @@ impl Topics {
             Topic::PanelSet => format!("{r}/security/panel/set"),
             Topic::PanelStatus => format!("{r}/security/status"),
             Topic::PanelEvents => format!("{r}/security/events"),
+            Topic::AreaSet(area) => format!("{r}/security/areas/{area}/set"),
+            Topic::AreaStatus(area) => format!("{r}/security/areas/{area}/status"),
             Topic::AlarmControl => format!("{r}/control/alarm"),
             Topic::AlarmState => format!("{r}/security/alarm"),
             Topic::Availability(id) => format!("{r}/devices/{id}/availability"),
@@ -204,6 +215,7 @@ impl Topics {
             self.name(&Topic::Circadian),
             self.name(&Topic::PanelStatus),
             self.name(&Topic::PanelEvents),
+            self.all_area_statuses(),
             self.name(&Topic::AlarmState),
             self.all_availability(),
             self.all_announce(),
@@ -211,6 +223,11 @@ impl Topics {
             self.all_conditions(),
         ]);
         filters
+    }
+
+    /// The subscription filter matching every area's status.
+    pub fn all_area_statuses(&self) -> String {
+        format!("{}/security/areas/+/status", self.root)
     }
 
     /// The subscription filter matching every light's state.
@@ -234,6 +251,8 @@ impl Topics {
             ["security", "status"] => Some(Topic::PanelStatus),
             ["security", "events"] => Some(Topic::PanelEvents),
             ["security", "alarm"] => Some(Topic::AlarmState),
+            ["security", "areas", area, "set"] => id(area).map(Topic::AreaSet),
+            ["security", "areas", area, "status"] => id(area).map(Topic::AreaStatus),
             ["security", kind, sensor] => {
                 SensorKind::from_topic_level(kind).and_then(|kind| id(sensor).map(|id| Topic::Sensor { kind, id }))
             }
@@ -270,6 +289,8 @@ mod tests {
             Topic::PanelSet,
             Topic::PanelStatus,
             Topic::PanelEvents,
+            Topic::AreaSet(id()),
+            Topic::AreaStatus(id()),
             Topic::AlarmControl,
             Topic::AlarmState,
             Topic::Availability(id()),
@@ -295,6 +316,8 @@ mod tests {
                 "home/security/panel/set",
                 "home/security/status",
                 "home/security/events",
+                "home/security/areas/kitchen/set",
+                "home/security/areas/kitchen/status",
                 "home/control/alarm",
                 "home/security/alarm",
                 "home/devices/kitchen/availability",
@@ -328,6 +351,8 @@ mod tests {
             "home/security/garage/x",
             "home/lights//set",
             "home/devices/x/y",
+            "home/security/areas/a/b",
+            "home/security/areas/a b/set",
         ] {
             assert!(matches!(t.parse(bad), Err(TopicError::Unknown(_))), "{bad}");
         }

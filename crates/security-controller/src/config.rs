@@ -12,6 +12,37 @@ use crate::codes;
 use crate::people::{HomeZone, Hours, Right};
 use crate::schedule::{Presence, Schedule};
 
+/// One part of the home armed on its own (`[[panel.areas]]`): the house, the garage, a flat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Area {
+    /// One topic level: its status is `security/areas/<name>/status`, its commands
+    /// `security/areas/<name>/set`.
+    pub name: String,
+    /// The sensors (device ids) that guard it. One may guard several areas (a shared hallway)
+    /// and then trips those of them that are armed. A sensor no area lists guards the first.
+    #[serde(default)]
+    pub sensors: Vec<String>,
+    /// Its own exit delays; absent, the panel's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_delay_s: Option<ModeDelays>,
+    /// Its own entry delays; absent, the panel's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry_delay_s: Option<ModeDelays>,
+}
+
+impl Area {
+    /// An area of `sensors` with the panel's delays.
+    pub fn new(name: impl Into<String>, sensors: &[&str]) -> Area {
+        Area {
+            name: name.into(),
+            sensors: sensors.iter().map(|s| (*s).to_owned()).collect(),
+            exit_delay_s: None,
+            entry_delay_s: None,
+        }
+    }
+}
+
 /// A zone decides what a sensor's trip does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Zone {
@@ -104,6 +135,9 @@ pub struct User {
     /// The last day the code is valid, the whole of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<jiff::civil::Date>,
+    /// The areas (`[[panel.areas]]`) this code works in; absent, every area.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub areas: Option<Vec<String>>,
 }
 
 impl User {
@@ -118,6 +152,15 @@ impl User {
             hours: Vec::new(),
             valid_from: None,
             valid_until: None,
+            areas: None,
+        }
+    }
+
+    /// Whether this code works in `area` (`None`: a panel without areas, where every code does).
+    pub fn serves(&self, area: Option<&str>) -> bool {
+        match (area, &self.areas) {
+            (Some(area), Some(areas)) => areas.iter().any(|a| a == area),
+            _ => true,
         }
     }
 
@@ -229,6 +272,12 @@ pub struct PanelConfig {
     /// Per-sensor settings, keyed by device id.
     pub sensors: BTreeMap<String, SensorConfig>,
     pub zones: ZoneRules,
+    /// The parts of the home armed on their own; none, one panel for the whole home (its
+    /// topics as they always were).
+    pub areas: Vec<Area>,
+    /// The area this configuration is of, in a panel with several ([`PanelConfig::area_configs`]).
+    #[serde(skip)]
+    pub area: Option<String>,
 }
 
 impl Default for PanelConfig {
@@ -253,6 +302,8 @@ impl Default for PanelConfig {
             weak_linkquality: 25,
             sensors: BTreeMap::new(),
             zones: ZoneRules::default(),
+            areas: Vec::new(),
+            area: None,
         }
     }
 }
@@ -276,22 +327,37 @@ impl PanelConfig {
         self.sensors.get(id).and_then(|s| s.supervision_s).unwrap_or_else(|| self.zones.get(zone).supervision_s)
     }
 
+    /// Whether `user`, whose code was right, may do `right` at `now` in this configuration's area.
+    pub fn allow(&self, user: &User, right: Right, now: protocol::Timestamp) -> Result<(), protocol::Refusal> {
+        if !user.serves(self.area.as_deref()) {
+            return Err(protocol::Refusal::NotPermitted);
+        }
+        user.allow(right, self.time_zone.local(now))
+    }
+
+    /// What each area's panel runs with, in the order of `[[panel.areas]]`: this configuration
+    /// with the area's delays, the schedules that arm it, and its name. Without areas, this one.
+    pub fn area_configs(&self) -> Vec<PanelConfig> {
+        if self.areas.is_empty() {
+            return vec![self.clone()];
+        }
+        let mut configs = Vec::with_capacity(self.areas.len());
+        for area in &self.areas {
+            let mut config = self.clone();
+            config.exit_delay_s = area.exit_delay_s.unwrap_or(self.exit_delay_s);
+            config.entry_delay_s = area.entry_delay_s.unwrap_or(self.entry_delay_s);
+            config.schedules.retain(|s| s.areas.is_empty() || s.areas.contains(&area.name));
+            config.areas = Vec::new();
+            config.area = Some(area.name.clone());
+            configs.push(config);
+        }
+        configs
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         let err = |key: String, problem: String| Err(ConfigError { key, problem });
         let demo = self.allow_demo_timings;
-        for mode in ArmMode::ALL {
-            let entry = self.entry_delay_s.get(mode);
-            if entry > 45 {
-                return err(
-                    format!("entry_delay_s.{mode}"),
-                    format!("{entry} s is above the EN 50131 limit of 45 s; shorten it"),
-                );
-            }
-            let exit = self.exit_delay_s.get(mode);
-            if exit > 255 {
-                return err(format!("exit_delay_s.{mode}"), format!("{exit} s is above 255 s"));
-            }
-        }
+        check_delays("", &self.entry_delay_s, &self.exit_delay_s)?;
         let (min_siren, max_siren) = if demo { (5, 900) } else { (120, 900) };
         if !(min_siren..=max_siren).contains(&self.trigger_time_s) {
             return err(
@@ -361,6 +427,7 @@ impl PanelConfig {
                 return err(format!("schedules[{i}]"), problem);
             }
         }
+        self.validate_areas()?;
         for id in self.sensors.keys() {
             if let Err(e) = protocol::validate_id(id) {
                 return err(format!("sensors.{id}"), e.to_string());
@@ -368,6 +435,76 @@ impl PanelConfig {
         }
         Ok(())
     }
+}
+
+impl PanelConfig {
+    /// Area names unique and usable in a topic, their sensors' ids and delays valid, and every
+    /// area a user or schedule names one that exists.
+    fn validate_areas(&self) -> Result<(), ConfigError> {
+        let err = |key: String, problem: String| Err(ConfigError { key, problem });
+        let mut names = std::collections::BTreeSet::new();
+        for (i, area) in self.areas.iter().enumerate() {
+            if let Err(e) = protocol::validate_id(&area.name) {
+                return err(format!("areas[{i}].name"), format!("{e}: an area's name is one topic level"));
+            }
+            if !names.insert(area.name.as_str()) {
+                return err(format!("areas[{i}].name"), format!("`{}` appears twice", area.name));
+            }
+            if let Some(Err(e)) = area.sensors.iter().map(|s| protocol::validate_id(s)).find(Result::is_err) {
+                return err(format!("areas[{i}].sensors"), e.to_string());
+            }
+            let entry = area.entry_delay_s.unwrap_or(self.entry_delay_s);
+            let exit = area.exit_delay_s.unwrap_or(self.exit_delay_s);
+            check_delays(&format!("areas[{i}]."), &entry, &exit)?;
+        }
+        let unknown = |listed: &[String]| listed.iter().find(|a| !names.contains(a.as_str())).cloned();
+        let known = || {
+            if names.is_empty() {
+                "there are no [[panel.areas]]".to_owned()
+            } else {
+                format!("the areas are {}", names.iter().copied().collect::<Vec<_>>().join(", "))
+            }
+        };
+        for (i, user) in self.users.iter().enumerate() {
+            let Some(areas) = &user.areas else { continue };
+            if user.duress {
+                return err(format!("users[{i}].areas"), "a duress code must work in every area".into());
+            }
+            if let Some(area) = unknown(areas) {
+                return err(
+                    format!("users[{i}].areas"),
+                    format!("user `{}`: no area `{area}`; {}", user.name, known()),
+                );
+            }
+        }
+        for (i, schedule) in self.schedules.iter().enumerate() {
+            if let Some(area) = unknown(&schedule.areas) {
+                return err(format!("schedules[{i}].areas"), format!("no area `{area}`; {}", known()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Entry delays within EN 50131's 45 s, exit delays within 255 s; `key` is where they are.
+fn check_delays(key: &str, entry: &ModeDelays, exit: &ModeDelays) -> Result<(), ConfigError> {
+    for mode in ArmMode::ALL {
+        let e = entry.get(mode);
+        if e > 45 {
+            return Err(ConfigError {
+                key: format!("{key}entry_delay_s.{mode}"),
+                problem: format!("{e} s is above the EN 50131 limit of 45 s; shorten it"),
+            });
+        }
+        let x = exit.get(mode);
+        if x > 255 {
+            return Err(ConfigError {
+                key: format!("{key}exit_delay_s.{mode}"),
+                problem: format!("{x} s is above 255 s"),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -422,6 +559,66 @@ mod tests {
         }
         let demo = PanelConfig { trigger_time_s: 5, allow_demo_timings: true, ..Default::default() };
         assert_eq!(demo.validate(), Ok(()));
+    }
+
+    #[test]
+    fn areas_users_and_schedules_must_agree() {
+        let two = || vec![Area::new("house", &["front"]), Area::new("garage", &["garage-door"])];
+        let with_areas = |areas: Vec<Area>, users: Vec<User>| PanelConfig { areas, users, ..Default::default() };
+        let gina =
+            |areas: &[&str]| User { areas: Some(areas.iter().map(|a| (*a).to_owned()).collect()), ..user("gina") };
+        assert_eq!(with_areas(two(), vec![gina(&["garage"])]).validate(), Ok(()));
+        let mut slow = Area::new("shed", &[]);
+        slow.entry_delay_s = Some(ModeDelays { away: 60, home: 0, night: 0 });
+        let schedule: crate::schedule::Schedule =
+            toml::from_str("arm = \"away\"\nat = \"22:00\"\nareas = [\"attic\"]").unwrap();
+        let cases: Vec<(PanelConfig, &str, &str)> = vec![
+            (
+                with_areas(two(), vec![gina(&["attic"])]),
+                "panel.users[0].areas",
+                "no area `attic`; the areas are garage, house",
+            ),
+            (with_areas(vec![], vec![gina(&["garage"])]), "panel.users[0].areas", "there are no [[panel.areas]]"),
+            (with_areas(vec![Area::new("a", &[]), Area::new("a", &[])], vec![]), "panel.areas[1].name", "twice"),
+            (with_areas(vec![Area::new("up stairs", &[])], vec![]), "panel.areas[0].name", "one topic level"),
+            (with_areas(vec![Area::new("a", &["x/y"])], vec![]), "panel.areas[0].sensors", "ASCII"),
+            (with_areas(vec![slow], vec![]), "panel.areas[0].entry_delay_s.away", "45 s"),
+            (
+                PanelConfig { schedules: vec![schedule], ..with_areas(two(), vec![]) },
+                "panel.schedules[0].areas",
+                "attic",
+            ),
+        ];
+        for (config, key, says) in cases {
+            let e = config.validate().unwrap_err().to_string();
+            assert!(e.starts_with(key) && e.contains(says), "{e}");
+        }
+        let duress = User { duress: true, shows_as: Some("gina".into()), ..gina(&["garage"]) };
+        let e = with_areas(two(), vec![duress]).validate().unwrap_err().to_string();
+        assert!(e.contains("duress code must work in every area"), "{e}");
+    }
+
+    #[test]
+    fn each_area_runs_with_its_own_delays_schedules_and_name() {
+        let mut garage = Area::new("garage", &[]);
+        garage.exit_delay_s = Some(ModeDelays { away: 0, home: 0, night: 0 });
+        let schedule = |areas: &[&str]| crate::schedule::Schedule {
+            arm: ArmMode::Away,
+            at: "22:00".parse().unwrap(),
+            days: crate::people::Day::ALL.to_vec(),
+            warn_min: 5,
+            areas: areas.iter().map(|a| (*a).to_owned()).collect(),
+        };
+        let c = PanelConfig {
+            areas: vec![Area::new("house", &[]), garage],
+            schedules: vec![schedule(&["garage"]), schedule(&[])],
+            ..Default::default()
+        };
+        let configs = c.area_configs();
+        assert_eq!(configs.iter().map(|c| c.area.as_deref()).collect::<Vec<_>>(), [Some("house"), Some("garage")]);
+        assert_eq!((configs[0].exit_delay_s.away, configs[1].exit_delay_s.away), (60, 0));
+        assert_eq!((configs[0].schedules.len(), configs[1].schedules.len()), (1, 2));
+        assert_eq!(PanelConfig::default().area_configs(), [PanelConfig::default()], "no areas: the panel as it is");
     }
 
     #[test]

@@ -12,29 +12,30 @@ use protocol::{
 };
 
 use crate::Config;
+use crate::house::{House, Saved};
 use crate::keypad::Keypad;
-use crate::panel::{Action, Input, Panel};
+use crate::panel::{Action, Input};
 use crate::schedule;
 use crate::state_file;
 
 /// Runs the panel until `shutdown`.
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let now = Timestamp::now();
-    let panel = match state_file::load(&config.state_file) {
-        Ok(Some(saved)) => {
-            let status = saved.status(&config.panel, now, &config.mqtt.id);
-            tracing::info!("resumed from {}: {}", config.state_file.display(), status.state);
-            saved.resumed()
-        }
-        Ok(None) => {
-            tracing::info!("no state file at {}: starting disarmed", config.state_file.display());
-            Panel::new()
-        }
+    let saved = match state_file::load(&config.state_file) {
+        Ok(saved) => saved,
         Err(e) => {
             refuse_to_start(&config, &e).await;
             return Err(e);
         }
     };
+    let resumed = saved.is_some();
+    let house = House::new(&config.panel, saved, &config.mqtt.id);
+    if resumed {
+        let status = house.house_status(now);
+        tracing::info!("resumed from {}: {}", config.state_file.display(), status.state);
+    } else {
+        tracing::info!("no state file at {}: starting disarmed", config.state_file.display());
+    }
     if config.panel.users.is_empty() {
         tracing::warn!("no users in [panel.users]: nobody can disarm; add one with `security-controller hash-pin`");
     }
@@ -42,7 +43,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let writer = state_file::Writer::start(config.state_file.clone())?;
     let mqtt = config.mqtt.clone();
     let topics = Topics::new(&config.mqtt.topic_root);
-    let device = PanelDevice { config, topics, panel, keypad, writer, event_ids: EventIds::new() };
+    let device = PanelDevice { config, topics, house, keypad, writer, event_ids: EventIds::new() };
     device_runtime::runner::run(device, &mqtt, shutdown).await
 }
 
@@ -67,13 +68,13 @@ impl EventIds {
 
 /// Writing the state file: the one job the runner cannot do for the panel.
 #[derive(Debug)]
-pub struct Save(Panel);
+pub struct Save(Saved);
 
 /// The panel, its keypad and its configuration, as the runner sees them.
 struct PanelDevice {
     config: Config,
     topics: Topics,
-    panel: Panel,
+    house: House,
     keypad: Keypad,
     writer: state_file::Writer,
     event_ids: EventIds,
@@ -90,16 +91,15 @@ impl PanelDevice {
     /// Commands without a check to wait for go straight on, in their turn.
     fn step_ready(&mut self, now: Timestamp) -> Vec<Act<Save>> {
         let mut acts = Vec::new();
-        while let Some(command) = self.keypad.next_ready(self.panel.locked_out(now)) {
-            acts.extend(self.step_one(Input::Command(command), now));
+        while let Some((area, command)) = self.keypad.next_ready(self.house.locked_out(now)) {
+            let actions = self.house.command(area.as_deref(), command, now);
+            acts.extend(self.acts(actions));
         }
         acts
     }
 
     fn step_one(&mut self, input: Input, now: Timestamp) -> Vec<Act<Save>> {
-        let actions;
-        (self.panel, actions) =
-            std::mem::take(&mut self.panel).step(&self.config.panel, input, now, &self.config.mqtt.id);
+        let actions = self.house.step(input, now);
         self.acts(actions)
     }
 
@@ -109,13 +109,16 @@ impl PanelDevice {
         let mut acts = Vec::with_capacity(actions.len() * 2);
         for action in actions {
             match action {
-                Action::Persist => acts.push(Act::Job(Save(self.panel.snapshot()))),
+                Action::Persist => acts.push(Act::Job(Save(self.house.snapshot()))),
                 Action::Event(mut event) => {
                     event.id = Some(self.event_ids.next());
                     acts.push(Act::publish(Topic::PanelEvents, &event));
                     acts.push(Act::Note(format!("{}: {}", event.event.as_str(), event.message)));
                 }
-                Action::PublishStatus(status) => acts.push(Act::publish(Topic::PanelStatus, &status)),
+                Action::PublishStatus(status) => {
+                    let topic = status.area.clone().map_or(Topic::PanelStatus, Topic::AreaStatus);
+                    acts.push(Act::publish(topic, &status));
+                }
                 Action::Siren { on, reason } => {
                     let note = format!("siren {}: {reason}", if on { "ON" } else { "OFF" });
                     let command = AlarmCommand { state: if on { Power::On } else { Power::Off }, reason: Some(reason) };
@@ -137,11 +140,12 @@ impl Device for PanelDevice {
 
     /// Saves once at start: a state file that cannot be written shows as a trouble from the start.
     fn on_start(&mut self, _now: Timestamp) -> Vec<Act<Save>> {
-        vec![Act::Job(Save(self.panel.snapshot()))]
+        vec![Act::Job(Save(self.house.snapshot()))]
     }
 
     fn on_connected(&mut self, now: Timestamp) -> Vec<Act<Save>> {
-        self.acts(self.panel.on_connected(&self.config.panel, now, &self.config.mqtt.id))
+        let actions = self.house.on_connected(now);
+        self.acts(actions)
     }
 
     /// A tracked person's presence topic is not the home's own: it arrives here.
@@ -160,8 +164,8 @@ impl Device for PanelDevice {
 
     fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<Save>> {
         match to_input(message) {
-            Some(Incoming::Command(command)) => {
-                self.keypad.push(command);
+            Some(Incoming::Command(area, command)) => {
+                self.keypad.push(area, command);
                 self.step_ready(now)
             }
             Some(Incoming::Input(input)) => self.step(input, now),
@@ -170,7 +174,7 @@ impl Device for PanelDevice {
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
-        self.panel.next_deadline()
+        self.house.next_deadline()
     }
 
     fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<Save>> {
@@ -178,8 +182,14 @@ impl Device for PanelDevice {
     }
 
     async fn wake(&mut self) -> Vec<Act<Save>> {
-        let command = self.keypad.checked().await;
-        self.step(Input::Command(command), Timestamp::now())
+        let (area, command) = self.keypad.checked().await;
+        let now = Timestamp::now();
+        let mut acts = {
+            let actions = self.house.command(area.as_deref(), command, now);
+            self.acts(actions)
+        };
+        acts.extend(self.step_ready(now));
+        acts
     }
 
     /// fsync takes milliseconds on a disk (10–100 ms on an SD card): off the runtime's thread, so
@@ -188,7 +198,7 @@ impl Device for PanelDevice {
     /// failures, is the panel's next input.
     async fn run_job(&mut self, Save(snapshot): Save) -> Vec<Act<Save>> {
         let outcome = self.writer.save(snapshot).await;
-        if outcome.is_ok() && self.panel.save_trouble.is_none() {
+        if outcome.is_ok() && !self.house.save_trouble() {
             return Vec::new();
         }
         self.step(Input::Saved(outcome), Timestamp::now())
@@ -205,10 +215,14 @@ fn spec(topics: &Topics, config: &Config) -> DeviceSpec {
     subscriptions.push(topics.all_conditions());
     subscriptions.extend(config.panel.presence.people.values().cloned());
     subscriptions.push(topics.name(&Topic::PanelSet));
+    let areas: Vec<&str> = config.panel.areas.iter().map(|a| a.name.as_str()).collect();
+    subscriptions.extend(areas.iter().map(|a| topics.name(&Topic::AreaSet((*a).to_owned()))));
     spec.subscriptions = subscriptions.into_iter().map(|s| (s, Qos::AtLeastOnce)).collect();
     spec.command_topics = vec![topics.name(&Topic::PanelSet)];
+    spec.command_topics.extend(areas.iter().map(|a| topics.name(&Topic::AreaSet((*a).to_owned()))));
     spec.state_topics = vec![topics.name(&Topic::PanelStatus), topics.name(&Topic::PanelEvents)];
-    spec.discovery = protocol::discovery::panel(topics, config.panel.code_arm_required);
+    spec.state_topics.extend(areas.iter().map(|a| topics.name(&Topic::AreaStatus((*a).to_owned()))));
+    spec.discovery = protocol::discovery::panel(topics, config.panel.code_arm_required, &areas);
     spec
 }
 
@@ -230,6 +244,7 @@ async fn refuse_to_start(config: &Config, error: &anyhow::Error) {
             user: None,
             sensors: vec![config.mqtt.id.clone()],
             message: format!("the panel cannot start and is not guarding anything: {error:#}"),
+            area: None,
             device_id: config.mqtt.id.clone(),
             ts: Timestamp::now(),
         };
@@ -245,9 +260,10 @@ async fn refuse_to_start(config: &Config, error: &anyhow::Error) {
 /// How long a panel that cannot start tries to reach the broker to say so.
 const REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A message for the panel: a command for the keypad, or an input for the panel itself.
+/// A message for the panel: a command for the keypad (to an area, or the house), or an input for
+/// the panel itself.
 enum Incoming {
-    Command(PanelCommand),
+    Command(Option<String>, PanelCommand),
     Input(Input),
 }
 
@@ -282,19 +298,24 @@ fn to_input(message: Result<Message, Unreadable>) -> Option<Incoming> {
             };
             Some(Incoming::Input(Input::Condition { id, condition }))
         }
-        Ok(Message::PanelSet(command)) => {
-            let code = if command.code.is_some() { "with a code" } else { "without a code" };
-            // The panel's answer (an event) is logged at info; a flood of commands is not doubled.
-            tracing::debug!(
-                "command {} {code}{}",
-                command.action.as_str(),
-                if command.force { ", forced" } else { "" }
-            );
-            Some(Incoming::Command(command))
-        }
+        Ok(Message::PanelSet(command)) => Some(command_for(None, command)),
+        Ok(Message::AreaSet { area, command }) => Some(command_for(Some(area), command)),
         Ok(_) => None,
         Err(e) => unreadable(e),
     }
+}
+
+/// A command for the keypad, to `area` or the house; logged without its code.
+fn command_for(area: Option<String>, command: PanelCommand) -> Incoming {
+    let code = if command.code.is_some() { "with a code" } else { "without a code" };
+    // The panel's answer (an event) is logged at info; a flood of commands is not doubled.
+    tracing::debug!(
+        "command {}{} {code}{}",
+        command.action.as_str(),
+        area.as_deref().map(|a| format!(" to {a}")).unwrap_or_default(),
+        if command.force { ", forced" } else { "" }
+    );
+    Incoming::Command(area, command)
 }
 
 /// A sensor's unreadable reading is a trouble until it sends a good one; an unreadable command is
@@ -310,7 +331,7 @@ fn unreadable(e: Unreadable) -> Option<Incoming> {
             Some(Incoming::Input(Input::Unreadable { kind, id, error: e.why.to_string() }))
         }
         // Decode errors of panel commands never quote the payload: it may hold a PIN.
-        Some(Topic::PanelSet) => {
+        Some(Topic::PanelSet | Topic::AreaSet(_)) => {
             let how = "send {\"action\":\"DISARM\",\"code\":\"<PIN>\"} (the code as a string) or a bare ARM_AWAY";
             tracing::warn!("refused a message on {}: {}; {how}", e.topic, e.why);
             Some(Incoming::Input(Input::UnreadableCommand { error: format!("{}; {how}", e.why) }))

@@ -40,6 +40,9 @@ pub struct Command {
     pub code: Code,
 }
 
+/// A command and the area it was sent to (none: the whole house, or a panel without areas).
+pub type ForArea<T> = (Option<String>, T);
+
 /// Whose code `code` is: one Argon2id verification per user until one matches. Slow on purpose.
 pub fn identify(users: &[User], code: Option<&str>) -> Code {
     match code {
@@ -50,16 +53,16 @@ pub fn identify(users: &[User], code: Option<&str>) -> Code {
 
 /// The queue of commands and the thread that checks their codes.
 pub struct Keypad {
-    queue: VecDeque<PanelCommand>,
+    queue: VecDeque<ForArea<PanelCommand>>,
     in_flight: bool,
-    jobs: std::sync::mpsc::Sender<PanelCommand>,
-    checked: mpsc::UnboundedReceiver<Command>,
+    jobs: std::sync::mpsc::Sender<ForArea<PanelCommand>>,
+    checked: mpsc::UnboundedReceiver<ForArea<Command>>,
 }
 
 impl Keypad {
     /// Starts the checking thread; it ends when the keypad is dropped.
     pub fn start(users: Vec<User>) -> std::io::Result<Keypad> {
-        let (jobs, inbox) = std::sync::mpsc::channel::<PanelCommand>();
+        let (jobs, inbox) = std::sync::mpsc::channel::<ForArea<PanelCommand>>();
         let (done, checked) = mpsc::unbounded_channel();
         let users = Arc::new(users);
         std::thread::Builder::new().name("keypad".into()).spawn(move || {
@@ -67,10 +70,10 @@ impl Keypad {
             // core, and on a two-core machine a brute-force flood would otherwise take CPU from
             // the panel's loop and the broker, which carry the intrusion.
             device_runtime::process::lower_this_thread(19);
-            while let Ok(command) = inbox.recv() {
+            while let Ok((area, command)) = inbox.recv() {
                 let code = identify(&users, command.code.as_deref());
                 let checked = Command { action: command.action, force: command.force, code };
-                if done.send(checked).is_err() {
+                if done.send((area, checked)).is_err() {
                     break;
                 }
             }
@@ -79,8 +82,8 @@ impl Keypad {
     }
 
     /// Queues a command behind those already waiting.
-    pub fn push(&mut self, command: PanelCommand) {
-        self.queue.push_back(command);
+    pub fn push(&mut self, area: Option<String>, command: PanelCommand) {
+        self.queue.push_back((area, command));
     }
 
     /// Commands waiting, the one being checked included.
@@ -91,16 +94,16 @@ impl Keypad {
     /// The next command the panel can take now, if its turn has come and it needs no check: one
     /// without a code, or any while `locked_out`. A command with a code goes to the checking
     /// thread instead and comes back through [`Keypad::checked`].
-    pub fn next_ready(&mut self, locked_out: bool) -> Option<Command> {
+    pub fn next_ready(&mut self, locked_out: bool) -> Option<ForArea<Command>> {
         if self.in_flight {
             return None;
         }
-        let command = self.queue.pop_front()?;
+        let (area, command) = self.queue.pop_front()?;
         let code = match (&command.code, locked_out) {
             (None, _) => Code::Missing,
             (Some(_), true) => Code::Unchecked,
             (Some(_), false) => {
-                match self.jobs.send(command) {
+                match self.jobs.send((area, command)) {
                     Ok(()) => self.in_flight = true,
                     // The thread is gone (it never panics; this is shutdown): nothing to check with.
                     Err(_) => tracing::error!("the keypad thread has stopped; a command was dropped"),
@@ -108,11 +111,11 @@ impl Keypad {
                 return None;
             }
         };
-        Some(Command { action: command.action, force: command.force, code })
+        Some((area, Command { action: command.action, force: command.force, code }))
     }
 
     /// The next command whose code has been checked. Pending forever while none is being checked.
-    pub async fn checked(&mut self) -> Command {
+    pub async fn checked(&mut self) -> ForArea<Command> {
         if !self.in_flight {
             return std::future::pending().await;
         }
@@ -151,18 +154,19 @@ mod tests {
     #[tokio::test]
     async fn commands_keep_their_order_and_locked_out_codes_are_not_checked() {
         let mut keypad = Keypad::start(users()).unwrap();
-        keypad.push(command(PanelAction::Disarm, Some("5678")));
-        keypad.push(command(PanelAction::ArmAway, None));
+        keypad.push(None, command(PanelAction::Disarm, Some("5678")));
+        keypad.push(Some("garage".into()), command(PanelAction::ArmAway, None));
         assert_eq!(keypad.next_ready(false), None, "the first goes to the thread");
         assert_eq!(keypad.next_ready(false), None, "the second waits its turn");
         assert_eq!(keypad.waiting(), 2);
-        let first = keypad.checked().await;
-        assert_eq!((first.action, first.code), (PanelAction::Disarm, Code::User(1)));
-        let second = keypad.next_ready(false).unwrap();
+        let (area, first) = keypad.checked().await;
+        assert_eq!((area, first.action, first.code), (None, PanelAction::Disarm, Code::User(1)));
+        let (area, second) = keypad.next_ready(false).unwrap();
+        assert_eq!(area.as_deref(), Some("garage"), "the area travels with its command");
         assert_eq!((second.action, second.code), (PanelAction::ArmAway, Code::Missing));
 
-        keypad.push(command(PanelAction::Disarm, Some("0000")));
-        let locked = keypad.next_ready(true).unwrap();
+        keypad.push(None, command(PanelAction::Disarm, Some("0000")));
+        let (_, locked) = keypad.next_ready(true).unwrap();
         assert_eq!(locked.code, Code::Unchecked);
         assert_eq!(keypad.waiting(), 0);
     }

@@ -1,6 +1,7 @@
 //! The security controller: an alarm panel people can trust.
 //!
 //! - [`panel`]: the decisions, a pure state machine on a fake-able clock.
+//! - [`house`]: several areas, each a panel, sharing a siren, a lockout and a house status.
 //! - [`config`]: zones, delays, users, bounds (EN 50131).
 //! - [`codes`]: PIN hashing (Argon2id).
 //! - [`keypad`]: commands in order, their codes checked on a thread of their own.
@@ -9,6 +10,7 @@
 
 pub mod codes;
 pub mod config;
+pub mod house;
 pub mod keypad;
 pub mod panel;
 pub mod people;

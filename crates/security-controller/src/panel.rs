@@ -287,6 +287,7 @@ impl Events<'_> {
             sensors,
             reason: None,
             message,
+            area: None,
             device_id: self.device_id.to_owned(),
             ts: self.now,
         });
@@ -621,6 +622,8 @@ impl Panel {
             last_trigger_ts: self.last_trigger.as_ref().map(|(_, t)| *t),
             changed_by: self.changed_by.clone(),
             lockout_remaining_s: self.lockout_until.filter(|t| *t > now).map(seconds_until),
+            area: None,
+            areas: BTreeMap::new(),
             device_id: device_id.to_owned(),
             ts: now,
         }
@@ -953,7 +956,7 @@ impl Panel {
     /// DISARM with a code: ends an alarm (and says so), and a duress code is told apart silently.
     fn disarm_by(&mut self, config: &PanelConfig, command: Command, now: Timestamp, events: &mut Events<'_>) {
         let Some(user) = self.check_code(config, command.code, now, events) else { return };
-        let allowed = user.allow(Right::Disarm, config.time_zone.local(now));
+        let allowed = config.allow(user, Right::Disarm, now);
         if matches!(self.arm, Arm::Disarmed) && !user.duress {
             if allowed.is_ok() {
                 self.wrong_codes.clear();
@@ -1059,9 +1062,8 @@ impl Panel {
         now: Timestamp,
         events: &mut Events<'_>,
     ) -> bool {
-        let local = config.time_zone.local(now);
-        let lowering = if laxer { user.allow(Right::Disarm, local) } else { Ok(()) };
-        if let Err(reason) = user.allow(Right::arm(mode), local).and(lowering) {
+        let lowering = if laxer { config.allow(user, Right::Disarm, now) } else { Ok(()) };
+        if let Err(reason) = config.allow(user, Right::arm(mode), now).and(lowering) {
             events.refused(user, &format!("arm {mode}"), reason, self.armed_mode());
             return false;
         }
@@ -1110,7 +1112,7 @@ impl Panel {
             return false;
         }
         if let Some(user) = user
-            && let Err(reason) = user.allow(Right::Bypass, config.time_zone.local(now))
+            && let Err(reason) = config.allow(user, Right::Bypass, now)
         {
             events.refused(user, &format!("bypass {} to arm {mode}", blockers.join(", ")), reason, self.armed_mode());
             return false;
@@ -1213,7 +1215,7 @@ impl Panel {
     fn cancel_auto_arm(&mut self, config: &PanelConfig, user: &User, now: Timestamp, events: &mut Events<'_>) {
         let Some(plan) = self.auto_arm.as_mut().filter(|p| p.warned && p.cancelled_by.is_none()) else { return };
         let mode = plan.mode;
-        if let Err(reason) = user.allow(Right::Disarm, config.time_zone.local(now)) {
+        if let Err(reason) = config.allow(user, Right::Disarm, now) {
             events.refused(user, &format!("cancel the scheduled arming {mode}"), reason, None);
             return;
         }

@@ -28,6 +28,9 @@ pub struct Schedule {
     /// Minutes before it that a warning event goes out (0: none, and then it cannot be cancelled).
     #[serde(default = "default_warning")]
     pub warn_min: u64,
+    /// The areas it arms (`[[panel.areas]]`); absent, every area.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub areas: Vec<String>,
 }
 
 fn every_day() -> Vec<Day> {
@@ -160,7 +163,7 @@ mod tests {
     }
 
     fn night(at: &str, days: Vec<Day>) -> Schedule {
-        Schedule { arm: ArmMode::Night, at: at.parse().unwrap(), days, warn_min: 5 }
+        Schedule { arm: ArmMode::Night, at: at.parse().unwrap(), days, warn_min: 5, areas: vec![] }
     }
 
     #[test]
@@ -205,7 +208,13 @@ mod tests {
         let zone = berlin();
         let schedules = [
             night("23:00", every_day()),
-            Schedule { arm: ArmMode::Away, at: "08:30".parse().unwrap(), days: vec![Day::Mon], warn_min: 0 },
+            Schedule {
+                arm: ArmMode::Away,
+                at: "08:30".parse().unwrap(),
+                days: vec![Day::Mon],
+                warn_min: 0,
+                areas: vec![],
+            },
         ];
         let plan = next(&schedules, &zone, at(2026, 12, 7, 8, 0)).unwrap();
         assert_eq!((plan.mode, plan.at, plan.warn_at), (ArmMode::Away, at(2026, 12, 7, 8, 30), None));

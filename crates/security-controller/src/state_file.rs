@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use tokio::sync::oneshot;
 
-use crate::panel::Panel;
+use crate::house::Saved;
 
-/// Reads the saved panel; `None` when there is no file yet. A file that cannot be read is an
-/// error: starting disarmed instead would be a security hole.
-pub fn load(path: &Path) -> anyhow::Result<Option<Panel>> {
+/// Reads the saved panel (or areas); `None` when there is no file yet. A file that cannot be read
+/// is an error: starting disarmed instead would be a security hole.
+pub fn load(path: &Path) -> anyhow::Result<Option<Saved>> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -27,7 +27,7 @@ pub fn load(path: &Path) -> anyhow::Result<Option<Panel>> {
 }
 
 /// Saves `panel` atomically.
-pub fn save(path: &Path, panel: &Panel) -> anyhow::Result<()> {
+pub fn save(path: &Path, panel: &Saved) -> anyhow::Result<()> {
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
@@ -50,7 +50,7 @@ pub fn save(path: &Path, panel: &Panel) -> anyhow::Result<()> {
 }
 
 /// A save and where its outcome goes.
-type SaveJob = (Panel, oneshot::Sender<Result<(), String>>);
+type SaveJob = (Saved, oneshot::Sender<Result<(), String>>);
 
 /// The thread that writes the state file, one save at a time, at nice 10.
 ///
@@ -81,7 +81,7 @@ impl Writer {
     }
 
     /// Saves `panel` on the writer's thread; the outcome, or why there is none.
-    pub async fn save(&self, panel: Panel) -> Result<(), String> {
+    pub async fn save(&self, panel: Saved) -> Result<(), String> {
         let (done, outcome) = oneshot::channel();
         self.jobs.send((panel, done)).map_err(|_| "the state-file thread has stopped".to_owned())?;
         outcome.await.unwrap_or_else(|_| Err("the state-file thread stopped during a save".into()))
@@ -91,7 +91,7 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::panel::Arm;
+    use crate::panel::{Arm, Panel};
 
     #[test]
     fn save_then_load_round_trips_and_leaves_no_temp_file() {
@@ -100,8 +100,12 @@ mod tests {
         assert!(load(&path).unwrap().is_none());
         let mut panel = Panel::new();
         panel.arm = Arm::Armed { mode: protocol::ArmMode::Night };
-        save(&path, &panel).unwrap();
-        assert_eq!(load(&path).unwrap(), Some(panel));
+        let one = Saved::One(Box::new(panel.clone()));
+        save(&path, &one).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(one));
+        let areas = Saved::Areas { areas: [("garage".to_owned(), panel), ("house".to_owned(), Panel::new())].into() };
+        save(&path, &areas).unwrap();
+        assert_eq!(load(&path).unwrap(), Some(areas), "a panel with areas keeps each by name");
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["panel.json"]);
     }
@@ -113,10 +117,10 @@ mod tests {
         let writer = Writer::start(path.clone()).unwrap();
         let mut panel = Panel::new();
         panel.arm = Arm::Armed { mode: protocol::ArmMode::Away };
-        assert_eq!(writer.save(panel.clone()).await, Ok(()));
-        assert_eq!(load(&path).unwrap(), Some(panel));
+        assert_eq!(writer.save(Saved::One(Box::new(panel.clone()))).await, Ok(()));
+        assert_eq!(load(&path).unwrap(), Some(Saved::One(Box::new(panel))));
         let nowhere = Writer::start(dir.path().join("missing").join("panel.json")).unwrap();
-        let error = nowhere.save(Panel::new()).await.unwrap_err();
+        let error = nowhere.save(Saved::One(Box::default())).await.unwrap_err();
         assert!(error.contains("is the directory writable"), "{error}");
     }
 

@@ -302,8 +302,13 @@ async fn a_scheduled_arming_warns_and_a_right_code_cancels_it(url: String) {
     use security_controller::schedule::Schedule;
     let minute_of_day = (Timestamp::now().0 / 60_000 % 1440) as u32;
     let at = format!("{:02}:{:02}", (minute_of_day + 2) % 1440 / 60, (minute_of_day + 2) % 60);
-    let schedule =
-        Schedule { arm: protocol::ArmMode::Away, at: at.parse().unwrap(), days: Day::ALL.to_vec(), warn_min: 5 };
+    let schedule = Schedule {
+        arm: protocol::ArmMode::Away,
+        at: at.parse().unwrap(),
+        days: Day::ALL.to_vec(),
+        warn_min: 5,
+        areas: vec![],
+    };
     let config =
         PanelConfig { schedules: vec![schedule], time_zone: HomeZone::named("UTC").unwrap(), ..panel_config() };
     let mut home = Home::start_with(url, config).await;
@@ -881,3 +886,75 @@ async fn a_panel_that_cannot_start_says_why_on_the_broker() {
     assert!(message.contains("cannot start") && message.contains("corrupt"), "{message}");
     probe.expect("home/devices/security-controller/availability", |p| p == b"offline", WITHIN).await.unwrap();
 }
+
+/// Two areas, the house and the garage, sharing the hallway's motion sensor and the siren: each
+/// arms on its own topic, a window trips only its own armed area, the house's status says what
+/// any area does, and a code limited to the garage disarms the garage only.
+async fn two_areas_arm_trip_and_disarm_on_their_own(url: String) {
+    use security_controller::config::Area;
+    let mut users = users();
+    let gina = User {
+        areas: Some(vec!["garage".into()]),
+        ..User::new("gina", codes::hash_pin_with("7777", codes::test_params()).unwrap())
+    };
+    users.push(gina);
+    let areas =
+        vec![Area::new("house", &["kitchen-window", "hallway"]), Area::new("garage", &["garage-window", "hallway"])];
+    let mut home = Home::start_with(url.clone(), PanelConfig { areas, users, ..panel_config() }).await;
+    const HOUSE: &str = "home/security/areas/house/status";
+    const GARAGE: &str = "home/security/areas/garage/status";
+    home.probe.expect(HOUSE, status("disarmed"), WITHIN).await.unwrap();
+    home.probe.expect(GARAGE, status("disarmed"), WITHIN).await.unwrap();
+    let kitchen = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    let garage = Sensor::connect(&url, SensorKind::Window, "garage-window").await;
+
+    home.probe.publish("home/security/areas/garage/set", "ARM_AWAY", false).await.unwrap();
+    let armed = home.probe.expect(GARAGE, status("armed_away"), WITHIN).await.unwrap();
+    assert_eq!(PanelStatus::decode(&armed).unwrap().area.as_deref(), Some("garage"));
+    let whole = home
+        .probe
+        .expect(
+            STATUS,
+            |p| PanelStatus::decode(p).is_ok_and(|s| s.areas.get("garage") == Some(&protocol::PanelState::ArmedAway)),
+            WITHIN,
+        )
+        .await
+        .unwrap();
+    assert_eq!(PanelStatus::decode(&whole).unwrap().state.as_str(), "disarmed", "the house area is not armed");
+
+    kitchen.report(SensorState::Open).await;
+    home.probe.expect_none(EVENTS, event("triggered"), Duration::from_millis(500)).await.unwrap();
+    kitchen.report(SensorState::Closed).await;
+    garage.report(SensorState::Open).await;
+    let triggered = home.probe.expect(EVENTS, event("triggered"), WITHIN).await.unwrap();
+    assert_eq!(PanelEvent::decode(&triggered).unwrap().area.as_deref(), Some("garage"));
+    home.probe.expect(SIREN_COMMAND, siren_command("ON"), WITHIN).await.unwrap();
+    home.probe.expect(STATUS, status("triggered"), WITHIN).await.unwrap();
+    home.probe.expect(HOUSE, status("disarmed"), WITHIN).await.unwrap();
+
+    let n = home.probe.count(SIREN_COMMAND);
+    home.probe.publish("home/security/areas/garage/set", r#"{"action":"DISARM","code":"7777"}"#, false).await.unwrap();
+    home.probe.expect_after(n, SIREN_COMMAND, siren_command("OFF"), WITHIN).await.unwrap();
+    garage.report(SensorState::Closed).await;
+
+    // To the house, ARM_AWAY arms every area; gina's code then disarms only hers.
+    let (h, g) = (home.probe.count(HOUSE), home.probe.count(GARAGE));
+    home.command("ARM_AWAY").await;
+    home.probe.expect_after(h, HOUSE, status("armed_away"), WITHIN).await.unwrap();
+    home.probe.expect_after(g, GARAGE, status("armed_away"), WITHIN).await.unwrap();
+    home.probe.expect(STATUS, status("armed_away"), WITHIN).await.unwrap();
+    let g = home.probe.count(GARAGE);
+    home.disarm("7777").await;
+    home.probe.expect_after(g, GARAGE, status("disarmed"), WITHIN).await.unwrap();
+    let n = home.probe.count(EVENTS);
+    home.probe.publish("home/security/areas/house/set", r#"{"action":"DISARM","code":"7777"}"#, false).await.unwrap();
+    let refused = home.probe.expect_after(n, EVENTS, event("refused"), WITHIN).await.unwrap();
+    let refused = PanelEvent::decode(&refused).unwrap();
+    assert_eq!((refused.area.as_deref(), refused.reason), (Some("house"), Some(protocol::Refusal::NotPermitted)));
+    home.disarm_ok(PIN).await;
+    kitchen.crash();
+    garage.crash();
+    home.stop().await;
+}
+
+on_both_brokers!(two_areas, super::two_areas_arm_trip_and_disarm_on_their_own);

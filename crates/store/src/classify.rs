@@ -172,6 +172,9 @@ fn describe(message: Message) -> Option<Described> {
         }
         Message::Circadian(r) => Described::state(Kind::Phase, device, Some(r.ts), r.phase.as_str().to_owned()),
         Message::PanelStatus(s) => Described::state(Kind::Panel, device, Some(s.ts), status_summary(&s)),
+        Message::AreaStatus { area, status: s } => {
+            Described::state(Kind::Panel, device, Some(s.ts), format!("{area}: {}", status_summary(&s)))
+        }
         Message::PanelEvent(e) => Described {
             kind: Kind::Panel,
             device: device.map(str::to_owned),
@@ -203,7 +206,7 @@ fn describe(message: Message) -> Option<Described> {
         Message::Condition { condition: c, .. } => {
             Described::state(Kind::Availability, device, Some(c.ts), format!("condition: {}", c.summary()))
         }
-        Message::LightSet { .. } | Message::PanelSet(_) => return None,
+        Message::LightSet { .. } | Message::PanelSet(_) | Message::AreaSet { .. } => return None,
     })
 }
 
@@ -234,7 +237,9 @@ fn kind_of(topic: &Topic) -> (Kind, Option<&str>) {
         Topic::Sensor { id, .. } => (Kind::Sensor, Some(id)),
         Topic::LightState(id) | Topic::LightSet(id) => (Kind::Light, Some(id)),
         Topic::Circadian => (Kind::Phase, None),
-        Topic::PanelStatus | Topic::PanelEvents | Topic::PanelSet => (Kind::Panel, None),
+        Topic::PanelStatus | Topic::PanelEvents | Topic::PanelSet | Topic::AreaSet(_) | Topic::AreaStatus(_) => {
+            (Kind::Panel, None)
+        }
         Topic::AlarmState | Topic::AlarmControl => (Kind::Alarm, None),
         Topic::Availability(id) | Topic::Announce(id) | Topic::Health(id) | Topic::Condition(id) => {
             (Kind::Availability, Some(id))
@@ -262,7 +267,10 @@ fn event_summary(e: &PanelEvent) -> String {
     {
         summary.push_str(&format!(" by {user}"));
     }
-    summary
+    match &e.area {
+        Some(area) => format!("{area}: {summary}"),
+        None => summary,
+    }
 }
 
 /// Fields that change with every message without the state changing.

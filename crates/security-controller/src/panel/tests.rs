@@ -967,8 +967,13 @@ fn the_snapshot_saves_what_the_panel_saves() {
 
 /// The test config with one schedule: `mode` every day at `at` (T0 is 08:00 UTC), warned 5 min before.
 fn scheduled(mode: ArmMode, at: &str) -> PanelConfig {
-    let schedule =
-        crate::schedule::Schedule { arm: mode, at: at.parse().unwrap(), days: Day::ALL.to_vec(), warn_min: 5 };
+    let schedule = crate::schedule::Schedule {
+        arm: mode,
+        at: at.parse().unwrap(),
+        days: Day::ALL.to_vec(),
+        warn_min: 5,
+        areas: vec![],
+    };
     PanelConfig { schedules: vec![schedule], ..config() }
 }
 
