@@ -10,9 +10,11 @@ const MAX_PIN = 16;
 
 // The sections keyed by device id are Maps: an id is the home's data, and as a plain object's key
 // `constructor`, `toString` or `__proto__` would find (or replace) the object's own machinery.
-const KEYED = ["devices", "sensors", "lights"];
-let home = { devices: new Map(), sensors: new Map(), lights: new Map(), panel: null, siren: null, circadian: null,
-             events: [] };
+const KEYED = ["devices", "sensors", "lights", "areas"];
+let home = { devices: new Map(), sensors: new Map(), lights: new Map(), areas: new Map(), panel: null, siren: null,
+             circadian: null, events: [] };
+// The area the panel card shows and the keypad commands (null: the whole house).
+let area = null;
 
 /// The snapshot as the page keeps it: its keyed sections as Maps.
 function fromSnapshot(snapshot) {
@@ -115,7 +117,8 @@ function apply(change) {
 // A burst of changes is drawn once per frame, not once per change: under a flood of readings
 // the page redraws each section at most at the display's rate and never falls behind the stream.
 const renderers = { devices: () => renderDevices(), sensors: () => renderSensors(), lights: () => renderLights(),
-                    panel: () => renderPanel(), siren: () => renderSiren(), circadian: () => renderPhase() };
+                    panel: () => renderPanel(), areas: () => renderPanel(), siren: () => renderSiren(),
+                    circadian: () => renderPhase() };
 const dirty = new Set();
 let frameQueued = false;
 
@@ -140,8 +143,35 @@ function renderAll() {
 const STATE_CLASS = { disarmed: "ok", arming: "warn", pending: "warn", triggered: "bad",
   armed_away: "bad", armed_home: "bad", armed_night: "bad" };
 
+/// With several areas: one tab for all, one per area, each with its state.
+function renderAreas() {
+  const tabs = $("areas");
+  tabs.replaceChildren();
+  tabs.hidden = home.areas.size === 0;
+  if (area !== null && !home.areas.has(area)) area = null;
+  if (!home.areas.size) return;
+  const tab = (name, label, status) => {
+    const b = el("button", "area" + (area === name ? " selected" : ""));
+    b.setAttribute("role", "tab");
+    b.setAttribute("aria-selected", String(area === name));
+    b.dataset.area = name === null ? "" : name;
+    b.append(el("span", null, label));
+    if (status) b.append(el("small", "state-word " + (STATE_CLASS[status.state] || ""), status.state.replace("_", " ")));
+    b.addEventListener("click", () => { area = name; renderPanel(); });
+    tabs.append(b);
+  };
+  tab(null, "All areas", home.panel);
+  for (const name of [...home.areas.keys()].sort()) tab(name, name, home.areas.get(name));
+}
+
+/// The status the panel card shows: the selected area's, or the house's.
+function shownStatus() {
+  return area === null ? home.panel : home.areas.get(area) || null;
+}
+
 function renderPanel() {
-  const p = home.panel;
+  renderAreas();
+  const p = shownStatus();
   const state = $("panel-state");
   const details = $("panel-details");
   details.replaceChildren();
@@ -175,7 +205,7 @@ function remaining(seconds, ts) {
 }
 
 function tick() {
-  const p = home.panel;
+  const p = shownStatus();
   const out = $("panel-countdown");
   let text = "";
   if (p && p.delay_remaining_s != null) {
@@ -227,7 +257,7 @@ async function command(action) {
     out.className = "answer bad";
   }, 15000);
   try {
-    await post("/api/panel", { action, code });
+    await post("/api/panel", area === null ? { action, code } : { action, code, area });
   } catch (err) {
     clearTimeout(awaiting);
     awaiting = null;
@@ -349,7 +379,10 @@ function renderPhase() {
 
 function eventItem(e, past) {
   const li = el("li", past ? "past" : null);
-  li.append(el("time", null, clock(e.ts)), el("span", "kind", e.event), document.createTextNode(e.message));
+  li.append(el("time", null, clock(e.ts)), el("span", "kind", e.event));
+  if (e.area) li.append(el("span", "badge", e.area));
+  li.append(document.createTextNode(e.message));
+  if (e.user && !e.message.includes(e.user)) li.append(el("small", "note-muted", " by " + e.user));
   return li;
 }
 

@@ -12,8 +12,7 @@ use serde::Deserialize;
 pub const MAX_CODE_DIGITS: usize = 16;
 
 /// What to send to `POST /api/panel`.
-pub const PANEL_SHAPE: &str =
-    r#"send JSON {"action":"arm_away|arm_home|arm_night|disarm","code":"<digits>"} (the code is not repeated here)"#;
+pub const PANEL_SHAPE: &str = r#"send JSON {"action":"arm_away|arm_home|arm_night|disarm","code":"<digits>"} and, for one area of several, "area":"<name>" (the code is not repeated here)"#;
 
 /// `POST /api/panel`; its `Debug` never shows the code.
 #[derive(Deserialize)]
@@ -24,10 +23,16 @@ struct PanelBody {
     code: Option<String>,
     #[serde(default)]
     force: bool,
+    /// One area of a panel with several; absent, the whole house.
+    #[serde(default)]
+    area: Option<String>,
 }
 
-/// `POST /api/panel`'s body as the panel command it asks for.
-pub fn panel_command(body: &[u8]) -> Result<PanelCommand, String> {
+/// A panel command and the area it is for (none: the whole house).
+pub type PanelRequest = (Option<String>, PanelCommand);
+
+/// `POST /api/panel`'s body as the panel command it asks for, and the area it is for.
+pub fn panel_command(body: &[u8]) -> Result<PanelRequest, String> {
     // serde's message could quote the code: say only where the JSON went wrong.
     let body: PanelBody = serde_json::from_slice(body)
         .map_err(|e| format!("bad JSON at line {} column {}: {PANEL_SHAPE}", e.line(), e.column()))?;
@@ -42,7 +47,11 @@ pub fn panel_command(body: &[u8]) -> Result<PanelCommand, String> {
     if code.as_ref().is_some_and(|c| c.len() > MAX_CODE_DIGITS || !c.bytes().all(|b| b.is_ascii_digit())) {
         return Err(format!("a code is 1 to {MAX_CODE_DIGITS} digits"));
     }
-    Ok(PanelCommand { action, code, force: body.force })
+    let area = body.area.filter(|a| !a.is_empty());
+    if let Some(Err(e)) = area.as_deref().map(protocol::validate_id) {
+        return Err(format!("area: {e}"));
+    }
+    Ok((area, PanelCommand { action, code, force: body.force }))
 }
 
 #[derive(Deserialize)]
@@ -95,11 +104,13 @@ mod tests {
 
     #[test]
     fn panel_bodies() {
-        let ok = |body: &str| panel_command(body.as_bytes()).unwrap();
+        let ok = |body: &str| panel_command(body.as_bytes()).unwrap().1;
         assert_eq!(
             ok(r#"{"action":"ARM_AWAY"}"#),
             PanelCommand { action: PanelAction::ArmAway, code: None, force: false }
         );
+        let (area, _) = panel_command(br#"{"action":"arm_away","area":"garage"}"#).unwrap();
+        assert_eq!(area.as_deref(), Some("garage"));
         let disarm = ok(r#"{"action":"disarm","code":"1234","force":true}"#);
         assert_eq!((disarm.action, disarm.code.as_deref(), disarm.force), (PanelAction::Disarm, Some("1234"), true));
         assert_eq!(ok(r#"{"action":"arm_night","code":""}"#).code, None, "an empty code is no code");
@@ -109,6 +120,7 @@ mod tests {
             (r#"{"action":"disarm","code":"12345678901234567"}"#, "1 to 16 digits"),
             (r#"{"action":"disarm","code":1234}"#, "bad JSON at line 1"),
             (r#"{"action":"disarm","pin":"1234"}"#, "bad JSON"),
+            (r#"{"action":"disarm","code":"1234","area":"a/b"}"#, "area: device id"),
         ] {
             let e = panel_command(body.as_bytes()).unwrap_err();
             assert!(e.contains(says) && !e.contains("1234"), "{body}: {e}");

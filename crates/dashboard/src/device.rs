@@ -26,8 +26,11 @@ const WARNED_TOPICS: usize = 1000;
 /// What a page asked to be published.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// Its `Debug` never shows the code.
-    Panel(PanelCommand),
+    /// To `area`, or (none) to the whole house. Its `Debug` never shows the code.
+    Panel {
+        area: Option<String>,
+        command: PanelCommand,
+    },
     Light {
         id: String,
         command: LightCommand,
@@ -86,10 +89,11 @@ impl DashboardDevice {
 
     fn publish(command: Command) -> Vec<Act<()>> {
         match command {
-            Command::Panel(panel) => vec![
-                Act::publish(Topic::PanelSet, &panel),
-                Act::Note(format!("panel command {} from the dashboard", panel.action.as_str())),
-            ],
+            Command::Panel { area, command } => {
+                let to = area.as_deref().map(|a| format!(" to {a}")).unwrap_or_default();
+                let note = format!("panel command {}{to} from the dashboard", command.action.as_str());
+                vec![Act::publish(area.map_or(Topic::PanelSet, Topic::AreaSet), &command), Act::Note(note)]
+            }
             Command::Light { id, command } => vec![
                 Act::publish(Topic::LightSet(id.clone()), &command),
                 Act::Note(format!("light {id}: {command:?} from the dashboard")),
@@ -154,11 +158,14 @@ mod tests {
     #[test]
     fn a_panel_command_is_published_and_its_code_never_noted() {
         let command = PanelCommand { action: PanelAction::Disarm, code: Some("8642".into()), force: false };
-        let acts = DashboardDevice::publish(Command::Panel(command));
+        let acts = DashboardDevice::publish(Command::Panel { area: None, command: command.clone() });
         let [Act::Publish(out), Act::Note(note)] = acts.as_slice() else { panic!("{acts:?}") };
         assert_eq!(out.topic, Topic::PanelSet);
         assert_eq!(PanelCommand::decode(&out.payload).unwrap().code.as_deref(), Some("8642"));
         assert!(!note.contains("8642"), "{note}");
+        let acts = DashboardDevice::publish(Command::Panel { area: Some("garage".into()), command });
+        let [Act::Publish(out), _] = acts.as_slice() else { panic!("{acts:?}") };
+        assert_eq!(out.topic, Topic::AreaSet("garage".into()), "one area's command goes to its own topic");
     }
 
     #[test]

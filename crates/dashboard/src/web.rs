@@ -7,7 +7,7 @@
 //! | `GET /api/home` | the whole home as JSON |
 //! | `GET /api/history?since=24h&kind=panel&device=…&limit=200` | the recorder's records, oldest first |
 //! | `GET /api/activity?since=24h` | openings and motion per hour |
-//! | `POST /api/panel` | `{"action":"disarm","code":"1234"}` → a `PanelCommand` on the panel's set topic |
+//! | `POST /api/panel` | `{"action":"disarm","code":"1234"}` (and `"area":"garage"`) → a `PanelCommand` on the panel's (or the area's) set topic |
 //! | `POST /api/lights/{id}` | `{"state":"ON","brightness":40,"color_temp_k":2700}` → a `LightCommand` |
 //! | `GET /login`, `POST /login`, `POST /logout` | the login, when one is configured |
 //! | `GET /healthz` | 200 while the broker is reached, 503 while it is not |
@@ -436,7 +436,7 @@ async fn panel(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Respo
         return denied.into_response();
     }
     match crate::body::panel_command(&body) {
-        Ok(command) => app.send(Command::Panel(command)),
+        Ok((area, command)) => app.send(Command::Panel { area, command }),
         Err(e) => error(StatusCode::BAD_REQUEST, e),
     }
 }

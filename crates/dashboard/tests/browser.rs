@@ -130,6 +130,25 @@ async fn screenshot(client: &Client, name: &str) {
     std::fs::write(dir.join(name), png).unwrap();
 }
 
+/// chromedriver and a headless Chromium session on it, 1280 px wide.
+async fn session(chromium: &PathBuf, chromedriver: &PathBuf) -> (Driver, Client) {
+    let driver = Driver::start(chromedriver).await;
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1500"]
+        }),
+    );
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{}", driver.1))
+        .await
+        .expect("cannot start a chromium session");
+    (driver, client)
+}
+
 /// A recorder log with a day of openings and motion, for the chart.
 fn history(path: &std::path::Path) {
     let topics = Topics::default();
@@ -211,20 +230,7 @@ async fn the_page_shows_the_home_live_and_drives_the_panel_and_a_light() {
     history(&database);
     let (dashboard, http) = start(config(&url, database)).await;
 
-    let driver = Driver::start(&chromedriver).await;
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        serde_json::json!({
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1500"]
-        }),
-    );
-    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{}", driver.1))
-        .await
-        .expect("cannot start a chromium session");
+    let (driver, client) = session(&chromium, &chromedriver).await;
     let page = format!("http://{}/", http.0);
     client.goto(&page).await.unwrap();
 
@@ -292,5 +298,57 @@ async fn the_page_shows_the_home_live_and_drives_the_panel_and_a_light() {
     dashboard.stop().await;
     bulb.stop().await;
     siren.stop().await;
+    panel.stop().await;
+}
+
+/// A panel with two areas: the page shows a tab per area beside one for all, the keypad arms the
+/// area whose tab is chosen (and only it), events name their area and user, and a low battery
+/// shows as a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_switches_between_areas_and_arms_the_chosen_one() {
+    use security_controller::config::Area;
+    let Some((chromium, chromedriver)) = browser_or_skip() else { return };
+    let broker = Broker::start();
+    let url = broker.url();
+    let t = Topics::default();
+    let mut probe = Probe::connect(&url, "probe-browser-areas").await.unwrap();
+    let condition = r#"{"battery":9,"device_id":"garage-door","ts":"2026-01-01T00:00:00.000Z"}"#;
+    probe.publish(&t.name(&Topic::Condition("garage-door".into())), condition, true).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let panel_config = security_controller::Config {
+        mqtt: mqtt(&url, "security-controller"),
+        state_file: dir.path().join("panel.state.json"),
+        panel: PanelConfig {
+            exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
+            allow_demo_timings: true,
+            users: users(),
+            areas: vec![Area::new("house", &["front"]), Area::new("garage", &["garage-door"])],
+            ..PanelConfig::default()
+        },
+    };
+    let panel = Running::spawn(|s| security_controller::run(panel_config, s));
+    let (dashboard, http) = start(config(&url, dir.path().join("mqtt-home.db"))).await;
+    let (driver, client) = session(&chromium, &chromedriver).await;
+    client.goto(&format!("http://{}/", http.0)).await.unwrap();
+
+    wait_text(&client, "#areas", "All areas").await;
+    wait_text(&client, r#"#areas button[data-area="garage"]"#, "disarmed").await;
+    wait_text(&client, r#"#areas button[data-area="house"]"#, "disarmed").await;
+    wait_text(&client, "#panel-details", "garage-door: battery low").await;
+    press(&client, r#"#areas button[data-area="garage"]"#).await;
+    keypad(&client, PIN, "arm_away").await;
+    wait_text(&client, "#panel-state", "armed away").await;
+    wait_text(&client, r#"#areas button[data-area="house"]"#, "disarmed").await;
+    wait_text(&client, "#events", "garage").await;
+    press(&client, r#"#areas button[data-area=""]"#).await;
+    wait_text(&client, "#panel-state", "disarmed").await;
+    screenshot(&client, "dashboard-areas.png").await;
+    press(&client, r#"#areas button[data-area="garage"]"#).await;
+    keypad(&client, PIN, "disarm").await;
+    wait_text(&client, "#panel-state", "disarmed").await;
+
+    client.close().await.unwrap();
+    drop(driver);
+    dashboard.stop().await;
     panel.stop().await;
 }

@@ -155,6 +155,56 @@ async fn home_assistant_shows_and_drives_the_whole_home_with_no_yaml() {
     running.await.unwrap();
 }
 
+/// A panel with two areas, the house and the garage: Home Assistant shows one alarm panel per
+/// area beside the one for all areas, arms each on its own, and the one for all areas says the
+/// laxest state of the two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn home_assistant_shows_one_alarm_panel_per_area_and_arms_them_apart() {
+    use security_controller::codes;
+    use security_controller::config::{Area, ModeDelays, PanelConfig, User};
+    let broker = Mosquitto::start().expect("cannot start mosquitto (.ci/run installs it)");
+    let ha = HomeAssistant::start(broker.port()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let hash = codes::hash_pin_with("1234", codes::test_params()).unwrap();
+    let panel = PanelConfig {
+        exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
+        allow_demo_timings: true,
+        users: vec![User::new("alice", hash)],
+        areas: vec![Area::new("house", &["front"]), Area::new("garage", &["garage-door"])],
+        ..PanelConfig::default()
+    };
+    let config = security_controller::Config {
+        mqtt: common::mqtt(&broker.url(), "security-controller"),
+        state_file: dir.path().join("panel.json"),
+        panel,
+    };
+    let running = Running::spawn(|s| security_controller::run(config, s));
+    const ALL: &str = "alarm_control_panel.security_controller_panel";
+    const HOUSE: &str = "alarm_control_panel.security_controller_panel_house";
+    const GARAGE: &str = "alarm_control_panel.security_controller_panel_garage";
+    for panel in [ALL, HOUSE, GARAGE] {
+        ha.wait_for_state(panel, state_is("disarmed"), HA_WITHIN).await.unwrap();
+    }
+    let code = |entity: &str| json!({"entity_id": entity, "code": "1234"});
+    ha.call_service("alarm_control_panel", "alarm_arm_away", code(GARAGE)).await.unwrap();
+    ha.wait_for_state(GARAGE, state_is("armed_away"), HA_WITHIN).await.unwrap();
+    assert_eq!(ha.state(HOUSE).await.unwrap().unwrap()["state"], "disarmed");
+    let all = ha.wait_for_state(ALL, has("areas", json!({"house": "disarmed", "garage": "armed_away"})), HA_WITHIN);
+    assert_eq!(all.await.unwrap()["state"], "disarmed", "all areas: the laxest");
+    ha.call_service("alarm_control_panel", "alarm_arm_night", code(HOUSE)).await.unwrap();
+    ha.wait_for_state(HOUSE, state_is("armed_night"), HA_WITHIN).await.unwrap();
+    ha.wait_for_state(ALL, state_is("armed_night"), HA_WITHIN).await.unwrap();
+    assert_eq!(ha.state(GARAGE).await.unwrap().unwrap()["state"], "armed_away");
+    // All areas at once, from the house's panel.
+    ha.call_service("alarm_control_panel", "alarm_disarm", code(ALL)).await.unwrap();
+    for panel in [ALL, HOUSE, GARAGE] {
+        ha.wait_for_state(panel, state_is("disarmed"), HA_WITHIN).await.unwrap();
+    }
+    let problems = ha.problems("homeassistant.components.mqtt");
+    assert!(problems.is_empty(), "Home Assistant's MQTT integration complained: {problems:#?}");
+    running.stop().await;
+}
+
 /// Renders Home Assistant's MQTT entities, grouped by device, from its own answers (a template
 /// that walks its state machine and its device registry) into a page, and photographs it with
 /// headless Chromium: in the target directory, or in docs/screenshots/ with `SAVE_SCREENSHOTS=1`.
