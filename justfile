@@ -157,6 +157,17 @@ scenario-duress:
 scenario-people:
     {{home}} scenario --with-home scenarios/people.toml
 
+# Areas: the garage arms on its own, its window trips only it, gina's code works only there, and
+# the house panel arms every area (the home with config/security-controller.areas.toml)
+[group('scenarios')]
+scenario-areas:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+    cp config/*.toml "$dir"/
+    sed -i 's/security-controller.demo.toml/security-controller.areas.toml/' "$dir/home.toml"
+    {{home}} scenario --with-home --config-dir "$dir" scenarios/areas/two-areas.toml
+
 # Foreign devices through the bridge, one scenario per profile: Zigbee2MQTT, Tasmota, ESPHome,
 # Shelly, the original project's iot/lights, generic (two wait out the motion timeout)
 [group('scenarios')]

@@ -62,6 +62,19 @@ fn the_panel_files_validate_and_the_real_one_keeps_the_defaults() {
     assert!(
         demo.panel.users[1].duress && security_controller::codes::verify_pin("4321", &demo.panel.users[1].pin_hash)
     );
+
+    let areas: security_controller::Config = layer(
+        &security_controller::Config::default(),
+        Some(&config_dir().join("security-controller.areas.toml")),
+        toml::Table::new(),
+    )
+    .unwrap();
+    areas.validate().unwrap();
+    let names: Vec<&str> = areas.panel.areas.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(names, ["house", "garage"]);
+    let gina = areas.panel.users.iter().find(|u| u.name == "gina").unwrap();
+    assert!(security_controller::codes::verify_pin("7777", &gina.pin_hash));
+    assert_eq!(gina.areas.as_deref(), Some(&["garage".to_owned()][..]));
 }
 
 /// A configuration refused is exit code 2 for `mqtt-home` as for every daemon, with the file and

@@ -69,6 +69,47 @@ async fn every_shipped_scenario_passes(url: String) {
 }
 on_both_brokers!(shipped, super::every_shipped_scenario_passes);
 
+/// The shipped config directory with home.toml pointing the panel at `panel_file` instead of the
+/// demo's, in a temporary directory: a home as a user makes one by editing one line.
+fn config_dir_with_panel(panel_file: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(repo().join("config")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let home = std::fs::read_to_string(dir.path().join("home.toml")).unwrap();
+    let line = r#"security-controller = "security-controller.demo.toml""#;
+    assert!(home.contains(line), "home.toml no longer has the line this test changes: {line}");
+    let home = home.replace(line, &format!(r#"security-controller = "{panel_file}""#));
+    std::fs::write(dir.path().join("home.toml"), home).unwrap();
+    dir
+}
+
+/// `scenarios/areas/` against the home run with the shipped two-area panel
+/// (config/security-controller.areas.toml).
+async fn the_areas_scenario_passes_with_the_shipped_areas_config(url: String) {
+    let config = MqttConfig { broker: url.parse().unwrap(), ..MqttConfig::with_id("scenario-test-areas") };
+    let dir = config_dir_with_panel("security-controller.areas.toml");
+    let source = ConfigSource::Dir(dir.path().to_owned());
+    let mut timeline = Vec::new();
+    let home = QuietHome::start(&source, &config.broker, CommonArgs::default(), &[], &config, &mut timeline)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", String::from_utf8_lossy(&timeline)));
+    let scenario = Scenario::load(&repo().join("scenarios/areas/two-areas.toml")).unwrap();
+    let mut timeline = Vec::new();
+    let outcome = scenario::run(&scenario, &config, &mut timeline).await;
+    let timeline = String::from_utf8_lossy(&timeline);
+    print!("{timeline}");
+    if let Err(e) = outcome {
+        panic!("{e:#}\n{timeline}");
+    }
+    assert!(!timeline.contains("7777"), "a PIN in the timeline:\n{timeline}");
+    tokio::time::timeout(common::WITHIN, home.stop()).await.expect("the home did not stop");
+}
+on_both_brokers!(areas, super::the_areas_scenario_passes_with_the_shipped_areas_config);
+
 /// A scenario that must fail: the runner says which step, what it waited for and what it saw,
 /// still runs the `finally` steps, and never prints the code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

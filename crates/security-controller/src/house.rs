@@ -239,6 +239,8 @@ impl House {
         }
         let sounding = self.areas.iter().any(|a| matches!(a.panel.arm, Arm::Triggered { .. }));
         let mut out = Vec::with_capacity(actions.len() + 1);
+        // The siren never waits for a disk: an area's alarm goes out before another area's save.
+        out.extend(actions.iter().filter(|a| matches!(a, Action::Siren { on: true, .. })).take(1).cloned());
         let mut persist = false;
         let mut status_changed = false;
         for action in actions {
@@ -249,6 +251,7 @@ impl House {
                     out.push(Action::Persist);
                 }
                 Action::Siren { on: false, .. } if sounding => {}
+                Action::Siren { on: true, .. } => {}
                 Action::PublishStatus(status) => {
                     status_changed = true;
                     out.push(Action::PublishStatus(status));

@@ -244,3 +244,25 @@ fn the_house_status_combines_the_areas() {
     assert_eq!(house.open_sensors, ["front", "hall"], "each sensor once");
     assert_eq!(house.areas.len(), 2);
 }
+
+#[test]
+fn the_siren_goes_out_before_any_area_saves() {
+    // A side door guards both; the garage has no entry delay: the house starts its entry delay
+    // (a save) as the garage sounds the siren, in one step.
+    let mut config = config();
+    config.areas[0].sensors.push("side-door".into());
+    config.areas[1].sensors.push("side-door".into());
+    config.areas[1].entry_delay_s = Some(ModeDelays { away: 0, home: 0, night: 0 });
+    let mut house = House::new(&config, None, ID);
+    house.command(None, command(PanelAction::ArmAway, None), at(0));
+    house.step(Input::Tick, at(30));
+    let actions = house.step(open(SensorKind::Door, "side-door"), at(31));
+    assert!(matches!(actions[0], Action::Siren { on: true, .. }), "{actions:?}");
+    assert_eq!(sirens(&actions), [true], "one siren command for the house");
+    assert_eq!(actions.iter().filter(|a| **a == Action::Persist).count(), 1, "one save for the house");
+    assert_eq!(
+        events(&actions),
+        [(area("house"), E::EntryStarted), (area("garage"), E::Triggered)],
+        "each area as its own delays say"
+    );
+}
