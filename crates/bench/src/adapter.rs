@@ -42,6 +42,8 @@ async fn run(intrusions: usize) -> anyhow::Result<()> {
             pointer: None,
             on: None,
             off: None,
+            area: None,
+            action: None,
         }],
     };
     let topics = armed::BenchTopics::new();

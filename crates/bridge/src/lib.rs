@@ -27,8 +27,14 @@
 //! state from `.../state`) or to a Shelly gen 2 dimmer as an RPC `Light.Set` on `<source>/rpc`
 //! (brightness in percent, no colour temperature; state from `<source>/status/light:0`).
 //!
+//! Keypads and tag readers (`kind = "keypad"`, a Zigbee2MQTT keypad; `kind = "tag"`, a `generic`
+//! reader): each press becomes a command on the panel's set topic (or its `area`'s), and the
+//! panel's answer goes back to the keypad ([`keypad`]).
+//!
 //! What a device sends that its profile cannot read is logged once per device and dropped: the
 //! home's topic keeps its last reading (the panel's supervision notices a device gone silent).
+
+pub mod keypad;
 
 use std::collections::HashSet;
 
@@ -37,7 +43,7 @@ use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Received,
 use protocol::discovery::{kelvin_to_mireds, mireds_to_kelvin};
 use protocol::{
     CircadianPhase, CircadianReading, ColorMode, Condition, DeviceKind, Effect, LightCommand, LightSource, LightState,
-    Message, Power, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics,
+    Message, PanelAction, PanelState, Power, Qos, SensorKind, SensorReading, SensorState, Timestamp, Topic, Topics,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -88,6 +94,10 @@ pub enum Kind {
     Circadian,
     /// A bulb or dimmer driven by the home's light commands.
     Light,
+    /// A Zigbee2MQTT alarm keypad: its presses are panel commands, the panel's answers its display.
+    Keypad,
+    /// A tag (RFID, NFC) reader: a tag's id is a credential, as a PIN is.
+    Tag,
 }
 
 impl Kind {
@@ -96,7 +106,7 @@ impl Kind {
             Kind::Door => Some(SensorKind::Door),
             Kind::Window => Some(SensorKind::Window),
             Kind::Motion => Some(SensorKind::Motion),
-            Kind::Circadian | Kind::Light => None,
+            Kind::Circadian | Kind::Light | Kind::Keypad | Kind::Tag => None,
         }
     }
 }
@@ -137,6 +147,13 @@ pub struct Mapping {
     /// `generic`: the value meaning closed / no motion.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub off: Option<String>,
+    /// Keypads and tag readers: the panel's area they command (`[[panel.areas]]`); absent, the
+    /// whole house.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    /// Tag readers: what a tag does (`toggle`, `disarm`, `arm_away`, `arm_home`, `arm_night`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<keypad::TagAction>,
 }
 
 /// What a foreign message said, in the home's terms.
@@ -167,9 +184,25 @@ impl Mapping {
                 "lights are zigbee2mqtt bulbs, tasmota dimmers, esphome lights or shelly (gen 2) dimmers".into()
             );
         }
+        if self.kind == Kind::Keypad && self.profile != Profile::Zigbee2mqtt {
+            return Err("keypads are zigbee2mqtt keypads (`action` and `action_code`)".into());
+        }
+        if self.kind == Kind::Tag && self.profile != Profile::Generic {
+            return Err("tag readers are generic: `topic` and, for JSON, the `pointer` to the tag's id".into());
+        }
+        if let Some(Err(e)) = self.area.as_deref().map(protocol::validate_id) {
+            return Err(format!("area: {e}"));
+        }
+        if self.area.is_some() && !matches!(self.kind, Kind::Keypad | Kind::Tag) {
+            return Err("only keypads and tag readers have an `area`".into());
+        }
+        if self.action.is_some() && self.kind != Kind::Tag {
+            return Err("only tag readers have an `action`".into());
+        }
         if self.profile == Profile::Generic {
-            match (&self.topic, &self.on, &self.off) {
-                (Some(topic), Some(_), Some(_)) if !topic.is_empty() && !topic.contains(['+', '#']) => {}
+            let words = self.kind == Kind::Tag || (self.on.is_some() && self.off.is_some());
+            match &self.topic {
+                Some(topic) if words && !topic.is_empty() && !topic.contains(['+', '#']) => {}
                 _ => return Err("the generic profile needs `topic` (no wildcards), `on` and `off`".into()),
             }
             if let Some(pointer) = &self.pointer
@@ -206,7 +239,7 @@ impl Mapping {
     /// (`battery`, `battery_low`, `tamper`, `linkquality`); `None` for other profiles, for a
     /// payload without any of them, and for one that is not JSON (its reading says so).
     pub fn condition(&self, payload: &[u8], now: Timestamp) -> Option<Condition> {
-        if self.profile != Profile::Zigbee2mqtt || self.kind.sensor().is_none() {
+        if self.profile != Profile::Zigbee2mqtt || (self.kind.sensor().is_none() && self.kind != Kind::Keypad) {
             return None;
         }
         let json: Value = serde_json::from_slice(payload).ok()?;
@@ -471,12 +504,110 @@ pub struct Bridge {
     set_by: HashMap<String, LightSource>,
     /// The condition last published for each device (`devices/<id>/condition`).
     conditions: HashMap<String, Condition>,
+    /// The panel's state, by area (none: the whole house), for keypads' displays and tags' toggles.
+    panel_states: HashMap<Option<String>, PanelState>,
+    /// The last keypad press sent to the panel, until the panel answers it.
+    awaiting: Option<keypad::Awaiting>,
 }
 
 impl Bridge {
     pub fn new(config: Config) -> Bridge {
         let topics = Topics::new(&config.mqtt.topic_root);
-        Bridge { config, topics, warned: HashSet::new(), set_by: HashMap::new(), conditions: HashMap::new() }
+        Bridge {
+            config,
+            topics,
+            warned: HashSet::new(),
+            set_by: HashMap::new(),
+            conditions: HashMap::new(),
+            panel_states: HashMap::new(),
+            awaiting: None,
+        }
+    }
+
+    /// Whether any keypad or tag reader is mapped: then the bridge follows the panel.
+    fn has_keypads(&self) -> bool {
+        self.config.devices.iter().any(|d| matches!(d.kind, Kind::Keypad | Kind::Tag))
+    }
+
+    /// The panel's status (of `area`, or the house's): keypads of that area show its state when
+    /// it changed, or when it answers their press.
+    fn on_status(&mut self, area: Option<String>, state: PanelState) -> Vec<Act<()>> {
+        let changed = self.panel_states.insert(area.clone(), state) != Some(state);
+        let mut acts = Vec::new();
+        for (i, device) in self.config.devices.iter().enumerate() {
+            if device.kind != Kind::Keypad || device.area != area {
+                continue;
+            }
+            let awaited = self.awaiting.as_ref().filter(|a| a.device == i);
+            if !changed && awaited.is_none() {
+                continue;
+            }
+            let transaction = awaited.and_then(|a| a.transaction);
+            acts.push(keypad_answer(device, keypad::arm_mode(state), transaction));
+            if awaited.is_some() {
+                self.awaiting = None;
+            }
+        }
+        acts
+    }
+
+    /// A panel event that refuses the awaited press: the keypad is told (`invalid_code`, `not_ready`).
+    fn on_event(&mut self, event: &protocol::PanelEvent, now: Timestamp) -> Vec<Act<()>> {
+        let Some(mode) = keypad::refusal(event.event) else { return Vec::new() };
+        let Some(awaiting) = self.awaiting.take_if(|a| a.answered_by(event, now)) else { return Vec::new() };
+        let device = &self.config.devices[awaiting.device];
+        vec![keypad_answer(device, mode, awaiting.transaction)]
+    }
+
+    /// A keypad's message: a press becomes the panel's command; anything it cannot be is logged
+    /// (never with its code) and the keypad shows `invalid_code`.
+    fn keypad_press(&mut self, i: usize, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
+        let device = &self.config.devices[i];
+        let press = match keypad::read_keypad(payload) {
+            Ok(Some(press)) => press,
+            Ok(None) => return Vec::new(),
+            Err(e) => {
+                tracing::warn!("keypad {} ({}): {e}; the press was not sent to the panel", device.id, device.source);
+                return vec![keypad_answer(device, "invalid_code", None)];
+            }
+        };
+        let state = self.panel_states.get(&device.area).copied();
+        let mut acts = vec![panel_command(device, &press.command())];
+        if press.action == PanelAction::Disarm && state == Some(PanelState::Disarmed) {
+            // Nothing will change for the keypad to show: it is told at once.
+            acts.push(keypad_answer(device, "already_disarmed", press.transaction));
+        } else {
+            self.awaiting = Some(keypad::Awaiting {
+                device: i,
+                transaction: press.transaction,
+                area: device.area.clone(),
+                since: now,
+            });
+        }
+        acts
+    }
+
+    /// A tag reader's message: the tag's id as the code of the reader's action.
+    fn tag_shown(&mut self, i: usize, payload: &[u8]) -> Vec<Act<()>> {
+        let device = &self.config.devices[i];
+        match keypad::read_tag(device.pointer.as_deref(), payload) {
+            Ok(Some(tag)) => {
+                let state = self.panel_states.get(&device.area).copied();
+                let action = device.action.unwrap_or_default().action(state);
+                vec![panel_command(device, &protocol::PanelCommand { action, code: Some(tag), force: false })]
+            }
+            Ok(None) => Vec::new(),
+            Err(e) => {
+                if self.warned.insert(i) {
+                    tracing::warn!(
+                        "tag reader {} on {}: {e}; check its pointer in bridge.toml",
+                        device.id,
+                        device.topic()
+                    );
+                }
+                Vec::new()
+            }
+        }
     }
 
     /// A home light command, for the lights mapped to it.
@@ -496,6 +627,9 @@ impl Bridge {
     pub fn translate(&mut self, topic: &str, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
         match Message::decode(&self.topics, topic, payload) {
             Ok(Message::LightSet { id, command }) => return self.command(&id, &command),
+            Ok(Message::PanelStatus(status)) => return self.on_status(None, status.state),
+            Ok(Message::AreaStatus { area, status }) => return self.on_status(Some(area), status.state),
+            Ok(Message::PanelEvent(event)) => return self.on_event(&event, now),
             Err(e) if matches!(e.parsed, Some(Topic::LightSet(_))) => {
                 tracing::warn!("ignored a command on {}: {}", e.topic, e.why);
                 return Vec::new();
@@ -503,8 +637,14 @@ impl Bridge {
             _ => {}
         }
         let mut acts = Vec::new();
+        // Keypads and tag readers, taken after the loop: they change what the bridge follows.
+        let mut presses = Vec::new();
         for (i, device) in self.config.devices.iter().enumerate() {
             if device.topic() != topic {
+                continue;
+            }
+            if device.kind == Kind::Tag {
+                presses.push(i);
                 continue;
             }
             if device.kind == Kind::Light {
@@ -529,6 +669,10 @@ impl Bridge {
             {
                 acts.push(Act::publish(Topic::Condition(device.id.clone()), &condition));
                 self.conditions.insert(device.id.clone(), condition);
+            }
+            if device.kind == Kind::Keypad {
+                presses.push(i);
+                continue;
             }
             match device.read(payload) {
                 Ok(Some(Reading::Sensor(state))) => {
@@ -566,6 +710,13 @@ impl Bridge {
                 }
             }
         }
+        for i in presses {
+            let more = match self.config.devices[i].kind {
+                Kind::Keypad => self.keypad_press(i, payload, now),
+                _ => self.tag_shown(i, payload),
+            };
+            acts.extend(more);
+        }
         acts
     }
 }
@@ -584,6 +735,12 @@ impl Device for Bridge {
                 .filter(|d| d.kind == Kind::Light)
                 .map(|d| topics.name(&Topic::LightSet(d.id.clone()))),
         );
+        if self.has_keypads() {
+            foreign.push(topics.name(&Topic::PanelStatus));
+            foreign.push(topics.name(&Topic::PanelEvents));
+            let areas = self.config.devices.iter().filter_map(|d| d.area.clone());
+            foreign.extend(areas.map(|a| topics.name(&Topic::AreaStatus(a))));
+        }
         foreign.sort();
         foreign.dedup();
         spec.capabilities =
@@ -605,6 +762,18 @@ impl Device for Bridge {
     fn on_received(&mut self, _topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<()>> {
         self.translate(&received.topic, &received.payload, now)
     }
+}
+
+/// A keypad's display, on its Zigbee2MQTT set topic.
+fn keypad_answer(device: &Mapping, mode: &str, transaction: Option<u64>) -> Act<()> {
+    let topic = format!("zigbee2mqtt/{}/set", device.source);
+    Act::Foreign { topic, payload: keypad::answer(mode, transaction), retain: false }
+}
+
+/// A keypad's or tag's command, to its area's set topic or the house's.
+fn panel_command(device: &Mapping, command: &protocol::PanelCommand) -> Act<()> {
+    let topic = device.area.clone().map_or(Topic::PanelSet, Topic::AreaSet);
+    Act::publish(topic, command)
 }
 
 /// Runs the bridge until `shutdown`.
@@ -631,6 +800,8 @@ mod tests {
             pointer: None,
             on: None,
             off: None,
+            area: None,
+            action: None,
         }
     }
 

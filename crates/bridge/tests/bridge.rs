@@ -13,7 +13,18 @@ fn mqtt(url: &str, id: &str) -> MqttConfig {
 }
 
 fn mapping(id: &str, kind: Kind, profile: Profile, source: &str) -> Mapping {
-    Mapping { id: id.into(), kind, profile, source: source.into(), topic: None, pointer: None, on: None, off: None }
+    Mapping {
+        id: id.into(),
+        kind,
+        profile,
+        source: source.into(),
+        topic: None,
+        pointer: None,
+        on: None,
+        off: None,
+        area: None,
+        action: None,
+    }
 }
 
 fn reading(state: SensorState) -> impl Fn(&[u8]) -> bool {

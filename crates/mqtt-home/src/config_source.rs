@@ -25,6 +25,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("recorder.toml", include_str!("../../../config/recorder.toml")),
     ("security-controller.toml", include_str!("../../../config/security-controller.toml")),
     ("security-controller.demo.toml", include_str!("../../../config/security-controller.demo.toml")),
+    ("security-controller.areas.toml", include_str!("../../../config/security-controller.areas.toml")),
     ("window-sensor.toml", include_str!("../../../config/window-sensor.toml")),
 ];
 

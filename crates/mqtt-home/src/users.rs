@@ -19,6 +19,9 @@ pub struct Listed {
     pub valid_from: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<String>,
+    /// The areas the code works in (`[[panel.areas]]`); absent, every area.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub areas: Option<Vec<String>>,
 }
 
 /// The panel's users, without their hashes.
@@ -37,6 +40,7 @@ pub fn list(panel: &PanelConfig) -> Vec<Listed> {
             hours: u.hours.iter().map(ToString::to_string).collect(),
             valid_from: u.valid_from.map(|d| d.to_string()),
             valid_until: u.valid_until.map(|d| d.to_string()),
+            areas: u.areas.clone(),
         })
         .collect()
 }

@@ -12,6 +12,8 @@ use argon2::{Algorithm, Argon2, Params, Version};
 pub enum CodeError {
     #[error("a PIN is 4 to 12 digits")]
     BadPin,
+    #[error("a tag's id is 4 to 64 letters, digits, `:` or `-` (as the reader sends it)")]
+    BadTag,
     #[error("cannot hash the PIN: {0}")]
     Hash(String),
 }
@@ -26,9 +28,27 @@ pub fn hash_pin_with(pin: &str, params: Params) -> Result<String, CodeError> {
     if !(4..=12).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
         return Err(CodeError::BadPin);
     }
+    hash_with(pin, params)
+}
+
+/// Hashes a tag's id (an RFID or NFC reader's `04A2B3C4`) as a PIN is hashed.
+pub fn hash_tag(tag: &str) -> Result<String, CodeError> {
+    hash_tag_with(tag, Params::default())
+}
+
+/// [`hash_tag`] with explicit parameters.
+pub fn hash_tag_with(tag: &str, params: Params) -> Result<String, CodeError> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b':' || b == b'-';
+    if !(4..=64).contains(&tag.len()) || !tag.bytes().all(allowed) {
+        return Err(CodeError::BadTag);
+    }
+    hash_with(tag, params)
+}
+
+fn hash_with(secret: &str, params: Params) -> Result<String, CodeError> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-        .hash_password(pin.as_bytes(), &salt)
+        .hash_password(secret.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| CodeError::Hash(e.to_string()))
 }

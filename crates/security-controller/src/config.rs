@@ -138,6 +138,11 @@ pub struct User {
     /// The areas (`[[panel.areas]]`) this code works in; absent, every area.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub areas: Option<Vec<String>>,
+    /// A tag (RFID, NFC) as a second credential with the same rights: the Argon2 hash of its id
+    /// (`security-controller hash-pin` with the id as the PIN). The bridge sends a tag reader's
+    /// id as the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag_hash: Option<String>,
 }
 
 impl User {
@@ -153,7 +158,13 @@ impl User {
             valid_from: None,
             valid_until: None,
             areas: None,
+            tag_hash: None,
         }
+    }
+
+    /// Whether `code` is this user's PIN or tag. Slow on purpose (Argon2id).
+    pub fn owns(&self, code: &str) -> bool {
+        codes::verify_pin(code, &self.pin_hash) || self.tag_hash.as_ref().is_some_and(|h| codes::verify_pin(code, h))
     }
 
     /// Whether this code works in `area` (`None`: a panel without areas, where every code does).
@@ -408,6 +419,15 @@ impl PanelConfig {
             }
             if let Some(problem) = user.problems().into_iter().next() {
                 return err(format!("users[{i}]"), format!("user `{}`: {problem}", user.name));
+            }
+            if user.tag_hash.as_ref().is_some_and(|h| !codes::is_valid_hash(h)) {
+                return err(
+                    format!("users[{i}].tag_hash"),
+                    format!(
+                        "user `{}` has no valid Argon2 hash of a tag; make one with `security-controller hash-pin` (the tag's id as the PIN)",
+                        user.name
+                    ),
+                );
             }
             if !codes::is_valid_hash(&user.pin_hash) {
                 return err(

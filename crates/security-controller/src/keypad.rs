@@ -16,7 +16,6 @@ use std::sync::Arc;
 use protocol::{PanelAction, PanelCommand};
 use tokio::sync::mpsc;
 
-use crate::codes;
 use crate::config::User;
 
 /// What a command's code turned out to be.
@@ -47,7 +46,7 @@ pub type ForArea<T> = (Option<String>, T);
 pub fn identify(users: &[User], code: Option<&str>) -> Code {
     match code {
         None => Code::Missing,
-        Some(code) => users.iter().position(|u| codes::verify_pin(code, &u.pin_hash)).map_or(Code::Wrong, Code::User),
+        Some(code) => users.iter().position(|u| u.owns(code)).map_or(Code::Wrong, Code::User),
     }
 }
 
@@ -132,10 +131,17 @@ impl Keypad {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codes;
 
     fn users() -> Vec<User> {
         let hash = |pin| codes::hash_pin_with(pin, codes::test_params()).unwrap();
-        vec![User::new("alice", hash("1234")), User::new("bob", hash("5678"))]
+        vec![
+            User::new("alice", hash("1234")),
+            User {
+                tag_hash: Some(codes::hash_tag_with("04A2B3C4", codes::test_params()).unwrap()),
+                ..User::new("bob", hash("5678"))
+            },
+        ]
     }
 
     fn command(action: PanelAction, code: Option<&str>) -> PanelCommand {
@@ -149,6 +155,7 @@ mod tests {
         assert_eq!(identify(&users, Some("1234")), Code::User(0));
         assert_eq!(identify(&users, Some("5678")), Code::User(1));
         assert_eq!(identify(&users, Some("0000")), Code::Wrong);
+        assert_eq!(identify(&users, Some("04A2B3C4")), Code::User(1), "a tag is bob's as his PIN is");
     }
 
     #[tokio::test]

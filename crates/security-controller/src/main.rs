@@ -24,12 +24,20 @@ struct Args {
 enum Command {
     /// Print the Argon2id hash of a PIN for [[panel.users]] (PIN from MQTT_HOME_PIN or asked twice, without echo)
     HashPin,
+    /// Print the Argon2id hash of a tag's id for a user's tag_hash (id from MQTT_HOME_TAG or asked twice)
+    HashTag,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(Command::HashPin) = args.command {
-        return match hash_pin() {
+    if let Some(command) = &args.command {
+        let hashed = match command {
+            Command::HashPin => hash_secret("MQTT_HOME_PIN", "PIN", |p| Ok(security_controller::codes::hash_pin(p)?)),
+            Command::HashTag => {
+                hash_secret("MQTT_HOME_TAG", "tag id", |t| Ok(security_controller::codes::hash_tag(t)?))
+            }
+        };
+        return match hashed {
             Ok(hash) => {
                 println!("{hash}");
                 ExitCode::SUCCESS
@@ -49,15 +57,16 @@ fn main() -> ExitCode {
     device_runtime::daemon::main::<security_controller::Config, _, _>(args.common, overrides, security_controller::run)
 }
 
-fn hash_pin() -> anyhow::Result<String> {
-    let pin = match std::env::var("MQTT_HOME_PIN") {
-        Ok(pin) => pin,
+/// A secret from `var`, or asked twice without echo, hashed by `hash`.
+fn hash_secret(var: &str, what: &str, hash: impl Fn(&str) -> anyhow::Result<String>) -> anyhow::Result<String> {
+    let secret = match std::env::var(var) {
+        Ok(secret) => secret,
         Err(_) => {
-            let pin = rpassword::prompt_password("PIN: ")?;
-            let again = rpassword::prompt_password("PIN again: ")?;
-            anyhow::ensure!(pin == again, "the two PINs differ");
-            pin
+            let secret = rpassword::prompt_password(format!("{what}: "))?;
+            let again = rpassword::prompt_password(format!("{what} again: "))?;
+            anyhow::ensure!(secret == again, "the two entries differ");
+            secret
         }
     };
-    Ok(security_controller::codes::hash_pin(&pin)?)
+    hash(secret.trim())
 }

@@ -373,7 +373,11 @@ impl User {
             (None, Some(u)) => format!(", until {u}"),
             (Some(f), Some(u)) => format!(", from {f} until {u}"),
         };
-        format!("{may}; {hours}{dates}")
+        let areas = match &self.areas {
+            None => String::new(),
+            Some(areas) => format!("; in {}", areas.join(", ")),
+        };
+        format!("{may}; {hours}{dates}{areas}")
     }
 }
 

@@ -172,12 +172,13 @@ fn users_read_from_toml() {
         may = ["arm_away", "disarm"]
         hours = [{ days = ["mon", "thu"], from = "08:00", until = "12:00" }]
         valid_until = "2026-12-31"
+        areas = ["house"]
         "#,
     )
     .unwrap();
     assert_eq!(user.may, Some(vec![Right::ArmAway, Right::Disarm]));
     assert_eq!(user.hours[0].to_string(), "mon,thu 08:00–12:00");
-    assert_eq!(user.describe(), "arm_away, disarm; mon,thu 08:00–12:00, until 2026-12-31");
+    assert_eq!(user.describe(), "arm_away, disarm; mon,thu 08:00–12:00, until 2026-12-31; in house");
     for bad in [
         "name = \"a\"\npin_hash = \"x\"\nmay = [\"fly\"]\n",
         "name = \"a\"\npin_hash = \"x\"\nhours = [{ days = [\"monday\"], from = \"08:00\", until = \"12:00\" }]\n",
