@@ -157,6 +157,11 @@ scenario-duress:
 scenario-people:
     {{home}} scenario --with-home scenarios/people.toml
 
+# A Zigbee2MQTT keypad arms and shows the panel's mode; a wrong code shows invalid_code; a tag disarms
+[group('scenarios')]
+scenario-keypad:
+    {{home}} scenario --with-home scenarios/keypad.toml
+
 # Areas: the garage arms on its own, its window trips only it, gina's code works only there, and
 # the house panel arms every area (the home with config/security-controller.areas.toml)
 [group('scenarios')]

@@ -5,12 +5,17 @@
 //! (or `ON`) sent during a short outage still arrives. Whatever happens upstream, the siren cuts
 //! itself off after `max_on_s` (15 min by default): a siren that never stops is a nuisance and,
 //! in many places, an offence.
+//!
+//! Besides the alarm it plays the panel's short sounds (a command with a `tone`, on
+//! `<root>/control/sound` from the panel or `control/alarm` from Home Assistant: beeps through
+//! the exit and entry delays, a chime, chirps), each for its `duration_s` or its own length, and
+//! says so in its state's `tone`. The alarm drowns them: while it sounds, sounds are not played.
 
 use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
 use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Shutdown};
-use protocol::{AlarmCommand, AlarmState, DeviceKind, Message, Power, Qos, Timestamp, Topic, Unreadable};
+use protocol::{AlarmCommand, AlarmState, DeviceKind, Message, Power, Qos, Timestamp, Tone, Topic, Unreadable};
 use serde::{Deserialize, Serialize};
 
 /// `config/alarm-actuator.toml`.
@@ -43,23 +48,52 @@ impl DaemonConfig for Config {
     }
 }
 
-/// The siren's state: on or off, why, and since when.
+/// The siren's state: on or off, why, and since when; and a sound short of the alarm, until when.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Siren {
     pub power: Power,
     pub reason: Option<String>,
     pub since: Timestamp,
+    pub sound: Option<(Tone, Timestamp)>,
+}
+
+/// The longest a sound plays (an exit delay is at most 255 s).
+const MAX_SOUND_S: u64 = 255;
+
+/// How long a tone plays when its command gives no duration.
+fn default_length(tone: Tone) -> Duration {
+    match tone {
+        Tone::ExitBeeps | Tone::EntryBeeps => Duration::from_secs(30),
+        Tone::Chime => Duration::from_secs(2),
+        Tone::Alarm | Tone::ArmChirp | Tone::DisarmChirp => Duration::from_secs(1),
+    }
 }
 
 impl Siren {
     pub fn off(now: Timestamp) -> Siren {
-        Siren { power: Power::Off, reason: None, since: now }
+        Siren { power: Power::Off, reason: None, since: now, sound: None }
     }
 
-    /// Applies a command; `since` moves only when the state changes.
+    /// Applies a command; `since` moves only when the state changes. A sound while the alarm
+    /// sounds is not played; `OFF` without a tone stops the alarm and any sound.
     pub fn apply(&self, command: &AlarmCommand, now: Timestamp) -> Siren {
-        let since = if command.state == self.power { self.since } else { now };
-        Siren { power: command.state, reason: command.reason.clone(), since }
+        match (command.tone(), command.state) {
+            (Tone::Alarm, state) => {
+                let since = if state == self.power { self.since } else { now };
+                let sound = if state == Power::Off { None } else { self.sound };
+                Siren { power: state, reason: command.reason.clone(), since, sound }
+            }
+            (_, Power::On) if self.power == Power::On => self.clone(),
+            (tone, Power::On) => {
+                let length =
+                    command.duration_s.map_or(default_length(tone), |s| Duration::from_secs(s.min(MAX_SOUND_S)));
+                Siren { sound: Some((tone, now.plus(length))), ..self.clone() }
+            }
+            (tone, Power::Off) => {
+                let sound = self.sound.filter(|(playing, _)| *playing != tone);
+                Siren { sound, ..self.clone() }
+            }
+        }
     }
 
     /// When the hard cut-off turns the siren off, if it is on.
@@ -72,6 +106,7 @@ impl Siren {
             state: self.power,
             reason: self.reason.clone(),
             since: self.since,
+            tone: self.sound.filter(|_| self.power == Power::Off).map(|(tone, _)| tone),
             device_id: device_id.to_owned(),
             ts: now,
         }
@@ -104,10 +139,11 @@ impl Device for SirenDevice {
     fn spec(&self) -> DeviceSpec {
         let topics = protocol::Topics::new(&self.config.mqtt.topic_root);
         let control = topics.name(&Topic::AlarmControl);
+        let sound = topics.name(&Topic::Sound);
         let mut spec = DeviceSpec::new(DeviceKind::AlarmActuator);
-        spec.capabilities = vec!["siren".into(), format!("max_on_s:{}", self.config.max_on_s)];
-        spec.subscriptions = vec![(control.clone(), Qos::AtLeastOnce)];
-        spec.command_topics = vec![control];
+        spec.capabilities = vec!["siren".into(), "tones".into(), format!("max_on_s:{}", self.config.max_on_s)];
+        spec.subscriptions = vec![(control.clone(), Qos::AtLeastOnce), (sound.clone(), Qos::AtLeastOnce)];
+        spec.command_topics = vec![control, sound];
         spec.state_topics = vec![topics.name(&Topic::AlarmState)];
         spec.discovery = protocol::discovery::siren(&topics);
         spec
@@ -119,14 +155,21 @@ impl Device for SirenDevice {
 
     fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<()>> {
         match message {
-            Ok(Message::AlarmControl(command)) => {
+            Ok(Message::AlarmControl(command) | Message::Sound(command)) => {
+                let before = self.siren.clone();
                 self.siren = self.siren.apply(&command, now);
                 let reason = command.reason.as_deref().unwrap_or("no reason given");
                 let mut acts = self.report(now);
-                acts.push(Act::Note(format!("siren {} ({reason})", command.state.as_str())));
+                match command.tone() {
+                    Tone::Alarm => acts.push(Act::Note(format!("siren {} ({reason})", command.state.as_str()))),
+                    tone if self.siren == before => {
+                        tracing::debug!("{} {} not played: the alarm sounds", tone.as_str(), command.state.as_str());
+                    }
+                    tone => tracing::debug!("sound {} {}", tone.as_str(), command.state.as_str()),
+                }
                 acts
             }
-            Err(e) if e.parsed == Some(Topic::AlarmControl) => {
+            Err(e) if matches!(e.parsed, Some(Topic::AlarmControl | Topic::Sound)) => {
                 tracing::warn!(
                     "ignored a command on the siren: {}; send {{\"state\":\"ON\",\"reason\":\"…\"}}, ON or OFF",
                     e.why
@@ -141,16 +184,22 @@ impl Device for SirenDevice {
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
-        self.siren.cut_off_at(self.max_on())
+        let sound_ends = self.siren.sound.map(|(_, until)| until);
+        self.siren.cut_off_at(self.max_on()).into_iter().chain(sound_ends).min()
     }
 
     fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<()>> {
         if self.next_deadline().is_none_or(|t| t > now) {
             return Vec::new();
         }
-        let reason = format!("cut off after max_on_s ({} s)", self.config.max_on_s);
-        self.siren = self.siren.apply(&AlarmCommand { state: Power::Off, reason: Some(reason) }, now);
-        tracing::warn!("siren OFF: on for {} s without an OFF command (max_on_s)", self.config.max_on_s);
+        if self.siren.sound.is_some_and(|(_, until)| until <= now) {
+            self.siren.sound = None;
+        }
+        if self.siren.cut_off_at(self.max_on()).is_some_and(|t| t <= now) {
+            let reason = format!("cut off after max_on_s ({} s)", self.config.max_on_s);
+            self.siren = self.siren.apply(&AlarmCommand::siren(Power::Off, Some(reason)), now);
+            tracing::warn!("siren OFF: on for {} s without an OFF command (max_on_s)", self.config.max_on_s);
+        }
         self.report(now)
     }
 }
@@ -167,7 +216,36 @@ mod tests {
     use protocol::{Payload, Topics};
 
     fn on(reason: &str) -> AlarmCommand {
-        AlarmCommand { state: Power::On, reason: Some(reason.into()) }
+        AlarmCommand::siren(Power::On, Some(reason.into()))
+    }
+
+    fn sound(tone: Tone, state: Power, duration_s: Option<u64>) -> AlarmCommand {
+        AlarmCommand { state, reason: None, tone: Some(tone), duration_s }
+    }
+
+    #[test]
+    fn sounds_play_for_their_length_stop_on_their_off_and_never_over_the_alarm() {
+        let t = |s: u64| Timestamp(s * 1000);
+        let off = Siren::off(t(0));
+        let beeping = off.apply(&sound(Tone::ExitBeeps, Power::On, Some(30)), t(1));
+        assert_eq!(beeping.sound, Some((Tone::ExitBeeps, t(31))));
+        assert_eq!(beeping.state("siren", t(2)).tone, Some(Tone::ExitBeeps));
+        assert_eq!(beeping.state("siren", t(2)).state, Power::Off, "beeps are not the alarm");
+        assert_eq!(
+            beeping.apply(&sound(Tone::Chime, Power::Off, None), t(2)).sound,
+            beeping.sound,
+            "another tone's OFF"
+        );
+        assert_eq!(beeping.apply(&sound(Tone::ExitBeeps, Power::Off, None), t(2)).sound, None);
+        let chime = off.apply(&sound(Tone::Chime, Power::On, None), t(5));
+        assert_eq!(chime.sound, Some((Tone::Chime, t(7))), "a chime's own length: 2 s");
+        let alarm = beeping.apply(&on("intrusion"), t(3));
+        assert_eq!(alarm.state("siren", t(3)).tone, None, "the alarm drowns the beeps");
+        assert_eq!(alarm.apply(&sound(Tone::Chime, Power::On, None), t(4)), alarm, "no chime over the alarm");
+        let quiet = alarm.apply(&AlarmCommand::siren(Power::Off, None), t(5));
+        assert_eq!((quiet.power, quiet.sound), (Power::Off, None), "OFF stops everything");
+        let long = off.apply(&sound(Tone::EntryBeeps, Power::On, Some(100_000)), t(0));
+        assert_eq!(long.sound, Some((Tone::EntryBeeps, t(255))), "at most 255 s");
     }
 
     #[test]
@@ -177,7 +255,7 @@ mod tests {
         assert_eq!((first.power, first.since), (Power::On, Timestamp(10)));
         let again = first.apply(&on("still"), Timestamp(20));
         assert_eq!(again.since, Timestamp(10), "a repeated ON does not extend the siren");
-        let stopped = again.apply(&AlarmCommand { state: Power::Off, reason: None }, Timestamp(30));
+        let stopped = again.apply(&AlarmCommand::siren(Power::Off, None), Timestamp(30));
         assert_eq!((stopped.power, stopped.since), (Power::Off, Timestamp(30)));
     }
 

@@ -382,7 +382,9 @@ fn write_config(dir: &Path, dashboard: SocketAddr, state_file: &Path) -> anyhow:
         users: vec![User::new("bench", pin_hash)],
         ..PanelConfig::default()
     };
-    panel.sensors.insert(WINDOW.to_owned(), SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None });
+    panel
+        .sensors
+        .insert(WINDOW.to_owned(), SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None, chime: false });
     let config = security_controller::Config {
         mqtt: device_runtime::MqttConfig::with_id("security-controller"),
         state_file: state_file.to_owned(),

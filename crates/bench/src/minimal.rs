@@ -34,7 +34,7 @@ async fn answer(client: AsyncClient, mut eventloop: EventLoop, siren: String) {
         let Ok(Event::Incoming(Packet::Publish(p))) = eventloop.poll().await else { continue };
         let opened = SensorReading::decode(&p.payload).is_ok_and(|r| r.state == SensorState::Open);
         if opened {
-            let on = AlarmCommand { state: Power::On, reason: Some("intrusion".into()) };
+            let on = AlarmCommand::siren(Power::On, Some("intrusion".into()));
             let _ = client.try_publish(&siren, QoS::AtLeastOnce, false, on.encode());
         }
     }

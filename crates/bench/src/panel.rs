@@ -246,7 +246,9 @@ fn panel_config() -> anyhow::Result<PanelConfig> {
         users: vec![User::new("bench", pin_hash)],
         ..PanelConfig::default()
     };
-    panel.sensors.insert(DOOR.to_owned(), SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None });
+    panel
+        .sensors
+        .insert(DOOR.to_owned(), SensorConfig { zone: Some(Zone::Perimeter), supervision_s: None, chime: false });
     Ok(panel)
 }
 

@@ -985,7 +985,7 @@ mod tests {
             device_runtime::config::layer(&Config::default(), Some(std::path::Path::new(path)), toml::Table::new())
                 .unwrap();
         assert_eq!(config.validate().map_err(|e| e.to_string()), Ok(()));
-        assert_eq!(config.devices.len(), 8);
+        assert_eq!(config.devices.len(), 10);
     }
 
     #[test]

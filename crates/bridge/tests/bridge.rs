@@ -198,3 +198,86 @@ async fn a_home_light_drives_a_zigbee2mqtt_bulb(url: String) {
     bridge.stop().await;
 }
 on_both_brokers!(zigbee_bulb, super::a_home_light_drives_a_zigbee2mqtt_bulb);
+
+/// A Zigbee2MQTT keypad and a tag reader, played by the test as the devices publish: the keypad
+/// arms with its code and is told the panel's mode with its transaction, a wrong code shows
+/// `invalid_code`, a code of the wrong type is sent nowhere, and a user's tag disarms.
+async fn a_zigbee2mqtt_keypad_and_a_tag_arm_and_disarm_the_panel(url: String) {
+    use security_controller::codes;
+    use security_controller::config::User;
+    let dir = tempfile::tempdir().unwrap();
+    let alice = User {
+        tag_hash: Some(codes::hash_tag_with("04A2B3C4", codes::test_params()).unwrap()),
+        ..User::new("alice", codes::hash_pin_with("1234", codes::test_params()).unwrap())
+    };
+    let panel = security_controller::Config {
+        mqtt: mqtt(&url, "security-controller"),
+        state_file: dir.path().join("panel.json"),
+        panel: PanelConfig {
+            exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
+            allow_demo_timings: true,
+            code_arm_required: true,
+            users: vec![alice],
+            ..PanelConfig::default()
+        },
+    };
+    let tag = Mapping {
+        topic: Some("rfid/hall".into()),
+        pointer: Some("/uid".into()),
+        ..mapping("hall-reader", Kind::Tag, Profile::Generic, "")
+    };
+    let bridge_config = Config {
+        mqtt: mqtt(&url, "bridge"),
+        devices: vec![mapping("hall-keypad", Kind::Keypad, Profile::Zigbee2mqtt, "hall_keypad"), tag],
+    };
+    let mut probe = Probe::connect(&url, "probe-bridge-keypad").await.unwrap();
+    probe.subscribe("home/#").await.unwrap();
+    probe.subscribe("zigbee2mqtt/hall_keypad/set").await.unwrap();
+    let panel = Running::spawn(|s| security_controller::run(panel, s));
+    let bridge = Running::spawn(|s| bridge::run(bridge_config, s));
+    let state = |want: &'static str| move |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.state.as_str() == want);
+    const SHOWN: &str = "zigbee2mqtt/hall_keypad/set";
+    let shows = |mode: &'static str, transaction: Option<u64>| {
+        move |p: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| {
+                v["arm_mode"]["mode"] == mode && transaction.is_none_or(|t| v["arm_mode"]["transaction"] == t)
+            })
+        }
+    };
+    probe.expect("home/security/status", state("disarmed"), WITHIN).await.unwrap();
+    probe.expect("home/devices/bridge/availability", |p| p == b"online", WITHIN).await.unwrap();
+    probe.expect(SHOWN, shows("disarm", None), WITHIN).await.unwrap();
+
+    let press = r#"{"action":"arm_all_zones","action_code":"1234","action_transaction":41,"battery":88}"#;
+    let shown = probe.count(SHOWN);
+    probe.publish("zigbee2mqtt/hall_keypad", press, false).await.unwrap();
+    probe.expect("home/security/status", state("armed_away"), WITHIN).await.unwrap();
+    probe.expect(SHOWN, shows("arm_all_zones", Some(41)), WITHIN).await.unwrap();
+    assert_eq!(probe.count(SHOWN), shown + 1, "one answer to one press");
+    let wrong = r#"{"action":"disarm","action_code":9999,"action_transaction":42}"#;
+    probe.publish("zigbee2mqtt/hall_keypad", wrong, false).await.unwrap();
+    probe.expect("home/security/events", |p| String::from_utf8_lossy(p).contains("wrong_code"), WITHIN).await.unwrap();
+    probe.expect(SHOWN, shows("invalid_code", Some(42)), WITHIN).await.unwrap();
+    let n = probe.count("home/security/panel/set");
+    let odd = r#"{"action":"disarm","action_code":true,"action_transaction":43}"#;
+    probe.publish("zigbee2mqtt/hall_keypad", odd, false).await.unwrap();
+    probe.expect(SHOWN, shows("invalid_code", None), WITHIN).await.unwrap();
+    assert_eq!(probe.count("home/security/panel/set"), n, "a code of the wrong type is sent nowhere");
+    assert!(
+        probe.seen("home/security/panel/set").iter().all(|p| !String::from_utf8_lossy(p).contains("true")),
+        "nothing of the odd press reached the panel"
+    );
+
+    let (n, shown) = (probe.count("home/security/status"), probe.count(SHOWN));
+    probe.publish("rfid/hall", r#"{"uid":"04A2B3C4","rssi":-41}"#, false).await.unwrap();
+    let disarmed = probe.expect_after(n, "home/security/status", state("disarmed"), WITHIN).await.unwrap();
+    assert_eq!(PanelStatus::decode(&disarmed).unwrap().changed_by.as_deref(), Some("alice"));
+    probe.expect_after(shown, SHOWN, shows("disarm", None), WITHIN).await.unwrap();
+    probe
+        .expect("home/devices/hall-keypad/condition", |p| String::from_utf8_lossy(p).contains("88"), WITHIN)
+        .await
+        .unwrap();
+    bridge.stop().await;
+    panel.stop().await;
+}
+on_both_brokers!(keypad_and_tag, super::a_zigbee2mqtt_keypad_and_a_tag_arm_and_disarm_the_panel);

@@ -284,6 +284,7 @@ pub fn describe(topics: &Topics, topic: &str, payload: &[u8]) -> String {
             format!("siren: {}{}", a.state.as_str(), a.reason.map(|r| format!(" ({r})")).unwrap_or_default())
         }
         Message::AlarmControl(_) => format!("siren ← {}", clip(payload, 120)),
+        Message::Sound(c) => format!("sound ← {} {}", c.tone().as_str(), c.state.as_str()),
         Message::Availability { id, availability } => format!("{id} is {}", availability.as_str()),
         Message::Announce { id, .. } => format!("{id} announced"),
         Message::Health { id, health } => match health.state {

@@ -123,6 +123,17 @@ async fn home_assistant_shows_and_drives_the_whole_home_with_no_yaml() {
     ha.call_service("alarm_control_panel", "alarm_disarm", code("1234")).await.unwrap();
     ha.wait_for_state(PANEL, state_is("disarmed"), HA_WITHIN).await.unwrap();
 
+    // The siren's tones, as Home Assistant lists them, and one played from Home Assistant: a
+    // chime, not the alarm (the siren stays off and says which tone it plays).
+    let tones = json!(["alarm", "exit_beeps", "entry_beeps", "chime", "arm_chirp", "disarm_chirp"]);
+    ha.wait_for_state("siren.siren", has("available_tones", tones), HA_WITHIN).await.unwrap();
+    probe.subscribe("home/security/alarm").await.unwrap();
+    let chime = json!({"entity_id": "siren.siren", "tone": "chime", "duration": 3});
+    ha.call_service("siren", "turn_on", chime).await.unwrap();
+    let chiming =
+        |p: &[u8]| serde_json::from_slice::<Value>(p).is_ok_and(|v| v["tone"] == "chime" && v["state"] == "OFF");
+    probe.expect("home/security/alarm", chiming, WITHIN).await.unwrap();
+
     // What Home Assistant now holds, as a page (and, where Chromium is installed, a picture).
     entity_list(&ha, "home-assistant.png").await;
 

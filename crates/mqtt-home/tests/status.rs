@@ -93,6 +93,7 @@ async fn a_home_in_alarm(url: &str) {
         state: Power::On,
         reason: Some("intrusion: front".into()),
         since: before(70),
+        tone: None,
         device_id: "siren".into(),
         ts: before(70),
     };

@@ -305,10 +305,12 @@ pub fn siren(topics: &Topics) -> Vec<Entity> {
             "state_on": "ON",
             "state_off": "OFF",
             "command_topic": topics.name(&Topic::AlarmControl),
-            "command_template": "{\"state\":\"{{ value }}\",\"reason\":\"Home Assistant\"}",
+            // Home Assistant's siren.turn_on takes a tone and a duration: the siren's own sounds.
+            "command_template": "{\"state\":\"{{ value }}\",\"reason\":\"Home Assistant\"{% if tone is defined %},\"tone\":\"{{ tone }}\"{% endif %}{% if duration is defined %},\"duration_s\":{{ duration | int }}{% endif %}}",
             "payload_on": "ON",
             "payload_off": "OFF",
-            "support_duration": false,
+            "available_tones": crate::Tone::ALL.map(crate::Tone::as_str),
+            "support_duration": true,
             "support_volume_set": false,
         }),
     )]

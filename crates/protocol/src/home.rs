@@ -142,6 +142,7 @@ impl HomeState {
             | Message::PanelSet(_)
             | Message::AreaSet { .. }
             | Message::AlarmControl(_)
+            | Message::Sound(_)
             | Message::Cleared(_) => {
                 return Vec::new();
             }
@@ -189,7 +190,12 @@ impl HomeState {
             Topic::Health(id) => self.presence(id, now, |p| p.health = Some(Err(unreadable))),
             Topic::Condition(id) => self.presence(id, now, |p| p.condition = Some(Err(unreadable))),
             // An event or a command that cannot be read changes nothing that is kept.
-            Topic::PanelEvents | Topic::LightSet(_) | Topic::PanelSet | Topic::AreaSet(_) | Topic::AlarmControl => {
+            Topic::PanelEvents
+            | Topic::LightSet(_)
+            | Topic::PanelSet
+            | Topic::AreaSet(_)
+            | Topic::AlarmControl
+            | Topic::Sound => {
                 return Vec::new();
             }
         };
@@ -222,7 +228,12 @@ impl HomeState {
             Topic::Announce(id) => self.presence(id, Timestamp(0), |p| p.announce = None),
             Topic::Health(id) => self.presence(id, Timestamp(0), |p| p.health = None),
             Topic::Condition(id) => self.presence(id, Timestamp(0), |p| p.condition = None),
-            Topic::PanelEvents | Topic::LightSet(_) | Topic::PanelSet | Topic::AreaSet(_) | Topic::AlarmControl => {
+            Topic::PanelEvents
+            | Topic::LightSet(_)
+            | Topic::PanelSet
+            | Topic::AreaSet(_)
+            | Topic::AlarmControl
+            | Topic::Sound => {
                 return Vec::new();
             }
         };

@@ -46,6 +46,8 @@ pub enum Message {
         status: PanelStatus,
     },
     AlarmControl(AlarmCommand),
+    /// A short sound (beeps, chime, chirps) for the siren and keypads.
+    Sound(AlarmCommand),
     AlarmState(AlarmState),
     Availability {
         id: String,
@@ -170,6 +172,7 @@ impl Message {
             Topic::AreaSet(area) => Message::AreaSet { area, command: PanelCommand::decode(payload)? },
             Topic::AreaStatus(area) => Message::AreaStatus { area, status: PanelStatus::decode(payload)? },
             Topic::AlarmControl => Message::AlarmControl(AlarmCommand::decode(payload)?),
+            Topic::Sound => Message::Sound(AlarmCommand::decode(payload)?),
             Topic::AlarmState => Message::AlarmState(AlarmState::decode(payload)?),
             Topic::Availability(id) => Message::Availability { id, availability: Availability::decode(payload)? },
             Topic::Announce(id) => Message::Announce { id, announce: Announce::decode(payload)? },
@@ -191,6 +194,7 @@ impl Message {
             Message::AreaSet { area, .. } => Topic::AreaSet(area.clone()),
             Message::AreaStatus { area, .. } => Topic::AreaStatus(area.clone()),
             Message::AlarmControl(_) => Topic::AlarmControl,
+            Message::Sound(_) => Topic::Sound,
             Message::AlarmState(_) => Topic::AlarmState,
             Message::Availability { id, .. } => Topic::Availability(id.clone()),
             Message::Announce { id, .. } => Topic::Announce(id.clone()),
@@ -212,7 +216,7 @@ impl Message {
             Message::PanelEvent(e) => e.encode(),
             Message::AreaSet { command, .. } => command.encode(),
             Message::AreaStatus { status, .. } => status.encode(),
-            Message::AlarmControl(c) => c.encode(),
+            Message::AlarmControl(c) | Message::Sound(c) => c.encode(),
             Message::AlarmState(s) => s.encode(),
             Message::Availability { availability, .. } => availability.encode(),
             Message::Announce { announce, .. } => announce.encode(),
@@ -243,7 +247,11 @@ impl Message {
             Message::PanelStatus(s) | Message::AreaStatus { status: s, .. } => Some(&s.device_id),
             Message::PanelEvent(e) => Some(&e.device_id),
             Message::AlarmState(s) => Some(&s.device_id),
-            Message::PanelSet(_) | Message::AreaSet { .. } | Message::AlarmControl(_) | Message::Cleared(_) => None,
+            Message::PanelSet(_)
+            | Message::AreaSet { .. }
+            | Message::AlarmControl(_)
+            | Message::Sound(_)
+            | Message::Cleared(_) => None,
         }
     }
 }

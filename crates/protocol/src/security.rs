@@ -543,13 +543,67 @@ impl Payload for PanelEvent {
     const WHAT: &'static str = "panel event";
 }
 
+/// What the siren plays: the alarm itself, or one of the short sounds of a panel's day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tone {
+    /// The siren: what `ON` without a tone is.
+    Alarm,
+    /// Slow beeps through the exit delay: leave now.
+    ExitBeeps,
+    /// Fast beeps through the entry delay: disarm now.
+    EntryBeeps,
+    /// A door opened while disarmed (per sensor, `chime = true`).
+    Chime,
+    /// One chirp: armed.
+    ArmChirp,
+    /// Two chirps: disarmed.
+    DisarmChirp,
+}
+
+impl Tone {
+    pub const ALL: [Tone; 6] =
+        [Tone::Alarm, Tone::ExitBeeps, Tone::EntryBeeps, Tone::Chime, Tone::ArmChirp, Tone::DisarmChirp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tone::Alarm => "alarm",
+            Tone::ExitBeeps => "exit_beeps",
+            Tone::EntryBeeps => "entry_beeps",
+            Tone::Chime => "chime",
+            Tone::ArmChirp => "arm_chirp",
+            Tone::DisarmChirp => "disarm_chirp",
+        }
+    }
+}
+
 /// Sent to `<root>/control/alarm` (QoS 1; applying it twice is applying it once): `{"state":"ON","reason":"…"}`, or a bare `ON`/`OFF`.
+/// With a `tone` other than `alarm`, a sound short of the alarm (`{"state":"ON","tone":"exit_beeps","duration_s":30}`),
+/// stopped by `OFF` with the same tone; `OFF` without a tone stops everything.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AlarmCommand {
     pub state: Power,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Absent: the alarm (`alarm`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tone: Option<Tone>,
+    /// Seconds a sound plays (beeps: the delay); absent, the tone's own length.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<u64>,
+}
+
+impl AlarmCommand {
+    /// The siren on or off, for `reason`.
+    pub fn siren(state: Power, reason: Option<String>) -> AlarmCommand {
+        AlarmCommand { state, reason, tone: None, duration_s: None }
+    }
+
+    /// The tone this command is about: `alarm` when it names none.
+    pub fn tone(&self) -> Tone {
+        self.tone.unwrap_or(Tone::Alarm)
+    }
 }
 
 impl Payload for AlarmCommand {
@@ -561,7 +615,7 @@ impl Payload for AlarmCommand {
             return decode_json(Self::WHAT, bytes);
         }
         Power::from_word(s)
-            .map(|state| AlarmCommand { state, reason: None })
+            .map(|state| AlarmCommand::siren(state, None))
             .ok_or_else(|| DecodeError::invalid(Self::WHAT, format!("`{}` is not JSON, ON or OFF", clip(s))))
     }
 }
@@ -574,6 +628,9 @@ pub struct AlarmState {
     pub reason: Option<String>,
     /// When the siren entered this state.
     pub since: Timestamp,
+    /// A sound short of the alarm playing now (beeps, a chime, a chirp); `state` stays `OFF`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tone: Option<Tone>,
     pub device_id: String,
     pub ts: Timestamp,
 }
@@ -685,10 +742,13 @@ mod tests {
 
     #[test]
     fn alarm_commands_accept_bare_words() {
-        assert_eq!(AlarmCommand::decode(b"ON").unwrap(), AlarmCommand { state: Power::On, reason: None });
+        assert_eq!(AlarmCommand::decode(b"ON").unwrap(), AlarmCommand::siren(Power::On, None));
         let json = AlarmCommand::decode(br#"{"state":"OFF","reason":"disarmed"}"#).unwrap();
-        assert_eq!((json.state, json.reason.as_deref()), (Power::Off, Some("disarmed")));
+        assert_eq!((json.state, json.reason.as_deref(), json.tone()), (Power::Off, Some("disarmed"), Tone::Alarm));
         assert!(AlarmCommand::decode(b"LOUD").is_err());
+        let beeps = AlarmCommand::decode(br#"{"state":"ON","tone":"exit_beeps","duration_s":30}"#).unwrap();
+        assert_eq!((beeps.tone(), beeps.duration_s), (Tone::ExitBeeps, Some(30)));
+        assert!(AlarmCommand::decode(br#"{"state":"ON","tone":"kazoo"}"#).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! | `<root>/security/areas/<area>/status` | [`crate::PanelStatus`] (one area of several) |
 //! | `<root>/security/alarm` | [`crate::AlarmState`] |
 //! | `<root>/control/alarm` | [`crate::AlarmCommand`] |
+//! | `<root>/control/sound` | [`crate::AlarmCommand`] with a `tone` (beeps, chime, chirps) |
 //! | `<root>/devices/<id>/availability` | [`crate::Availability`] |
 //! | `<root>/devices/<id>/announce` | [`crate::Announce`] |
 //! | `<root>/devices/<id>/health` | [`crate::Health`] |
@@ -53,6 +54,8 @@ pub enum Topic {
     /// The status of one area; `PanelStatus` is then the house's combined view.
     AreaStatus(String),
     AlarmControl,
+    /// The panel's short sounds (beeps, chime, chirps) for the siren and keypads: never the alarm.
+    Sound,
     AlarmState,
     Availability(String),
     Announce(String),
@@ -82,9 +85,12 @@ impl Topic {
             | Topic::Announce(_)
             | Topic::Health(_)
             | Topic::Condition(_) => true,
-            Topic::LightSet(_) | Topic::PanelSet | Topic::AreaSet(_) | Topic::PanelEvents | Topic::AlarmControl => {
-                false
-            }
+            Topic::LightSet(_)
+            | Topic::PanelSet
+            | Topic::AreaSet(_)
+            | Topic::PanelEvents
+            | Topic::AlarmControl
+            | Topic::Sound => false,
         }
     }
 }
@@ -166,6 +172,7 @@ impl Topics {
             Topic::AreaSet(area) => format!("{r}/security/areas/{area}/set"),
             Topic::AreaStatus(area) => format!("{r}/security/areas/{area}/status"),
             Topic::AlarmControl => format!("{r}/control/alarm"),
+            Topic::Sound => format!("{r}/control/sound"),
             Topic::AlarmState => format!("{r}/security/alarm"),
             Topic::Availability(id) => format!("{r}/devices/{id}/availability"),
             Topic::Announce(id) => format!("{r}/devices/{id}/announce"),
@@ -257,6 +264,7 @@ impl Topics {
                 SensorKind::from_topic_level(kind).and_then(|kind| id(sensor).map(|id| Topic::Sensor { kind, id }))
             }
             ["control", "alarm"] => Some(Topic::AlarmControl),
+            ["control", "sound"] => Some(Topic::Sound),
             ["devices", device, "availability"] => id(device).map(Topic::Availability),
             ["devices", device, "announce"] => id(device).map(Topic::Announce),
             ["devices", device, "health"] => id(device).map(Topic::Health),
@@ -292,6 +300,7 @@ mod tests {
             Topic::AreaSet(id()),
             Topic::AreaStatus(id()),
             Topic::AlarmControl,
+            Topic::Sound,
             Topic::AlarmState,
             Topic::Availability(id()),
             Topic::Announce(id()),
@@ -319,6 +328,7 @@ mod tests {
                 "home/security/areas/kitchen/set",
                 "home/security/areas/kitchen/status",
                 "home/control/alarm",
+                "home/control/sound",
                 "home/security/alarm",
                 "home/devices/kitchen/availability",
                 "home/devices/kitchen/announce",

@@ -189,6 +189,9 @@ pub struct SensorConfig {
     /// Seconds of silence after which the sensor is in trouble (0: no silence supervision).
     #[serde(default, deserialize_with = "device_runtime::duration::opt_secs")]
     pub supervision_s: Option<u64>,
+    /// A chime on the siren when it opens while the panel is disarmed (a shop door, a gate).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chime: bool,
 }
 
 /// What losing a sensor means, per zone.
@@ -283,6 +286,8 @@ pub struct PanelConfig {
     /// Per-sensor settings, keyed by device id.
     pub sensors: BTreeMap<String, SensorConfig>,
     pub zones: ZoneRules,
+    /// Beeps through the delays, chirps on arming and disarming (the chime is per sensor).
+    pub sounds: crate::sounds::Sounds,
     /// The parts of the home armed on their own; none, one panel for the whole home (its
     /// topics as they always were).
     pub areas: Vec<Area>,
@@ -313,6 +318,7 @@ impl Default for PanelConfig {
             weak_linkquality: 25,
             sensors: BTreeMap::new(),
             zones: ZoneRules::default(),
+            sounds: crate::sounds::Sounds::default(),
             areas: Vec::new(),
             area: None,
         }
@@ -549,7 +555,10 @@ mod tests {
     #[test]
     fn per_sensor_settings_win() {
         let mut c = PanelConfig::default();
-        c.sensors.insert("panic".into(), SensorConfig { zone: Some(Zone::TwentyFourHour), supervision_s: Some(30) });
+        c.sensors.insert(
+            "panic".into(),
+            SensorConfig { zone: Some(Zone::TwentyFourHour), supervision_s: Some(30), chime: false },
+        );
         assert_eq!(c.zone(SensorKind::Door, "panic"), Zone::TwentyFourHour);
         assert_eq!(c.supervision_s(Zone::TwentyFourHour, "panic"), 30);
     }

@@ -121,9 +121,18 @@ impl PanelDevice {
                 }
                 Action::Siren { on, reason } => {
                     let note = format!("siren {}: {reason}", if on { "ON" } else { "OFF" });
-                    let command = AlarmCommand { state: if on { Power::On } else { Power::Off }, reason: Some(reason) };
+                    let command = AlarmCommand::siren(if on { Power::On } else { Power::Off }, Some(reason));
                     acts.push(Act::publish(Topic::AlarmControl, &command));
                     acts.push(Act::Note(note));
+                }
+                Action::Sound { tone, on, duration_s } => {
+                    let command = AlarmCommand {
+                        state: if on { Power::On } else { Power::Off },
+                        reason: Some(tone.as_str().to_owned()),
+                        tone: Some(tone),
+                        duration_s,
+                    };
+                    acts.push(Act::publish(Topic::Sound, &command));
                 }
             }
         }

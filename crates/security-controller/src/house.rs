@@ -215,7 +215,7 @@ impl House {
             match &mut action {
                 Action::Event(event) => event.area.clone_from(name),
                 Action::PublishStatus(status) => status.area.clone_from(name),
-                Action::Siren { .. } | Action::Persist => {}
+                Action::Siren { .. } | Action::Sound { .. } | Action::Persist => {}
             }
             out.push(action);
         }
@@ -252,6 +252,8 @@ impl House {
                 }
                 Action::Siren { on: false, .. } if sounding => {}
                 Action::Siren { on: true, .. } => {}
+                // A chime of a sensor in two areas, beeps of two areas arming at once: once.
+                Action::Sound { .. } if out.contains(&action) => {}
                 Action::PublishStatus(status) => {
                     status_changed = true;
                     out.push(Action::PublishStatus(status));

@@ -15,6 +15,7 @@ pub mod keypad;
 pub mod panel;
 pub mod people;
 pub mod schedule;
+pub mod sounds;
 
 mod edge;
 mod state_file;

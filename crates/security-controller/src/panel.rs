@@ -27,6 +27,7 @@ use crate::config::{PanelConfig, User, Zone};
 pub use crate::keypad::{Code, Command};
 use crate::people::Right;
 use crate::schedule::{self, AutoArm};
+use crate::sounds;
 
 /// Who arms when a schedule does, in `changed_by` and events.
 pub const SCHEDULE: &str = "schedule";
@@ -251,6 +252,8 @@ pub enum Action {
     Event(PanelEvent),
     /// Turn the siren on or off.
     Siren { on: bool, reason: String },
+    /// Play (or stop) a sound short of the alarm: beeps, a chime, a chirp ([`crate::sounds`]).
+    Sound { tone: protocol::Tone, on: bool, duration_s: Option<u64> },
     /// The saved state changed: write it (atomically). It comes before everything it goes with,
     /// except a siren ON: the siren never waits for a disk (see ARCHITECTURE.md).
     Persist,
@@ -267,6 +270,8 @@ struct Events<'a> {
     device_id: &'a str,
     now: Timestamp,
     list: Vec<PanelEvent>,
+    /// Sensors with `chime = true` that opened while disarmed.
+    chimed: Vec<String>,
 }
 
 impl Events<'_> {
@@ -457,7 +462,8 @@ impl Panel {
         let saved_before = self.saved();
         let status_before = self.status_key(config);
         let was_sounding = matches!(self.arm, Arm::Triggered { .. });
-        let mut events = Events { device_id, now, list: Vec::new() };
+        let mut events = Events { device_id, now, list: Vec::new(), chimed: Vec::new() };
+        let arm_before = self.arm.clone();
         let mut persist = self.expire(config, now, &mut events);
         self.follow_schedule(config, now, &mut events);
         let touched = match &input {
@@ -523,6 +529,7 @@ impl Panel {
         // The status goes out when it changed, not with every event: a flood of refused codes
         // must not double into a flood of identical statuses.
         let status_changed = status_before != self.status_key(config);
+        actions.extend(sounds::of_step(&config.sounds, &arm_before, &self.arm, &events.list, &events.chimed, now));
         actions.extend(events.list.into_iter().map(Action::Event));
         if status_changed {
             actions.push(Action::PublishStatus(self.status(config, now, device_id)));
@@ -1275,6 +1282,9 @@ impl Panel {
         // Only the moment something opens or moves counts; a heartbeat of OPEN is not a new trip.
         if !state.is_active() || was_active || self.bypassed.contains(&id) {
             return;
+        }
+        if matches!(self.arm, Arm::Disarmed) && config.sensors.get(&id).is_some_and(|s| s.chime) {
+            events.chimed.push(id.clone());
         }
         let zone = config.zone(kind, &id);
         self.trip(config, zone, &id, now, events, &format!("{kind} {id} {}", state.as_str().to_lowercase()));

@@ -958,3 +958,42 @@ async fn two_areas_arm_trip_and_disarm_on_their_own(url: String) {
 }
 
 on_both_brokers!(two_areas, super::two_areas_arm_trip_and_disarm_on_their_own);
+
+/// Arming with an exit delay: the panel sends exit beeps on the sound topic (never the alarm's),
+/// the real siren plays them (its state says so, still OFF), and they stop when it is armed.
+async fn the_siren_beeps_through_the_exit_delay(url: String) {
+    let config = PanelConfig { exit_delay_s: ModeDelays { away: 2, home: 0, night: 0 }, ..panel_config() };
+    let mut home = Home::start_with(url, config).await;
+    home.probe.subscribe("home/control/sound").await.unwrap();
+    let alarm_commands = home.probe.count(SIREN_COMMAND);
+    home.command(r#"{"action":"ARM_AWAY"}"#).await;
+    let beeps = |state: &'static str| {
+        move |p: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(p)
+                .is_ok_and(|v| v["tone"] == "exit_beeps" && v["state"] == state)
+        }
+    };
+    let on = home.probe.expect("home/control/sound", beeps("ON"), WITHIN).await.unwrap();
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&on).unwrap()["duration_s"], 2);
+    let playing = |p: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v["tone"] == "exit_beeps" && v["state"] == "OFF")
+    };
+    home.probe.expect(SIREN, playing, WITHIN).await.unwrap();
+    home.probe.expect(STATUS, status("armed_away"), WITHIN).await.unwrap();
+    home.probe.expect("home/control/sound", beeps("OFF"), WITHIN).await.unwrap();
+    let n = home.probe.count(SIREN);
+    home.probe
+        .expect_after(
+            n - 1,
+            SIREN,
+            |p| serde_json::from_slice::<serde_json::Value>(p).is_ok_and(|v| v.get("tone").is_none()),
+            WITHIN,
+        )
+        .await
+        .unwrap();
+    assert_eq!(home.probe.count(SIREN_COMMAND), alarm_commands, "beeps never go out as an alarm command");
+    home.disarm_ok(PIN).await;
+    home.stop().await;
+}
+
+on_both_brokers!(exit_beeps, super::the_siren_beeps_through_the_exit_delay);

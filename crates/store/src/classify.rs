@@ -206,7 +206,7 @@ fn describe(message: Message) -> Option<Described> {
         Message::Condition { condition: c, .. } => {
             Described::state(Kind::Availability, device, Some(c.ts), format!("condition: {}", c.summary()))
         }
-        Message::LightSet { .. } | Message::PanelSet(_) | Message::AreaSet { .. } => return None,
+        Message::LightSet { .. } | Message::PanelSet(_) | Message::AreaSet { .. } | Message::Sound(_) => return None,
     })
 }
 
@@ -240,7 +240,7 @@ fn kind_of(topic: &Topic) -> (Kind, Option<&str>) {
         Topic::PanelStatus | Topic::PanelEvents | Topic::PanelSet | Topic::AreaSet(_) | Topic::AreaStatus(_) => {
             (Kind::Panel, None)
         }
-        Topic::AlarmState | Topic::AlarmControl => (Kind::Alarm, None),
+        Topic::AlarmState | Topic::AlarmControl | Topic::Sound => (Kind::Alarm, None),
         Topic::Availability(id) | Topic::Announce(id) | Topic::Health(id) | Topic::Condition(id) => {
             (Kind::Availability, Some(id))
         }

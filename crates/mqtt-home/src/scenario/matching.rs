@@ -94,20 +94,28 @@ fn flatten(prefix: &str, map: &serde_json::Map<String, Json>, out: &mut Vec<Stri
         let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
         match v {
             Json::Object(inner) => flatten(&key, inner, out),
-            _ if k == "code" => out.push(format!("{key}=…")),
+            _ if is_secret(k) => out.push(format!("{key}=…")),
             Json::String(s) => out.push(format!("{key}={s}")),
             other => out.push(format!("{key}={other}")),
         }
     }
 }
 
-/// Replaces every `code` field's value with "…", at any depth.
+/// The fields that carry a credential: the panel's `code`, a Zigbee2MQTT keypad's `action_code`,
+/// a tag reader's id.
+const SECRET_FIELDS: [&str; 5] = ["code", "action_code", "pin", "tag", "uid"];
+
+fn is_secret(field: &str) -> bool {
+    SECRET_FIELDS.contains(&field)
+}
+
+/// Replaces every credential field's value ([`SECRET_FIELDS`]) with "…", at any depth.
 fn mask_json(mut json: Json) -> Json {
     fn walk(v: &mut Json) {
         match v {
             Json::Object(map) => {
                 for (k, inner) in map.iter_mut() {
-                    if k == "code" {
+                    if is_secret(k) {
                         *inner = Json::String("…".into());
                     } else {
                         walk(inner);
@@ -122,7 +130,7 @@ fn mask_json(mut json: Json) -> Json {
     json
 }
 
-/// A payload as the timeline shows it: JSON with any `code` masked, text clipped.
+/// A payload as the timeline shows it: JSON with any credential masked, text clipped.
 pub fn display_payload(payload: &[u8]) -> String {
     let text = match serde_json::from_slice::<Json>(payload) {
         Ok(json @ (Json::Object(_) | Json::Array(_))) => mask_json(json).to_string(),

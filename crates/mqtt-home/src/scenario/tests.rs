@@ -159,6 +159,9 @@ fn pins_are_masked_in_the_timeline() {
     assert_eq!(shown, r#"{"action":"DISARM","code":"…"}"#);
     assert_eq!(display_payload(b"1234"), "…");
     assert_eq!(display_payload(b"OPEN"), "OPEN");
+    let keypad = display_payload(br#"{"action":"disarm","action_code":1234,"action_transaction":3}"#);
+    assert_eq!(keypad, r#"{"action":"disarm","action_code":"…","action_transaction":3}"#);
+    assert_eq!(display_payload(br#"{"uid":"04A2B3C4"}"#), r#"{"uid":"…"}"#, "a tag is a credential too");
     let m = Matcher::Json(serde_json::json!({ "action": "DISARM", "code": "4321" }));
     assert!(!m.short().contains("4321") && !m.long().contains("4321"));
 }

@@ -51,6 +51,7 @@ pub fn whole_home_config(dir: &std::path::Path, dashboard: std::net::SocketAddr)
     let perimeter = security_controller::config::SensorConfig {
         zone: Some(security_controller::config::Zone::Perimeter),
         supervision_s: None,
+        chime: false,
     };
     panel.sensors.insert("kitchen-window".into(), perimeter);
     let panel = security_controller::Config {

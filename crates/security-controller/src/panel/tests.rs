@@ -312,7 +312,10 @@ fn a_duress_code_disarms_visibly_and_reports_silently() {
 #[test]
 fn the_24h_zone_triggers_even_when_disarmed_and_ends_disarmed() {
     let mut c = config();
-    c.sensors.insert("panic-button".into(), SensorConfig { zone: Some(Zone::TwentyFourHour), supervision_s: None });
+    c.sensors.insert(
+        "panic-button".into(),
+        SensorConfig { zone: Some(Zone::TwentyFourHour), supervision_s: None, chime: false },
+    );
     let (p, actions) = run(&c, &[(0, open(SensorKind::Door, "panic-button"))]);
     assert_eq!(state(&p, &c, 0), PanelState::Triggered);
     assert_eq!(sirens(&actions), [true]);
@@ -1198,4 +1201,55 @@ fn bypassing_while_armed_takes_a_code_and_bypassed_sensors_block_nothing_after()
     let (p, actions) = run_from(p, &c, &[(12, arm_away())]);
     assert_eq!(events(&actions), [E::Arming]);
     assert!(p.bypassed.contains("w"));
+}
+
+/// The sounds of each step, as `(tone, on, seconds)`.
+fn sounds(actions: &[Action]) -> Vec<(protocol::Tone, bool, Option<u64>)> {
+    actions
+        .iter()
+        .filter_map(
+            |a| if let Action::Sound { tone, on, duration_s } = a { Some((*tone, *on, *duration_s)) } else { None },
+        )
+        .collect()
+}
+
+#[test]
+fn beeps_run_through_the_delays_and_stop_when_a_delay_ends_early() {
+    use protocol::Tone::{EntryBeeps, ExitBeeps};
+    let c = config();
+    let (p, actions) = run(&c, &[(0, arm_away())]);
+    assert_eq!(sounds(&actions), [(ExitBeeps, true, Some(30))], "through the exit delay");
+    let (_, actions) = run_from(p.clone(), &c, &[(12, disarm("1234"))]);
+    assert_eq!(sounds(&actions), [(ExitBeeps, false, None)], "disarmed during it: they stop");
+    let (p, actions) = run_from(p, &c, &[(30, Input::Tick)]);
+    assert_eq!(sounds(&actions), [(ExitBeeps, false, None)], "armed: they stop at the deadline too");
+    let (p, actions) = run_from(p, &c, &[(40, open(SensorKind::Door, "front"))]);
+    assert_eq!(sounds(&actions), [(EntryBeeps, true, Some(20))], "through the entry delay");
+    let (_, actions) = run_from(p.clone(), &c, &[(45, disarm("1234"))]);
+    assert_eq!(sounds(&actions), [(EntryBeeps, false, None)]);
+    let (_, actions) = run_from(p, &c, &[(60, Input::Tick)]);
+    assert_eq!(sounds(&actions), [(EntryBeeps, false, None)], "the alarm takes over");
+    assert_eq!(sirens(&actions), [true]);
+    let quiet = PanelConfig { sounds: crate::sounds::Sounds { exit_beeps: false, ..Default::default() }, ..config() };
+    assert_eq!(sounds(&run(&quiet, &[(0, arm_away())]).1), [], "beeps can be turned off");
+}
+
+#[test]
+fn a_chime_sensor_chimes_while_disarmed_and_chirps_confirm_when_asked_for() {
+    use protocol::Tone::{ArmChirp, Chime, DisarmChirp};
+    let mut c = config();
+    c.sensors.insert("shop-door".into(), SensorConfig { chime: true, ..SensorConfig::default() });
+    let (p, actions) = run(&c, &[(0, open(SensorKind::Door, "shop-door"))]);
+    assert_eq!(sounds(&actions), [(Chime, true, None)]);
+    let (p, actions) =
+        run_from(p, &c, &[(1, close(SensorKind::Door, "shop-door")), (2, open(SensorKind::Door, "front"))]);
+    assert_eq!(sounds(&actions), [], "a closing, and a door without chime, are silent");
+    let (_, actions) = run_from(p, &c, &[(3, close(SensorKind::Door, "front")), (4, arm_away())]);
+    assert!(!sounds(&actions).iter().any(|s| s.0 == ArmChirp), "no chirps unless asked for");
+    c.sounds.chirps = true;
+    c.exit_delay_s.away = 0;
+    let (p, actions) = run(&c, &[(0, arm_away())]);
+    assert_eq!(sounds(&actions), [(ArmChirp, true, None)]);
+    let (_, actions) = run_from(p, &c, &[(5, disarm("1234"))]);
+    assert_eq!(sounds(&actions), [(DisarmChirp, true, None)]);
 }
