@@ -76,7 +76,8 @@ async fn run(options: &Options, scratch: &Path) -> anyhow::Result<()> {
         .tempdir_in(scratch)
         .with_context(|| format!("cannot make a temporary directory in {}", scratch.display()))?;
     report::header(options, dir.path());
-    let mut home = panel::Home::start(&mosquitto, dir.path()).await?;
+    let layout = panel::Layout { areas: options.areas, users: options.users };
+    let mut home = panel::Home::start(&mosquitto, dir.path(), layout).await?;
     let outcome = phases(options, &mut home).await;
     if outcome.is_err() {
         eprintln!("intrusion-bench: the panel's last log lines:\n{}", home.panel.log_tail());

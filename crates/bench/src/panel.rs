@@ -10,7 +10,7 @@ use device_runtime::{MqttConfig, Shutdown};
 use protocol::{PanelState, Power, SensorState};
 use rumqttc::{AsyncClient, QoS};
 use security_controller::codes;
-use security_controller::config::{ModeDelays, PanelConfig, SensorConfig, User, Zone};
+use security_controller::config::{Area, ModeDelays, PanelConfig, SensorConfig, User, Zone};
 use tokio::task::JoinHandle;
 
 use crate::mqtt::{self, DOOR, Names, WITHIN, Watcher};
@@ -36,7 +36,7 @@ pub struct Home {
 
 impl Home {
     /// Starts the siren and the panel, and waits for both to come up with the door closed.
-    pub async fn start(mosquitto: &testkit::Mosquitto, dir: &Path) -> anyhow::Result<Home> {
+    pub async fn start(mosquitto: &testkit::Mosquitto, dir: &Path, layout: Layout) -> anyhow::Result<Home> {
         let names = Names::new();
         let filters = [
             &names.status,
@@ -56,7 +56,7 @@ impl Home {
             ..alarm_actuator::Config::default()
         };
         let siren_task = tokio::spawn(alarm_actuator::run(siren_config, siren.clone()));
-        let panel = Panel::spawn(&mosquitto.url(), dir)?;
+        let panel = Panel::spawn(&mosquitto.url(), dir, layout)?;
         wait_for_daemons(&mut watch, &names).await?;
         let keypad = testkit::Probe::connect(&mosquitto.url(), "bench-keypad").await?;
         let (sensor, sensor_task) = mqtt::publisher(mosquitto.port(), "bench-door-sensor");
@@ -181,13 +181,13 @@ pub struct Panel {
 }
 
 impl Panel {
-    fn spawn(url: &str, dir: &Path) -> anyhow::Result<Panel> {
+    fn spawn(url: &str, dir: &Path, layout: Layout) -> anyhow::Result<Panel> {
         let state_file = dir.join("panel.state.json");
         let config_file = dir.join("panel.toml");
         let config = security_controller::Config {
             mqtt: MqttConfig::with_id("security-controller"),
             state_file: state_file.clone(),
-            panel: panel_config()?,
+            panel: panel_config(layout)?,
         };
         let text = toml::to_string(&config).context("cannot write the panel's config as TOML")?;
         std::fs::write(&config_file, text).with_context(|| format!("cannot write {}", config_file.display()))?;
@@ -231,10 +231,38 @@ impl Drop for Panel {
     }
 }
 
+/// How the panel is laid out: areas and users beyond the bench's own (issue 21: the intrusion
+/// path must cost the same with 3 areas and 20 users).
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    pub areas: usize,
+    pub users: usize,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout { areas: 1, users: 1 }
+    }
+}
+
 /// Instant arming, the shortest siren, no swinger limit (every intrusion must sound), a short
-/// lockout, and one user whose PIN hash has Argon2id's default cost: the expensive path.
-fn panel_config() -> anyhow::Result<PanelConfig> {
+/// lockout, and users whose PIN hashes have Argon2id's default cost: the expensive path. With
+/// areas, the door guards the first; each other area has a window of its own.
+fn panel_config(layout: Layout) -> anyhow::Result<PanelConfig> {
     let pin_hash = codes::hash_pin(PIN).context("cannot hash the bench PIN")?;
+    let mut users = vec![User::new("bench", pin_hash)];
+    for i in 1..layout.users {
+        // Other PINs, so that the bench's PIN is found first and a wrong one is tried against all.
+        let hash = codes::hash_pin(&format!("{:06}", 100_000 + i)).context("cannot hash a bench user's PIN")?;
+        users.push(User::new(format!("user-{i}"), hash));
+    }
+    let areas = if layout.areas > 1 {
+        let mut areas = vec![Area::new("area-0", &[DOOR])];
+        areas.extend((1..layout.areas).map(|i| Area::new(format!("area-{i}"), &[format!("window-{i}").as_str()])));
+        areas
+    } else {
+        Vec::new()
+    };
     let mut panel = PanelConfig {
         exit_delay_s: ModeDelays { away: 0, home: 0, night: 0 },
         trigger_time_s: 5,
@@ -243,7 +271,8 @@ fn panel_config() -> anyhow::Result<PanelConfig> {
         max_wrong_codes: MAX_WRONG_CODES,
         wrong_code_window_s: 60,
         lockout_s: LOCKOUT_S,
-        users: vec![User::new("bench", pin_hash)],
+        users,
+        areas,
         ..PanelConfig::default()
     };
     panel
