@@ -249,13 +249,16 @@ impl Mapping {
             battery_low: json.get("battery_low").and_then(Value::as_bool),
             tamper: json.get("tamper").and_then(Value::as_bool),
             linkquality: percent("linkquality", 255),
+            // Zigbee2MQTT's `advanced.last_seen`: ISO 8601 or epoch milliseconds.
+            last_seen: json.get("last_seen").and_then(|v| serde_json::from_value(v.clone()).ok()),
             device_id: self.id.clone(),
             ts: now,
         };
         let any = condition.battery.is_some()
             || condition.battery_low.is_some()
             || condition.tamper.is_some()
-            || condition.linkquality.is_some();
+            || condition.linkquality.is_some()
+            || condition.last_seen.is_some();
         any.then_some(condition)
     }
 
@@ -462,14 +465,21 @@ impl Mapping {
 /// Link quality moves with every Zigbee message; a change of less than this is not republished.
 const LINKQUALITY_STEP: u8 = 10;
 
-/// Whether `new` says something `last` did not: a battery, battery-low or tamper change, or a
-/// link quality [`LINKQUALITY_STEP`] or more away.
+/// `last_seen` moves with every message; it is republished when it moved this much (ms).
+const LAST_SEEN_STEP_MS: u64 = 10 * 60 * 1000;
+
+/// Whether `new` says something `last` did not: a battery, battery-low or tamper change, a
+/// link quality [`LINKQUALITY_STEP`] or more away, a `last_seen` [`LAST_SEEN_STEP_MS`] later.
 fn worth_publishing(last: &Condition, new: &Condition) -> bool {
     let moved = match (last.linkquality, new.linkquality) {
         (Some(a), Some(b)) => a.abs_diff(b) >= LINKQUALITY_STEP,
         (a, b) => a.is_some() != b.is_some(),
     };
-    moved || last.battery != new.battery || last.battery_low != new.battery_low || last.tamper != new.tamper
+    let seen = match (last.last_seen, new.last_seen) {
+        (Some(a), Some(b)) => b.0.abs_diff(a.0) >= LAST_SEEN_STEP_MS,
+        (a, b) => a.is_some() != b.is_some(),
+    };
+    moved || seen || last.battery != new.battery || last.battery_low != new.battery_low || last.tamper != new.tamper
 }
 
 fn parse_json(text: &str) -> Result<Value, String> {
@@ -1053,5 +1063,30 @@ mod tests {
         assert_eq!(tasmota.condition(br#"{"battery":50}"#, Timestamp(7)), None);
         let z2m = device(Kind::Door, Profile::Zigbee2mqtt, "x");
         assert_eq!(z2m.condition(br#"{"battery":250}"#, Timestamp(7)), None);
+    }
+
+    #[test]
+    fn last_seen_is_read_in_both_of_zigbee2mqtts_forms_and_republished_every_ten_minutes() {
+        let z2m = device(Kind::Door, Profile::Zigbee2mqtt, "x");
+        let iso = z2m.condition(br#"{"last_seen":"2026-12-03T10:00:00.000Z"}"#, Timestamp(1)).unwrap();
+        let epoch = z2m.condition(br#"{"last_seen":1796292000000}"#, Timestamp(1)).unwrap();
+        assert_eq!(iso.last_seen, epoch.last_seen, "ISO 8601 and epoch milliseconds");
+        assert!(iso.summary().contains("last seen 2026-12-03T10:00:00.000Z"), "{}", iso.summary());
+        let config = Config {
+            devices: vec![Mapping { id: "front".into(), ..device(Kind::Door, Profile::Zigbee2mqtt, "front_door") }],
+            ..Config::default()
+        };
+        let mut bridge = Bridge::new(config);
+        let mut seen_at = |minute: u64| -> usize {
+            let payload =
+                format!(r#"{{"contact":true,"battery":90,"last_seen":{}}}"#, 1_796_292_000_000 + minute * 60_000);
+            let published: Vec<Condition> = device_runtime::runner::published(&bridge.translate(
+                "zigbee2mqtt/front_door",
+                payload.as_bytes(),
+                Timestamp(1),
+            ));
+            published.len()
+        };
+        assert_eq!((seen_at(0), seen_at(1), seen_at(9), seen_at(10), seen_at(11)), (1, 0, 0, 1, 0));
     }
 }

@@ -364,6 +364,13 @@ function renderDevices() {
     if (d.health && d.health.state === "trouble") {
       cell.append(" ", el("span", "badge bad", "trouble: " + d.health.problems.join("; ")));
     }
+    const c = d.condition;
+    if (c) {
+      if (c.battery != null) cell.append(" ", el("span", "badge" + (c.battery_low ? " bad" : ""), "battery " + c.battery + " %"));
+      if (c.tamper) cell.append(" ", el("span", "badge bad", "tamper open"));
+      if (c.linkquality != null) cell.append(" ", el("span", "badge", "link " + c.linkquality));
+      if (c.last_seen) cell.append(" ", el("small", "note-muted", "radio " + ago(c.last_seen)));
+    }
     tr.append(el("td", null, id), el("td", null, d.announce ? d.announce.type.replace(/_/g, " ") : "?"), cell,
       el("td", "seen", ago(d.last_seen)));
     body.append(tr);

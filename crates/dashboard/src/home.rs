@@ -24,6 +24,9 @@ pub struct DeviceView {
     pub availability: Option<Availability>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// Battery, radio, tamper switch and last seen (battery devices, through the bridge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<protocol::Condition>,
     /// When the dashboard last heard anything from or about the device.
     pub last_seen: Timestamp,
 }
@@ -34,6 +37,7 @@ impl DeviceView {
             announce: readable(&p.announce).cloned(),
             availability: readable(&p.availability).copied(),
             health: readable(&p.health).cloned(),
+            condition: readable(&p.condition).cloned(),
             last_seen: p.last_heard,
         }
     }

@@ -110,6 +110,8 @@ struct DeviceView<'a> {
     /// recorder saw it go (the availability message carries no time of its own).
     since: Option<Timestamp>,
     health: Option<&'a Health>,
+    /// Battery, radio, tamper switch and last seen (battery devices, through the bridge).
+    condition: Option<&'a protocol::Condition>,
     /// Which of its topics were unreadable, and why.
     unreadable: Vec<(&'static str, &'a Unreadable)>,
 }
@@ -139,6 +141,7 @@ impl<'a> DeviceView<'a> {
             availability,
             since,
             health: p.health.as_ref().and_then(|h| h.as_ref().ok()),
+            condition: p.condition.as_ref().and_then(|c| c.as_ref().ok()),
             unreadable,
         }
     }
@@ -266,6 +269,9 @@ fn device_rows(snapshot: &Snapshot, now: Timestamp) -> Vec<Vec<String>> {
             };
             if let Some(h) = d.health.filter(|h| h.state == HealthState::Trouble) {
                 state.push_str(&format!(", trouble: {}", h.problems.join("; ")));
+            }
+            if let Some(c) = d.condition {
+                state.push_str(&format!(", {}", c.summary()));
             }
             for (what, e) in &d.unreadable {
                 state.push_str(&format!(", {what} {}", unreadable(e)));
@@ -410,6 +416,7 @@ pub fn to_json(snapshot: &Snapshot, now: Timestamp) -> Document<'_> {
                 availability: d.availability,
                 since: d.since,
                 health: d.health,
+                condition: d.condition,
                 unreadable: d
                     .unreadable
                     .iter()
@@ -446,6 +453,8 @@ pub struct DeviceJson<'a> {
     availability: Option<Availability>,
     since: Option<Timestamp>,
     health: Option<&'a Health>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    condition: Option<&'a protocol::Condition>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unreadable: Vec<Value>,
 }
@@ -610,6 +619,22 @@ devices  bedroom-window  window_sensor  offline
         assert!(text.contains("ghost  ?  availability unknown, availability unreadable: availability"), "{text}");
         assert!(text.contains("other    home/garage/door  not a topic of the contract"), "{text}");
         assert_eq!(serde_json::to_value(to_json(&s, NOW)).unwrap()["other_topics"][0]["payload"], "��open");
+    }
+
+    #[test]
+    fn a_devices_condition_and_each_area_are_shown() {
+        let t = Topics::default();
+        let mut s = home();
+        let condition =
+            br#"{"battery":9,"battery_low":true,"linkquality":40,"device_id":"front","ts":"2026-11-22T18:04:05.000Z"}"#;
+        take(&mut s, &t.name(&Topic::Condition("front".into())), condition);
+        let area = br#"{"state":"armed_away","ready":true,"open_sensors":[],"bypassed":[],"troubles":[],"area":"garage","device_id":"security-controller","ts":"2026-11-22T18:04:05.000Z"}"#;
+        take(&mut s, &t.name(&Topic::AreaStatus("garage".into())), area);
+        let text = render(&s, NOW);
+        assert!(text.contains("battery 9 %, battery low, link quality 40"), "{text}");
+        assert!(text.contains("areas    garage: armed_away, ready"), "{text}");
+        let doc = serde_json::to_value(to_json(&s, NOW)).unwrap();
+        assert_eq!(doc["areas"][0]["area"], "garage");
     }
 
     #[test]

@@ -131,6 +131,9 @@ pub struct Condition {
     /// Zigbee link quality, 0–255.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub linkquality: Option<u8>,
+    /// When the radio last heard the device (Zigbee2MQTT's `last_seen`, where it is turned on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
     pub device_id: String,
     pub ts: Timestamp,
 }
@@ -143,6 +146,7 @@ impl Condition {
         parts.extend(self.battery_low.filter(|low| *low).map(|_| "battery low".to_owned()));
         parts.extend(self.tamper.map(|t| if t { "tamper OPEN" } else { "tamper closed" }.to_owned()));
         parts.extend(self.linkquality.map(|q| format!("link quality {q}")));
+        parts.extend(self.last_seen.map(|t| format!("last seen {t}")));
         if parts.is_empty() { "nothing reported".to_owned() } else { parts.join(", ") }
     }
 }

@@ -302,6 +302,7 @@ fn to_input(message: Result<Message, Unreadable>) -> Option<Incoming> {
                 battery_low: None,
                 tamper: None,
                 linkquality: None,
+                last_seen: None,
                 device_id: id.clone(),
                 ts: Timestamp(0),
             };

@@ -1063,8 +1063,15 @@ fn a_scheduled_arming_missed_while_the_panel_was_down_is_not_made_up_for() {
 }
 
 fn condition(id: &str, battery: Option<u8>, tamper: Option<bool>, linkquality: Option<u8>) -> Input {
-    let condition =
-        protocol::Condition { battery, battery_low: None, tamper, linkquality, device_id: id.into(), ts: T0 };
+    let condition = protocol::Condition {
+        battery,
+        battery_low: None,
+        tamper,
+        linkquality,
+        last_seen: None,
+        device_id: id.into(),
+        ts: T0,
+    };
     Input::Condition { id: id.into(), condition }
 }
 
