@@ -1208,14 +1208,33 @@ impl Panel {
         // Only a departure seen (home, then away) counts: after a restart the retained "not_home"
         // of everybody arrives again, and a panel disarmed with everybody away must stay so.
         let left = self.people_home.get(&person) == Some(&true) && home == Some(false);
+        let arrived = self.people_home.get(&person) == Some(&false) && home == Some(true);
         match home {
-            Some(home) => self.people_home.insert(person, home),
+            Some(home) => self.people_home.insert(person.clone(), home),
             None => self.people_home.remove(&person),
         };
+        if arrived && config.presence.disarm_on_arrival {
+            self.disarm_on_arrival(&person, events);
+        }
         let Some(mode) = config.presence.arm else { return };
         if left && !was_away && everybody_away(self) {
             self.arm_automatically(config, mode, PRESENCE, now, events);
         }
+    }
+
+    /// `[panel.presence] disarm_on_arrival`: a tracked person seen arriving (away, then home)
+    /// disarms a panel that presence armed, and only that: armed by a person's code, it takes a
+    /// code; in an alarm, it takes a code (a phone in a thief's pocket must not silence the siren).
+    fn disarm_on_arrival(&mut self, person: &str, events: &mut Events<'_>) {
+        let armed_by_presence = self.changed_by.as_deref() == Some(PRESENCE);
+        let mode = match &self.arm {
+            Arm::Armed { mode } | Arm::Pending { mode, .. } | Arm::Arming { mode, .. } if armed_by_presence => *mode,
+            _ => return,
+        };
+        self.disarm();
+        self.changed_by = Some(PRESENCE.to_owned());
+        let message = format!("disarmed by presence: {person} arrived");
+        events.push(PanelEventKind::Disarmed, Some(mode), Some(PRESENCE), vec![], message);
     }
 
     /// A right code while disarmed, in a scheduled arming's warning: cancels that arming.

@@ -58,12 +58,16 @@ pub struct Presence {
     /// Each person's presence topic, by name: `alice = "homeassistant/device_tracker/alice/state"`.
     #[serde(default)]
     pub people: std::collections::BTreeMap<String, String>,
+    /// A tracked person seen arriving disarms the panel, if presence armed it (and it is not in
+    /// alarm). Off by default: a phone's location is a weaker proof than a code.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disarm_on_arrival: bool,
 }
 
 impl Presence {
     /// What is impossible about it, if anything.
     pub fn problem(&self) -> Option<String> {
-        if self.arm.is_some() && self.people.is_empty() {
+        if (self.arm.is_some() || self.disarm_on_arrival) && self.people.is_empty() {
             return Some("arm is set but no people are tracked: add people = { name = \"topic\" }".into());
         }
         self.people.iter().find_map(|(name, topic)| {
@@ -236,10 +240,14 @@ mod tests {
             assert_eq!(is_home(payload.as_bytes()), want, "{payload}");
         }
         let people = |t: &str| [("alice".to_owned(), t.to_owned())].into();
-        let bad = Presence { arm: Some(ArmMode::Away), people: people("ha/+/state") };
+        let bad = Presence { arm: Some(ArmMode::Away), people: people("ha/+/state"), disarm_on_arrival: false };
         assert!(bad.problem().is_some_and(|p| p.contains("people.alice")));
-        assert!(Presence { arm: Some(ArmMode::Away), people: Default::default() }.problem().is_some());
-        let fine = Presence { arm: Some(ArmMode::Away), people: people("ha/alice/state") };
+        assert!(
+            Presence { arm: Some(ArmMode::Away), people: Default::default(), disarm_on_arrival: false }
+                .problem()
+                .is_some()
+        );
+        let fine = Presence { arm: Some(ArmMode::Away), people: people("ha/alice/state"), disarm_on_arrival: false };
         assert_eq!((fine.problem(), fine.person_of("ha/alice/state")), (None, Some("alice")));
     }
 

@@ -330,6 +330,7 @@ async fn the_last_person_leaving_arms_the_panel(url: String) {
     let presence = security_controller::schedule::Presence {
         arm: Some(protocol::ArmMode::Away),
         people: people.map(|(n, t)| (n.to_owned(), t.to_owned())).into(),
+        disarm_on_arrival: false,
     };
     let mut home = Home::start_with(url, PanelConfig { presence, ..panel_config() }).await;
     for (_, topic) in people {

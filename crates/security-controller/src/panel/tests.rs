@@ -1116,7 +1116,7 @@ fn an_open_tamper_switch_is_a_trouble_disarmed_and_an_alarm_armed() {
 
 fn tracked(arm: Option<ArmMode>) -> PanelConfig {
     let people = [("alice", "ha/alice"), ("bob", "ha/bob")].map(|(n, t)| (n.to_owned(), t.to_owned())).into();
-    PanelConfig { presence: crate::schedule::Presence { arm, people }, ..config() }
+    PanelConfig { presence: crate::schedule::Presence { arm, people, disarm_on_arrival: false }, ..config() }
 }
 
 fn person(name: &str, home: Option<bool>) -> Input {
@@ -1151,6 +1151,32 @@ fn the_last_tracked_person_leaving_arms_once_and_never_past_an_open_window() {
     // Without `arm`, presence is only tracked.
     let (p, actions) = run(&tracked(None), &[(0, person("alice", Some(false))), (1, person("bob", Some(false)))]);
     assert_eq!((state(&p, &c, 1), events(&actions)), (PanelState::Disarmed, vec![]));
+}
+
+#[test]
+fn an_arrival_disarms_only_what_presence_armed_and_never_an_alarm() {
+    let mut c = tracked(Some(ArmMode::Away));
+    c.presence.disarm_on_arrival = true;
+    let leave = [(0, person("alice", Some(true))), (0, person("bob", Some(true))), (1, person("alice", Some(false)))];
+    let (p, _) = run(&c, &leave);
+    let (p, _) = run_from(p, &c, &[(2, person("bob", Some(false))), (40, Input::Tick)]);
+    assert_eq!(state(&p, &c, 40), PanelState::ArmedAway);
+    let (back, actions) = run_from(p.clone(), &c, &[(50, person("bob", Some(true)))]);
+    assert_eq!((state(&back, &c, 50), events(&actions)), (PanelState::Disarmed, vec![E::Disarmed]));
+    assert_eq!(back.changed_by.as_deref(), Some(PRESENCE));
+    // In an alarm, an arrival silences nothing.
+    let (alarm, _) = run_from(p, &c, &[(45, open(SensorKind::Window, "w"))]);
+    let (alarm, _) = run_from(alarm, &c, &[(50, person("bob", Some(true)))]);
+    assert_eq!(state(&alarm, &c, 50), PanelState::Triggered);
+    // Armed by alice's code: an arrival changes nothing (and off by default, nothing at all).
+    let (p, _) = run(&c, &[(0, person("bob", Some(false))), (1, arm_away()), (40, Input::Tick)]);
+    let (p, _) = run_from(p, &c, &[(50, person("bob", Some(true)))]);
+    assert_eq!(state(&p, &c, 50), PanelState::ArmedAway);
+    let off = tracked(Some(ArmMode::Away));
+    let (p, _) = run(&off, &leave);
+    let (p, _) =
+        run_from(p, &off, &[(2, person("bob", Some(false))), (40, Input::Tick), (50, person("bob", Some(true)))]);
+    assert_eq!(state(&p, &off, 50), PanelState::ArmedAway);
 }
 
 #[test]
