@@ -154,6 +154,7 @@ fn controllers(
                 name: "fleet".into(),
                 bulbs: ids(root, |k| k == FleetKind::Bulb),
                 motion_sensors: ids(root, |k| k == FleetKind::Sensor(SensorKind::Motion)),
+                simulate_presence: false,
             };
             let lights = light_controller::Config {
                 mqtt: mqtt(root, "light-controller"),

@@ -58,6 +58,26 @@ pub struct Room {
     pub bulbs: Vec<String>,
     #[serde(default)]
     pub motion_sensors: Vec<String>,
+    /// While the panel is armed away, its bulbs replay their own light of a week before (or a
+    /// plausible evening): a home that looks lived-in ([`crate::simulation`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simulate_presence: bool,
+}
+
+/// `[simulation]`: how presence is simulated in the rooms that opt in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Simulation {
+    /// Each bulb's replay moves by up to this many minutes either way, a different shift each day.
+    pub jitter_min: u64,
+    /// The recorder's database, read for last week's light (a missing one: the evening pattern).
+    pub history: std::path::PathBuf,
+}
+
+impl Default for Simulation {
+    fn default() -> Self {
+        Simulation { jitter_min: 15, history: std::path::PathBuf::from(store::DEFAULT_DATABASE) }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,6 +99,7 @@ pub struct Config {
     pub adapt_only_lit: bool,
     pub levels: Levels,
     pub rooms: Vec<Room>,
+    pub simulation: Simulation,
 }
 
 impl Default for Config {
@@ -87,6 +108,7 @@ impl Default for Config {
             name: name.into(),
             bulbs: vec![bulb.into()],
             motion_sensors: vec![sensor.into()],
+            simulate_presence: false,
         };
         Config {
             mqtt: MqttConfig::with_id("light-controller"),
@@ -105,6 +127,7 @@ impl Default for Config {
                     ..room("porch", "porch", "")
                 },
             ],
+            simulation: Simulation::default(),
         }
     }
 }
@@ -131,6 +154,9 @@ impl DaemonConfig for Config {
             if let Some(k) = level.color_temp_k.filter(|k| !COLOR_TEMP_RANGE_K.contains(k)) {
                 return invalid(format!("levels.{name}.color_temp_k = {k} is outside 1000-10000"));
             }
+        }
+        if self.simulation.jitter_min > 120 {
+            return invalid(format!("simulation.jitter_min = {} is above 120", self.simulation.jitter_min));
         }
         if self.rooms.is_empty() {
             return invalid("rooms is empty: add at least one [[rooms]] with bulbs".into());

@@ -3,8 +3,9 @@
 //! For each bulb the wanted light is, in order of precedence:
 //! 1. the alarm is triggered → 100 %, flashing (`alarm`);
 //! 2. a manual command was seen less than `manual_override_min` ago → leave the bulb alone;
-//! 3. motion in its room now, or less than `motion_timeout_s` ago → the motion level (`motion`);
-//! 4. the current circadian phase's level (`circadian`), off at 0 %.
+//! 3. the panel armed away and the room simulating presence → its plan (`simulation`);
+//! 4. motion in its room now, or less than `motion_timeout_s` ago → the motion level (`motion`);
+//! 5. the current circadian phase's level (`circadian`), off at 0 %.
 //!
 //! A command is sent only when the wanted light differs from what was last sent to that bulb, so
 //! repeated readings (heartbeats, retained messages after a reconnect) cause no traffic. Each
@@ -16,6 +17,12 @@ use std::time::Duration;
 use protocol::{CircadianPhase, Effect, LightCommand, LightSource, Power, Timestamp};
 
 use crate::config::{Config, Level};
+use crate::simulation::{self, Plan};
+
+/// The bulbs of the rooms that simulate presence.
+fn simulated_bulbs(config: &Config) -> Vec<String> {
+    config.rooms.iter().filter(|r| r.simulate_presence).flat_map(|r| r.bulbs.iter().cloned()).collect()
+}
 
 /// What the controller hears about.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +54,13 @@ pub enum Input {
     Alarm {
         triggered: bool,
     },
+    /// The alarm panel is (or is no longer) armed away: presence simulation starts or stops.
+    Away {
+        away: bool,
+    },
+    /// Last week's light, as this week's plan per simulated bulb (from the recorder's history;
+    /// an empty plan: no history, the evening pattern).
+    Plans(BTreeMap<String, Plan>),
     /// Time passed; deadlines may have expired.
     Tick,
 }
@@ -107,6 +121,9 @@ pub enum Action {
     Command { command: BulbCommand, why: String },
     /// Something worth a log line that sends nothing.
     Note(String),
+    /// Read the week before `now` of these bulbs' light from the recorder's history, and come
+    /// back with [`Input::Plans`].
+    LoadHistory { bulbs: Vec<String> },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,6 +146,16 @@ struct BulbState {
 pub struct Controller {
     phase: Option<CircadianPhase>,
     alarm: bool,
+    /// Armed away: the simulated rooms follow their plans.
+    away: bool,
+    /// Each simulated bulb's changes still to come while away (see [`crate::simulation`]).
+    plans: BTreeMap<String, Plan>,
+    /// Each simulated bulb's light now, from the changes that came due.
+    simulated: BTreeMap<String, u8>,
+    /// The simulated bulbs that have last week's history to follow (the others: the evening).
+    replaying: BTreeSet<String>,
+    /// When the plans run out and are loaded again (a week after they were made).
+    plans_until: Option<Timestamp>,
     rooms: Vec<RoomState>,
     bulbs: BTreeMap<String, BulbState>,
 }
@@ -138,6 +165,11 @@ impl Controller {
         Controller {
             phase: None,
             alarm: false,
+            away: false,
+            plans: BTreeMap::new(),
+            simulated: BTreeMap::new(),
+            replaying: BTreeSet::new(),
+            plans_until: None,
             rooms: vec![RoomState::default(); config.rooms.len()],
             bulbs: config
                 .rooms
@@ -156,7 +188,8 @@ impl Controller {
     pub fn next_deadline(&self) -> Option<Timestamp> {
         let motion = self.rooms.iter().filter_map(|r| r.motion_until);
         let manual = self.bulbs.values().filter_map(|b| b.manual_until);
-        motion.chain(manual).min()
+        let simulation = self.plans.values().filter_map(|p| p.first().map(|(t, _)| *t)).chain(self.plans_until);
+        motion.chain(manual).chain(simulation.filter(|_| self.away)).min()
     }
 
     /// Takes one input at `now` and returns the new state and what to do.
@@ -168,7 +201,35 @@ impl Controller {
                     return (self, notes);
                 }
                 self.phase = Some(phase);
+                self.plan_evening(config, phase, now);
                 format!("circadian phase {phase}")
+            }
+            Input::Away { away } => {
+                if self.away == away {
+                    return (self, notes);
+                }
+                self.away = away;
+                self.plans.clear();
+                self.simulated.clear();
+                self.replaying.clear();
+                self.plans_until = None;
+                let bulbs = simulated_bulbs(config);
+                if away && !bulbs.is_empty() {
+                    notes.push(Action::LoadHistory { bulbs });
+                }
+                if away { "armed away: presence simulation".to_owned() } else { "no longer armed away".to_owned() }
+            }
+            Input::Plans(plans) => {
+                if !self.away {
+                    return (self, notes);
+                }
+                self.replaying = plans.iter().filter(|(_, p)| !p.is_empty()).map(|(b, _)| b.clone()).collect();
+                for (bulb, plan) in plans {
+                    self.plans.entry(bulb).or_default().extend(plan);
+                }
+                self.plans_until = Some(now.plus(simulation::WEEK));
+                self.advance_plans(now);
+                "presence simulation planned".to_owned()
             }
             Input::Motion { sensor, active } => {
                 let timeout = Duration::from_secs(config.motion_timeout_s);
@@ -234,6 +295,16 @@ impl Controller {
             }
             Input::Tick => {
                 let mut whys = Vec::new();
+                if self.away && self.plans_until.is_some_and(|t| t <= now) {
+                    self.plans_until = None;
+                    notes.push(Action::LoadHistory { bulbs: simulated_bulbs(config) });
+                }
+                whys.extend(self.advance_plans(now).into_iter().map(|(bulb, level)| {
+                    format!(
+                        "presence simulation: {bulb} {}",
+                        if level == 0 { "off".to_owned() } else { format!("{level} %") }
+                    )
+                }));
                 for (room, state) in config.rooms.iter().zip(&mut self.rooms) {
                     if state.motion_until.is_some_and(|t| t <= now) {
                         state.motion_until = None;
@@ -254,6 +325,47 @@ impl Controller {
         (self, notes)
     }
 
+    /// Without history, a simulated bulb follows the evening: on a while after sunset, off a
+    /// while after the night phase begins, each by its own day's jitter.
+    fn plan_evening(&mut self, config: &Config, phase: CircadianPhase, now: Timestamp) {
+        if !self.away {
+            return;
+        }
+        let (after, level) = match phase {
+            CircadianPhase::Sunset => (simulation::EVENING_ON_AFTER, config.levels.sunset.brightness.max(1)),
+            CircadianPhase::Night => (simulation::EVENING_OFF_AFTER, 0),
+            CircadianPhase::Sunrise | CircadianPhase::Morning => return,
+        };
+        for bulb in simulated_bulbs(config) {
+            if self.replaying.contains(&bulb) {
+                continue;
+            }
+            let at = now.plus(after);
+            let at = Timestamp(at.0.saturating_add_signed(simulation::shift(&bulb, at, config.simulation.jitter_min)));
+            let plan = self.plans.entry(bulb).or_default();
+            plan.push((at, level));
+            plan.sort_by_key(|(t, _)| *t);
+        }
+    }
+
+    /// Takes the plans' changes that came due by `now`: the last of each bulb's is its light now.
+    /// The bulbs whose light changed, and to what.
+    fn advance_plans(&mut self, now: Timestamp) -> Vec<(String, u8)> {
+        let mut changed = Vec::new();
+        for (bulb, plan) in &mut self.plans {
+            let due = plan.iter().take_while(|(t, _)| *t <= now).count();
+            if due == 0 {
+                continue;
+            }
+            let level = plan[due - 1].1;
+            plan.drain(..due);
+            if self.simulated.insert(bulb.clone(), level) != Some(level) {
+                changed.push((bulb.clone(), level));
+            }
+        }
+        changed
+    }
+
     /// Sends each bulb what it should show, where that differs from what it was last sent.
     fn reconcile(&mut self, config: &Config, now: Timestamp, why: &str) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -261,7 +373,9 @@ impl Controller {
             let motion = !state.active_sensors.is_empty() || state.motion_until.is_some_and(|t| t > now);
             for bulb in &room.bulbs {
                 let Some(bulb_state) = self.bulbs.get_mut(bulb) else { continue };
-                let wanted = wanted(config, bulb, self.alarm, self.phase, motion, bulb_state, now);
+                let simulated =
+                    (self.away && room.simulate_presence).then(|| self.simulated.get(bulb).copied().unwrap_or(0));
+                let wanted = wanted(config, bulb, self.alarm, self.phase, motion, simulated, bulb_state, now);
                 if let Some(command) = wanted
                     && bulb_state.sent.as_ref() != Some(&command)
                 {
@@ -274,12 +388,14 @@ impl Controller {
     }
 }
 
+#[expect(clippy::too_many_arguments, reason = "each precedence rule's input, in the order of the module's list")]
 fn wanted(
     config: &Config,
     bulb: &str,
     alarm: bool,
     phase: Option<CircadianPhase>,
     motion: bool,
+    simulated: Option<u8>,
     state: &BulbState,
     now: Timestamp,
 ) -> Option<BulbCommand> {
@@ -288,6 +404,16 @@ fn wanted(
     }
     if state.manual_until.is_some_and(|t| t > now) {
         return None;
+    }
+    if let Some(brightness) = simulated {
+        let bulb = bulb.to_owned();
+        let source = LightSource::Simulation;
+        let color_temp_k = phase.and_then(|p| config.levels.of(p).color_temp_k);
+        return Some(if brightness == 0 {
+            BulbCommand::TurnOff { bulb, source }
+        } else {
+            BulbCommand::SetBrightness { bulb, brightness, color_temp_k, source }
+        });
     }
     if config.adapt_only_lit && !motion && !state.lit {
         // Off, and nobody switched it on: leave it, unless it is still lit by a motion that ended.
@@ -328,11 +454,17 @@ mod tests {
     fn config() -> Config {
         Config {
             rooms: vec![
-                Room { name: "kitchen".into(), bulbs: vec!["kitchen".into()], motion_sensors: vec!["k-pir".into()] },
+                Room {
+                    name: "kitchen".into(),
+                    bulbs: vec!["kitchen".into()],
+                    motion_sensors: vec!["k-pir".into()],
+                    simulate_presence: true,
+                },
                 Room {
                     name: "hall".into(),
                     bulbs: vec!["hall".into(), "porch".into()],
                     motion_sensors: vec!["h-pir".into()],
+                    simulate_presence: false,
                 },
             ],
             ..Config::default()
@@ -614,5 +746,77 @@ mod tests {
         };
         assert_eq!(set.to_light_command(), LightCommand::set(30, Some(2700), LightSource::Circadian));
         assert_eq!(set.describe(), "k light 30 % 2700 K");
+    }
+
+    fn step_all(c: Controller, config: &Config, inputs: &[(u64, Input)]) -> (Controller, Vec<Action>) {
+        let mut c = c;
+        let mut all = vec![];
+        for (secs, input) in inputs {
+            let actions;
+            (c, actions) = c.step(config, input.clone(), at(*secs));
+            all.extend(actions);
+        }
+        (c, all)
+    }
+
+    fn sent_to(actions: &[Action], bulb: &str) -> Vec<(u8, LightSource)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Command { command: BulbCommand::SetBrightness { bulb: b, brightness, source, .. }, .. }
+                    if b == bulb =>
+                {
+                    Some((*brightness, *source))
+                }
+                Action::Command { command: BulbCommand::TurnOff { bulb: b, source }, .. } if b == bulb => {
+                    Some((0, *source))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn armed_away_a_simulating_room_replays_its_plan_and_stops_when_disarmed() {
+        let c = config();
+        let (ctl, actions) = run(&c, &[(0, Input::Phase(CircadianPhase::Night)), (1, Input::Away { away: true })]);
+        assert!(actions.contains(&Action::LoadHistory { bulbs: vec!["kitchen".into()] }), "{actions:?}");
+        assert_eq!(sent_to(&actions, "kitchen"), [(0, LightSource::Simulation)], "dark until the plan says");
+        assert!(sent_to(&actions, "hall").is_empty(), "a room without simulate_presence is left as it is");
+        let plan = vec![(at(100), 60), (at(200), 0)];
+        let (ctl, _) = step_all(ctl, &c, &[(2, Input::Plans([("kitchen".to_owned(), plan)].into()))]);
+        assert_eq!(ctl.next_deadline(), Some(at(100)));
+        let (ctl, actions) = step_all(ctl, &c, &[(100, Input::Tick)]);
+        assert_eq!(sent_to(&actions, "kitchen"), [(60, LightSource::Simulation)]);
+        let (ctl, actions) = step_all(ctl, &c, &[(150, Input::Away { away: false })]);
+        assert_eq!(sent_to(&actions, "kitchen"), [(5, LightSource::Circadian)], "disarmed: back to the phase at once");
+        assert_eq!(ctl.next_deadline(), None, "the plan is gone");
+        // A plan that arrives after the disarm is too late: ignored.
+        let (_, actions) =
+            step_all(ctl, &c, &[(151, Input::Plans([("kitchen".to_owned(), vec![(at(300), 80)])].into()))]);
+        assert!(sent_to(&actions, "kitchen").is_empty());
+    }
+
+    #[test]
+    fn without_history_a_simulating_room_follows_the_evening() {
+        let c = config();
+        let inputs = [
+            (0, Input::Phase(CircadianPhase::Morning)),
+            (1, Input::Away { away: true }),
+            (2, Input::Plans([("kitchen".to_owned(), vec![])].into())),
+            (10, Input::Phase(CircadianPhase::Sunset)),
+        ];
+        let (ctl, _) = run(&c, &inputs);
+        let on_at = ctl.next_deadline().unwrap();
+        let after = on_at.since(at(10)).as_secs();
+        assert!((5 * 60..=35 * 60).contains(&after), "on {after} s after sunset: 20 min ± 15");
+        let (ctl, actions) = ctl.step(&c, Input::Tick, on_at);
+        assert_eq!(sent_to(&actions, "kitchen"), [(30, LightSource::Simulation)], "the sunset level");
+        let (ctl, _) = step_all(ctl, &c, &[(20_000, Input::Phase(CircadianPhase::Night))]);
+        let off_at = ctl.next_deadline().unwrap();
+        let after = off_at.since(at(20_000)).as_secs();
+        assert!((75 * 60..=105 * 60).contains(&after), "off {after} s after night began: 90 min ± 15");
+        let (_, actions) = ctl.step(&c, Input::Tick, off_at);
+        assert_eq!(sent_to(&actions, "kitchen"), [(0, LightSource::Simulation)]);
     }
 }

@@ -282,3 +282,52 @@ async fn the_lighting_binaries_meet_with_their_defaults(url: String) {
     }
 }
 on_both_brokers!(lighting_defaults_meet, super::the_lighting_binaries_meet_with_their_defaults);
+
+/// Presence simulation over a real broker, with a real recorder database: last week the kitchen
+/// was at 70 %; armed away (the panel's status), the kitchen, which simulates presence, takes that
+/// light again; disarmed, it returns to the phase's at once.
+async fn armed_away_the_kitchen_replays_last_weeks_light(url: String) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("mqtt-home.db");
+    let topics = protocol::Topics::default();
+    let week_ago = Timestamp(Timestamp::now().0 - 7 * 24 * 3_600_000 - 10 * 60_000);
+    let last_week =
+        br#"{"state":"ON","brightness":70,"source":"manual","device_id":"kitchen","ts":"2026-01-01T00:00:00.000Z"}"#;
+    let mut store = store::Store::open(&database, store::Durability::Normal).unwrap();
+    store.commit(&[store::classify::classify(&topics, KITCHEN_STATE, last_week, false, week_ago)]).unwrap();
+    drop(store);
+
+    let bulb = bulb(&url, "kitchen");
+    let mut probe = Probe::connect(&url, "probe-simulation").await.unwrap();
+    probe.subscribe(KITCHEN_STATE).await.unwrap();
+    probe.subscribe("home/devices/kitchen/availability").await.unwrap();
+    probe.expect("home/devices/kitchen/availability", text("online"), WITHIN).await.unwrap();
+    let kitchen = light_controller::config::Room {
+        name: "kitchen".into(),
+        bulbs: vec!["kitchen".into()],
+        motion_sensors: vec![],
+        simulate_presence: true,
+    };
+    let config = light_controller::Config {
+        mqtt: mqtt(&url, "light-controller"),
+        rooms: vec![kitchen],
+        simulation: light_controller::config::Simulation { jitter_min: 0, history: database },
+        ..light_controller::Config::default()
+    };
+    let ctl = Running::spawn(|s| light_controller::run(config, s));
+    probe.publish(CIRCADIAN, phase(CircadianPhase::Sunset), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(30, LightSource::Circadian), WITHIN).await.unwrap();
+    let status = |state: &str, mode: &str| {
+        format!(
+            r#"{{"state":"{state}",{mode}"ready":true,"open_sensors":[],"bypassed":[],"troubles":[],"device_id":"security-controller","ts":"2026-01-01T00:00:00.000Z"}}"#
+        )
+    };
+    probe.publish("home/security/status", status("armed_away", r#""mode":"away","#), true).await.unwrap();
+    probe.expect(KITCHEN_STATE, light(70, LightSource::Simulation), WITHIN).await.unwrap();
+    probe.publish("home/security/status", status("disarmed", ""), true).await.unwrap();
+    let n = probe.count(KITCHEN_STATE);
+    probe.expect_after(n, KITCHEN_STATE, light(30, LightSource::Circadian), WITHIN).await.unwrap();
+    ctl.stop().await;
+    bulb.stop().await;
+}
+on_both_brokers!(presence_simulation, super::armed_away_the_kitchen_replays_last_weeks_light);

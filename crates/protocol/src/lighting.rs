@@ -98,6 +98,8 @@ pub enum LightSource {
     Motion,
     Manual,
     Alarm,
+    /// Presence simulation: a home that looks lived-in while the panel is armed away.
+    Simulation,
 }
 
 impl LightSource {
@@ -107,6 +109,7 @@ impl LightSource {
             LightSource::Motion => "motion",
             LightSource::Manual => "manual",
             LightSource::Alarm => "alarm",
+            LightSource::Simulation => "simulation",
         }
     }
 }
