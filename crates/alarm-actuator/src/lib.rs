@@ -155,6 +155,13 @@ impl Device for SirenDevice {
 
     fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<()>> {
         match message {
+            Ok(Message::Sound(command)) if command.tone() == Tone::Alarm => {
+                tracing::warn!(
+                    "ignored a command on the sound topic without a tone (or with `alarm`): the alarm is \
+                     switched on control/alarm only; send {{\"state\":\"ON\",\"tone\":\"chime\"}}"
+                );
+                Vec::new()
+            }
             Ok(Message::AlarmControl(command) | Message::Sound(command)) => {
                 let before = self.siren.clone();
                 self.siren = self.siren.apply(&command, now);
@@ -273,6 +280,8 @@ mod tests {
         let config = Config { max_on_s: 60, ..Config::default() };
         let mut siren = SirenDevice::new(config, Timestamp(0));
         assert_eq!(siren.on_connected(Timestamp(1)).len(), 1, "the state, on every connect");
+        let quiet = siren.on_message(Message::read(&Topics::default(), Topic::Sound, b"ON"), Timestamp(500));
+        assert!(quiet.is_empty(), "the sound topic never switches the alarm: {quiet:?}");
         let acts = siren.on_message(Message::read(&Topics::default(), Topic::AlarmControl, b"ON"), Timestamp(1_000));
         let [Act::Publish(out), Act::Note(note)] = acts.as_slice() else { panic!("{acts:?}") };
         assert_eq!(out.topic, Topic::AlarmState);

@@ -101,6 +101,12 @@ pub fn read_keypad(payload: &[u8]) -> Result<Option<Press>, String> {
     Ok(Some(Press { action, code, transaction }))
 }
 
+/// A keypad message's `action_transaction`, read on its own (for answering a press that could
+/// not be read otherwise).
+pub fn transaction(payload: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Value>(payload).ok()?.get("action_transaction")?.as_u64()
+}
+
 /// Reads a tag reader's message: the tag's id, at `pointer` in a JSON payload or the whole text;
 /// `Ok(None)` when there is none (an empty payload, a missing field).
 pub fn read_tag(pointer: Option<&str>, payload: &[u8]) -> Result<Option<String>, String> {
@@ -117,7 +123,8 @@ pub fn read_tag(pointer: Option<&str>, payload: &[u8]) -> Result<Option<String>,
         }
         None => text.to_owned(),
     };
-    Ok((!id.is_empty()).then_some(id))
+    // Readers differ in the case of their hex ids: `04a2b3c4` is `04A2B3C4` (as `hash-tag` keeps it).
+    Ok((!id.is_empty()).then(|| id.to_ascii_uppercase()))
 }
 
 /// The mode a Zigbee2MQTT keypad shows for the panel's state.
@@ -215,7 +222,7 @@ mod tests {
     #[test]
     fn tags_are_read_and_toggle_by_the_panel_state() {
         assert_eq!(read_tag(None, b" 04A2B3C4 \n"), Ok(Some("04A2B3C4".into())));
-        assert_eq!(read_tag(Some("/uid"), br#"{"uid":"04a2","rssi":-40}"#), Ok(Some("04a2".into())));
+        assert_eq!(read_tag(Some("/uid"), br#"{"uid":"04a2","rssi":-40}"#), Ok(Some("04A2".into())), "one case");
         assert_eq!(read_tag(Some("/uid"), br#"{"rssi":-40}"#), Ok(None));
         assert_eq!(read_tag(None, b""), Ok(None));
         assert!(read_tag(Some("/uid"), br#"{"uid":[1]}"#).is_err());

@@ -518,6 +518,10 @@ pub struct Bridge {
     panel_states: HashMap<Option<String>, PanelState>,
     /// The last keypad press sent to the panel, until the panel answers it.
     awaiting: Option<keypad::Awaiting>,
+    /// Each keypad's last `action_transaction`: the same again is a redelivery, not a new press.
+    transactions: HashMap<usize, u64>,
+    /// Set while a retained message is translated: keypads and tags ignore it.
+    ignore_presses: bool,
 }
 
 impl Bridge {
@@ -531,6 +535,8 @@ impl Bridge {
             conditions: HashMap::new(),
             panel_states: HashMap::new(),
             awaiting: None,
+            transactions: HashMap::new(),
+            ignore_presses: false,
         }
     }
 
@@ -578,9 +584,15 @@ impl Bridge {
             Ok(None) => return Vec::new(),
             Err(e) => {
                 tracing::warn!("keypad {} ({}): {e}; the press was not sent to the panel", device.id, device.source);
-                return vec![keypad_answer(device, "invalid_code", None)];
+                return vec![keypad_answer(device, "invalid_code", keypad::transaction(payload))];
             }
         };
+        if let Some(t) = press.transaction
+            && self.transactions.insert(i, t) == Some(t)
+        {
+            tracing::debug!("keypad {}: transaction {t} again (a redelivery): not sent twice", device.id);
+            return Vec::new();
+        }
         let state = self.panel_states.get(&device.area).copied();
         let mut acts = vec![panel_command(device, &press.command())];
         if press.action == PanelAction::Disarm && state == Some(PanelState::Disarmed) {
@@ -720,6 +732,9 @@ impl Bridge {
                 }
             }
         }
+        if self.ignore_presses {
+            presses.clear();
+        }
         for i in presses {
             let more = match self.config.devices[i].kind {
                 Kind::Keypad => self.keypad_press(i, payload, now),
@@ -770,7 +785,12 @@ impl Device for Bridge {
     }
 
     fn on_received(&mut self, _topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<()>> {
-        self.translate(&received.topic, &received.payload, now)
+        // A press kept by the broker (a keypad or reader publishing retained) is not a press now:
+        // replayed at every reconnect it would disarm with yesterday's code.
+        self.ignore_presses = received.retained;
+        let acts = self.translate(&received.topic, &received.payload, now);
+        self.ignore_presses = false;
+        acts
     }
 }
 

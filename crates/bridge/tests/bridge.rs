@@ -268,8 +268,13 @@ async fn a_zigbee2mqtt_keypad_and_a_tag_arm_and_disarm_the_panel(url: String) {
         "nothing of the odd press reached the panel"
     );
 
+    // The same transaction again (a redelivery) is not a press now: it does not reach the panel.
+    let n = probe.count("home/security/panel/set");
+    probe.publish("zigbee2mqtt/hall_keypad", wrong, false).await.unwrap();
+    probe.expect_none("home/security/panel/set", |_| true, std::time::Duration::from_millis(500)).await.unwrap();
+    assert_eq!(probe.count("home/security/panel/set"), n);
     let (n, shown) = (probe.count("home/security/status"), probe.count(SHOWN));
-    probe.publish("rfid/hall", r#"{"uid":"04A2B3C4","rssi":-41}"#, false).await.unwrap();
+    probe.publish("rfid/hall", r#"{"uid":"04a2b3c4","rssi":-41}"#, false).await.unwrap();
     let disarmed = probe.expect_after(n, "home/security/status", state("disarmed"), WITHIN).await.unwrap();
     assert_eq!(PanelStatus::decode(&disarmed).unwrap().changed_by.as_deref(), Some("alice"));
     probe.expect_after(shown, SHOWN, shows("disarm", None), WITHIN).await.unwrap();
@@ -277,6 +282,24 @@ async fn a_zigbee2mqtt_keypad_and_a_tag_arm_and_disarm_the_panel(url: String) {
         .expect("home/devices/hall-keypad/condition", |p| String::from_utf8_lossy(p).contains("88"), WITHIN)
         .await
         .unwrap();
+    // A press the broker kept (a keypad publishing retained) is replayed to every bridge that
+    // subscribes (here one with a session of its own): it is not a press now, and must not
+    // disarm with yesterday's code.
+    let kept = r#"{"action":"disarm","action_code":"1234","action_transaction":44}"#;
+    probe.publish("zigbee2mqtt/hall_keypad", kept, true).await.unwrap();
+    probe.expect("zigbee2mqtt/hall_keypad/set", shows("already_disarmed", Some(44)), WITHIN).await.unwrap();
+    bridge.stop().await;
+    let n = probe.count("home/security/panel/set");
+    let restarted = Config {
+        mqtt: mqtt(&url, "bridge-2"),
+        devices: vec![mapping("hall-keypad", Kind::Keypad, Profile::Zigbee2mqtt, "hall_keypad")],
+    };
+    probe.subscribe("home/devices/bridge-2/availability").await.unwrap();
+    let bridge = Running::spawn(|s| bridge::run(restarted, s));
+    probe.expect("home/devices/bridge-2/availability", |p| p == b"online", WITHIN).await.unwrap();
+    probe.expect_none("home/security/panel/set", |_| true, std::time::Duration::from_millis(700)).await.unwrap();
+    assert_eq!(probe.count("home/security/panel/set"), n, "a retained press was sent to the panel");
+    probe.publish("zigbee2mqtt/hall_keypad", "", true).await.unwrap();
     bridge.stop().await;
     panel.stop().await;
 }

@@ -225,9 +225,15 @@ impl Controller {
                 }
                 self.replaying = plans.iter().filter(|(_, p)| !p.is_empty()).map(|(b, _)| b.clone()).collect();
                 for (bulb, plan) in plans {
-                    self.plans.entry(bulb).or_default().extend(plan);
+                    let all = self.plans.entry(bulb).or_default();
+                    all.extend(plan);
+                    all.sort_by_key(|(t, _)| *t);
                 }
                 self.plans_until = Some(now.plus(simulation::WEEK));
+                // Armed away in the evening: the bulbs without history begin their evening now.
+                if self.phase == Some(CircadianPhase::Sunset) {
+                    self.plan_evening(config, CircadianPhase::Sunset, now);
+                }
                 self.advance_plans(now);
                 "presence simulation planned".to_owned()
             }
@@ -818,5 +824,14 @@ mod tests {
         assert!((75 * 60..=105 * 60).contains(&after), "off {after} s after night began: 90 min ± 15");
         let (_, actions) = ctl.step(&c, Input::Tick, off_at);
         assert_eq!(sent_to(&actions, "kitchen"), [(0, LightSource::Simulation)]);
+        // Armed away when the sunset has already begun: the evening begins from then.
+        let inputs = [
+            (0, Input::Phase(CircadianPhase::Sunset)),
+            (100, Input::Away { away: true }),
+            (101, Input::Plans([("kitchen".to_owned(), vec![])].into())),
+        ];
+        let (ctl, _) = run(&c, &inputs);
+        let after = ctl.next_deadline().unwrap().since(at(101)).as_secs();
+        assert!((5 * 60..=35 * 60).contains(&after), "on {after} s after arming in the evening");
     }
 }

@@ -31,7 +31,8 @@ pub fn hash_pin_with(pin: &str, params: Params) -> Result<String, CodeError> {
     hash_with(pin, params)
 }
 
-/// Hashes a tag's id (an RFID or NFC reader's `04A2B3C4`) as a PIN is hashed.
+/// Hashes a tag's id (an RFID or NFC reader's `04A2B3C4`) as a PIN is hashed, in upper case (the
+/// bridge sends every reader's id so: readers differ in the case of their hex).
 pub fn hash_tag(tag: &str) -> Result<String, CodeError> {
     hash_tag_with(tag, Params::default())
 }
@@ -42,7 +43,7 @@ pub fn hash_tag_with(tag: &str, params: Params) -> Result<String, CodeError> {
     if !(4..=64).contains(&tag.len()) || !tag.bytes().all(allowed) {
         return Err(CodeError::BadTag);
     }
-    hash_with(tag, params)
+    hash_with(&tag.to_ascii_uppercase(), params)
 }
 
 fn hash_with(secret: &str, params: Params) -> Result<String, CodeError> {

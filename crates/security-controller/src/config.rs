@@ -139,8 +139,7 @@ pub struct User {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub areas: Option<Vec<String>>,
     /// A tag (RFID, NFC) as a second credential with the same rights: the Argon2 hash of its id
-    /// (`security-controller hash-pin` with the id as the PIN). The bridge sends a tag reader's
-    /// id as the code.
+    /// (`security-controller hash-tag`). The bridge sends a tag reader's id as the code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag_hash: Option<String>,
 }

@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use protocol::{ArmMode, PanelEventKind, PanelState, PanelStatus, Timestamp};
+use protocol::{ArmMode, PanelEventKind, PanelState, PanelStatus, Timestamp, Tone};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PanelConfig;
@@ -58,13 +58,14 @@ impl House {
         let mut saved = match saved {
             None => BTreeMap::new(),
             Some(Saved::One(panel)) => {
-                // Areas added to a panel that had none: the first area is where it was.
-                let first = configs[0].area.clone().unwrap_or_default();
-                BTreeMap::from([(first, *panel)])
+                // Areas added to a panel that had none: every area is where the panel was (an
+                // armed house split in two must not come back half disarmed).
+                configs.iter().map(|c| (c.area.clone().unwrap_or_default(), (*panel).clone())).collect()
             }
             Some(Saved::Areas { areas }) if configs.len() == 1 && configs[0].area.is_none() => {
-                // Areas taken out again: the one panel resumes as the first area was.
-                areas.into_iter().take(1).map(|(_, panel)| (String::new(), panel)).collect()
+                // Areas taken out again: the one panel resumes as the most protected area was.
+                let strictest = areas.into_values().max_by_key(protection);
+                strictest.map(|panel| (String::new(), panel)).into_iter().collect()
             }
             Some(Saved::Areas { areas }) => areas,
         };
@@ -77,7 +78,10 @@ impl House {
             })
             .collect();
         for name in saved.keys() {
-            tracing::warn!("the state file holds area `{name}`, which [[panel.areas]] no longer has: dropped");
+            tracing::warn!(
+                "the state file holds area `{name}`, which [[panel.areas]] no longer has: dropped (a renamed area \
+                 starts disarmed under its new name)"
+            );
         }
         let mut guards: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, area) in config.areas.iter().enumerate() {
@@ -158,10 +162,13 @@ impl House {
             },
             None => self.house_targets(&command),
         };
-        let mut out = Vec::new();
+        let mut out: Vec<Action> = Vec::new();
         for i in targets {
-            let actions = self.step_area(i, Input::Command(command.clone()), now);
+            let mut actions = self.step_area(i, Input::Command(command.clone()), now);
             let refused = actions.iter().any(|a| matches!(a, Action::Event(e) if code_refused(e.event)));
+            // A duress code used on the house is one silent alarm, not one per area.
+            let duress_told = out.iter().any(|a| matches!(a, Action::Event(e) if e.event == PanelEventKind::Duress));
+            actions.retain(|a| !(duress_told && matches!(a, Action::Event(e) if e.event == PanelEventKind::Duress)));
             out.extend(actions);
             self.share_codes(i);
             if refused {
@@ -221,10 +228,11 @@ impl House {
         }
     }
 
-    /// The wrong codes and lockout of area `i` become every area's.
+    /// The wrong codes of area `i` (which just took a command) become every area's, and the
+    /// latest lockout of any area holds in all: one area's empty state never lifts a lockout.
     fn share_codes(&mut self, i: usize) {
         let wrong_codes = self.areas[i].panel.wrong_codes.clone();
-        let lockout_until = self.areas[i].panel.lockout_until;
+        let lockout_until = self.areas.iter().filter_map(|a| a.panel.lockout_until).max();
         for area in &mut self.areas {
             area.panel.wrong_codes.clone_from(&wrong_codes);
             area.panel.lockout_until = lockout_until;
@@ -251,6 +259,11 @@ impl House {
                     out.push(Action::Persist);
                 }
                 Action::Siren { on: false, .. } if sounding => {}
+                // One area's delay over: its beeps stop only if no other area is in that delay.
+                Action::Sound { tone: Tone::ExitBeeps, on: false, .. }
+                    if self.any_arm(|a| matches!(a, Arm::Arming { .. })) => {}
+                Action::Sound { tone: Tone::EntryBeeps, on: false, .. }
+                    if self.any_arm(|a| matches!(a, Arm::Pending { .. })) => {}
                 Action::Siren { on: true, .. } => {}
                 // A chime of a sensor in two areas, beeps of two areas arming at once: once.
                 Action::Sound { .. } if out.contains(&action) => {}
@@ -277,6 +290,11 @@ impl House {
         out
     }
 
+    /// Whether any area's arm state is such.
+    fn any_arm(&self, such: impl Fn(&Arm) -> bool) -> bool {
+        self.areas.iter().any(|a| such(&a.panel.arm))
+    }
+
     /// The whole house in one status (see the module's header).
     pub fn house_status(&self, now: Timestamp) -> PanelStatus {
         let statuses: Vec<(String, PanelStatus)> = self
@@ -285,6 +303,22 @@ impl House {
             .map(|a| (a.name.clone().unwrap_or_default(), a.panel.status(&a.config, now, &self.device_id)))
             .collect();
         combine(&statuses, now, &self.device_id)
+    }
+}
+
+/// How much a saved panel protects: an alarm, then an entry delay, then the strictest mode armed.
+fn protection(panel: &Panel) -> u8 {
+    let mode = |m: ArmMode| match m {
+        ArmMode::Home => 2,
+        ArmMode::Night => 3,
+        ArmMode::Away => 4,
+    };
+    match &panel.arm {
+        Arm::Disarmed => 0,
+        Arm::Arming { from: None, .. } => 1,
+        Arm::Arming { from: Some(m), .. } | Arm::Armed { mode: m } => mode(*m),
+        Arm::Pending { .. } => 5,
+        Arm::Triggered { .. } => 6,
     }
 }
 

@@ -168,6 +168,10 @@ pub struct Panel {
     /// Whether each tracked person is home, from their retained presence topics.
     #[serde(skip)]
     pub people_home: BTreeMap<String, bool>,
+    /// Presence armed the panel from disarmed, and nothing since (a code, an alarm) took that
+    /// arming over: only then may an arrival disarm it (`disarm_on_arrival`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub presence_armed: bool,
 }
 
 /// When a sensor goes silent past its zone's window or has been offline past the grace; none
@@ -343,6 +347,7 @@ impl Panel {
             schedule_planned: false,
             upkeep: BTreeMap::new(),
             people_home: BTreeMap::new(),
+            presence_armed: false,
         }
     }
 
@@ -375,6 +380,7 @@ impl Panel {
             lockout_until: self.lockout_until,
             changed_by: self.changed_by.clone(),
             last_trigger: self.last_trigger.clone(),
+            presence_armed: self.presence_armed,
             ..Panel::new()
         }
     }
@@ -390,6 +396,7 @@ impl Panel {
             self.lockout_until,
             self.changed_by.clone(),
             self.last_trigger.clone(),
+            self.presence_armed,
         )
     }
 
@@ -826,6 +833,8 @@ impl Panel {
             until: at.plus(Duration::from_secs(config.trigger_time_s)),
             sensor: sensor.to_owned(),
         };
+        // After an intrusion, only a code disarms: never an arrival.
+        self.presence_armed = false;
         self.last_trigger = Some((sensor.to_owned(), at));
         self.count_trip(config, mode, sensor, events);
         events.push(
@@ -856,6 +865,7 @@ impl Panel {
         self.arm = Arm::Disarmed;
         self.bypassed.clear();
         self.trips.clear();
+        self.presence_armed = false;
     }
 
     /// The armed mode in force, if any: armed, its entry delay, an alarm while armed, or the mode
@@ -1048,6 +1058,8 @@ impl Panel {
             return;
         }
         let by = user.map(User::shown_name);
+        // A person's arming takes over from presence's: an arrival no longer disarms it.
+        self.presence_armed = false;
         match in_force {
             Some(from) if strictness(mode) <= strictness(from) => self.switch_down(from, mode, by, events),
             _ => {
@@ -1218,7 +1230,9 @@ impl Panel {
         }
         let Some(mode) = config.presence.arm else { return };
         if left && !was_away && everybody_away(self) {
+            let from_disarmed = matches!(self.arm, Arm::Disarmed);
             self.arm_automatically(config, mode, PRESENCE, now, events);
+            self.presence_armed = from_disarmed && !matches!(self.arm, Arm::Disarmed);
         }
     }
 
@@ -1226,9 +1240,8 @@ impl Panel {
     /// disarms a panel that presence armed, and only that: armed by a person's code, it takes a
     /// code; in an alarm, it takes a code (a phone in a thief's pocket must not silence the siren).
     fn disarm_on_arrival(&mut self, person: &str, events: &mut Events<'_>) {
-        let armed_by_presence = self.changed_by.as_deref() == Some(PRESENCE);
         let mode = match &self.arm {
-            Arm::Armed { mode } | Arm::Pending { mode, .. } | Arm::Arming { mode, .. } if armed_by_presence => *mode,
+            Arm::Armed { mode } | Arm::Pending { mode, .. } | Arm::Arming { mode, .. } if self.presence_armed => *mode,
             _ => return,
         };
         self.disarm();

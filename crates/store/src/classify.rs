@@ -185,7 +185,8 @@ fn describe(message: Message) -> Option<Described> {
         },
         Message::AlarmControl(c) => {
             let reason = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-            let summary = format!("siren command {}{reason}", c.state.as_str());
+            let tone = c.tone.filter(|t| *t != protocol::Tone::Alarm).map(|t| format!(" {}", t.as_str()));
+            let summary = format!("siren command {}{}{reason}", c.state.as_str(), tone.unwrap_or_default());
             Described { is_state: false, ..Described::state(Kind::Alarm, None, None, summary) }
         }
         Message::AlarmState(s) => {

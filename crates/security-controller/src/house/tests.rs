@@ -3,7 +3,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use protocol::{PanelAction, PanelEventKind as E, Refusal, SensorKind};
+use protocol::{PanelAction, PanelEventKind as E, Refusal, SensorKind, Tone};
 
 use super::*;
 use crate::codes;
@@ -192,11 +192,41 @@ fn the_state_file_keeps_each_area_and_a_panel_without_areas_becomes_the_first() 
     let saved = house.snapshot();
     let back = House::new(&config(), Some(saved), ID);
     assert_eq!((state(&back, 0), state(&back, 1)), (PanelState::Disarmed, PanelState::ArmedHome));
-    // Upgrading: the one panel's state goes to the first area; the others start disarmed.
+    // Upgrading: every area is where the one panel was (an armed house split in two stays armed).
     let mut one = Panel::new();
     one.arm = Arm::Armed { mode: ArmMode::Away };
     let upgraded = House::new(&config(), Some(Saved::One(Box::new(one))), ID);
-    assert_eq!((state(&upgraded, 0), state(&upgraded, 1)), (PanelState::ArmedAway, PanelState::Disarmed));
+    assert_eq!((state(&upgraded, 0), state(&upgraded, 1)), (PanelState::ArmedAway, PanelState::ArmedAway));
+    // Areas taken out again: the one panel is the most protected area, whatever its name.
+    let mut areas = BTreeMap::new();
+    areas.insert("aaa".to_owned(), Panel::new());
+    let mut armed = Panel::new();
+    armed.arm = Arm::Armed { mode: ArmMode::Night };
+    areas.insert("house".to_owned(), armed);
+    let single = PanelConfig { users: users(), ..PanelConfig::default() };
+    let downgraded = House::new(&single, Some(Saved::Areas { areas }), ID);
+    assert_eq!(state(&downgraded, 0), PanelState::ArmedNight);
+}
+
+#[test]
+fn one_areas_delay_ending_leaves_the_other_areas_beeps_on_and_duress_is_told_once() {
+    let mut config = config();
+    config.areas[1].exit_delay_s = Some(ModeDelays { away: 10, home: 0, night: 0 });
+    let mut house = House::new(&config, None, ID);
+    house.command(None, command(PanelAction::ArmAway, None), at(0));
+    // The garage's exit delay ends at 10 s, the house's at 30 s: the beeps go on until then.
+    let actions = house.step(Input::Tick, at(10));
+    assert!(!actions.iter().any(|a| matches!(a, Action::Sound { on: false, .. })), "{actions:?}");
+    let actions = house.step(Input::Tick, at(30));
+    assert!(actions.iter().any(|a| matches!(a, Action::Sound { tone: Tone::ExitBeeps, on: false, .. })));
+    let duress = User { duress: true, shows_as: Some("alice".into()), ..users()[0].clone() };
+    let config = PanelConfig { users: vec![users()[0].clone(), duress], ..config };
+    let mut house = House::new(&config, None, ID);
+    house.command(None, Command { action: PanelAction::ArmAway, force: false, code: Code::Missing }, at(0));
+    let actions =
+        house.command(None, Command { action: PanelAction::Disarm, force: false, code: Code::User(1) }, at(40));
+    let told = events(&actions).iter().filter(|(_, e)| *e == E::Duress).count();
+    assert_eq!(told, 1, "one silent alarm for the house: {actions:?}");
 }
 
 #[test]

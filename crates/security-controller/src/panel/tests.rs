@@ -1164,10 +1164,21 @@ fn an_arrival_disarms_only_what_presence_armed_and_never_an_alarm() {
     let (back, actions) = run_from(p.clone(), &c, &[(50, person("bob", Some(true)))]);
     assert_eq!((state(&back, &c, 50), events(&actions)), (PanelState::Disarmed, vec![E::Disarmed]));
     assert_eq!(back.changed_by.as_deref(), Some(PRESENCE));
-    // In an alarm, an arrival silences nothing.
+    // In an alarm, an arrival silences nothing, nor after the siren time, back armed.
     let (alarm, _) = run_from(p, &c, &[(45, open(SensorKind::Window, "w"))]);
     let (alarm, _) = run_from(alarm, &c, &[(50, person("bob", Some(true)))]);
     assert_eq!(state(&alarm, &c, 50), PanelState::Triggered);
+    let (alarm, _) = run_from(alarm, &c, &[(51, person("bob", Some(false))), (400, Input::Tick)]);
+    let (alarm, _) = run_from(alarm, &c, &[(401, person("bob", Some(true)))]);
+    assert_eq!(state(&alarm, &c, 401), PanelState::ArmedAway, "after an intrusion only a code disarms");
+    // Armed home with a code, raised to away by presence: an arrival takes nothing back.
+    let (p, _) = run(&c, &[(0, person("alice", Some(true))), (0, person("bob", Some(true)))]);
+    let (p, _) = run_from(p, &c, &[(1, cmd(PanelAction::ArmHome, Some("1234"), false)), (20, Input::Tick)]);
+    let (p, _) =
+        run_from(p, &c, &[(21, person("alice", Some(false))), (22, person("bob", Some(false))), (60, Input::Tick)]);
+    assert_eq!(state(&p, &c, 60), PanelState::ArmedAway);
+    let (p, _) = run_from(p, &c, &[(61, person("bob", Some(true)))]);
+    assert_eq!(state(&p, &c, 61), PanelState::ArmedAway, "armed with a code first: an arrival does not disarm");
     // Armed by alice's code: an arrival changes nothing (and off by default, nothing at all).
     let (p, _) = run(&c, &[(0, person("bob", Some(false))), (1, arm_away()), (40, Input::Tick)]);
     let (p, _) = run_from(p, &c, &[(50, person("bob", Some(true)))]);
