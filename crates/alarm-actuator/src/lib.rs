@@ -55,6 +55,8 @@ pub struct Siren {
     pub reason: Option<String>,
     pub since: Timestamp,
     pub sound: Option<(Tone, Timestamp)>,
+    /// An alarm sounded for a `duration_s` (Home Assistant's `siren.turn_on` with a duration) ends then.
+    pub alarm_until: Option<Timestamp>,
 }
 
 /// The longest a sound plays (an exit delay is at most 255 s).
@@ -71,7 +73,7 @@ fn default_length(tone: Tone) -> Duration {
 
 impl Siren {
     pub fn off(now: Timestamp) -> Siren {
-        Siren { power: Power::Off, reason: None, since: now, sound: None }
+        Siren { power: Power::Off, reason: None, since: now, sound: None, alarm_until: None }
     }
 
     /// Applies a command; `since` moves only when the state changes. A sound while the alarm
@@ -81,7 +83,9 @@ impl Siren {
             (Tone::Alarm, state) => {
                 let since = if state == self.power { self.since } else { now };
                 let sound = if state == Power::Off { None } else { self.sound };
-                Siren { power: state, reason: command.reason.clone(), since, sound }
+                let alarm_until =
+                    command.duration_s.filter(|_| state == Power::On).map(|s| now.plus(Duration::from_secs(s)));
+                Siren { power: state, reason: command.reason.clone(), since, sound, alarm_until }
             }
             (_, Power::On) if self.power == Power::On => self.clone(),
             (tone, Power::On) => {
@@ -192,7 +196,7 @@ impl Device for SirenDevice {
 
     fn next_deadline(&self) -> Option<Timestamp> {
         let sound_ends = self.siren.sound.map(|(_, until)| until);
-        self.siren.cut_off_at(self.max_on()).into_iter().chain(sound_ends).min()
+        self.siren.cut_off_at(self.max_on()).into_iter().chain(sound_ends).chain(self.siren.alarm_until).min()
     }
 
     fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<()>> {
@@ -201,6 +205,9 @@ impl Device for SirenDevice {
         }
         if self.siren.sound.is_some_and(|(_, until)| until <= now) {
             self.siren.sound = None;
+        }
+        if self.siren.alarm_until.is_some_and(|t| t <= now) {
+            self.siren = self.siren.apply(&AlarmCommand::siren(Power::Off, Some("its duration is over".into())), now);
         }
         if self.siren.cut_off_at(self.max_on()).is_some_and(|t| t <= now) {
             let reason = format!("cut off after max_on_s ({} s)", self.config.max_on_s);
@@ -253,6 +260,9 @@ mod tests {
         assert_eq!((quiet.power, quiet.sound), (Power::Off, None), "OFF stops everything");
         let long = off.apply(&sound(Tone::EntryBeeps, Power::On, Some(100_000)), t(0));
         assert_eq!(long.sound, Some((Tone::EntryBeeps, t(255))), "at most 255 s");
+        let timed = off.apply(&AlarmCommand { duration_s: Some(10), ..on("Home Assistant") }, t(0));
+        assert_eq!(timed.alarm_until, Some(t(10)), "an alarm with a duration ends then");
+        assert_eq!(timed.apply(&AlarmCommand::siren(Power::Off, None), t(1)).alarm_until, None);
     }
 
     #[test]
