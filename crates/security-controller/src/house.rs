@@ -32,6 +32,13 @@ pub struct AreaPanel {
     pub panel: Panel,
 }
 
+/// The areas one input goes to.
+enum Targets {
+    One(usize),
+    /// In order; never empty.
+    Many(Vec<usize>),
+}
+
 /// What the state file holds: one panel, or one per area by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -138,11 +145,22 @@ impl House {
         if !self.has_areas() {
             return self.step_area(0, input, now);
         }
-        let targets = self.targets(&input);
+        // The most common input by far is one reading for one area: no copy, no list.
+        let (first, more) = match self.targets(&input) {
+            Targets::One(i) => (i, Vec::new()),
+            Targets::Many(list) => (list[0], list[1..].to_vec()),
+        };
         let mut out = Vec::new();
-        for i in targets {
-            let actions = self.step_area(i, input.clone(), now);
-            out.extend(actions);
+        if more.is_empty() {
+            out = self.step_area(first, input, now);
+        } else {
+            out.extend(self.step_area(first, input.clone(), now));
+            for i in more {
+                out.extend(self.step_area(i, input.clone(), now));
+            }
+        }
+        if out.is_empty() {
+            return out;
         }
         self.finish(now, out)
     }
@@ -188,18 +206,24 @@ impl House {
     }
 
     /// The areas an input concerns.
-    fn targets(&self, input: &Input) -> Vec<usize> {
+    fn targets(&self, input: &Input) -> Targets {
         let id = match input {
             Input::Sensor { id, .. }
             | Input::Unreadable { id, .. }
             | Input::SensorCleared { id, .. }
             | Input::Availability { id, .. }
             | Input::Condition { id, .. } => id,
-            Input::Tick | Input::Presence { .. } | Input::Command(_) => return (0..self.areas.len()).collect(),
+            Input::Tick | Input::Presence { .. } | Input::Command(_) => {
+                return Targets::Many((0..self.areas.len()).collect());
+            }
             // The state file and the command topic are the house's: its first area reports them.
-            Input::Saved(_) | Input::UnreadableCommand { .. } => return vec![0],
+            Input::Saved(_) | Input::UnreadableCommand { .. } => return Targets::One(0),
         };
-        self.guards.get(id).cloned().unwrap_or_else(|| vec![0])
+        match self.guards.get(id).map(Vec::as_slice) {
+            None => Targets::One(0),
+            Some([one]) => Targets::One(*one),
+            Some(list) => Targets::Many(list.to_vec()),
+        }
     }
 
     /// Steps area `i`; its actions, labelled with the area.
@@ -207,7 +231,7 @@ impl House {
         let area = &mut self.areas[i];
         let actions;
         (area.panel, actions) = std::mem::take(&mut area.panel).step(&area.config, input, now, &self.device_id);
-        if !self.has_areas() {
+        if actions.is_empty() || !self.has_areas() {
             return actions;
         }
         let mut out = Vec::with_capacity(actions.len());
