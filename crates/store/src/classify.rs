@@ -184,10 +184,7 @@ fn describe(message: Message) -> Option<Described> {
             is_state: false,
         },
         Message::AlarmControl(c) => {
-            let reason = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
-            let tone = c.tone.filter(|t| *t != protocol::Tone::Alarm).map(|t| format!(" {}", t.as_str()));
-            let summary = format!("siren command {}{}{reason}", c.state.as_str(), tone.unwrap_or_default());
-            Described { is_state: false, ..Described::state(Kind::Alarm, None, None, summary) }
+            Described { is_state: false, ..Described::state(Kind::Alarm, None, None, siren_command_summary(&c)) }
         }
         Message::AlarmState(s) => {
             let reason = s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
@@ -209,6 +206,13 @@ fn describe(message: Message) -> Option<Described> {
         }
         Message::LightSet { .. } | Message::PanelSet(_) | Message::AreaSet { .. } | Message::Sound(_) => return None,
     })
+}
+
+/// `siren command ON (window open)`, with the tone when it is not the alarm's.
+fn siren_command_summary(c: &protocol::AlarmCommand) -> String {
+    let reason = c.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+    let tone = c.tone.filter(|t| *t != protocol::Tone::Alarm).map(|t| format!(" {}", t.as_str()));
+    format!("siren command {}{}{reason}", c.state.as_str(), tone.unwrap_or_default())
 }
 
 fn health_summary(h: &protocol::Health) -> String {
