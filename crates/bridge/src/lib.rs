@@ -520,8 +520,6 @@ pub struct Bridge {
     awaiting: Option<keypad::Awaiting>,
     /// Each keypad's last `action_transaction`: the same again is a redelivery, not a new press.
     transactions: HashMap<usize, u64>,
-    /// Set while a retained message is translated: keypads and tags ignore it.
-    ignore_presses: bool,
 }
 
 impl Bridge {
@@ -536,7 +534,6 @@ impl Bridge {
             panel_states: HashMap::new(),
             awaiting: None,
             transactions: HashMap::new(),
-            ignore_presses: false,
         }
     }
 
@@ -647,6 +644,12 @@ impl Bridge {
     /// What one foreign message becomes: a reading on the home's topic of each device mapped to
     /// it (one topic may feed several, e.g. a door's contact and a motion's occupancy).
     pub fn translate(&mut self, topic: &str, payload: &[u8], now: Timestamp) -> Vec<Act<()>> {
+        self.translate_kept(topic, payload, false, now)
+    }
+
+    /// [`Bridge::translate`] of a message the broker kept (`retained`): a keypad press or a tag
+    /// kept by the broker is replayed to every bridge that subscribes, and is not a press now.
+    pub fn translate_kept(&mut self, topic: &str, payload: &[u8], retained: bool, now: Timestamp) -> Vec<Act<()>> {
         match Message::decode(&self.topics, topic, payload) {
             Ok(Message::LightSet { id, command }) => return self.command(&id, &command),
             Ok(Message::PanelStatus(status)) => return self.on_status(None, status.state),
@@ -732,7 +735,7 @@ impl Bridge {
                 }
             }
         }
-        if self.ignore_presses {
+        if retained {
             presses.clear();
         }
         for i in presses {
@@ -785,12 +788,7 @@ impl Device for Bridge {
     }
 
     fn on_received(&mut self, _topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<()>> {
-        // A press kept by the broker (a keypad or reader publishing retained) is not a press now:
-        // replayed at every reconnect it would disarm with yesterday's code.
-        self.ignore_presses = received.retained;
-        let acts = self.translate(&received.topic, &received.payload, now);
-        self.ignore_presses = false;
-        acts
+        self.translate_kept(&received.topic, &received.payload, received.retained, now)
     }
 }
 

@@ -5,7 +5,8 @@
 //! after the night phase begins). The moment the panel is no longer armed away, the bulbs go back
 //! to what the controller would show them anyway.
 //!
-//! Pure: [`replay`] turns last week's states into this week's plan; [`shift`] is the jitter, a
+//! Pure: [`replay`] turns last week's states into this week's plan (the controller takes its
+//! changes as they come due, [`crate::decide`]); [`shift`] is the jitter, a
 //! hash of the bulb and the day rather than a random draw, so that the decisions stay a function
 //! of their inputs (tested) while an observer outside still sees no pattern repeat to the minute.
 
@@ -59,16 +60,6 @@ pub fn replay(bulb: &str, history: &[(Timestamp, u8)], now: Timestamp, jitter_mi
     current.into_iter().chain(plan.into_iter().filter(|(t, _)| *t > now)).collect()
 }
 
-/// The light `plan` asks for at `now`: the last change at or before it (off before the first).
-pub fn level_at(plan: &Plan, now: Timestamp) -> u8 {
-    plan.iter().rev().find(|(t, _)| *t <= now).map_or(0, |(_, b)| *b)
-}
-
-/// The next change in `plan` after `now`.
-pub fn next_change(plan: &Plan, now: Timestamp) -> Option<Timestamp> {
-    plan.iter().map(|(t, _)| *t).find(|t| *t > now)
-}
-
 /// How long after sunset a bulb without history comes on, before its jitter.
 pub const EVENING_ON_AFTER: Duration = Duration::from_secs(20 * 60);
 /// How long after the night phase begins a bulb without history goes off, before its jitter.
@@ -109,9 +100,7 @@ mod tests {
         for (t, want) in times.iter().zip([100, 160, 300]) {
             assert!(t.abs_diff(week + want) <= 15, "{t} is not within 15 min of {}", week + want);
         }
-        assert_eq!(level_at(&plan, now), 0, "before the first change: off");
-        assert_eq!(level_at(&plan, at(week + 200)), 100);
-        assert_eq!(next_change(&plan, at(week + 200)), Some(plan[2].0));
+        assert!(plan.iter().all(|(t, _)| *t > now), "only changes still to come");
         // Entered mid-evening: the light in force now first, then what is still to come.
         let late = replay("kitchen", &history, at(week + 200), 0);
         assert_eq!(late, [(at(week + 200), 100), (at(week + 300), 0)]);
