@@ -936,7 +936,12 @@ async fn two_areas_arm_trip_and_disarm_on_their_own(url: String) {
     let n = home.probe.count(SIREN_COMMAND);
     home.probe.publish("home/security/areas/garage/set", r#"{"action":"DISARM","code":"7777"}"#, false).await.unwrap();
     home.probe.expect_after(n, SIREN_COMMAND, siren_command("OFF"), WITHIN).await.unwrap();
+    let g = home.probe.count(GARAGE);
     garage.report(SensorState::Closed).await;
+    // The window's reading and the command come on two connections: wait until the panel has the
+    // reading, or the garage may not be ready when ARM_AWAY arrives.
+    let ready = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.ready);
+    home.probe.expect_after(g, GARAGE, ready, WITHIN).await.unwrap();
 
     // To the house, ARM_AWAY arms every area; gina's code then disarms only hers.
     let (h, g) = (home.probe.count(HOUSE), home.probe.count(GARAGE));
