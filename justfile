@@ -34,7 +34,7 @@ lint:
 # Intrusion latency (bare / minimal controller / panel, idle and at 1000 msg/s) and panel memory, issue #8
 [group('develop')]
 bench *flags:
-    cargo build --release -p security-controller
+    cargo build --release -p security-controller -p alarm-actuator
     cargo bench -p bench --bench intrusion -- {{flags}}
 
 # Recorder ingest (messages/s committed, durability full and normal) and memory, issue #9
@@ -119,6 +119,17 @@ cluster:
 [group('broker')]
 cluster-stop:
     bash nats/cluster.sh stop
+
+# A monitoring centre's alarm receiver on 127.0.0.1:12128 (pysiaalarm, as Home Assistant's `sia`
+# uses it), account 1234, printing each report: what config/sia-transmitter.toml reports to. Then
+# `just demo` with `sia_transmitter = true` in home.toml, or run `sia-transmitter` itself.
+[group('broker')]
+sia-receiver port="12128" account="1234":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    venv="${MQTT_HOME_PYSIAALARM_VENV:-$HOME/.cache/mqtt-home/pysiaalarm-3.1.1}"
+    "$venv/bin/python" -c 'import pysiaalarm' 2>/dev/null || { python3 -m venv "$venv" && "$venv/bin/pip" install -q pysiaalarm==3.1.1; }
+    exec "$venv/bin/python" -u scripts/sia-receiver.py {{port}} TCP {{account}}
 
 # Print the Argon2id hash of a PIN for [[panel.users]] in config/security-controller.toml
 [group('broker')]

@@ -12,7 +12,8 @@
 #   test), Chromium and chromedriver (the dashboard's browser test), Python 3.11 with venv, and a C
 #   compiler (SQLite and ring are built from C);
 # - PyPI, in cached venvs under ~/.cache/mqtt-home: Home Assistant Core 2024.1.6 (ha/install.sh),
-#   NATS Server (nats/install.sh), aiosmtpd 1.4.6 (the notifier's STARTTLS test);
+#   NATS Server (nats/install.sh), aiosmtpd 1.4.6 (the notifier's STARTTLS test), pysiaalarm
+#   3.1.1 (the SIA DC-09 receiver of the transmitter's tests, as Home Assistant 2024.1.6 pins it);
 # - podman, runc, podman-compose and locally built images for the real `docker compose up` test:
 #   that test runs containers/setup.sh itself (cached; no registry is needed), after cargo has
 #   built the binaries its image is made of.
@@ -61,6 +62,12 @@ if ! "$smtp_venv/bin/python" -c 'import aiosmtpd' >/dev/null 2>&1; then
   say "installing aiosmtpd 1.4.6 into $smtp_venv"
   python3.11 -m venv "$smtp_venv"
   "$smtp_venv/bin/pip" install -q --disable-pip-version-check aiosmtpd==1.4.6
+fi
+sia_venv="${MQTT_HOME_PYSIAALARM_VENV:-$HOME/.cache/mqtt-home/pysiaalarm-3.1.1}"
+if ! "$sia_venv/bin/python" -c 'import pysiaalarm' >/dev/null 2>&1; then
+  say "installing pysiaalarm 3.1.1 into $sia_venv"
+  python3.11 -m venv "$sia_venv"
+  "$sia_venv/bin/pip" install -q --disable-pip-version-check pysiaalarm==3.1.1
 fi
 
 if "$parts_only"; then

@@ -1,12 +1,13 @@
-//! The home under test: the real panel binary as a process, the real siren, a keypad, the door
-//! sensor and the watcher, all on one Mosquitto.
+//! The home under test: the real panel and siren binaries, each a process of its own as in a
+//! home, a keypad, the door sensor and the watcher, all on one Mosquitto.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use device_runtime::{MqttConfig, Shutdown};
+use device_runtime::MqttConfig;
 use protocol::{PanelState, Power, SensorState};
 use rumqttc::{AsyncClient, QoS};
 use security_controller::codes;
@@ -28,10 +29,11 @@ pub struct Home {
     pub keypad: testkit::Probe,
     /// The door sensor's own connection.
     pub sensor: AsyncClient,
-    pub panel: Panel,
-    siren: Shutdown,
+    pub panel: Daemon,
+    /// The real `alarm-actuator`: a process of its own, not a task beside the watcher, so that
+    /// the command it receives costs the watcher's process nothing.
+    siren: Daemon,
     tasks: Vec<JoinHandle<()>>,
-    siren_task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Home {
@@ -50,27 +52,13 @@ impl Home {
             &names.node_red_siren,
         ];
         let mut watch = Watcher::connect(mosquitto.port(), &filters.map(String::as_str)).await?;
-        let siren = Shutdown::new();
-        let siren_config = alarm_actuator::Config {
-            mqtt: MqttConfig { broker: mosquitto.url().parse()?, ..MqttConfig::with_id("siren") },
-            ..alarm_actuator::Config::default()
-        };
-        let siren_task = tokio::spawn(alarm_actuator::run(siren_config, siren.clone()));
-        let panel = Panel::spawn(&mosquitto.url(), dir, layout)?;
+        let siren = Daemon::spawn("alarm-actuator", dir, ["--broker".into(), mosquitto.url().into()])?;
+        let panel = spawn_panel(&mosquitto.url(), dir, layout)?;
         wait_for_daemons(&mut watch, &names).await?;
         let keypad = testkit::Probe::connect(&mosquitto.url(), "bench-keypad").await?;
         let (sensor, sensor_task) = mqtt::publisher(mosquitto.port(), "bench-door-sensor");
-        let home = Home {
-            port: mosquitto.port(),
-            names,
-            watch,
-            keypad,
-            sensor,
-            panel,
-            siren,
-            tasks: vec![sensor_task],
-            siren_task,
-        };
+        let home =
+            Home { port: mosquitto.port(), names, watch, keypad, sensor, panel, siren, tasks: vec![sensor_task] };
         // A door the panel has never seen: its first reading may bring no status; arming checks it.
         home.sense(&home.names.door.clone(), SensorState::Closed).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -79,8 +67,7 @@ impl Home {
 
     pub async fn stop(mut self) {
         self.panel.stop();
-        self.siren.trigger();
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.siren_task).await;
+        self.siren.stop();
         self.tasks.iter().for_each(JoinHandle::abort);
     }
 
@@ -174,43 +161,55 @@ async fn wait_for_daemons(watch: &mut Watcher, names: &Names) -> anyhow::Result<
     Ok(())
 }
 
-/// The real `security-controller` binary, as a child process.
-pub struct Panel {
+/// The real `security-controller` binary with a config of the bench's `layout` and a state file on disk.
+fn spawn_panel(url: &str, dir: &Path, layout: Layout) -> anyhow::Result<Daemon> {
+    let state_file = dir.join("panel.state.json");
+    let config_file = dir.join("panel.toml");
+    let config = security_controller::Config {
+        mqtt: MqttConfig::with_id("security-controller"),
+        state_file: state_file.clone(),
+        panel: panel_config(layout)?,
+    };
+    let text = toml::to_string(&config).context("cannot write the panel's config as TOML")?;
+    std::fs::write(&config_file, text).with_context(|| format!("cannot write {}", config_file.display()))?;
+    let args = [
+        "--broker".into(),
+        url.into(),
+        "--config".into(),
+        config_file.into(),
+        "--state-file".into(),
+        state_file.into(),
+    ];
+    Daemon::spawn("security-controller", dir, args)
+}
+
+/// A workspace daemon's release binary as a child process, its output in `<dir>/<name>.log`;
+/// stopped (SIGTERM, then SIGKILL) when dropped.
+pub struct Daemon {
+    name: &'static str,
     child: Option<Child>,
     log: PathBuf,
 }
 
-impl Panel {
-    fn spawn(url: &str, dir: &Path, layout: Layout) -> anyhow::Result<Panel> {
-        let state_file = dir.join("panel.state.json");
-        let config_file = dir.join("panel.toml");
-        let config = security_controller::Config {
-            mqtt: MqttConfig::with_id("security-controller"),
-            state_file: state_file.clone(),
-            panel: panel_config(layout)?,
-        };
-        let text = toml::to_string(&config).context("cannot write the panel's config as TOML")?;
-        std::fs::write(&config_file, text).with_context(|| format!("cannot write {}", config_file.display()))?;
-        let log = dir.join("panel.log");
+impl Daemon {
+    fn spawn(name: &'static str, dir: &Path, args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Daemon> {
+        let log = dir.join(format!("{name}.log"));
         let log_file = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        let child = Command::new(binary("security-controller")?)
-            .args(["--broker", url, "--config"])
-            .arg(&config_file)
-            .arg("--state-file")
-            .arg(&state_file)
+        let child = Command::new(binary(name)?)
+            .args(args)
             .stdout(log_file.try_clone()?)
             .stderr(log_file)
             .spawn()
-            .context("cannot start the security-controller binary")?;
-        Ok(Panel { child: Some(child), log })
+            .with_context(|| format!("cannot start the {name} binary"))?;
+        Ok(Daemon { name, child: Some(child), log })
     }
 
     /// VmRSS from `/proc/<pid>/status`, in KiB.
     pub fn rss_kib(&self) -> anyhow::Result<u64> {
-        rss_kib(self.child.as_ref().context("the panel is not running")?.id())
+        rss_kib(self.child.as_ref().with_context(|| format!("{} is not running", self.name))?.id())
     }
 
-    /// The last lines the panel logged, for error messages.
+    /// The last lines the daemon logged, for error messages.
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
@@ -220,12 +219,12 @@ impl Panel {
     fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
         if !testkit::terminate(&mut child, Duration::from_secs(10)) {
-            eprintln!("intrusion-bench: the panel did not stop within 10 s of SIGTERM; killed it");
+            eprintln!("intrusion-bench: {} did not stop within 10 s of SIGTERM; killed it", self.name);
         }
     }
 }
 
-impl Drop for Panel {
+impl Drop for Daemon {
     fn drop(&mut self) {
         self.stop();
     }

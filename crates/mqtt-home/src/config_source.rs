@@ -26,6 +26,7 @@ const BUILT_IN: &[(&str, &str)] = &[
     ("security-controller.toml", include_str!("../../../config/security-controller.toml")),
     ("security-controller.demo.toml", include_str!("../../../config/security-controller.demo.toml")),
     ("security-controller.areas.toml", include_str!("../../../config/security-controller.areas.toml")),
+    ("sia-transmitter.toml", include_str!("../../../config/sia-transmitter.toml")),
     ("window-sensor.toml", include_str!("../../../config/window-sensor.toml")),
 ];
 

@@ -37,6 +37,8 @@ pub struct HomeConfig {
     pub bridge: bool,
     /// The notifier: the panel's alarms to webhooks, email and MQTT (`notifier.toml`).
     pub notifier: bool,
+    /// The SIA DC-09 transmitter: the panel's alarms to a monitoring centre (`sia-transmitter.toml`).
+    pub sia_transmitter: bool,
     /// Simulate door and window sensors (random opening); off, they report CLOSED and heartbeats
     /// and you open them with `mqtt-home set door front open`.
     pub simulate_contacts: bool,
@@ -61,6 +63,7 @@ impl Default for HomeConfig {
             dashboard: true,
             bridge: true,
             notifier: true,
+            sia_transmitter: false,
             simulate_contacts: false,
             config_files: BTreeMap::from([(
                 "security-controller".to_owned(),
@@ -97,6 +100,7 @@ impl HomeConfig {
             self.dashboard,
             self.bridge,
             self.notifier,
+            self.sia_transmitter,
         ];
         lists + single.iter().filter(|on| **on).count()
     }
@@ -235,6 +239,9 @@ impl Daemons {
         }
         if home.notifier {
             starts.daemon(connection.config::<notifier::Config>(None)?, notifier::run);
+        }
+        if home.sia_transmitter {
+            starts.daemon(connection.config::<sia_transmitter::Config>(None)?, sia_transmitter::run);
         }
         let Starts { list, device_ids } = starts;
 

@@ -675,6 +675,7 @@ mod tests {
     fn event(kind: PanelEventKind, ts: u64) -> PanelEvent {
         PanelEvent {
             reason: None,
+            cause: None,
             event: kind,
             id: None,
             mode: None,

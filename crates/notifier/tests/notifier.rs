@@ -36,6 +36,7 @@ fn webhook(name: &str, url: String, preset: Preset) -> ChannelConfig {
 fn event(kind: PanelEventKind, message: &str) -> Vec<u8> {
     PanelEvent {
         reason: None,
+        cause: None,
         event: kind,
         id: None,
         mode: None,

@@ -57,6 +57,7 @@ pub enum DeviceKind {
     Dashboard,
     Bridge,
     Notifier,
+    AlarmTransmitter,
 }
 
 /// Published retained on `<root>/devices/<id>/announce` on every connect: who this is and what it does.

@@ -194,6 +194,7 @@ pub fn model(kind: DeviceKind) -> &'static str {
         DeviceKind::Dashboard => "dashboard",
         DeviceKind::Bridge => "bridge",
         DeviceKind::Notifier => "notifier",
+        DeviceKind::AlarmTransmitter => "sia-transmitter",
     }
 }
 

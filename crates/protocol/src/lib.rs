@@ -32,7 +32,7 @@ pub use lighting::{
 pub use message::{Message, Unreadable, Why, clip};
 pub use payload::{DecodeError, Payload};
 pub use security::{
-    AlarmCommand, AlarmState, ArmMode, ContactState, MotionState, PanelAction, PanelCommand, PanelEvent,
+    AlarmCommand, AlarmState, ArmMode, Cause, ContactState, MotionState, PanelAction, PanelCommand, PanelEvent,
     PanelEventKind, PanelState, PanelStatus, Refusal, SensorKind, SensorReading, SensorState, SirenState, Tone,
 };
 pub use time::Timestamp;

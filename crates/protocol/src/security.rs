@@ -498,6 +498,10 @@ pub struct PanelEvent {
     /// Why a right code was refused (`refused` events only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Refusal>,
+    /// What a trouble, warning, restore or alarm is about, when it is one of the [`Cause`]s a
+    /// monitoring centre reports by a code of its own (a tamper, a low battery).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<Cause>,
     /// A sentence for people.
     pub message: String,
     /// The area it happened in, when the panel serves several.
@@ -505,6 +509,19 @@ pub struct PanelEvent {
     pub area: Option<String>,
     pub device_id: String,
     pub ts: Timestamp,
+}
+
+/// What a `trouble`, `warning`, `restored` or `triggered` event is about, where it is more than a
+/// sensor's fault or trip: what a monitoring centre gets its own code for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// A device's tamper switch (its case opened, torn off the wall).
+    Tamper,
+    /// A device's battery is low.
+    BatteryLow,
+    /// A device's radio link is weak.
+    WeakRadio,
 }
 
 /// Why a user whose code was right may not do what they asked. Never about the code itself: a

@@ -247,6 +247,7 @@ async fn refuse_to_start(config: &Config, error: &anyhow::Error) {
     if link.connected(REFUSAL_WAIT).await {
         let event = PanelEvent {
             reason: None,
+            cause: None,
             event: PanelEventKind::Trouble,
             id: Some(EventIds::new().next()),
             mode: None,

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use protocol::{
-    ArmMode, PanelAction, PanelEvent, PanelEventKind, PanelState, PanelStatus, Refusal, SensorKind, SensorState,
+    ArmMode, Cause, PanelAction, PanelEvent, PanelEventKind, PanelState, PanelStatus, Refusal, SensorKind, SensorState,
     Timestamp,
 };
 use serde::{Deserialize, Serialize};
@@ -295,11 +295,20 @@ impl Events<'_> {
             user: user.map(str::to_owned),
             sensors,
             reason: None,
+            cause: None,
             message,
             area: None,
             device_id: self.device_id.to_owned(),
             ts: self.now,
         });
+    }
+
+    /// What the last event pushed is about (a tamper, a low battery): what a monitoring centre
+    /// reports by a code of its own.
+    fn because(&mut self, cause: Cause) {
+        if let Some(event) = self.list.last_mut() {
+            event.cause = Some(cause);
+        }
     }
 
     /// `user`, whose code was right, may not do `what`: why, in the event and its sentence.
@@ -716,15 +725,20 @@ impl Panel {
         let sensors = vec![id.clone()];
         if new.battery_low && !old.battery_low {
             events.push(PanelEventKind::Warning, None, None, sensors.clone(), format!("{id}: battery low ({what})"));
+            events.because(Cause::BatteryLow);
         }
         if new.weak_radio && !old.weak_radio {
             events.push(PanelEventKind::Warning, None, None, sensors.clone(), format!("{id}: weak radio ({what})"));
+            events.because(Cause::WeakRadio);
         }
-        if (old.battery_low && !new.battery_low) || (old.weak_radio && !new.weak_radio) {
+        let battery_back = old.battery_low && !new.battery_low;
+        if battery_back || (old.weak_radio && !new.weak_radio) {
             events.push(PanelEventKind::Restored, None, None, sensors.clone(), format!("{id}: {what}"));
+            events.because(if battery_back { Cause::BatteryLow } else { Cause::WeakRadio });
         }
         if new.tampered && !old.tampered {
             events.trouble(&id, format!("{id}: tamper switch open"));
+            events.because(Cause::Tamper);
             let armed = match self.arm {
                 Arm::Armed { mode } | Arm::Pending { mode, .. } | Arm::Arming { from: Some(mode), .. } => Some(mode),
                 _ => None,
@@ -733,10 +747,12 @@ impl Panel {
                 && !matches!(self.arm, Arm::Triggered { .. })
             {
                 self.trigger(config, Some(mode), &id, now, events, &format!("{id} tamper switch open (tamper)"));
+                events.because(Cause::Tamper);
             }
         }
         if old.tampered && !new.tampered {
             events.push(PanelEventKind::Restored, None, None, sensors, format!("{id}: tamper switch closed"));
+            events.because(Cause::Tamper);
         }
     }
 

@@ -11,6 +11,8 @@
 //!   onboarded, with its MQTT integration on the test's broker; REST reads, restarts, its log.
 //! - [`SmtpServer`]: a real SMTP server (aiosmtpd) that requires STARTTLS; [`make_certs`]: a local
 //!   CA and a server certificate for 127.0.0.1, made by the shipped `mosquitto/make-certs.sh`.
+//! - [`SiaReceiver`]: a real SIA DC-09 alarm receiver (pysiaalarm, the library of Home Assistant's
+//!   `sia`), TCP or UDP, encrypted or not, stopped and resumed on its port.
 //! - [`NatsCluster`]: a real three-node NATS Server cluster speaking MQTT 3.1.1 (from the venv
 //!   `nats/install.sh` builds), JetStream-replicated; nodes can be killed and restarted.
 //! - [`webhook_receiver`]: an HTTP receiver for the notifier's webhooks, answering as told.
@@ -21,6 +23,7 @@ mod home_config;
 mod mosquitto;
 mod nats;
 mod probe;
+mod sia;
 mod smtp;
 mod webhook;
 
@@ -31,6 +34,7 @@ pub use home_config::shipped_home_config;
 pub use mosquitto::{Mosquitto, mosquitto_or_skip};
 pub use nats::{NatsCluster, nats_or_skip, nats_server_binary};
 pub use probe::Probe;
+pub use sia::{SiaEvent, SiaReceiver, SiaTransport, pysiaalarm_or_skip, pysiaalarm_python};
 pub use smtp::{SmtpServer, aiosmtpd_python, smtp_or_skip};
 pub use webhook::{Received, wait_for, webhook_receiver};
 

@@ -92,6 +92,11 @@ fn events(actions: &[Action]) -> Vec<E> {
     actions.iter().filter_map(|a| if let Action::Event(e) = a { Some(e.event) } else { None }).collect()
 }
 
+/// Each event's kind and what it is about (a tamper, a low battery), for a monitoring centre.
+fn causes(actions: &[Action]) -> Vec<(E, Option<Cause>)> {
+    actions.iter().filter_map(|a| if let Action::Event(e) = a { Some((e.event, e.cause)) } else { None }).collect()
+}
+
 fn sirens(actions: &[Action]) -> Vec<bool> {
     actions.iter().filter_map(|a| if let Action::Siren { on, .. } = a { Some(*on) } else { None }).collect()
 }
@@ -1079,7 +1084,7 @@ fn condition(id: &str, battery: Option<u8>, tamper: Option<bool>, linkquality: O
 fn a_low_battery_and_a_weak_radio_warn_once_and_never_keep_the_panel_from_arming() {
     let c = config();
     let (p, actions) = run(&c, &[(0, condition("front", Some(9), Some(false), Some(120)))]);
-    assert_eq!(events(&actions), [E::Warning]);
+    assert_eq!(causes(&actions), [(E::Warning, Some(Cause::BatteryLow))]);
     assert_eq!(messages(&actions), ["front: battery low (battery 9 %, tamper closed, link quality 120)"]);
     let status = p.status(&c, at(0), ID);
     assert_eq!((status.warnings, status.ready), (vec!["front: battery low".to_owned()], true));
@@ -1087,12 +1092,12 @@ fn a_low_battery_and_a_weak_radio_warn_once_and_never_keep_the_panel_from_arming
     let (p, actions) = run_from(p, &c, &[(1, condition("front", Some(8), Some(false), Some(110)))]);
     assert!(events(&actions).is_empty(), "{actions:?}");
     let (p, actions) = run_from(p, &c, &[(2, condition("front", Some(8), Some(false), Some(12)))]);
-    assert_eq!(events(&actions), [E::Warning]);
+    assert_eq!(causes(&actions), [(E::Warning, Some(Cause::WeakRadio))]);
     let (p, actions) = run_from(p, &c, &[(3, arm_away())]);
     assert_eq!(events(&actions), [E::Arming], "warnings never block arming");
     // A new battery: restored, and the warning is gone from the status.
     let (p, actions) = run_from(p, &c, &[(4, condition("front", Some(100), Some(false), Some(12)))]);
-    assert_eq!(events(&actions), [E::Restored]);
+    assert_eq!(causes(&actions), [(E::Restored, Some(Cause::BatteryLow))]);
     assert_eq!(p.status(&c, at(4), ID).warnings, ["front: weak radio"]);
 }
 
@@ -1101,16 +1106,17 @@ fn an_open_tamper_switch_is_a_trouble_disarmed_and_an_alarm_armed() {
     let c = config();
     // Disarmed: a trouble, which keeps the panel from arming unforced, until the switch closes.
     let (p, actions) = run(&c, &[(0, condition("front", None, Some(true), None))]);
-    assert_eq!((events(&actions), sirens(&actions)), (vec![E::Trouble], vec![]));
+    assert_eq!((causes(&actions), sirens(&actions)), (vec![(E::Trouble, Some(Cause::Tamper))], vec![]));
     assert_eq!(p.status(&c, at(0), ID).troubles, ["front"]);
     let (p, actions) = run_from(p, &c, &[(1, arm_away())]);
     assert_eq!(events(&actions), [E::FailedToArm]);
     let (p, actions) = run_from(p, &c, &[(2, condition("front", None, Some(false), None)), (3, arm_away())]);
-    assert_eq!(events(&actions), [E::Restored, E::Arming]);
+    assert_eq!(causes(&actions), [(E::Restored, Some(Cause::Tamper)), (E::Arming, None)]);
     // Armed: the siren.
     let (p, actions) = run_from(p, &c, &[(33, Input::Tick), (40, condition("front", None, Some(true), None))]);
     assert_eq!(state(&p, &c, 40), PanelState::Triggered);
     assert_eq!(sirens(&actions), [true]);
+    assert!(causes(&actions).contains(&(E::Triggered, Some(Cause::Tamper))), "{actions:?}");
     assert!(matches!(&p.arm, Arm::Triggered { sensor, .. } if sensor == "front"));
 }
 
