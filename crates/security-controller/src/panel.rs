@@ -1010,12 +1010,14 @@ impl Panel {
         self.disarm();
         self.changed_by = Some(user.shown_name().to_owned());
         let by = user.shown_name();
-        events.push(PanelEventKind::Disarmed, mode, Some(by), vec![], format!("disarmed by {by}"));
         if let Some(sensor) = alarm {
-            // Whoever was told of the alarm is told it is over, as when the siren time runs out.
+            // Whoever was told of the alarm is told it is over, as when the siren time runs out;
+            // before the disarm, as a monitoring centre reads it (restore, then opening: Home
+            // Assistant's `sia` panel takes a restore for "back to the state before the alarm").
             let message = format!("alarm after {sensor} ended: disarmed by {by}");
             events.push(PanelEventKind::AlarmEnded, mode, Some(by), vec![sensor], message);
         }
+        events.push(PanelEventKind::Disarmed, mode, Some(by), vec![], format!("disarmed by {by}"));
         if user.duress {
             // Silent: no siren, nothing visible on the status; a monitoring station listens for it.
             let message = format!("duress code used by {}", user.name);

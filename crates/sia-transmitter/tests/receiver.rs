@@ -166,10 +166,10 @@ async fn scenarios(keypad: &mut Keypad) {
     keypad.tamper("kitchen-window", false).await;
 }
 
-/// What [`scenarios`] must reach the centre as, SIA DCS: closing by user 1; burglary zone 3,
-/// opening by user 1, its restore; closing; opening and the duress (user 9); tamper of zone 4 and
-/// its restore.
-const EXPECTED: [&str; 9] = ["CL01", "BA03", "OP01", "BR03", "CL01", "OP01", "HA09", "TA04", "TR04"];
+/// What [`scenarios`] must reach the centre as, SIA DCS: closing by user 1; burglary zone 3, its
+/// restore, opening by user 1; closing; opening and the duress (user 9); tamper of zone 4 and its
+/// restore.
+const EXPECTED: [&str; 9] = ["CL01", "BA03", "BR03", "OP01", "CL01", "OP01", "HA09", "TA04", "TR04"];
 
 /// The home, the transmitter and pysiaalarm; `scenarios` played; the receiver checked.
 async fn run_scenarios(url: &str, transport: SiaTransport, format: Format, key: Option<&str>) {

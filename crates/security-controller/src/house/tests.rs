@@ -143,7 +143,7 @@ fn the_shared_siren_stops_only_when_no_area_sounds_it() {
     assert_eq!(events(&actions), [(area("house"), E::Triggered)]);
     // The garage disarmed: the house still sounds, so the siren stays on.
     let actions = house.command(Some("garage"), command(PanelAction::Disarm, Some("7777")), at(62));
-    assert_eq!(events(&actions), [(area("garage"), E::Disarmed), (area("garage"), E::AlarmEnded)]);
+    assert_eq!(events(&actions), [(area("garage"), E::AlarmEnded), (area("garage"), E::Disarmed)]);
     assert!(sirens(&actions).is_empty(), "held back: the house area still sounds");
     let actions = house.command(Some("house"), command(PanelAction::Disarm, Some("1234")), at(63));
     assert_eq!(sirens(&actions), [false]);

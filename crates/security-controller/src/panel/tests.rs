@@ -355,7 +355,7 @@ fn disarming_during_the_alarm_stops_the_siren() {
     assert_eq!(sirens(&actions), [true, false]);
     // Whoever was told of the alarm hears that it is over, and from whom.
     let kinds = events(&actions);
-    assert_eq!(kinds[kinds.len() - 2..], [E::Disarmed, E::AlarmEnded]);
+    assert_eq!(kinds[kinds.len() - 2..], [E::AlarmEnded, E::Disarmed]);
     let ended = actions.iter().find_map(|a| match a {
         Action::Event(e) if e.event == E::AlarmEnded => Some(e.clone()),
         _ => None,
