@@ -9,8 +9,9 @@
 # The parts, and where they come from:
 # - Debian packages: Mosquitto and its clients (a test broker on a free port), openssl (test
 #   certificates), docker-compose 1.29 (reads docker-compose.yml for the process-level compose
-#   test), Chromium and chromedriver (the dashboard's browser test), Python 3.11 with venv, and a C
-#   compiler (SQLite and ring are built from C);
+#   test), Chromium and chromedriver (the dashboard's browser test), Prometheus 2.42 (scrapes the
+#   home's metrics in their test), Python 3.11 with venv, and a C compiler (SQLite and ring are
+#   built from C);
 # - PyPI, in cached venvs under ~/.cache/mqtt-home: Home Assistant Core 2024.1.6 (ha/install.sh),
 #   NATS Server (nats/install.sh), aiosmtpd 1.4.6 (the notifier's STARTTLS test), pysiaalarm
 #   3.1.1 (the SIA DC-09 receiver of the transmitter's tests, as Home Assistant 2024.1.6 pins it);
@@ -34,7 +35,7 @@ fi
 declare -A needs=(
   [mosquitto]=mosquitto [mosquitto_sub]=mosquitto-clients [openssl]=openssl
   [docker-compose]=docker-compose [chromium]=chromium [chromedriver]=chromium-driver
-  [python3]=python3 [python3.11]=python3.11 [cc]=gcc [flock]=util-linux
+  [python3]=python3 [python3.11]=python3.11 [cc]=gcc [flock]=util-linux [prometheus]=prometheus
 )
 missing=()
 for program in "${!needs[@]}"; do

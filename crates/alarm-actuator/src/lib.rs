@@ -123,6 +123,10 @@ pub struct SirenDevice {
     siren: Siren,
 }
 
+/// Whether the siren sounds: what an operator alerts on beside the panel's state.
+pub const SIREN_ON: device_runtime::metrics::Metric =
+    device_runtime::metrics::Metric::gauge("mqtt_home_siren_on", "1 while the siren sounds, else 0");
+
 impl SirenDevice {
     pub fn new(config: Config, now: Timestamp) -> SirenDevice {
         SirenDevice { config, siren: Siren::off(now) }
@@ -133,7 +137,9 @@ impl SirenDevice {
     }
 
     fn report(&self, now: Timestamp) -> Vec<Act<()>> {
-        vec![Act::publish(Topic::AlarmState, &self.siren.state(&self.config.mqtt.id, now))]
+        let state = self.siren.state(&self.config.mqtt.id, now);
+        let on = i64::from(state.state == Power::On);
+        vec![Act::publish(Topic::AlarmState, &state), Act::gauge(SIREN_ON, &[], on)]
     }
 }
 
@@ -289,17 +295,21 @@ mod tests {
     fn the_device_reports_on_connect_applies_commands_and_cuts_off() {
         let config = Config { max_on_s: 60, ..Config::default() };
         let mut siren = SirenDevice::new(config, Timestamp(0));
-        assert_eq!(siren.on_connected(Timestamp(1)).len(), 1, "the state, on every connect");
+        let states = |acts: &[Act<()>]| device_runtime::runner::published::<AlarmState, ()>(acts).len();
+        assert_eq!(states(&siren.on_connected(Timestamp(1))), 1, "the state, on every connect");
         let quiet = siren.on_message(Message::read(&Topics::default(), Topic::Sound, b"ON"), Timestamp(500));
         assert!(quiet.is_empty(), "the sound topic never switches the alarm: {quiet:?}");
         let acts = siren.on_message(Message::read(&Topics::default(), Topic::AlarmControl, b"ON"), Timestamp(1_000));
-        let [Act::Publish(out), Act::Note(note)] = acts.as_slice() else { panic!("{acts:?}") };
+        let [Act::Publish(out), Act::Metric { metric: SIREN_ON, value: 1, .. }, Act::Note(note)] = acts.as_slice()
+        else {
+            panic!("{acts:?}")
+        };
         assert_eq!(out.topic, Topic::AlarmState);
         assert_eq!(AlarmState::decode(&out.payload).unwrap().state, Power::On);
         assert_eq!(note, "siren ON (no reason given)", "the log line follows the state out");
         assert_eq!(siren.next_deadline(), Some(Timestamp(61_000)));
         assert!(siren.on_deadline(Timestamp(60_999)).is_empty(), "not yet");
-        assert_eq!(siren.on_deadline(Timestamp(61_000)).len(), 1);
+        assert_eq!(states(&siren.on_deadline(Timestamp(61_000))), 1);
         assert_eq!(siren.next_deadline(), None, "off after the cut-off");
         assert!(
             siren

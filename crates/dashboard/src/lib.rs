@@ -78,7 +78,8 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         per_client: config.max_connections_per_client,
         header_read: Duration::from_secs(config.header_read_timeout_s),
     };
-    let server = serve::spawn(listener, app, limits, shutdown.clone())?;
+    let connections = device_runtime::metrics::gauge(serve::CONNECTIONS, &vec![("daemon", config.mqtt.id.clone())]);
+    let server = serve::spawn(listener, app, limits, connections, shutdown.clone())?;
     let mqtt = config.mqtt.clone();
     let outcome = device_runtime::runner::run(device, &mqtt, shutdown.clone()).await;
     // The device stopped (shutdown, or its link failed): the server stops with it.

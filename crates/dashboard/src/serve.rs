@@ -27,6 +27,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use device_runtime::Shutdown;
+use device_runtime::metrics::{Gauge, Metric};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
@@ -185,6 +186,7 @@ pub fn spawn(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    connections: Gauge,
     shutdown: Shutdown,
 ) -> anyhow::Result<tokio::sync::oneshot::Receiver<()>> {
     use anyhow::Context;
@@ -201,7 +203,7 @@ pub fn spawn(
             device_runtime::process::lower_this_thread(WEB_NICE);
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => serve(listener, router, limits, shutdown).await,
+                    Ok(listener) => serve(listener, router, limits, connections, shutdown).await,
                     Err(e) => tracing::error!("the dashboard cannot serve its socket: {e}"),
                 }
             });
@@ -213,8 +215,12 @@ pub fn spawn(
     Ok(done)
 }
 
-/// Serves `router` on `listener` until `shutdown`, then lets the open requests finish.
-pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdown: Shutdown) {
+/// Open connections, for the metrics endpoint.
+pub const CONNECTIONS: Metric = Metric::gauge("mqtt_home_dashboard_connections", "Connections open to the dashboard");
+
+/// Serves `router` on `listener` until `shutdown`, then lets the open requests finish;
+/// `connections` follows how many are open.
+pub async fn serve(listener: TcpListener, router: Router, limits: Limits, connections_open: Gauge, shutdown: Shutdown) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let clients = Arc::new(PerClient::default());
     let tracked = Open::new(limits.max_connections);
@@ -222,6 +228,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
     let mut accept_failing = false;
     let mut open = tokio::task::JoinSet::new();
     loop {
+        connections_open.set(open.len() as i64);
         let accepted = tokio::select! {
             () = shutdown.wait() => break,
             accepted = listener.accept() => accepted,
@@ -288,6 +295,7 @@ pub async fn serve(listener: TcpListener, router: Router, limits: Limits, shutdo
         });
     }
     while open.join_next().await.is_some() {}
+    connections_open.set(0);
 }
 
 #[cfg(test)]

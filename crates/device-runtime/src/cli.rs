@@ -51,6 +51,10 @@ pub struct CommonArgs {
     #[arg(long, env = "MQTT_HEALTH_FILE", value_name = "FILE", global = true)]
     pub health_file: Option<PathBuf>,
 
+    /// Serve Prometheus metrics on this address (http://ADDR/metrics), e.g. 127.0.0.1:9464 [default: off]
+    #[arg(long, env = "MQTT_HOME_METRICS", value_name = "ADDR", global = true)]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// More log output (-v debug, -vv trace); RUST_LOG overrides
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,

@@ -117,9 +117,19 @@ where
         print!("{}", to_toml(&config));
         return ExitCode::SUCCESS;
     }
+    let endpoint = match common.metrics.map(crate::metrics::bind).transpose() {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            eprintln!("{}: error: {e}", C::NAME);
+            return ExitCode::from(2);
+        }
+    };
     block_on(C::NAME, 1, async {
         let shutdown = Shutdown::new();
         shutdown.trigger_on_signals();
+        if let Some(listener) = endpoint {
+            tokio::spawn(crate::metrics::serve(listener, shutdown.clone()));
+        }
         run(config, shutdown).await
     })
 }

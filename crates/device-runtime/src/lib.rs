@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod duration;
 pub mod link;
 pub mod logging;
+pub mod metrics;
 pub mod process;
 pub mod runner;
 pub mod shutdown;

@@ -22,6 +22,7 @@ use protocol::{Message, Payload, Timestamp, Topic, Topics, Unreadable};
 
 use crate::config::MqttConfig;
 use crate::link::{Ack, DeviceSpec, Inbound, Link, Publisher};
+use crate::metrics::{self, Metric};
 use crate::shutdown::Shutdown;
 
 /// A message to publish: the topic (its QoS and retain flag come from the contract) and the payload.
@@ -54,6 +55,13 @@ pub enum Act<J> {
         payload: Vec<u8>,
         retain: bool,
     },
+    /// A metric of the daemon's own ([`crate::metrics`]): a counter's increment or a gauge's
+    /// value, with labels beside `daemon`, which the runner adds.
+    Metric {
+        metric: Metric,
+        labels: Vec<(&'static str, String)>,
+        value: i64,
+    },
 }
 
 /// How long a job waits for the publishes before it to be written (a link without a broker
@@ -64,6 +72,18 @@ impl<J> Act<J> {
     pub fn publish<P: Payload>(topic: Topic, payload: &P) -> Act<J> {
         Act::Publish(Outgoing::new(topic, payload))
     }
+
+    /// Adds `by` to the counter `metric` with `labels` (and the daemon's).
+    pub fn count(metric: Metric, labels: &[(&'static str, &str)], by: u64) -> Act<J> {
+        let labels = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        Act::Metric { metric, labels, value: i64::try_from(by).unwrap_or(i64::MAX) }
+    }
+
+    /// Sets the gauge `metric` with `labels` (and the daemon's) to `value`.
+    pub fn gauge(metric: Metric, labels: &[(&'static str, &str)], value: i64) -> Act<J> {
+        let labels = labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+        Act::Metric { metric, labels, value }
+    }
 }
 
 /// The payloads published among `acts` that decode as `P`, in order: what a device's step said,
@@ -72,7 +92,7 @@ pub fn published<P: Payload, J>(acts: &[Act<J>]) -> Vec<P> {
     acts.iter()
         .filter_map(|act| match act {
             Act::Publish(out) => P::decode(&out.payload).ok(),
-            Act::Note(_) | Act::Job(_) | Act::Ack(_) | Act::Foreign { .. } => None,
+            Act::Note(_) | Act::Job(_) | Act::Ack(_) | Act::Foreign { .. } | Act::Metric { .. } => None,
         })
         .collect()
 }
@@ -123,6 +143,11 @@ pub trait Device: Send {
     fn on_received(&mut self, topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<Self::Job>> {
         match Message::decode(topics, &received.topic, &received.payload) {
             Err(e) if e.parsed.is_none() => self.on_foreign(e, now),
+            Err(e) => {
+                let mut acts = vec![Act::count(metrics::DECODE_FAILURES, &[], 1)];
+                acts.extend(self.on_message(Err(e), now));
+                acts
+            }
             message => self.on_message(message, now),
         }
     }
@@ -182,8 +207,9 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
     let topics = Topics::new(&config.topic_root);
     let mut link = Link::start(config, device.spec(), shutdown.clone())?;
     let publisher = link.publisher.clone();
+    let mut stats = metrics::Runner::new(&config.id);
     let acts = device.on_start(Timestamp::now());
-    perform(&mut device, &publisher, acts).await;
+    perform(&mut device, &publisher, &mut stats, acts).await;
     loop {
         let wake = device.next_deadline().map(instant);
         let acts = tokio::select! {
@@ -192,25 +218,39 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
             acts = device.wake() => acts,
             inbound = link.inbox.recv() => match inbound {
                 None => break,
-                Some(Inbound::Connected { .. }) => device.on_connected(Timestamp::now()),
-                Some(Inbound::Message { topic, payload, retained, redelivered, ack }) => {
-                    let received = Received { topic, payload, retained, redelivered, ack };
-                    device.on_received(&topics, received, Timestamp::now())
-                }
-                Some(Inbound::Oversized { topic, size, ack }) => device.on_oversized(&topic, size, ack, Timestamp::now()),
-                Some(Inbound::Disconnected) => device.on_disconnected(Timestamp::now()),
+                Some(inbound) => take(&mut device, &topics, &mut stats, inbound),
             },
         };
-        perform(&mut device, &publisher, acts).await;
+        perform(&mut device, &publisher, &mut stats, acts).await;
         if link.inbox.is_empty() {
             let acts = device.on_idle(Timestamp::now());
-            perform(&mut device, &publisher, acts).await;
+            perform(&mut device, &publisher, &mut stats, acts).await;
         }
     }
     let acts = device.on_stop(Timestamp::now());
-    perform(&mut device, &publisher, acts).await;
+    perform(&mut device, &publisher, &mut stats, acts).await;
     link.finish().await;
     Ok(())
+}
+
+/// What the link brought, to the device (and counted).
+fn take<D: Device>(device: &mut D, topics: &Topics, stats: &mut metrics::Runner, inbound: Inbound) -> Vec<Act<D::Job>> {
+    match inbound {
+        Inbound::Connected { .. } => {
+            stats.connected();
+            device.on_connected(Timestamp::now())
+        }
+        Inbound::Message { topic, payload, retained, redelivered, ack } => {
+            stats.received(topics.parse(&topic).map_or("foreign", |t| t.kind()));
+            let received = Received { topic, payload, retained, redelivered, ack };
+            device.on_received(topics, received, Timestamp::now())
+        }
+        Inbound::Oversized { topic, size, ack } => device.on_oversized(&topic, size, ack, Timestamp::now()),
+        Inbound::Disconnected => {
+            stats.disconnected();
+            device.on_disconnected(Timestamp::now())
+        }
+    }
 }
 
 /// Does `acts` in order; a job's outcome joins the end of the queue.
@@ -220,9 +260,16 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
 /// step are written and before the loop takes its next input. Without that, a panel reading a
 /// burst of messages would take up to tokio's budget of them (128) before its siren command
 /// left, and its log line for the siren would be written to stderr first.
-async fn perform<D: Device>(device: &mut D, publisher: &Publisher, acts: Vec<Act<D::Job>>) {
+async fn perform<D: Device>(
+    device: &mut D,
+    publisher: &Publisher,
+    stats: &mut metrics::Runner,
+    acts: Vec<Act<D::Job>>,
+) {
     let mut queue = VecDeque::from(acts);
     let mut notes = Vec::new();
+    // Recorded after the yield, as the log lines: nothing stands between a step and its publishes.
+    let mut measures = Vec::new();
     let mut published = false;
     while let Some(act) = queue.pop_front() {
         match act {
@@ -231,16 +278,19 @@ async fn perform<D: Device>(device: &mut D, publisher: &Publisher, acts: Vec<Act
                 if let Err(e) = publisher.send_bytes(&name, out.payload, out.topic.qos(), out.topic.retained()).await {
                     tracing::error!("{e}");
                 }
+                stats.published(out.topic.kind());
                 published = true;
             }
             Act::Foreign { topic, payload, retain } => {
                 if let Err(e) = publisher.send_bytes(&topic, payload, protocol::Qos::AtLeastOnce, retain).await {
                     tracing::error!("{e}");
                 }
+                stats.published("foreign");
                 published = true;
             }
             Act::Note(line) => notes.push(line),
             Act::Ack(ack) => publisher.ack(ack),
+            Act::Metric { metric, labels, value } => measures.push((metric, labels, value)),
             Act::Job(job) => {
                 publisher.written(JOB_WAIT).await;
                 published = false;
@@ -252,6 +302,10 @@ async fn perform<D: Device>(device: &mut D, publisher: &Publisher, acts: Vec<Act
     if published {
         tokio::task::yield_now().await;
     }
+    for (metric, labels, value) in measures {
+        metrics::record(metric, &stats.labels(&labels), value);
+    }
+    stats.unacknowledged(publisher.unacknowledged());
     log(&mut notes);
 }
 

@@ -210,6 +210,9 @@ async fn scenarios_with_home(
 async fn run_home(common: CommonArgs, source: ConfigSource, listen: Option<String>) -> anyhow::Result<()> {
     let mut home = HomeConfig::load(&source)?;
     println!("mqtt-home: configuration {}", source.describe());
+    // One endpoint for every daemon of the home (each series says which, by its `daemon` label);
+    // an address in use stops the home before anything starts.
+    let metrics = common.metrics.map(device_runtime::metrics::bind).transpose().map_err(anyhow::Error::msg)?;
     if let Some(listen) = listen {
         home.listen = listen;
     }
@@ -228,6 +231,10 @@ async fn run_home(common: CommonArgs, source: ConfigSource, listen: Option<Strin
     let connection = Connection::new(&broker, common, source, &home);
     let shutdown = Shutdown::new();
     shutdown.trigger_on_signals();
+    if let Some(listener) = metrics {
+        println!("mqtt-home: metrics at http://{}/metrics", listener.local_addr()?);
+        tokio::spawn(device_runtime::metrics::serve(listener, shutdown.clone()));
+    }
     let daemons = Daemons::start(&home, &connection, &shutdown)?;
     println!("mqtt-home: {} daemons running: {}", daemons.names.len(), daemons.names.join(", "));
     let (host, port, everything) = (&broker.first().host, broker.first().port, topics.everything());

@@ -47,6 +47,9 @@ pub const DEFAULT_EVENTS: [PanelEventKind; 6] = [
     PanelEventKind::FailedToArm,
     PanelEventKind::AlarmEnded,
 ];
+/// Notifications by channel and outcome: `queued`, `sent`, `failed` (a try that failed; it is retried).
+pub const NOTIFICATIONS: device_runtime::metrics::Metric =
+    device_runtime::metrics::Metric::counter("mqtt_home_notifications", "Notifications by channel and outcome");
 /// The first retry after a failed send; then doubling.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
 /// The longest wait between two tries.
@@ -481,22 +484,30 @@ impl Notifier {
         self.channels.iter().map(|c| c.queue.len()).sum()
     }
 
-    fn enqueue(&mut self, event: &PanelEvent, now: Timestamp) {
+    /// Queues what `event` means to each channel; the acts count it.
+    fn enqueue(&mut self, event: &PanelEvent, now: Timestamp) -> Vec<Act<Deliver>> {
         let key = match &event.id {
             Some(id) => format!("id {id}"),
             None => format!("{} {} {:?} {}", event.event.as_str(), event.ts, event.sensors, event.message),
         };
         if self.seen.contains(&key) {
             tracing::debug!("{} of {} again (a redelivery): already sent", event.event.as_str(), event.ts);
-            return;
+            return Vec::new();
         }
         if self.seen.len() == SEEN_MAX {
             self.seen.pop_front();
         }
         self.seen.push_back(key);
+        let mut acts = Vec::new();
         for (i, notification) in decide(&self.config.channels, event) {
-            self.channels[i].offer(notification, now);
+            let channel = &mut self.channels[i];
+            let before = channel.queue.len();
+            channel.offer(notification, now);
+            if channel.queue.len() > before {
+                acts.push(Act::count(NOTIFICATIONS, &[("channel", &channel.config.name), ("outcome", "queued")], 1));
+            }
         }
+        acts
     }
 
     /// Starts every send that is due: an MQTT channel's at once (the link queues it), the
@@ -509,6 +520,7 @@ impl Notifier {
                     let pending = channel.queue.pop_front().expect("due");
                     let payload = pending.notification.to_json();
                     acts.push(Act::Foreign { topic: topic.clone(), payload, retain: false });
+                    acts.push(Act::count(NOTIFICATIONS, &[("channel", &channel.config.name), ("outcome", "sent")], 1));
                     acts.push(Act::Note(format!(
                         "channel {}: sent {}",
                         channel.config.name,
@@ -531,6 +543,7 @@ impl Notifier {
         match outcome {
             Ok(()) => {
                 let Some(pending) = channel.queue.pop_front() else { return acts };
+                acts.push(Act::count(NOTIFICATIONS, &[("channel", &channel.config.name), ("outcome", "sent")], 1));
                 if channel.failing {
                     channel.failing = false;
                     tracing::info!("channel {} works again", channel.config.name);
@@ -543,6 +556,7 @@ impl Notifier {
                 )));
             }
             Err(e) => {
+                acts.push(Act::count(NOTIFICATIONS, &[("channel", &channel.config.name), ("outcome", "failed")], 1));
                 let waiting = channel.queue.len();
                 let Some(head) = channel.queue.front_mut() else { return acts };
                 head.attempts += 1;
@@ -583,11 +597,17 @@ impl Device for Notifier {
 
     fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<Deliver>> {
         match message {
-            Ok(Message::PanelEvent(event)) => self.enqueue(&event, now),
-            Err(e) if e.parsed == Some(Topic::PanelEvents) => tracing::warn!("ignored a panel event: {}", e.why),
-            _ => return Vec::new(),
+            Ok(Message::PanelEvent(event)) => {
+                let mut acts = self.enqueue(&event, now);
+                acts.extend(self.next_send(now));
+                acts
+            }
+            Err(e) if e.parsed == Some(Topic::PanelEvents) => {
+                tracing::warn!("ignored a panel event: {}", e.why);
+                Vec::new()
+            }
+            _ => Vec::new(),
         }
-        self.next_send(now)
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
@@ -848,7 +868,8 @@ mod tests {
         assert_eq!((jobs, published), (vec![Deliver(0)], 2));
         assert!(notifier.next_send(now).is_empty(), "the webhook waits for its head's outcome");
         let acts = notifier.on_outcome((0, Err("no answer".into())), now);
-        assert!(acts.is_empty(), "a failed send waits for its retry");
+        let [Act::Metric { metric: NOTIFICATIONS, labels, value: 1 }] = acts.as_slice() else { panic!("{acts:?}") };
+        assert_eq!(labels[1], ("outcome", "failed".to_owned()), "a failed send is counted and waits for its retry");
         assert_eq!(notifier.next_deadline(), Some(now.plus(FIRST_RETRY)));
         let acts = notifier.on_outcome((0, Ok(())), now.plus(FIRST_RETRY));
         assert!(acts.iter().any(|a| matches!(a, Act::Job(Deliver(0)))), "the next one goes: {acts:?}");

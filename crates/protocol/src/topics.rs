@@ -65,6 +65,28 @@ pub enum Topic {
 }
 
 impl Topic {
+    /// What kind of topic this is, one word (a metric's label): `sensor`, `panel_status`, …
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Topic::Circadian => "circadian",
+            Topic::Sensor { .. } => "sensor",
+            Topic::LightSet(_) => "light_set",
+            Topic::LightState(_) => "light_state",
+            Topic::PanelSet => "panel_set",
+            Topic::PanelStatus => "panel_status",
+            Topic::PanelEvents => "panel_events",
+            Topic::AreaSet(_) => "area_set",
+            Topic::AreaStatus(_) => "area_status",
+            Topic::AlarmControl => "alarm_control",
+            Topic::Sound => "sound",
+            Topic::AlarmState => "alarm_state",
+            Topic::Availability(_) => "availability",
+            Topic::Announce(_) => "announce",
+            Topic::Health(_) => "health",
+            Topic::Condition(_) => "condition",
+        }
+    }
+
     /// The QoS the contract gives this topic: 1 for every topic. Commands are idempotent states
     /// (`ON`, not "toggle"), so at-least-once is enough; the siren command was QoS 2 until the
     /// intrusion benchmark, and exactly-once only added a PUBREC/PUBREL exchange to the alarm path.

@@ -258,6 +258,15 @@ impl Recorder {
                     tracing::info!("{} redelivered messages were already recorded", done.duplicates);
                 }
                 let mut acts = self.recovered(now);
+                acts.push(Act::count(ROWS, &[("table", "records")], done.records as u64));
+                acts.push(Act::count(ROWS, &[("table", "unreadable")], done.unreadable as u64));
+                let oldest = entries.iter().map(|e| match e {
+                    Entry::Record(r) => r.received,
+                    Entry::Unreadable(u) => u.received,
+                });
+                if let Some(oldest) = oldest.min() {
+                    acts.push(Act::gauge(LAG, &[], Timestamp::now().since(oldest).as_millis() as i64));
+                }
                 acts.extend(self.acks.drain(..).map(Act::Ack));
                 acts
             }
@@ -297,6 +306,15 @@ impl Recorder {
         self.retry_at.is_none() && !(self.acks.is_empty() && self.pending.is_empty())
     }
 }
+
+/// Rows written, by table (`records`, `unreadable`).
+pub const ROWS: device_runtime::metrics::Metric =
+    device_runtime::metrics::Metric::counter("mqtt_home_recorder_rows", "Rows the recorder committed, by table");
+/// How long the oldest message of the last commit waited between its arrival and the commit.
+pub const LAG: device_runtime::metrics::Metric = device_runtime::metrics::Metric::gauge(
+    "mqtt_home_recorder_lag_milliseconds",
+    "From the arrival of the oldest message of the last commit to the commit, in ms",
+);
 
 impl Device for Recorder {
     type Job = Job;

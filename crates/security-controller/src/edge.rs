@@ -5,10 +5,11 @@
 //! command is published before the state file is written (the panel orders its actions so); the
 //! write is a [`Save`] job, done on a blocking thread, whose outcome is the panel's next input.
 
+use device_runtime::metrics::Metric;
 use device_runtime::{Act, Device, DeviceSpec, Link, Publisher, Shutdown};
 use protocol::{
-    AlarmCommand, Availability, DeviceKind, Message, PanelCommand, PanelEvent, PanelEventKind, Payload, Power, Qos,
-    SensorKind, Timestamp, Topic, Topics, Unreadable,
+    AlarmCommand, Availability, DeviceKind, Message, PanelCommand, PanelEvent, PanelEventKind, PanelState, Payload,
+    Power, Qos, SensorKind, Timestamp, Topic, Topics, Unreadable,
 };
 
 use crate::Config;
@@ -114,16 +115,24 @@ impl PanelDevice {
                     event.id = Some(self.event_ids.next());
                     acts.push(Act::publish(Topic::PanelEvents, &event));
                     acts.push(Act::Note(format!("{}: {}", event.event.as_str(), event.message)));
+                    let area = event.area.as_deref().unwrap_or_default();
+                    acts.push(Act::count(EVENTS, &[("event", event.event.as_str()), ("area", area)], 1));
                 }
                 Action::PublishStatus(status) => {
                     let topic = status.area.clone().map_or(Topic::PanelStatus, Topic::AreaStatus);
                     acts.push(Act::publish(topic, &status));
+                    let area = status.area.as_deref().unwrap_or_default();
+                    for state in STATES {
+                        let on = i64::from(state == status.state);
+                        acts.push(Act::gauge(STATE, &[("area", area), ("state", state.as_str())], on));
+                    }
                 }
                 Action::Siren { on, reason } => {
                     let note = format!("siren {}: {reason}", if on { "ON" } else { "OFF" });
                     let command = AlarmCommand::siren(if on { Power::On } else { Power::Off }, Some(reason));
                     acts.push(Act::publish(Topic::AlarmControl, &command));
                     acts.push(Act::Note(note));
+                    acts.push(Act::count(SIREN_COMMANDS, &[("state", if on { "ON" } else { "OFF" })], 1));
                 }
                 Action::Sound { tone, on, duration_s } => {
                     let command = AlarmCommand {
@@ -139,6 +148,24 @@ impl PanelDevice {
         acts
     }
 }
+
+/// The panel's state, one series per area and state: 1 for the state it is in, 0 for the others.
+pub const STATE: Metric = Metric::gauge(
+    "mqtt_home_panel_state",
+    "1 for the state the panel (or an area: label area) is in, 0 for the others",
+);
+pub const EVENTS: Metric = Metric::counter("mqtt_home_panel_events", "The panel's events, by kind and area");
+pub const SIREN_COMMANDS: Metric =
+    Metric::counter("mqtt_home_siren_commands", "Siren commands the panel sent, ON and OFF");
+const STATES: [PanelState; 7] = [
+    PanelState::Disarmed,
+    PanelState::Arming,
+    PanelState::ArmedHome,
+    PanelState::ArmedAway,
+    PanelState::ArmedNight,
+    PanelState::Pending,
+    PanelState::Triggered,
+];
 
 impl Device for PanelDevice {
     type Job = Save;

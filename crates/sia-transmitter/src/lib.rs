@@ -37,6 +37,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
+use device_runtime::metrics::Metric;
 use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Received, Secret, Shutdown};
 use protocol::{DeviceKind, Message, PanelEvent, Qos, Timestamp, Topic, Topics};
 use serde::{Deserialize, Serialize};
@@ -46,6 +47,12 @@ use crate::dc09::{Account, Body, Key, Reply};
 use crate::queue::{Queue, QueueFile};
 use crate::report::{Format, Numbers};
 use crate::send::Receiver;
+
+/// Reports by what became of them: `queued`, `taken` (ACKed), `failed` (a try that failed:
+/// no answer, a NAK, garbage), `refused` (DUH: dropped), `dropped` (made room in a full queue).
+pub const REPORTS: Metric = Metric::counter("mqtt_home_sia_reports", "Reports to the monitoring centre, by outcome");
+/// Reports waiting for the centre.
+pub const WAITING: Metric = Metric::gauge("mqtt_home_sia_reports_waiting", "Reports waiting for the monitoring centre");
 
 /// The first retry after a failure; then doubling up to `retry_max_s`.
 pub const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -293,8 +300,26 @@ impl Transmitter {
         vec![Act::Job(Send { seq, receiver: self.current, message })]
     }
 
-    /// A send came back.
+    /// A send came back: what it came to, counted.
     fn on_outcome(&mut self, outcome: Outcome, now: Timestamp) -> Vec<Act<Send>> {
+        let report = matches!(self.in_flight, Some(InFlight::Report(_)));
+        let counted = match &outcome.answer {
+            Ok(Reply::Ack { .. }) if report => Some("taken"),
+            Ok(Reply::Duh { .. }) if report => Some("refused"),
+            Ok(Reply::Ack { .. } | Reply::Duh { .. }) => None,
+            Ok(Reply::Nak { .. } | Reply::Unreadable(_)) | Err(_) => Some("failed"),
+        };
+        let mut acts = self.answered(outcome, now);
+        acts.extend(counted.map(|outcome| Act::count(REPORTS, &[("outcome", outcome)], 1)));
+        acts.push(self.waiting_gauge());
+        acts
+    }
+
+    fn waiting_gauge(&self) -> Act<Send> {
+        Act::gauge(WAITING, &[], i64::try_from(self.queue.pending.len()).unwrap_or(i64::MAX))
+    }
+
+    fn answered(&mut self, outcome: Outcome, now: Timestamp) -> Vec<Act<Send>> {
         let Some(sent) = self.in_flight.take() else { return Vec::new() };
         let seq = match sent {
             InFlight::Report(s) | InFlight::Poll(s) => s,
@@ -416,15 +441,24 @@ impl Device for Transmitter {
     }
 
     fn on_received(&mut self, topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<Send>> {
+        let mut acts = Vec::new();
+        let (waiting, dropped) = (self.queue.pending.len(), self.queue.dropped);
         let durable = match Message::decode(topics, &received.topic, &received.payload) {
             Ok(Message::PanelEvent(event)) => self.accept(&event, now),
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!("ignored a message: {}", e.why);
+                acts.push(Act::count(device_runtime::metrics::DECODE_FAILURES, &[], 1));
                 true
             }
         };
-        let mut acts = Vec::new();
+        let dropped = self.queue.dropped - dropped;
+        let queued = self.queue.pending.len() + dropped as usize - waiting;
+        if queued > 0 {
+            acts.push(Act::count(REPORTS, &[("outcome", "queued")], queued as u64));
+            acts.push(Act::count(REPORTS, &[("outcome", "dropped")], dropped));
+            acts.push(self.waiting_gauge());
+        }
         // Not durable: not acknowledged, so the broker keeps it for the next session.
         if let (true, Some(ack)) = (durable, received.ack) {
             acts.push(Act::Ack(ack));

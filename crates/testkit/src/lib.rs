@@ -15,6 +15,8 @@
 //!   `sia`), TCP or UDP, encrypted or not, stopped and resumed on its port.
 //! - [`NatsCluster`]: a real three-node NATS Server cluster speaking MQTT 3.1.1 (from the venv
 //!   `nats/install.sh` builds), JetStream-replicated; nodes can be killed and restarted.
+//! - [`Prometheus`]: a real Prometheus server scraping the test's metrics endpoints every second,
+//!   queried back through its HTTP API.
 //! - [`webhook_receiver`]: an HTTP receiver for the notifier's webhooks, answering as told.
 
 mod daemon;
@@ -23,6 +25,7 @@ mod home_config;
 mod mosquitto;
 mod nats;
 mod probe;
+mod prometheus;
 mod sia;
 mod smtp;
 mod webhook;
@@ -34,6 +37,7 @@ pub use home_config::shipped_home_config;
 pub use mosquitto::{Mosquitto, mosquitto_or_skip};
 pub use nats::{NatsCluster, nats_or_skip, nats_server_binary};
 pub use probe::Probe;
+pub use prometheus::{Prometheus, prometheus_binary, prometheus_or_skip};
 pub use sia::{SiaEvent, SiaReceiver, SiaTransport, pysiaalarm_or_skip, pysiaalarm_python};
 pub use smtp::{SmtpServer, aiosmtpd_python, smtp_or_skip};
 pub use webhook::{Received, wait_for, webhook_receiver};

@@ -130,6 +130,13 @@ impl Publisher {
         acks.nudge = Some(ack.pkid);
     }
 
+    /// QoS 1 and 2 publishes the broker has not acknowledged yet (a bound: re-sends after a
+    /// reconnect count again).
+    pub fn unacknowledged(&self) -> u64 {
+        let sent = self.progress.to_acknowledge.load(Ordering::SeqCst);
+        sent.saturating_sub(self.progress.acked.load(Ordering::SeqCst))
+    }
+
     /// Waits until every publish queued so far has been written to the broker's socket, or
     /// `within` passed (a link without a broker writes nothing). What must not wait for a disk —
     /// the siren — is on the wire before the disk is touched.
