@@ -65,6 +65,11 @@ fleet devices="10000" *flags:
 bench-notify *flags:
     cargo bench -p bench --bench notify -- {{flags}}
 
+# Window OPEN → burglary report at a monitoring centre's receiver (pysiaalarm), and reports/s, issue 22
+[group('develop')]
+bench-sia *flags:
+    cargo bench -p bench --bench sia -- {{flags}}
+
 # Siren latency with the dashboard under attack (idle-socket flood, parallel-login storm), mqtt-home's files and memory, issue 19
 [group('develop')]
 bench-attack *flags:

@@ -47,6 +47,7 @@ mod panel;
 mod peers;
 mod report;
 pub mod scale;
+pub mod sia;
 
 use std::path::Path;
 use std::process::ExitCode;

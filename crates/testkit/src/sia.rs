@@ -65,7 +65,7 @@ pub struct SiaReceiver {
     transport: SiaTransport,
     account: String,
     key: Option<String>,
-    events: Arc<Mutex<Vec<SiaEvent>>>,
+    events: Arc<Mutex<Vec<(Instant, SiaEvent)>>>,
 }
 
 impl SiaReceiver {
@@ -131,7 +131,7 @@ impl SiaReceiver {
                 if line == "ready" {
                     let _ = ready_tx.send(());
                 } else if let Ok(event) = serde_json::from_str::<SiaEvent>(&line) {
-                    seen.lock().unwrap().push(event);
+                    seen.lock().unwrap().push((Instant::now(), event));
                 } else {
                     eprintln!("pysiaalarm: {line}");
                 }
@@ -144,6 +144,11 @@ impl SiaReceiver {
 
     /// The events accepted so far, in order.
     pub fn events(&self) -> Vec<SiaEvent> {
+        self.events.lock().unwrap().iter().map(|(_, e)| e.clone()).collect()
+    }
+
+    /// The events accepted so far with the instant this process read each from the receiver.
+    pub fn arrivals(&self) -> Vec<(Instant, SiaEvent)> {
         self.events.lock().unwrap().clone()
     }
 
