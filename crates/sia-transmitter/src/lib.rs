@@ -11,7 +11,8 @@
 //!
 //! - **An accepted event is reported, once.** The link acknowledges nothing by itself
 //!   (`manual_acks`, a persistent session): an event is acknowledged to the broker only once its
-//!   reports are in the queue file ([`queue`]), and a report leaves the file only when the
+//!   reports are in the queue file ([`queue`], written on a blocking thread, never the runtime's),
+//!   and is sent after that; a report leaves the file only when the
 //!   receiver has answered `ACK` to its sequence number. After a `kill -9`, the broker redelivers
 //!   what was not acknowledged and the file holds what was not yet taken; an event id already
 //!   queued or reported is not queued again. (A crash between the receiver's ACK and the file's
@@ -38,7 +39,7 @@ use std::time::Duration;
 
 use device_runtime::daemon::DaemonConfig;
 use device_runtime::metrics::Metric;
-use device_runtime::{Act, ConfigError, Device, DeviceSpec, MqttConfig, Received, Secret, Shutdown};
+use device_runtime::{Ack, Act, ConfigError, Device, DeviceSpec, MqttConfig, Received, Secret, Shutdown};
 use protocol::{DeviceKind, Message, PanelEvent, Qos, Timestamp, Topic, Topics};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -171,6 +172,16 @@ pub struct Send {
     pub message: Vec<u8>,
 }
 
+/// What the runner does for the transmitter off its decisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    /// A message to a receiver, on a task of its own (the runner goes on at once).
+    Send(Send),
+    /// The queue to its file, on a blocking thread (two fsyncs: never on the runtime's); then
+    /// `ack`, owed for the panel event whose reports it made durable.
+    Save { ack: Option<Ack> },
+}
+
 /// What is on the wire now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum InFlight {
@@ -246,7 +257,8 @@ impl Transmitter {
         self.queue.pending.len()
     }
 
-    /// Queues the reports of `event` and saves the queue; false when it could not be saved.
+    /// Queues the reports of `event` (in memory: a [`Job::Save`] makes them durable); whether
+    /// there were any.
     fn accept(&mut self, event: &PanelEvent, now: Timestamp) -> bool {
         let id = match &event.id {
             Some(id) => id.clone(),
@@ -254,11 +266,11 @@ impl Transmitter {
         };
         if self.queue.knows(&id) {
             tracing::debug!("event {id} again (a redelivery): already reported or queued");
-            return true;
+            return false;
         }
         let signals = report::signals(event, &self.numbers);
         if signals.is_empty() {
-            return true;
+            return false;
         }
         for sensor in self.numbers.unnumbered(event) {
             if self.warned.insert(sensor.to_owned()) {
@@ -268,21 +280,24 @@ impl Transmitter {
         for signal in signals {
             self.queue.push(&id, signal, now, self.config.queue_max);
         }
-        self.save()
+        true
     }
 
-    fn save(&mut self) -> bool {
-        match self.file.save(&self.queue) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!("{e}: the reports are kept in memory and sent, but would not survive a restart");
-                false
-            }
+    /// The queue's file was written (or not): the event it made durable is acknowledged, and the
+    /// next report goes. Not written: not acknowledged, so the broker keeps the event for the
+    /// next session, and the reports are sent all the same.
+    fn saved(&mut self, ack: Option<Ack>, outcome: Result<(), String>, now: Timestamp) -> Vec<Act<Job>> {
+        let mut acts = Vec::new();
+        match outcome {
+            Ok(()) => acts.extend(ack.map(Act::Ack)),
+            Err(e) => tracing::error!("{e}: the reports are kept in memory and sent, but would not survive a restart"),
         }
+        acts.extend(self.pump(now));
+        acts
     }
 
     /// The next message, when one is due and none is on the wire.
-    fn pump(&mut self, now: Timestamp) -> Vec<Act<Send>> {
+    fn pump(&mut self, now: Timestamp) -> Vec<Act<Job>> {
         if self.in_flight.is_some() || now < self.next_try {
             return Vec::new();
         }
@@ -297,11 +312,11 @@ impl Transmitter {
         let their_now = Timestamp(now.as_millis().saturating_add_signed(self.offset_ms));
         let message = dc09::frame(&self.account, seq, &body, their_now, self.key.as_ref(), &mut dc09::random_pad);
         self.in_flight = Some(in_flight);
-        vec![Act::Job(Send { seq, receiver: self.current, message })]
+        vec![Act::Job(Job::Send(Send { seq, receiver: self.current, message }))]
     }
 
     /// A send came back: what it came to, counted.
-    fn on_outcome(&mut self, outcome: Outcome, now: Timestamp) -> Vec<Act<Send>> {
+    fn on_outcome(&mut self, outcome: Outcome, now: Timestamp) -> Vec<Act<Job>> {
         let report = matches!(self.in_flight, Some(InFlight::Report(_)));
         let counted = match &outcome.answer {
             Ok(Reply::Ack { .. }) if report => Some("taken"),
@@ -315,11 +330,11 @@ impl Transmitter {
         acts
     }
 
-    fn waiting_gauge(&self) -> Act<Send> {
+    fn waiting_gauge(&self) -> Act<Job> {
         Act::gauge(WAITING, &[], i64::try_from(self.queue.pending.len()).unwrap_or(i64::MAX))
     }
 
-    fn answered(&mut self, outcome: Outcome, now: Timestamp) -> Vec<Act<Send>> {
+    fn answered(&mut self, outcome: Outcome, now: Timestamp) -> Vec<Act<Job>> {
         let Some(sent) = self.in_flight.take() else { return Vec::new() };
         let seq = match sent {
             InFlight::Report(s) | InFlight::Poll(s) => s,
@@ -339,8 +354,11 @@ impl Transmitter {
                 self.next_poll = now.plus(secs(self.config.poll_s));
                 if let InFlight::Report(_) = sent {
                     self.queue.taken(seq);
-                    self.save();
                     acts.push(Act::Note(format!("{receiver} took {what} (seq {seq:04})")));
+                    // The next report first; the file follows (a crash between the two sends
+                    // this one again, with its sequence number).
+                    acts.extend(self.pump(now));
+                    acts.push(Act::Job(Job::Save { ack: None }));
                 }
             }
             Ok(Reply::Duh { .. }) => {
@@ -350,7 +368,7 @@ impl Transmitter {
                         "{receiver} does not know {what} (DUH): dropped; ask the centre which codes it reads"
                     );
                     self.queue.taken(seq);
-                    self.save();
+                    acts.push(Act::Job(Job::Save { ack: None }));
                 }
             }
             Ok(Reply::Nak { their_time: Some(theirs) }) if self.naks < NAKS_AT_ONCE => {
@@ -425,7 +443,7 @@ fn secs(s: f64) -> Duration {
 }
 
 impl Device for Transmitter {
-    type Job = Send;
+    type Job = Job;
 
     fn spec(&self) -> DeviceSpec {
         let mut spec = DeviceSpec::new(DeviceKind::AlarmTransmitter);
@@ -436,20 +454,20 @@ impl Device for Transmitter {
         spec
     }
 
-    fn on_start(&mut self, now: Timestamp) -> Vec<Act<Send>> {
+    fn on_start(&mut self, now: Timestamp) -> Vec<Act<Job>> {
         self.pump(now)
     }
 
-    fn on_received(&mut self, topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<Send>> {
+    fn on_received(&mut self, topics: &Topics, received: Received, now: Timestamp) -> Vec<Act<Job>> {
         let mut acts = Vec::new();
         let (waiting, dropped) = (self.queue.pending.len(), self.queue.dropped);
-        let durable = match Message::decode(topics, &received.topic, &received.payload) {
+        let queued_any = match Message::decode(topics, &received.topic, &received.payload) {
             Ok(Message::PanelEvent(event)) => self.accept(&event, now),
-            Ok(_) => true,
+            Ok(_) => false,
             Err(e) => {
                 tracing::warn!("ignored a message: {}", e.why);
                 acts.push(Act::count(device_runtime::metrics::DECODE_FAILURES, &[], 1));
-                true
+                false
             }
         };
         let dropped = self.queue.dropped - dropped;
@@ -459,11 +477,13 @@ impl Device for Transmitter {
             acts.push(Act::count(REPORTS, &[("outcome", "dropped")], dropped));
             acts.push(self.waiting_gauge());
         }
-        // Not durable: not acknowledged, so the broker keeps it for the next session.
-        if let (true, Some(ack)) = (durable, received.ack) {
-            acts.push(Act::Ack(ack));
+        if queued_any {
+            // Acknowledged, and sent, once its reports are on disk.
+            acts.push(Act::Job(Job::Save { ack: received.ack }));
+        } else {
+            acts.extend(received.ack.map(Act::Ack));
+            acts.extend(self.pump(now));
         }
-        acts.extend(self.pump(now));
         acts
     }
 
@@ -477,19 +497,30 @@ impl Device for Transmitter {
         (self.config.poll_s > 0.0).then(|| self.next_poll.max(self.next_try))
     }
 
-    fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<Send>> {
+    fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<Job>> {
         self.pump(now)
     }
 
-    async fn wake(&mut self) -> Vec<Act<Send>> {
+    async fn wake(&mut self) -> Vec<Act<Job>> {
         match self.outcomes.1.recv().await {
             Some(outcome) => self.on_outcome(outcome, Timestamp::now()),
             None => std::future::pending().await,
         }
     }
 
-    /// Sends on a task of its own and returns at once: the MQTT side goes on meanwhile.
-    async fn run_job(&mut self, send: Send) -> Vec<Act<Send>> {
+    /// A send: on a task of its own, returning at once (the MQTT side goes on meanwhile). A save:
+    /// on a blocking thread, awaited.
+    async fn run_job(&mut self, job: Job) -> Vec<Act<Job>> {
+        let send = match job {
+            Job::Send(send) => send,
+            Job::Save { ack } => {
+                let (file, queue) = (self.file.clone(), self.queue.clone());
+                let outcome = tokio::task::spawn_blocking(move || file.save(&queue))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the save failed: {e}")));
+                return self.saved(ack, outcome, Timestamp::now());
+            }
+        };
         let receiver = self.config.receivers[send.receiver].clone();
         let timeout = secs(self.config.answer_timeout_s);
         let key = self.key.clone();

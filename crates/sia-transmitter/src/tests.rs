@@ -41,30 +41,50 @@ fn event(id: &str, kind: PanelEventKind, sensors: &[&str]) -> PanelEvent {
     }
 }
 
-fn receive(t: &mut Transmitter, e: &PanelEvent, now: Timestamp) -> Vec<Act<Send>> {
-    let topics = Topics::new("home");
-    let received = Received {
-        topic: topics.name(&Topic::PanelEvents),
+/// `e` as the broker delivers it on the panel's event topic.
+fn received(e: &PanelEvent) -> Received {
+    Received {
+        topic: Topics::new("home").name(&Topic::PanelEvents),
         payload: protocol::Payload::encode(e),
         retained: false,
         redelivered: false,
         ack: None,
-    };
-    t.on_received(&topics, received, now)
+    }
+}
+
+/// The panel's event in, and the queue's saves carried out as the runner would (on this thread).
+fn receive(t: &mut Transmitter, e: &PanelEvent, now: Timestamp) -> Vec<Act<Job>> {
+    let acts = t.on_received(&Topics::new("home"), received(e), now);
+    settle(t, acts, now)
+}
+
+/// `acts`, with each [`Job::Save`] done here and what follows it appended.
+fn settle(t: &mut Transmitter, acts: Vec<Act<Job>>, now: Timestamp) -> Vec<Act<Job>> {
+    let mut all = Vec::new();
+    let mut queue = std::collections::VecDeque::from(acts);
+    while let Some(act) = queue.pop_front() {
+        if let Act::Job(Job::Save { ack }) = &act {
+            let outcome = t.file.save(&t.queue);
+            queue.extend(t.saved(*ack, outcome, now));
+        }
+        all.push(act);
+    }
+    all
 }
 
 /// The sends among `acts`: (seq, receiver, the message as text).
-fn sends(acts: &[Act<Send>]) -> Vec<(u16, usize, String)> {
+fn sends(acts: &[Act<Job>]) -> Vec<(u16, usize, String)> {
     acts.iter()
         .filter_map(|a| match a {
-            Act::Job(s) => Some((s.seq, s.receiver, String::from_utf8_lossy(&s.message).into_owned())),
+            Act::Job(Job::Send(s)) => Some((s.seq, s.receiver, String::from_utf8_lossy(&s.message).into_owned())),
             _ => None,
         })
         .collect()
 }
 
-fn answer(t: &mut Transmitter, receiver: usize, reply: Result<Reply, String>, now: Timestamp) -> Vec<Act<Send>> {
-    t.on_outcome(Outcome { receiver, answer: reply }, now)
+fn answer(t: &mut Transmitter, receiver: usize, reply: Result<Reply, String>, now: Timestamp) -> Vec<Act<Job>> {
+    let acts = t.on_outcome(Outcome { receiver, answer: reply }, now);
+    settle(t, acts, now)
 }
 
 #[test]
@@ -199,8 +219,16 @@ fn an_event_that_cannot_be_saved_is_not_acknowledged_but_still_sent() {
     let mut t = Transmitter::new(config(dir.path(), 1), T0).unwrap();
     t.file = QueueFile::new(blocker.join("queue.json"));
     let e = event("r-1", PanelEventKind::Triggered, &["front-door"]);
-    assert!(!t.accept(&e, T0), "not durable: not to be acknowledged, so the broker keeps it");
-    assert_eq!(sends(&t.pump(T0)).len(), 1, "but it is sent");
+    let acts = t.on_received(&Topics::new("home"), received(&e), T0);
+    let [Act::Metric { .. }, Act::Metric { .. }, Act::Metric { .. }, Act::Job(Job::Save { .. })] = acts.as_slice()
+    else {
+        panic!("the event is acknowledged only after its save: {acts:?}")
+    };
+    let outcome = t.file.save(&t.queue);
+    assert!(outcome.is_err());
+    let after = t.saved(None, outcome, T0);
+    assert!(!after.iter().any(|a| matches!(a, Act::Ack(_))), "not durable: not acknowledged, the broker keeps it");
+    assert_eq!(sends(&after).len(), 1, "but it is sent");
 }
 
 #[test]
