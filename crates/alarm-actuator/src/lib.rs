@@ -121,7 +121,16 @@ impl Siren {
 pub struct SirenDevice {
     config: Config,
     siren: Siren,
+    /// The highest panel term obeyed (a pair of panels): a command of a lower one comes from a
+    /// deposed panel and is ignored.
+    term: u64,
 }
+
+/// Commands of a deposed panel (a lower term than one obeyed), ignored.
+pub const DEPOSED: device_runtime::metrics::Metric = device_runtime::metrics::Metric::counter(
+    "mqtt_home_siren_deposed_commands",
+    "Siren commands ignored: from a panel of a lower term than one obeyed",
+);
 
 /// Whether the siren sounds: what an operator alerts on beside the panel's state.
 pub const SIREN_ON: device_runtime::metrics::Metric =
@@ -129,7 +138,7 @@ pub const SIREN_ON: device_runtime::metrics::Metric =
 
 impl SirenDevice {
     pub fn new(config: Config, now: Timestamp) -> SirenDevice {
-        SirenDevice { config, siren: Siren::off(now) }
+        SirenDevice { config, siren: Siren::off(now), term: 0 }
     }
 
     fn max_on(&self) -> Duration {
@@ -172,7 +181,19 @@ impl Device for SirenDevice {
                 );
                 Vec::new()
             }
+            Ok(Message::AlarmControl(command) | Message::Sound(command))
+                if command.term.is_some_and(|t| t < self.term) =>
+            {
+                tracing::warn!(
+                    "ignored {} from a deposed panel (term {}, the active panel's is {})",
+                    command.state.as_str(),
+                    command.term.unwrap_or_default(),
+                    self.term
+                );
+                vec![Act::count(DEPOSED, &[], 1)]
+            }
             Ok(Message::AlarmControl(command) | Message::Sound(command)) => {
+                self.term = self.term.max(command.term.unwrap_or_default());
                 let before = self.siren.clone();
                 self.siren = self.siren.apply(&command, now);
                 let reason = command.reason.as_deref().unwrap_or("no reason given");
@@ -240,7 +261,7 @@ mod tests {
     }
 
     fn sound(tone: Tone, state: Power, duration_s: Option<u64>) -> AlarmCommand {
-        AlarmCommand { state, reason: None, tone: Some(tone), duration_s }
+        AlarmCommand { state, reason: None, tone: Some(tone), duration_s, term: None }
     }
 
     #[test]
@@ -317,6 +338,24 @@ mod tests {
                 .is_empty(),
             "refused"
         );
+    }
+
+    #[test]
+    fn a_deposed_panels_command_is_ignored() {
+        let mut siren = SirenDevice::new(Config::default(), Timestamp(0));
+        let command = |state, term| {
+            let c = AlarmCommand { term, ..AlarmCommand::siren(state, Some("test".into())) };
+            Message::AlarmControl(c)
+        };
+        let states = |acts: &[Act<()>]| device_runtime::runner::published::<AlarmState, ()>(acts);
+        assert_eq!(states(&siren.on_message(Ok(command(Power::On, Some(2))), Timestamp(1)))[0].state, Power::On);
+        let late = siren.on_message(Ok(command(Power::Off, Some(1))), Timestamp(2));
+        assert!(states(&late).is_empty(), "term 1 after term 2: a deposed panel's, ignored: {late:?}");
+        assert_eq!(siren.siren.power, Power::On);
+        let now = siren.on_message(Ok(command(Power::Off, Some(2))), Timestamp(3));
+        assert_eq!(states(&now)[0].state, Power::Off, "the active panel's term");
+        let plain = siren.on_message(Ok(command(Power::On, None)), Timestamp(4));
+        assert_eq!(states(&plain)[0].state, Power::On, "no term (a person, Home Assistant): obeyed");
     }
 
     #[test]

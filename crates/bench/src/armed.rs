@@ -52,6 +52,7 @@ pub fn panel(url: &str, dir: &std::path::Path) -> anyhow::Result<security_contro
             users: vec![user],
             ..PanelConfig::default()
         },
+        ..security_controller::Config::default()
     })
 }
 

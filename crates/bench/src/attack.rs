@@ -389,6 +389,7 @@ fn write_config(dir: &Path, dashboard: SocketAddr, state_file: &Path) -> anyhow:
         mqtt: device_runtime::MqttConfig::with_id("security-controller"),
         state_file: state_file.to_owned(),
         panel,
+        ..security_controller::Config::default()
     };
     let password_hash = codes::hash_pin(DASHBOARD_PASSWORD).context("cannot hash the dashboard password")?;
     let database = dir.join("mqtt-home.db");

@@ -169,6 +169,7 @@ fn spawn_panel(url: &str, dir: &Path, layout: Layout) -> anyhow::Result<Daemon> 
         mqtt: MqttConfig::with_id("security-controller"),
         state_file: state_file.clone(),
         panel: panel_config(layout)?,
+        ..security_controller::Config::default()
     };
     let text = toml::to_string(&config).context("cannot write the panel's config as TOML")?;
     std::fs::write(&config_file, text).with_context(|| format!("cannot write {}", config_file.display()))?;

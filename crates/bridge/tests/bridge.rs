@@ -95,6 +95,7 @@ async fn a_zigbee2mqtt_door_trips_the_armed_panel(url: String) {
             allow_demo_timings: true,
             ..PanelConfig::default()
         },
+        ..security_controller::Config::default()
     };
     let bridge_config = Config {
         mqtt: mqtt(&url, "bridge"),
@@ -220,6 +221,7 @@ async fn a_zigbee2mqtt_keypad_and_a_tag_arm_and_disarm_the_panel(url: String) {
             users: vec![alice],
             ..PanelConfig::default()
         },
+        ..security_controller::Config::default()
     };
     let tag = Mapping {
         topic: Some("rfid/hall".into()),

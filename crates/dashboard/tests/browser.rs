@@ -220,6 +220,7 @@ async fn the_page_shows_the_home_live_and_drives_the_panel_and_a_light() {
             users: users(),
             ..PanelConfig::default()
         },
+        ..security_controller::Config::default()
     };
     let panel = Running::spawn(|s| security_controller::run(panel_config, s));
     let siren_config = alarm_actuator::Config { mqtt: mqtt(&url, "siren"), ..alarm_actuator::Config::default() };
@@ -325,6 +326,7 @@ async fn the_page_switches_between_areas_and_arms_the_chosen_one() {
             areas: vec![Area::new("house", &["front"]), Area::new("garage", &["garage-door"])],
             ..PanelConfig::default()
         },
+        ..security_controller::Config::default()
     };
     let panel = Running::spawn(|s| security_controller::run(panel_config, s));
     let (dashboard, http) = start(config(&url, dir.path().join("mqtt-home.db"))).await;

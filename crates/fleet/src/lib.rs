@@ -149,6 +149,7 @@ fn controllers(
                 mqtt: mqtt(root, "security-controller"),
                 state_file: state_dir.join(format!("{root}.json")),
                 panel: security_controller::config::PanelConfig { users: vec![user], ..Default::default() },
+                ..security_controller::Config::default()
             };
             let room = light_controller::config::Room {
                 name: "fleet".into(),

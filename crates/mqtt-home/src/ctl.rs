@@ -292,6 +292,8 @@ pub fn describe(topics: &Topics, topic: &str, payload: &[u8]) -> String {
             HealthState::Trouble => format!("{id} health: trouble: {}", health.problems.join("; ")),
         },
         Message::Condition { id, condition } => format!("{id} condition: {}", condition.summary()),
+        Message::PanelLeader(l) => format!("{} is the active panel, term {}", l.holder, l.term),
+        Message::PanelSnapshot(s) => format!("{}'s state for its standby, term {}", s.holder, s.term),
         Message::Cleared(_) => format!("{topic} cleared"),
     }
 }

@@ -39,6 +39,9 @@ pub struct HomeConfig {
     pub notifier: bool,
     /// The SIA DC-09 transmitter: the panel's alarms to a monitoring centre (`sia-transmitter.toml`).
     pub sia_transmitter: bool,
+    /// A standby panel beside the panel, `<id>-standby`, the pair arbitrated by the broker: it
+    /// takes over when the active one is gone (both run with `standby = true`).
+    pub standby_panel: bool,
     /// Simulate door and window sensors (random opening); off, they report CLOSED and heartbeats
     /// and you open them with `mqtt-home set door front open`.
     pub simulate_contacts: bool,
@@ -64,6 +67,7 @@ impl Default for HomeConfig {
             bridge: true,
             notifier: true,
             sia_transmitter: false,
+            standby_panel: false,
             simulate_contacts: false,
             config_files: BTreeMap::from([(
                 "security-controller".to_owned(),
@@ -101,6 +105,7 @@ impl HomeConfig {
             self.bridge,
             self.notifier,
             self.sia_transmitter,
+            self.security_controller && self.standby_panel,
         ];
         lists + single.iter().filter(|on| **on).count()
     }
@@ -217,7 +222,15 @@ impl Daemons {
             starts.daemon(connection.config::<light_controller::Config>(None)?, light_controller::run);
         }
         if home.security_controller {
-            starts.daemon(connection.config::<security_controller::Config>(None)?, security_controller::run);
+            let mut panel = connection.config::<security_controller::Config>(None)?;
+            if home.standby_panel {
+                panel.standby = true;
+                let mut standby = panel.clone();
+                standby.mqtt.id = format!("{}-standby", panel.mqtt.id);
+                standby.state_file = panel.state_file.with_extension("standby.json");
+                starts.daemon(standby, security_controller::run);
+            }
+            starts.daemon(panel, security_controller::run);
         }
         if home.siren {
             let c: alarm_actuator::Config = connection.config(None)?;

@@ -39,6 +39,7 @@ async fn the_break_in_is_told_after(flood: &[(String, &'static str)]) {
             allow_demo_timings: true,
             ..PanelConfig::default()
         },
+        ..security_controller::Config::default()
     };
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/alarm", listener.local_addr().unwrap());

@@ -188,6 +188,7 @@ async fn home_assistant_shows_one_alarm_panel_per_area_and_arms_them_apart() {
         mqtt: common::mqtt(&broker.url(), "security-controller"),
         state_file: dir.path().join("panel.json"),
         panel,
+        ..security_controller::Config::default()
     };
     let running = Running::spawn(|s| security_controller::run(config, s));
     const ALL: &str = "alarm_control_panel.security_controller_panel";

@@ -137,12 +137,14 @@ impl HomeState {
             Message::Announce { id, announce } => self.presence(id, now, |p| p.announce = Some(Ok(announce))),
             Message::Health { id, health } => self.presence(id, now, |p| p.health = Some(Ok(health))),
             Message::Condition { id, condition } => self.presence(id, now, |p| p.condition = Some(Ok(condition))),
-            // Commands are not state.
+            // Commands are not state; the pair's lease and snapshot are the panels' own business.
             Message::LightSet { .. }
             | Message::PanelSet(_)
             | Message::AreaSet { .. }
             | Message::AlarmControl(_)
             | Message::Sound(_)
+            | Message::PanelLeader(_)
+            | Message::PanelSnapshot(_)
             | Message::Cleared(_) => {
                 return Vec::new();
             }
@@ -195,7 +197,9 @@ impl HomeState {
             | Topic::PanelSet
             | Topic::AreaSet(_)
             | Topic::AlarmControl
-            | Topic::Sound => {
+            | Topic::Sound
+            | Topic::PanelLeader
+            | Topic::PanelSnapshot => {
                 return Vec::new();
             }
         };
@@ -233,7 +237,9 @@ impl HomeState {
             | Topic::PanelSet
             | Topic::AreaSet(_)
             | Topic::AlarmControl
-            | Topic::Sound => {
+            | Topic::Sound
+            | Topic::PanelLeader
+            | Topic::PanelSnapshot => {
                 return Vec::new();
             }
         };

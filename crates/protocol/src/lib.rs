@@ -33,7 +33,8 @@ pub use message::{Message, Unreadable, Why, clip};
 pub use payload::{DecodeError, Payload};
 pub use security::{
     AlarmCommand, AlarmState, ArmMode, Cause, ContactState, MotionState, PanelAction, PanelCommand, PanelEvent,
-    PanelEventKind, PanelState, PanelStatus, Refusal, SensorKind, SensorReading, SensorState, SirenState, Tone,
+    PanelEventKind, PanelLeader, PanelSnapshot, PanelState, PanelStatus, Refusal, SensorKind, SensorReading,
+    SensorState, SirenState, Tone,
 };
 pub use time::Timestamp;
 pub use topics::{DEFAULT_TOPIC_ROOT, IdError, Qos, Topic, TopicError, Topics, validate_id};

@@ -12,7 +12,8 @@ use std::fmt;
 
 use crate::{
     AlarmCommand, AlarmState, Announce, Availability, CircadianReading, Condition, DecodeError, Health, LightCommand,
-    LightState, PanelCommand, PanelEvent, PanelStatus, Payload, SensorKind, SensorReading, Topic, TopicError, Topics,
+    LightState, PanelCommand, PanelEvent, PanelLeader, PanelSnapshot, PanelStatus, Payload, SensorKind, SensorReading,
+    Topic, TopicError, Topics,
 };
 
 /// Every message the contract defines, decoded.
@@ -65,6 +66,8 @@ pub enum Message {
         id: String,
         condition: Condition,
     },
+    PanelLeader(PanelLeader),
+    PanelSnapshot(PanelSnapshot),
     /// A retained topic emptied (a zero-length retained publish).
     Cleared(Topic),
 }
@@ -178,6 +181,8 @@ impl Message {
             Topic::Announce(id) => Message::Announce { id, announce: Announce::decode(payload)? },
             Topic::Health(id) => Message::Health { id, health: Health::decode(payload)? },
             Topic::Condition(id) => Message::Condition { id, condition: Condition::decode(payload)? },
+            Topic::PanelLeader => Message::PanelLeader(PanelLeader::decode(payload)?),
+            Topic::PanelSnapshot => Message::PanelSnapshot(PanelSnapshot::decode(payload)?),
         })
     }
 
@@ -200,6 +205,8 @@ impl Message {
             Message::Announce { id, .. } => Topic::Announce(id.clone()),
             Message::Health { id, .. } => Topic::Health(id.clone()),
             Message::Condition { id, .. } => Topic::Condition(id.clone()),
+            Message::PanelLeader(_) => Topic::PanelLeader,
+            Message::PanelSnapshot(_) => Topic::PanelSnapshot,
             Message::Cleared(topic) => topic.clone(),
         }
     }
@@ -222,6 +229,8 @@ impl Message {
             Message::Announce { announce, .. } => announce.encode(),
             Message::Health { health, .. } => health.encode(),
             Message::Condition { condition, .. } => condition.encode(),
+            Message::PanelLeader(l) => l.encode(),
+            Message::PanelSnapshot(s) => s.encode(),
             Message::Cleared(_) => Vec::new(),
         }
     }
@@ -247,6 +256,8 @@ impl Message {
             Message::PanelStatus(s) | Message::AreaStatus { status: s, .. } => Some(&s.device_id),
             Message::PanelEvent(e) => Some(&e.device_id),
             Message::AlarmState(s) => Some(&s.device_id),
+            Message::PanelLeader(l) => Some(&l.holder),
+            Message::PanelSnapshot(s) => Some(&s.holder),
             Message::PanelSet(_)
             | Message::AreaSet { .. }
             | Message::AlarmControl(_)

@@ -560,6 +560,40 @@ impl Payload for PanelEvent {
     const WHAT: &'static str = "panel event";
 }
 
+/// Retained on `<root>/security/leader` when panels run as a pair (`standby = true`): which panel
+/// is active, for which term. The active one renews it every third of its lease; a standby that
+/// hears no renewal for a lease (or the holder's availability go `offline`) claims the next term.
+/// The claim with the highest term wins; of two with the same term, the one the broker delivered
+/// last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelLeader {
+    /// The MQTT id of the panel that holds (or claims) the term.
+    pub holder: String,
+    pub term: u64,
+    pub ts: Timestamp,
+}
+
+impl Payload for PanelLeader {
+    const WHAT: &'static str = "panel leader claim";
+}
+
+/// Retained on `<root>/security/snapshot` by the active panel of a pair, on every change: its
+/// whole state, as its state file holds it, for the standby to take over from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelSnapshot {
+    pub holder: String,
+    pub term: u64,
+    /// The panel's state file's content (its own format, versioned there).
+    pub state: serde_json::Value,
+    pub ts: Timestamp,
+}
+
+impl Payload for PanelSnapshot {
+    const WHAT: &'static str = "panel snapshot";
+}
+
 /// What the siren plays: the alarm itself, or one of the short sounds of a panel's day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -609,12 +643,16 @@ pub struct AlarmCommand {
     /// Seconds a sound plays (beeps: the delay); absent, the tone's own length.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_s: Option<u64>,
+    /// The term of the panel that sent it, when panels run as a pair ([`PanelLeader`]): the
+    /// siren ignores a command of a lower term than one it has obeyed (a deposed panel's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term: Option<u64>,
 }
 
 impl AlarmCommand {
     /// The siren on or off, for `reason`.
     pub fn siren(state: Power, reason: Option<String>) -> AlarmCommand {
-        AlarmCommand { state, reason, tone: None, duration_s: None }
+        AlarmCommand { state, reason, tone: None, duration_s: None, term: None }
     }
 
     /// The tone this command is about: `alarm` when it names none.

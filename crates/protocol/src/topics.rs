@@ -62,6 +62,10 @@ pub enum Topic {
     Health(String),
     /// A battery device's battery, radio and tamper switch (from Zigbee2MQTT through the bridge).
     Condition(String),
+    /// Which panel of a pair is active, and its term.
+    PanelLeader,
+    /// The active panel's whole state, for its standby.
+    PanelSnapshot,
 }
 
 impl Topic {
@@ -84,6 +88,8 @@ impl Topic {
             Topic::Announce(_) => "announce",
             Topic::Health(_) => "health",
             Topic::Condition(_) => "condition",
+            Topic::PanelLeader => "panel_leader",
+            Topic::PanelSnapshot => "panel_snapshot",
         }
     }
 
@@ -106,7 +112,9 @@ impl Topic {
             | Topic::Availability(_)
             | Topic::Announce(_)
             | Topic::Health(_)
-            | Topic::Condition(_) => true,
+            | Topic::Condition(_)
+            | Topic::PanelLeader
+            | Topic::PanelSnapshot => true,
             Topic::LightSet(_)
             | Topic::PanelSet
             | Topic::AreaSet(_)
@@ -200,6 +208,8 @@ impl Topics {
             Topic::Announce(id) => format!("{r}/devices/{id}/announce"),
             Topic::Health(id) => format!("{r}/devices/{id}/health"),
             Topic::Condition(id) => format!("{r}/devices/{id}/condition"),
+            Topic::PanelLeader => format!("{r}/security/leader"),
+            Topic::PanelSnapshot => format!("{r}/security/snapshot"),
         }
     }
 
@@ -280,6 +290,8 @@ impl Topics {
             ["security", "status"] => Some(Topic::PanelStatus),
             ["security", "events"] => Some(Topic::PanelEvents),
             ["security", "alarm"] => Some(Topic::AlarmState),
+            ["security", "leader"] => Some(Topic::PanelLeader),
+            ["security", "snapshot"] => Some(Topic::PanelSnapshot),
             ["security", "areas", area, "set"] => id(area).map(Topic::AreaSet),
             ["security", "areas", area, "status"] => id(area).map(Topic::AreaStatus),
             ["security", kind, sensor] => {
@@ -328,6 +340,8 @@ mod tests {
             Topic::Announce(id()),
             Topic::Health(id()),
             Topic::Condition(id()),
+            Topic::PanelLeader,
+            Topic::PanelSnapshot,
         ]
     }
 
@@ -356,6 +370,8 @@ mod tests {
                 "home/devices/kitchen/announce",
                 "home/devices/kitchen/health",
                 "home/devices/kitchen/condition",
+                "home/security/leader",
+                "home/security/snapshot",
             ]
         );
     }

@@ -8,19 +8,30 @@
 use device_runtime::metrics::Metric;
 use device_runtime::{Act, Device, DeviceSpec, Link, Publisher, Shutdown};
 use protocol::{
-    AlarmCommand, Availability, DeviceKind, Message, PanelCommand, PanelEvent, PanelEventKind, PanelState, Payload,
-    Power, Qos, SensorKind, Timestamp, Topic, Topics, Unreadable,
+    AlarmCommand, Availability, DeviceKind, Message, PanelCommand, PanelEvent, PanelEventKind, PanelLeader,
+    PanelSnapshot, PanelState, Payload, Power, Qos, SensorKind, Timestamp, Topic, Topics, Unreadable,
 };
 
 use crate::Config;
 use crate::house::{House, Saved};
 use crate::keypad::Keypad;
+use crate::pair::Holder;
 use crate::panel::{Action, Input};
 use crate::schedule;
 use crate::state_file;
 
-/// Runs the panel until `shutdown`.
+/// Runs the panel until `shutdown`: on its own, or as one of a pair (`standby = true`, see
+/// [`crate::pair`]).
 pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    if config.standby {
+        return crate::pair::run(config, shutdown).await;
+    }
+    run_panel(config, shutdown, None).await
+}
+
+/// Runs the panel until `shutdown`; with `holder`, as the active one of a pair, which `shutdown`
+/// also stops when it is deposed.
+pub(crate) async fn run_panel(config: Config, shutdown: Shutdown, holder: Option<Holder>) -> anyhow::Result<()> {
     let now = Timestamp::now();
     let saved = match state_file::load(&config.state_file) {
         Ok(saved) => saved,
@@ -44,7 +55,20 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let writer = state_file::Writer::start(config.state_file.clone())?;
     let mqtt = config.mqtt.clone();
     let topics = Topics::new(&config.mqtt.topic_root);
-    let device = PanelDevice { config, topics, house, keypad, writer, event_ids: EventIds::new() };
+    let term = holder.as_ref().map(|h| h.term);
+    let device = PanelDevice {
+        config,
+        topics,
+        house,
+        keypad,
+        writer,
+        event_ids: EventIds::new(),
+        term,
+        holder,
+        held: Vec::new(),
+        deposed: shutdown.clone(),
+        silenced: false,
+    };
     device_runtime::runner::run(device, &mqtt, shutdown).await
 }
 
@@ -79,6 +103,17 @@ struct PanelDevice {
     keypad: Keypad,
     writer: state_file::Writer,
     event_ids: EventIds,
+    /// As the active panel of a pair: its term (on every siren command) and its lease.
+    term: Option<u64>,
+    holder: Option<Holder>,
+    /// Publishes held back while this panel is not sure it still holds the lease (paused past
+    /// it, or cut off): sent once its renewal comes back, dropped if it was deposed.
+    held: Vec<Act<Save>>,
+    /// Triggered when this panel is deposed: the runner stops and the pair follows again.
+    deposed: Shutdown,
+    /// Deposed: from then on nothing is published, whatever the runner still hands over before
+    /// it stops (a reading, our own late renewal coming back).
+    silenced: bool,
 }
 
 impl PanelDevice {
@@ -107,10 +142,46 @@ impl PanelDevice {
     /// What the runner does for each of the panel's actions. The log lines follow what they tell
     /// of, so the siren command is out before anything is written to the log or the disk.
     fn acts(&mut self, actions: Vec<Action>) -> Vec<Act<Save>> {
+        let acts = self.acts_of(actions);
+        self.gate(acts)
+    }
+
+    /// As the active panel of a pair not sure of its lease: publishes wait (see `held`); deposed,
+    /// they are dropped.
+    fn gate(&mut self, acts: Vec<Act<Save>>) -> Vec<Act<Save>> {
+        if self.silenced {
+            return acts.into_iter().filter(|a| !matches!(a, Act::Publish(_))).collect();
+        }
+        match &self.holder {
+            Some(holder) if !holder.may_act(Timestamp::now()) => {
+                if self.held.is_empty() {
+                    tracing::warn!(
+                        "my lease has not come back within {} s: holding back until it does",
+                        self.config.lease_s
+                    );
+                }
+                let (publishes, rest): (Vec<_>, Vec<_>) = acts.into_iter().partition(|a| matches!(a, Act::Publish(_)));
+                self.held.extend(publishes);
+                rest
+            }
+            _ => acts,
+        }
+    }
+
+    fn acts_of(&mut self, actions: Vec<Action>) -> Vec<Act<Save>> {
         let mut acts = Vec::with_capacity(actions.len() * 2);
         for action in actions {
             match action {
-                Action::Persist => acts.push(Act::Job(Save(self.house.snapshot()))),
+                Action::Persist => {
+                    let snapshot = self.house.snapshot();
+                    if let Some(holder) = &self.holder {
+                        let state = serde_json::to_value(&snapshot).unwrap_or_default();
+                        let snapshot =
+                            PanelSnapshot { holder: holder.me.clone(), term: holder.term, state, ts: Timestamp::now() };
+                        acts.push(Act::publish(Topic::PanelSnapshot, &snapshot));
+                    }
+                    acts.push(Act::Job(Save(snapshot)));
+                }
                 Action::Event(mut event) => {
                     event.id = Some(self.event_ids.next());
                     acts.push(Act::publish(Topic::PanelEvents, &event));
@@ -129,7 +200,10 @@ impl PanelDevice {
                 }
                 Action::Siren { on, reason } => {
                     let note = format!("siren {}: {reason}", if on { "ON" } else { "OFF" });
-                    let command = AlarmCommand::siren(if on { Power::On } else { Power::Off }, Some(reason));
+                    let command = AlarmCommand {
+                        term: self.term,
+                        ..AlarmCommand::siren(if on { Power::On } else { Power::Off }, Some(reason))
+                    };
                     acts.push(Act::publish(Topic::AlarmControl, &command));
                     acts.push(Act::Note(note));
                     acts.push(Act::count(SIREN_COMMANDS, &[("state", if on { "ON" } else { "OFF" })], 1));
@@ -140,6 +214,7 @@ impl PanelDevice {
                         reason: Some(tone.as_str().to_owned()),
                         tone: Some(tone),
                         duration_s,
+                        term: self.term,
                     };
                     acts.push(Act::publish(Topic::Sound, &command));
                 }
@@ -171,12 +246,19 @@ impl Device for PanelDevice {
     type Job = Save;
 
     fn spec(&self) -> DeviceSpec {
-        spec(&self.topics, &self.config)
+        let mut spec = spec(&self.topics, &self.config);
+        if self.holder.is_some() {
+            spec.subscriptions.push((self.topics.name(&Topic::PanelLeader), Qos::AtLeastOnce));
+        }
+        spec
     }
 
     /// Saves once at start: a state file that cannot be written shows as a trouble from the start.
-    fn on_start(&mut self, _now: Timestamp) -> Vec<Act<Save>> {
-        vec![Act::Job(Save(self.house.snapshot()))]
+    /// The active panel of a pair also claims its term and publishes its snapshot.
+    fn on_start(&mut self, now: Timestamp) -> Vec<Act<Save>> {
+        let mut acts = self.renewal(now);
+        acts.extend(self.acts_of(vec![Action::Persist]));
+        acts
     }
 
     fn on_connected(&mut self, now: Timestamp) -> Vec<Act<Save>> {
@@ -199,6 +281,9 @@ impl Device for PanelDevice {
     }
 
     fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<Save>> {
+        if let Ok(Message::PanelLeader(claim)) = &message {
+            return self.on_claim(claim, now);
+        }
         match to_input(message) {
             Some(Incoming::Command(area, command)) => {
                 self.keypad.push(area, command);
@@ -210,11 +295,14 @@ impl Device for PanelDevice {
     }
 
     fn next_deadline(&self) -> Option<Timestamp> {
-        self.house.next_deadline()
+        let renewal = self.holder.as_ref().map(Holder::next_deadline);
+        self.house.next_deadline().into_iter().chain(renewal).min()
     }
 
     fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<Save>> {
-        self.step(Input::Tick, now)
+        let mut acts = self.renewal(now);
+        acts.extend(self.step(Input::Tick, now));
+        acts
     }
 
     async fn wake(&mut self) -> Vec<Act<Save>> {
@@ -238,6 +326,44 @@ impl Device for PanelDevice {
             return Vec::new();
         }
         self.step(Input::Saved(outcome), Timestamp::now())
+    }
+}
+
+impl PanelDevice {
+    /// The lease's renewal, when one is due (the active panel of a pair only).
+    fn renewal(&mut self, now: Timestamp) -> Vec<Act<Save>> {
+        if self.silenced {
+            return Vec::new();
+        }
+        let claim = self.holder.as_mut().and_then(|h| h.renewal(now));
+        claim.map(|c| Act::publish(Topic::PanelLeader, &c)).into_iter().collect()
+    }
+
+    /// A claim on the leader topic: our renewal back (what was held back goes), or a higher term
+    /// (deposed: what was held back is dropped, and the panel stops).
+    fn on_claim(&mut self, claim: &PanelLeader, now: Timestamp) -> Vec<Act<Save>> {
+        let Some(holder) = &mut self.holder else { return Vec::new() };
+        if self.silenced {
+            return Vec::new();
+        }
+        if holder.on_claim(claim, now) {
+            tracing::warn!(
+                "deposed: {} holds term {} (mine was {}); dropping {} held-back publishes",
+                claim.holder,
+                claim.term,
+                holder.term,
+                self.held.len()
+            );
+            self.held.clear();
+            self.silenced = true;
+            self.deposed.trigger();
+            return Vec::new();
+        }
+        if !self.held.is_empty() && holder.may_act(now) {
+            tracing::info!("my lease came back: sending {} held-back publishes", self.held.len());
+            return std::mem::take(&mut self.held);
+        }
+        Vec::new()
     }
 }
 

@@ -7,11 +7,14 @@
 //! - [`keypad`]: commands in order, their codes checked on a thread of their own.
 //! - [`run`]: the MQTT edge — sensors, availability and commands in; status, events and siren
 //!   commands out; the panel persisted atomically to its state file before anything is published.
+//! - [`pair`]: two panels as one (`standby = true`): a lease the broker arbitrates, a standby
+//!   that takes over from the active panel's snapshot, terms that silence a deposed panel.
 
 pub mod codes;
 pub mod config;
 pub mod house;
 pub mod keypad;
+pub mod pair;
 pub mod panel;
 pub mod people;
 pub mod schedule;
@@ -37,6 +40,12 @@ pub struct Config {
     /// restarting disarmed, so put it on persistent storage.
     pub state_file: PathBuf,
     pub panel: config::PanelConfig,
+    /// One of a pair of panels, one active and one standby, the broker arbitrating ([`pair`]).
+    /// Each of the two needs its own MQTT id (`--id panel-a`) and its own state file.
+    pub standby: bool,
+    /// How long the active panel of a pair may go unheard before its standby takes over.
+    #[serde(deserialize_with = "device_runtime::duration::secs_f64")]
+    pub lease_s: f64,
 }
 
 impl Default for Config {
@@ -45,6 +54,8 @@ impl Default for Config {
             mqtt: MqttConfig::with_id("security-controller"),
             state_file: PathBuf::from("security-controller.state.json"),
             panel: config::PanelConfig::default(),
+            standby: false,
+            lease_s: 1.5,
         }
     }
 }
@@ -56,6 +67,12 @@ impl DaemonConfig for Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         self.mqtt.validate()?;
+        if !(0.3..=30.0).contains(&self.lease_s) {
+            return Err(ConfigError::Invalid(format!(
+                "lease_s = {} must be between 0.3 and 30 seconds (how long a standby waits for a silent active panel)",
+                self.lease_s
+            )));
+        }
         self.panel.validate().map_err(|e| ConfigError::Invalid(e.to_string()))
     }
 }

@@ -16,6 +16,9 @@ struct Args {
     /// Where the panel's state is kept [default: security-controller.state.json]
     #[arg(long, env = "PANEL_STATE_FILE", value_name = "PATH")]
     state_file: Option<PathBuf>,
+    /// One of a pair of panels, one active and one standby (each with its own --id and state file)
+    #[arg(long, env = "PANEL_STANDBY", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    standby: Option<bool>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -53,6 +56,9 @@ fn main() -> ExitCode {
     let mut overrides = toml::Table::new();
     if let Some(path) = &args.state_file {
         set(&mut overrides, "state_file", path.display().to_string());
+    }
+    if let Some(standby) = args.standby {
+        set(&mut overrides, "standby", standby);
     }
     device_runtime::daemon::main::<security_controller::Config, _, _>(args.common, overrides, security_controller::run)
 }

@@ -101,6 +101,7 @@ impl Home {
             mqtt: mqtt(&url, "security-controller"),
             state_file: state_file.clone(),
             panel,
+            ..security_controller::Config::default()
         };
         let panel = Running::spawn(|s| security_controller::run(config, s));
         let siren_config = alarm_actuator::Config { mqtt: mqtt(&url, "siren"), ..alarm_actuator::Config::default() };
@@ -877,8 +878,12 @@ async fn a_panel_that_cannot_start_says_why_on_the_broker() {
     for filter in ["home/security/#", "home/devices/+/availability"] {
         probe.subscribe(filter).await.unwrap();
     }
-    let config =
-        security_controller::Config { mqtt: mqtt(&url, "security-controller"), state_file, panel: panel_config() };
+    let config = security_controller::Config {
+        mqtt: mqtt(&url, "security-controller"),
+        state_file,
+        panel: panel_config(),
+        ..security_controller::Config::default()
+    };
     let outcome = tokio::time::timeout(WITHIN, security_controller::run(config, Shutdown::new())).await.unwrap();
     let error = format!("{:#}", outcome.unwrap_err());
     assert!(error.contains("corrupt"), "{error}");

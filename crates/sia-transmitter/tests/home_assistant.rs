@@ -75,6 +75,7 @@ async fn home_assistants_sia_integration_shows_the_alarm() {
             sensors: [("front-door".to_owned(), perimeter)].into(),
             ..PanelConfig::default()
         },
+        ..security_controller::Config::default()
     };
     let panel = Running::spawn(|s| security_controller::run(panel, s));
     let transmitter = sia_transmitter::Config {

@@ -55,6 +55,7 @@ fn panel(url: &str, dir: &Path) -> security_controller::Config {
         mqtt: MqttConfig { broker: url.parse().unwrap(), ..MqttConfig::with_id("security-controller") },
         state_file: dir.join("panel.state.json"),
         panel,
+        ..security_controller::Config::default()
     }
 }
 

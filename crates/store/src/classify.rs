@@ -148,7 +148,8 @@ impl Described {
     }
 }
 
-/// The record's kind, device, time and summary; `None` for the commands that are not recorded.
+/// The record's kind, device, time and summary; `None` for the commands that are not recorded,
+/// and for the active panel's state that its standby reads.
 fn describe(message: Message) -> Option<Described> {
     let device = message.device().map(str::to_owned);
     let device = device.as_deref();
@@ -186,6 +187,7 @@ fn describe(message: Message) -> Option<Described> {
         Message::AlarmControl(c) => {
             Described { is_state: false, ..Described::state(Kind::Alarm, None, None, siren_command_summary(&c)) }
         }
+        Message::PanelLeader(l) => Described::state(Kind::Panel, device, None, leader_summary(&l)),
         Message::AlarmState(s) => {
             let reason = s.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
             Described::state(Kind::Alarm, device, Some(s.ts), format!("siren {}{reason}", s.state.as_str()))
@@ -204,8 +206,13 @@ fn describe(message: Message) -> Option<Described> {
         Message::Condition { condition: c, .. } => {
             Described::state(Kind::Availability, device, Some(c.ts), format!("condition: {}", c.summary()))
         }
-        Message::LightSet { .. } | Message::PanelSet(_) | Message::AreaSet { .. } | Message::Sound(_) => return None,
+        Message::LightSet { .. } | Message::PanelSet(_) | Message::AreaSet { .. } => return None,
+        Message::Sound(_) | Message::PanelSnapshot(_) => return None,
     })
+}
+
+fn leader_summary(l: &protocol::PanelLeader) -> String {
+    format!("{} is the active panel, term {}", l.holder, l.term)
 }
 
 /// `siren command ON (window open)`, with the tone when it is not the alarm's.
@@ -242,9 +249,13 @@ fn kind_of(topic: &Topic) -> (Kind, Option<&str>) {
         Topic::Sensor { id, .. } => (Kind::Sensor, Some(id)),
         Topic::LightState(id) | Topic::LightSet(id) => (Kind::Light, Some(id)),
         Topic::Circadian => (Kind::Phase, None),
-        Topic::PanelStatus | Topic::PanelEvents | Topic::PanelSet | Topic::AreaSet(_) | Topic::AreaStatus(_) => {
-            (Kind::Panel, None)
-        }
+        Topic::PanelStatus
+        | Topic::PanelEvents
+        | Topic::PanelSet
+        | Topic::AreaSet(_)
+        | Topic::AreaStatus(_)
+        | Topic::PanelLeader
+        | Topic::PanelSnapshot => (Kind::Panel, None),
         Topic::AlarmState | Topic::AlarmControl | Topic::Sound => (Kind::Alarm, None),
         Topic::Availability(id) | Topic::Announce(id) | Topic::Health(id) | Topic::Condition(id) => {
             (Kind::Availability, Some(id))

@@ -58,6 +58,7 @@ pub fn whole_home_config(dir: &std::path::Path, dashboard: std::net::SocketAddr)
         mqtt: device_runtime::MqttConfig::with_id("security-controller"),
         state_file: dir.join("panel.json"),
         panel,
+        ..security_controller::Config::default()
     };
     let database = dir.join("mqtt-home.db");
     let files = [
