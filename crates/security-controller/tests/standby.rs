@@ -7,9 +7,11 @@
 //!   the old panel, restarted, follows;
 //! - a take-over during an entry delay keeps what was left of the delay;
 //! - the active panel paused (SIGSTOP) past its lease and resumed: the standby took over and the
-//!   paused one never sends a siren command again (none with the old term after the new one).
+//!   paused one never sends a siren command again (none with the old term after the new one);
+//! - each of the three on the three-node NATS cluster too;
+//! - a panel outside the pair (`standby = false`) keeps a member from taking the term.
 //!
-//! Each test prints its take-over time; `just soak-standby` runs them ten times.
+//! Each test prints its take-over time (docs/operations.md has ten runs of them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -221,23 +223,40 @@ async fn kill_9_of_the_active_panel_of(mut pair: Pair) {
 }
 testkit::on_both_brokers!(kill_9_of_the_active_panel, super::kill_9_of_the_active_panel_while_armed);
 
-/// The same on the three-node NATS cluster: panel-a on node 1 first, panel-b on node 2, the
-/// probe on node 3, so every claim and reading crosses the cluster.
+/// The same on the three-node NATS cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_active_panel_on_the_nats_cluster() {
-    let Some(cluster) = testkit::nats_or_skip() else { return };
+    let Some((_cluster, pair)) = pair_on_nats(0).await else { return };
+    kill_9_of_the_active_panel_of(pair).await;
+}
+
+/// The entry delay of these tests: long enough to take over in, short enough to wait for.
+const DELAY_S: u64 = 6;
+
+/// A pair on the three-node NATS cluster (kept with it): panel-a on node 1 first, panel-b on
+/// node 2, the probe on node 3, so every claim and reading crosses the cluster.
+async fn pair_on_nats(entry_delay_s: u64) -> Option<(testkit::NatsCluster, Pair)> {
+    let cluster = testkit::nats_or_skip()?;
     let urls = cluster.urls();
     let a = urls.join(",");
     let b = [&urls[1], &urls[2], &urls[0]].map(String::as_str).join(",");
-    let pair = Pair::start_on(&cluster.url(2), [&a, &b], 0).await;
-    kill_9_of_the_active_panel_of(pair).await;
+    let pair = Pair::start_on(&cluster.url(2), [&a, &b], entry_delay_s).await;
+    Some((cluster, pair))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_take_over_during_the_entry_delay_keeps_what_was_left_of_it() {
     let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
-    const DELAY_S: u64 = 6;
-    let mut pair = Pair::start(&mosquitto.url(), DELAY_S).await;
+    entry_delay_kept(Pair::start(&mosquitto.url(), DELAY_S).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_take_over_during_the_entry_delay_keeps_it_on_the_nats_cluster() {
+    let Some((_cluster, pair)) = pair_on_nats(DELAY_S).await else { return };
+    entry_delay_kept(pair).await;
+}
+
+async fn entry_delay_kept(mut pair: Pair) {
     pair.arm_away().await;
     let sirens = pair.probe.count(SIREN_COMMAND);
     let opened = Instant::now();
@@ -259,7 +278,16 @@ async fn a_take_over_during_the_entry_delay_keeps_what_was_left_of_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_active_panel_is_deposed_and_never_acts_again() {
     let Some(mosquitto) = testkit::mosquitto_or_skip() else { return };
-    let mut pair = Pair::start(&mosquitto.url(), 0).await;
+    paused_and_deposed(Pair::start(&mosquitto.url(), 0).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_active_panel_is_deposed_on_the_nats_cluster() {
+    let Some((_cluster, pair)) = pair_on_nats(0).await else { return };
+    paused_and_deposed(pair).await;
+}
+
+async fn paused_and_deposed(mut pair: Pair) {
     pair.arm_away().await;
     let (leaders, statuses) = (pair.probe.count(LEADER), pair.probe.count(STATUS));
     let paused = Instant::now();
