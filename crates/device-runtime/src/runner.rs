@@ -122,6 +122,10 @@ pub trait Device: Send {
         Vec::new()
     }
 
+    /// The link published this device's reflex ([`DeviceSpec::reflex`]) to the message it takes
+    /// next: the device leaves that publish out of what its step sends.
+    fn on_reflex(&mut self) {}
+
     /// A message on one of the subscribed topics, decoded; or, when its payload is not what the
     /// contract says its topic carries, the [`Unreadable`] it is (a sensor's is a trouble, a
     /// command's a refusal, most are a log line).
@@ -218,7 +222,14 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
             acts = device.wake() => acts,
             inbound = link.inbox.recv() => match inbound {
                 None => break,
-                Some(inbound) => take(&mut device, &topics, &mut stats, inbound),
+                Some(inbound) => {
+                    if link.reflexed() {
+                        device.on_reflex();
+                        // The broker hands the reflex on before the step competes with it.
+                        publisher.acknowledged(REFLEX_WAIT).await;
+                    }
+                    take(&mut device, &topics, &mut stats, inbound)
+                }
             },
         };
         perform(&mut device, &publisher, &mut stats, acts).await;
@@ -232,6 +243,11 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
     link.finish().await;
     Ok(())
 }
+
+/// How long the step of a message the link had a reflex to waits for the broker to acknowledge
+/// that reflex: once the broker has handed it to its subscribers, the step, its publishes and
+/// its disk no longer compete with it for the machine's cores.
+pub const REFLEX_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What the link brought, to the device (and counted).
 fn take<D: Device>(device: &mut D, topics: &Topics, stats: &mut metrics::Runner, inbound: Inbound) -> Vec<Act<D::Job>> {

@@ -110,6 +110,14 @@ impl Payload for SensorReading {
     const WHAT: &'static str = "sensor reading";
 }
 
+/// A JSON reading whose `state` is a plain string: see [`SensorReading::decode_for`].
+#[derive(Deserialize)]
+struct PlainReading<'a> {
+    state: &'a str,
+    device_id: Option<String>,
+    ts: Option<Timestamp>,
+}
+
 impl SensorReading {
     /// Reads a reading on a `kind` topic by what it means, as real devices send it:
     ///
@@ -133,6 +141,18 @@ impl SensorReading {
                 )
             })?;
             return Ok(SensorReading { state, device_id: String::new(), ts: Timestamp(0) });
+        }
+        // The common form, read straight into its fields (no map of values): what a sensor of the
+        // home sends. Anything else (a boolean or numeric state, an escaped string, a field of the
+        // wrong type) is read the general way below, which also says what is wrong.
+        if let Ok(plain) = serde_json::from_str::<PlainReading<'_>>(s)
+            && let Some(state) = kind.state_of(plain.state)?
+        {
+            return Ok(SensorReading {
+                state,
+                device_id: plain.device_id.unwrap_or_default(),
+                ts: plain.ts.unwrap_or(Timestamp(0)),
+            });
         }
         let serde_json::Value::Object(fields) = decode_json::<serde_json::Value>(Self::WHAT, bytes)? else {
             unreachable!("a payload that starts with `{{` and parses is an object")

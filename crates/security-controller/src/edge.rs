@@ -17,6 +17,7 @@ use crate::house::{House, Saved};
 use crate::keypad::Keypad;
 use crate::pair::Holder;
 use crate::panel::{Action, Input};
+use crate::reflex::{self, PanelReflex};
 use crate::schedule;
 use crate::state_file;
 
@@ -59,7 +60,7 @@ pub(crate) async fn run_panel(config: Config, shutdown: Shutdown, holder: Option
     let device = PanelDevice {
         config,
         topics,
-        house,
+        shared: PanelReflex::new(house),
         keypad,
         writer,
         event_ids: EventIds::new(),
@@ -68,6 +69,7 @@ pub(crate) async fn run_panel(config: Config, shutdown: Shutdown, holder: Option
         held: Vec::new(),
         deposed: shutdown.clone(),
         silenced: false,
+        reflexed: false,
     };
     device_runtime::runner::run(device, &mqtt, shutdown).await
 }
@@ -99,7 +101,8 @@ pub struct Save(Saved);
 struct PanelDevice {
     config: Config,
     topics: Topics,
-    house: House,
+    /// The house, shared with the link's reflex (see `reflex.rs`).
+    shared: PanelReflex,
     keypad: Keypad,
     writer: state_file::Writer,
     event_ids: EventIds,
@@ -114,28 +117,46 @@ struct PanelDevice {
     /// Deposed: from then on nothing is published, whatever the runner still hands over before
     /// it stops (a reading, our own late renewal coming back).
     silenced: bool,
+    /// The link sent the siren's ON as a reflex to the reading being stepped (see `reflex.rs`):
+    /// the step's own siren ON is not published again.
+    reflexed: bool,
 }
 
 impl PanelDevice {
     /// Steps the panel, then lets through the commands whose turn has come and need no check.
     fn step(&mut self, input: Input, now: Timestamp) -> Vec<Act<Save>> {
         let mut acts = self.step_one(input, now);
+        if std::mem::take(&mut self.reflexed) && !self.shared.lock().house.sounding() {
+            // `House::sounds_at_once` said this reading sounds the siren first, and the step did
+            // not (a deadline stepped first may have sounded it already: that is fine): a bug.
+            // The siren must not go on sounding for nothing.
+            tracing::error!("the siren was sent ON ahead of a reading that did not sound it: sending OFF");
+            acts.insert(0, Act::publish(Topic::AlarmControl, &self.siren(false, "a reflex in error".to_owned())));
+        }
         acts.extend(self.step_ready(now));
         acts
+    }
+
+    /// The siren's command, with this panel's term when it is one of a pair.
+    fn siren(&self, on: bool, reason: String) -> AlarmCommand {
+        reflex::siren(self.term, on, reason)
     }
 
     /// Commands without a check to wait for go straight on, in their turn.
     fn step_ready(&mut self, now: Timestamp) -> Vec<Act<Save>> {
         let mut acts = Vec::new();
-        while let Some((area, command)) = self.keypad.next_ready(self.house.locked_out(now)) {
-            let actions = self.house.command(area.as_deref(), command, now);
+        loop {
+            let locked_out = self.shared.lock().house.locked_out(now);
+            let Some((area, command)) = self.keypad.next_ready(locked_out) else { break };
+            let actions = self.shared.lock().house.command(area.as_deref(), command, now);
             acts.extend(self.acts(actions));
         }
+        self.shared.lock().codes_waiting = self.keypad.waiting() > 0;
         acts
     }
 
     fn step_one(&mut self, input: Input, now: Timestamp) -> Vec<Act<Save>> {
-        let actions = self.house.step(input, now);
+        let actions = self.shared.lock().house.step(input, now);
         self.acts(actions)
     }
 
@@ -173,7 +194,7 @@ impl PanelDevice {
         for action in actions {
             match action {
                 Action::Persist => {
-                    let snapshot = self.house.snapshot();
+                    let snapshot = self.shared.lock().house.snapshot();
                     if let Some(holder) = &self.holder {
                         let state = serde_json::to_value(&snapshot).unwrap_or_default();
                         let snapshot =
@@ -200,11 +221,10 @@ impl PanelDevice {
                 }
                 Action::Siren { on, reason } => {
                     let note = format!("siren {}: {reason}", if on { "ON" } else { "OFF" });
-                    let command = AlarmCommand {
-                        term: self.term,
-                        ..AlarmCommand::siren(if on { Power::On } else { Power::Off }, Some(reason))
-                    };
-                    acts.push(Act::publish(Topic::AlarmControl, &command));
+                    // Already on the wire when it was this step's reflex.
+                    if !(on && std::mem::take(&mut self.reflexed)) {
+                        acts.push(Act::publish(Topic::AlarmControl, &self.siren(on, reason)));
+                    }
                     acts.push(Act::Note(note));
                     acts.push(Act::count(SIREN_COMMANDS, &[("state", if on { "ON" } else { "OFF" })], 1));
                 }
@@ -249,6 +269,8 @@ impl Device for PanelDevice {
         let mut spec = spec(&self.topics, &self.config);
         if self.holder.is_some() {
             spec.subscriptions.push((self.topics.name(&Topic::PanelLeader), Qos::AtLeastOnce));
+        } else {
+            spec.reflex = Some(std::sync::Arc::new(self.shared.clone()));
         }
         spec
     }
@@ -262,7 +284,7 @@ impl Device for PanelDevice {
     }
 
     fn on_connected(&mut self, now: Timestamp) -> Vec<Act<Save>> {
-        let actions = self.house.on_connected(now);
+        let actions = self.shared.lock().house.on_connected(now);
         self.acts(actions)
     }
 
@@ -278,6 +300,10 @@ impl Device for PanelDevice {
                 Vec::new()
             }
         }
+    }
+
+    fn on_reflex(&mut self) {
+        self.reflexed = true;
     }
 
     fn on_message(&mut self, message: Result<Message, Unreadable>, now: Timestamp) -> Vec<Act<Save>> {
@@ -296,7 +322,7 @@ impl Device for PanelDevice {
 
     fn next_deadline(&self) -> Option<Timestamp> {
         let renewal = self.holder.as_ref().map(Holder::next_deadline);
-        self.house.next_deadline().into_iter().chain(renewal).min()
+        self.shared.lock().house.next_deadline().into_iter().chain(renewal).min()
     }
 
     fn on_deadline(&mut self, now: Timestamp) -> Vec<Act<Save>> {
@@ -309,7 +335,7 @@ impl Device for PanelDevice {
         let (area, command) = self.keypad.checked().await;
         let now = Timestamp::now();
         let mut acts = {
-            let actions = self.house.command(area.as_deref(), command, now);
+            let actions = self.shared.lock().house.command(area.as_deref(), command, now);
             self.acts(actions)
         };
         acts.extend(self.step_ready(now));
@@ -322,7 +348,7 @@ impl Device for PanelDevice {
     /// failures, is the panel's next input.
     async fn run_job(&mut self, Save(snapshot): Save) -> Vec<Act<Save>> {
         let outcome = self.writer.save(snapshot).await;
-        if outcome.is_ok() && !self.house.save_trouble() {
+        if outcome.is_ok() && !self.shared.lock().house.save_trouble() {
             return Vec::new();
         }
         self.step(Input::Saved(outcome), Timestamp::now())

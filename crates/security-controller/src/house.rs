@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use protocol::{ArmMode, PanelEventKind, PanelState, PanelStatus, Timestamp, Tone};
+use protocol::{ArmMode, PanelEventKind, PanelState, PanelStatus, SensorKind, Timestamp, Tone};
 use serde::{Deserialize, Serialize};
 
 use crate::config::PanelConfig;
@@ -163,6 +163,24 @@ impl House {
             return out;
         }
         self.finish(now, out)
+    }
+
+    /// Whether any area is in its alarm.
+    pub fn sounding(&self) -> bool {
+        self.areas.iter().any(|a| matches!(a.panel.arm, Arm::Triggered { .. }))
+    }
+
+    /// Whether an opening (or movement) of sensor `id` read at `now` sounds the siren before
+    /// anything else [`House::step`] does (see [`Panel::sounds_at_once`]): in any of its areas.
+    pub fn sounds_at_once(&self, kind: SensorKind, id: &str, now: Timestamp) -> bool {
+        let sounds = |i: usize| {
+            let area = &self.areas[i];
+            area.panel.sounds_at_once(&area.config, kind, id, now)
+        };
+        match self.guards.get(id).map(Vec::as_slice) {
+            Some(list) if self.has_areas() => list.iter().any(|&i| sounds(i)),
+            _ => sounds(0),
+        }
     }
 
     /// Takes a command, its code checked: to `area`, or (none) to the house.

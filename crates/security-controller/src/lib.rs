@@ -21,6 +21,7 @@ pub mod schedule;
 pub mod sounds;
 
 mod edge;
+mod reflex;
 mod state_file;
 
 use std::path::PathBuf;

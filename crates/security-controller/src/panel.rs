@@ -336,6 +336,22 @@ impl Events<'_> {
     }
 }
 
+/// What something opening or moving does in the panel's state (see [`Panel::response`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Response {
+    Nothing,
+    /// The alarm at once, in `mode` (none: a 24-hour zone while disarmed); `why` names the rule.
+    Alarm {
+        mode: Option<ArmMode>,
+        why: &'static str,
+    },
+    /// The entry delay of `mode`.
+    EntryDelay {
+        mode: ArmMode,
+        delay_s: u64,
+    },
+}
+
 impl Panel {
     pub fn new() -> Panel {
         Panel {
@@ -1383,52 +1399,66 @@ impl Panel {
         events: &mut Events<'_>,
         what: &str,
     ) {
-        if zone == Zone::TwentyFourHour {
-            if !matches!(self.arm, Arm::Triggered { .. }) {
-                let mode = self.armed_mode();
-                self.trigger(config, mode, id, now, events, &format!("{what} (24h zone)"));
+        match self.response(config, zone) {
+            Response::Nothing => {}
+            Response::Alarm { mode, why } => self.trigger(config, mode, id, now, events, &format!("{what} ({why})")),
+            Response::EntryDelay { mode, delay_s } => {
+                self.arm = Arm::Pending { mode, until: now.plus(Duration::from_secs(delay_s)), sensor: id.to_owned() };
+                events.push(
+                    PanelEventKind::EntryStarted,
+                    Some(mode),
+                    None,
+                    vec![id.to_owned()],
+                    format!("{what}: entry delay {delay_s} s"),
+                );
             }
-            return;
         }
-        match self.arm.clone() {
+    }
+
+    /// What something opening or moving in `zone` does now: the one rule [`Panel::trip`]
+    /// follows and [`Panel::sounds_at_once`] asks.
+    fn response(&self, config: &PanelConfig, zone: Zone) -> Response {
+        if zone == Zone::TwentyFourHour {
+            if matches!(self.arm, Arm::Triggered { .. }) {
+                return Response::Nothing;
+            }
+            return Response::Alarm { mode: self.armed_mode(), why: "24h zone" };
+        }
+        match &self.arm {
             // A switch's exit delay (home → away): people are leaving through the entry doors and
             // the rooms, but the perimeter of the mode in force stays armed.
-            Arm::Arming { from: Some(mode), .. } => {
-                if zone == Zone::Perimeter {
-                    self.trigger(config, Some(mode), id, now, events, &format!("{what} (perimeter)"));
-                }
+            Arm::Arming { from: Some(mode), .. } if zone == Zone::Perimeter => {
+                Response::Alarm { mode: Some(*mode), why: "perimeter" }
             }
-            Arm::Disarmed | Arm::Arming { .. } | Arm::Triggered { .. } => {}
+            Arm::Disarmed | Arm::Arming { .. } | Arm::Triggered { .. } => Response::Nothing,
             Arm::Armed { mode } => match zone {
-                Zone::Entry => {
-                    let delay = config.entry_delay_s.get(mode);
-                    if delay == 0 {
-                        self.trigger(config, Some(mode), id, now, events, &format!("{what} (entry, no delay)"));
-                    } else {
-                        self.arm =
-                            Arm::Pending { mode, until: now.plus(Duration::from_secs(delay)), sensor: id.to_owned() };
-                        events.push(
-                            PanelEventKind::EntryStarted,
-                            Some(mode),
-                            None,
-                            vec![id.to_owned()],
-                            format!("{what}: entry delay {delay} s"),
-                        );
-                    }
-                }
-                Zone::Perimeter => self.trigger(config, Some(mode), id, now, events, &format!("{what} (perimeter)")),
-                Zone::Interior if mode == ArmMode::Away => {
-                    self.trigger(config, Some(mode), id, now, events, &format!("{what} (interior)"))
-                }
-                Zone::Interior | Zone::TwentyFourHour => {}
+                Zone::Entry => match config.entry_delay_s.get(*mode) {
+                    0 => Response::Alarm { mode: Some(*mode), why: "entry, no delay" },
+                    delay_s => Response::EntryDelay { mode: *mode, delay_s },
+                },
+                Zone::Perimeter => Response::Alarm { mode: Some(*mode), why: "perimeter" },
+                Zone::Interior if *mode == ArmMode::Away => Response::Alarm { mode: Some(*mode), why: "interior" },
+                Zone::Interior | Zone::TwentyFourHour => Response::Nothing,
             },
             // During the entry delay, someone walking in is expected; a window is not.
-            Arm::Pending { mode, .. } => {
-                if zone == Zone::Perimeter {
-                    self.trigger(config, Some(mode), id, now, events, &format!("{what} (perimeter)"));
-                }
+            Arm::Pending { mode, .. } if zone == Zone::Perimeter => {
+                Response::Alarm { mode: Some(*mode), why: "perimeter" }
             }
+            Arm::Pending { .. } => Response::Nothing,
         }
+    }
+
+    /// Whether an opening (or movement) of sensor `id` read at `now` sounds the siren before
+    /// anything else [`Panel::step`] does: its first action the siren ON. Asked before the step,
+    /// so that the siren's command can be on the wire before the panel does the rest (see
+    /// `edge.rs`, the reflex). Conservative: false whenever something time-driven is due, which
+    /// the step does first.
+    pub fn sounds_at_once(&self, config: &PanelConfig, kind: SensorKind, id: &str, now: Timestamp) -> bool {
+        let was_active = self.sensors.get(id).is_some_and(|info| info.active);
+        !self.due(now)
+            && !was_active
+            && !self.bypassed.contains(id)
+            && matches!(self.response(config, config.zone(kind, id)), Response::Alarm { .. })
     }
 
     fn availability(&mut self, config: &PanelConfig, id: &str, online: bool, now: Timestamp, events: &mut Events<'_>) {
@@ -1530,5 +1560,7 @@ fn strictness(mode: ArmMode) -> u8 {
     }
 }
 
+#[cfg(test)]
+mod reflex_tests;
 #[cfg(test)]
 mod tests;

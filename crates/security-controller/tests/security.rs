@@ -717,6 +717,51 @@ async fn kill_9_while_armed_restarts_armed_on(url: String) {
     assert!(!text.contains(PIN) && !text.contains(WRONG_PIN), "a PIN reached the log:\n{text}");
 }
 
+/// The panel's binary runs on a current-thread runtime, where its link sends the siren's ON the
+/// moment it reads a window that sounds it (the reflex, `reflex.rs`): once, and the step does not
+/// send it again; what the step sends comes after; a window opened disarmed sends nothing.
+async fn the_siren_command_goes_out_once_ahead_of_the_step_on(url: String) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("controller.log");
+    let mut probe = Probe::connect(&url, "probe-reflex").await.unwrap();
+    probe.subscribe("home/security/#").await.unwrap();
+    probe.subscribe(SIREN_COMMAND).await.unwrap();
+    let mut controller = controller_process(&url, dir.path(), &log);
+    probe.expect(STATUS, status("disarmed"), WITHIN).await.unwrap();
+    let window = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
+    for round in 0..3 {
+        let n = probe.count(STATUS);
+        probe.publish(PANEL_SET, r#"{"action":"ARM_AWAY"}"#, false).await.unwrap();
+        probe.expect_after(n, STATUS, status("armed_away"), WITHIN).await.unwrap();
+        let sirens = probe.count(SIREN_COMMAND);
+        window.report(SensorState::Open).await;
+        probe.expect_after(sirens, SIREN_COMMAND, siren_command("ON"), WITHIN).await.unwrap();
+        probe.expect_after(n, STATUS, status("triggered"), WITHIN).await.unwrap();
+        let n = probe.count(STATUS);
+        probe.publish(PANEL_SET, format!(r#"{{"action":"DISARM","code":"{PIN}"}}"#), false).await.unwrap();
+        probe.expect_after(n, STATUS, status("disarmed"), WITHIN).await.unwrap();
+        probe.expect_after(sirens, SIREN_COMMAND, siren_command("OFF"), WITHIN).await.unwrap();
+        let commands: Vec<String> =
+            probe.seen(SIREN_COMMAND)[sirens..].iter().map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+        assert_eq!(commands.len(), 2, "round {round}: one ON and one OFF, no more: {commands:?}");
+        assert!(siren_command("ON")(commands[0].as_bytes()), "round {round}: {commands:?}");
+        let n = probe.count(STATUS);
+        window.report(SensorState::Closed).await;
+        let closed = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.open_sensors.is_empty());
+        probe.expect_after(n, STATUS, closed, WITHIN).await.unwrap();
+    }
+    // Disarmed, an opening sounds nothing.
+    let sirens = probe.count(SIREN_COMMAND);
+    window.report(SensorState::Open).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(probe.count(SIREN_COMMAND), sirens, "a window opened while disarmed sounded the siren");
+    window.crash();
+    assert!(testkit::terminate(&mut controller, WITHIN), "the controller did not stop on SIGTERM");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains("reflex in error") && !text.contains("ahead of a reading"), "{text}");
+}
+on_both_brokers!(reflex, super::the_siren_command_goes_out_once_ahead_of_the_step_on);
+
 // ---------------------------------------------------------------------------------------------
 // Under fire: poison messages, ghosts, failing disks, crashes between the siren and the save,
 // floods of wrong codes.

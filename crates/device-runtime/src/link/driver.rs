@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use super::discovery::HomeAssistant;
 use super::options::to_qos;
 use super::publisher::{self, Ack, Progress, WaitingAcks};
+use super::reflex::{Fired, Reflex};
 use super::resend::Unsent;
 use super::state::{Failure, Level, LinkAction, LinkEvent, LinkState, Plan};
 use super::subscriptions::{self, Subscribes};
@@ -30,6 +31,8 @@ use crate::broker::BrokerUrl;
 use crate::config::MqttConfig;
 use crate::shutdown::Shutdown;
 
+/// The longest wait to write a reflex (rumqttc's own network timeout is 5 s).
+const REFLEX_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a clean shutdown may take to publish `offline` and disconnect.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -56,6 +59,10 @@ pub(super) struct Driver {
     progress: Arc<Progress>,
     acks: Arc<Mutex<WaitingAcks>>,
     health_file: Option<PathBuf>,
+    /// The daemon's reflex, where the runtime allows one, and the flag that tells it it fired.
+    reflex: Option<Arc<dyn Reflex>>,
+    fired: Arc<Fired>,
+    topics: Topics,
 }
 
 /// What [`Driver::new`] is given besides the configuration.
@@ -65,6 +72,7 @@ pub(super) struct Parts {
     pub tx: mpsc::Sender<Inbound>,
     pub progress: Arc<Progress>,
     pub acks: Arc<Mutex<WaitingAcks>>,
+    pub fired: Arc<Fired>,
 }
 
 impl Driver {
@@ -85,6 +93,7 @@ impl Driver {
             subscribes: !filters.is_empty(),
         };
         let (urls, options) = parts.brokers.into_iter().unzip();
+        let reflex = super::reflex::usable(spec.reflex.clone());
         Driver {
             state: LinkState::new(&id, urls, plan),
             client: parts.client,
@@ -112,6 +121,9 @@ impl Driver {
             progress: parts.progress,
             acks: parts.acks,
             health_file: config.health_file.clone(),
+            reflex,
+            fired: parts.fired,
+            topics,
         }
     }
 
@@ -190,7 +202,7 @@ impl Driver {
             Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                 return Some(LinkEvent::ConnAck { session_present: ack.session_present });
             }
-            Ok(Event::Incoming(Packet::Publish(publish))) => self.on_publish(publish).await,
+            Ok(Event::Incoming(Packet::Publish(publish))) => self.on_publish(publish, eventloop).await,
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 return Some(LinkEvent::SubAck { refused: subscriptions::refused(&self.subscribes, &ack) });
             }
@@ -277,7 +289,7 @@ impl Driver {
         ControlFlow::Continue(())
     }
 
-    async fn on_publish(&mut self, publish: rumqttc::Publish) {
+    async fn on_publish(&mut self, publish: rumqttc::Publish, eventloop: &mut EventLoop) {
         if self.home_assistant.is_status(&publish.topic) {
             if publish.payload.as_ref() == b"online" {
                 tracing::debug!("Home Assistant is online: sending its discovery configs again");
@@ -300,6 +312,7 @@ impl Driver {
             let Some(ack) = ack else { return };
             Inbound::Oversized { topic: publish.topic, size: publish.payload.len(), ack }
         } else {
+            self.reflex(&publish, eventloop).await;
             Inbound::Message {
                 topic: publish.topic,
                 payload: publish.payload.to_vec(),
@@ -312,6 +325,42 @@ impl Driver {
         // this never waits on the link's own request queue.
         if self.tx.send(inbound).await.is_err() {
             tracing::debug!("daemon stopped reading; message dropped during shutdown");
+        }
+    }
+
+    /// Publishes the daemon's reflex to `publish`, if it has one (see [`super::reflex`]), only
+    /// while every message read before has been taken by the daemon. It is written straight to
+    /// the socket, as rumqttc writes a request (its state numbers it and keeps it until the
+    /// broker's PUBACK, to send again after a reconnect), not queued behind this turn.
+    async fn reflex(&self, publish: &rumqttc::Publish, eventloop: &mut EventLoop) {
+        let Some(reflex) = &self.reflex else { return };
+        if self.tx.capacity() < self.tx.max_capacity() {
+            return;
+        }
+        let Some(out) = reflex.fire(&self.topics, &publish.topic, &publish.payload, Timestamp::now()) else { return };
+        let Some(network) = eventloop.network.as_mut() else { return };
+        let qos = out.topic.qos();
+        let mut request = rumqttc::Publish::new(self.topics.name(&out.topic), to_qos(qos), out.payload);
+        request.retain = out.topic.retained();
+        self.progress.queue(1);
+        if qos != protocol::Qos::AtMostOnce {
+            self.progress.to_acknowledge.fetch_add(1, Ordering::SeqCst);
+        }
+        self.fired.set();
+        let written = async {
+            // None: its packet id is still in flight; rumqttc sends it once that one is acknowledged.
+            if let Some(packet) = eventloop.state.handle_outgoing_packet(rumqttc::Request::Publish(request))? {
+                network.write(packet).await?;
+            }
+            network.flush().await
+        };
+        // A broken connection is the next poll's to find; the publish is resent after it.
+        match tokio::time::timeout(REFLEX_WRITE_TIMEOUT, written).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("could not write a reflex at once ({e}); it is sent again on reconnect"),
+            Err(_) => {
+                tracing::debug!("writing a reflex took over {REFLEX_WRITE_TIMEOUT:?}; it is sent again on reconnect")
+            }
         }
     }
 

@@ -67,6 +67,7 @@ mod discovery;
 mod driver;
 mod options;
 mod publisher;
+pub mod reflex;
 mod resend;
 pub mod state;
 mod subscriptions;
@@ -84,6 +85,8 @@ use tracing::Instrument;
 use self::driver::{Driver, Parts};
 pub use self::publisher::{Ack, Publisher};
 use self::publisher::{Progress, WaitingAcks};
+use self::reflex::Fired;
+pub use self::reflex::Reflex;
 pub use self::state::LAST_RETRY;
 use crate::config::MqttConfig;
 use crate::shutdown::Shutdown;
@@ -137,6 +140,9 @@ pub struct DeviceSpec {
     /// whose state is theirs alone (the recorder, the notifier), never for the panel; Mosquitto 2
     /// shares among MQTT 3.1.1 clients too, NATS does not (nothing arrives).
     pub share_group: Option<String>,
+    /// What the link publishes itself the moment a message is read (see [`reflex`]): the
+    /// panel's siren command. None for most daemons.
+    pub reflex: Option<Arc<dyn Reflex>>,
 }
 
 impl DeviceSpec {
@@ -153,6 +159,7 @@ impl DeviceSpec {
             retained_on_restart: true,
             discovery: Vec::new(),
             share_group: None,
+            reflex: None,
         }
     }
 }
@@ -187,6 +194,7 @@ pub enum Inbound {
 pub struct Link {
     pub publisher: Publisher,
     pub inbox: mpsc::Receiver<Inbound>,
+    fired: Arc<Fired>,
     task: JoinHandle<()>,
 }
 
@@ -204,7 +212,15 @@ impl Link {
         let (tx, inbox) = mpsc::channel(INBOX_CAPACITY);
         let progress = Arc::new(Progress::default());
         let acks = Arc::new(Mutex::new(WaitingAcks::default()));
-        let parts = Parts { client: client.clone(), brokers, tx, progress: progress.clone(), acks: acks.clone() };
+        let fired = Arc::new(Fired::default());
+        let parts = Parts {
+            client: client.clone(),
+            brokers,
+            tx,
+            progress: progress.clone(),
+            acks: acks.clone(),
+            fired: fired.clone(),
+        };
         let driver = Driver::new(config, spec, parts);
         let task = tokio::spawn(driver.run(eventloop, shutdown).in_current_span());
         let publisher = Publisher {
@@ -215,7 +231,13 @@ impl Link {
             progress,
             acks,
         };
-        Ok(Link { publisher, inbox, task })
+        Ok(Link { publisher, inbox, fired, task })
+    }
+
+    /// Whether the link fired a reflex for the message just taken from the inbox (the first
+    /// one taken after it fired: the inbox was empty then). Asked once per message; true once.
+    pub fn reflexed(&self) -> bool {
+        self.fired.take()
     }
 
     /// Waits up to `timeout` for the first connect; false if it did not come (or the link stopped).
