@@ -20,8 +20,11 @@ pub enum Row {
     Bare,
     /// The minimal controller as a task of the bench's own process.
     Minimal,
-    /// The minimal controller in a process of its own, as the panel is: what the panel is held to.
+    /// The minimal controller in a process of its own, as the panel is.
     MinimalProcess,
+    /// That process commanding a real siren, as the panel does (its command goes to the siren
+    /// and the watcher): what the panel is held to.
+    MinimalSiren,
     /// The Python paho-mqtt peer, where it is installed.
     Paho,
     /// The Node-RED flow, where Node-RED is installed.
@@ -76,13 +79,14 @@ pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> 
     let minimal = minimal::start(home.port, &home.names).await?;
     let minimal_process =
         minimal::Process::spawn(home.port, &home.names.minimal_process_door, &home.names.minimal_process_siren).await?;
+    let heard = minimal::Process::spawn(home.port, &home.names.heard_door, &home.names.heard_siren).await?;
     let paho = if peers::paho_installed() { Some(peers::paho(home.port, &home.names).await?) } else { None };
     let installed = peers::NodeRed::find();
     let node_red = match &installed {
         Some(n) => Some(peers::node_red(n, home).await.context("cannot start Node-RED")?),
         None => None,
     };
-    let mut rows = vec![Row::Bare, Row::Minimal, Row::MinimalProcess];
+    let mut rows = vec![Row::Bare, Row::Minimal, Row::MinimalProcess, Row::MinimalSiren];
     rows.extend(paho.as_ref().map(|_| Row::Paho));
     rows.extend(node_red.as_ref().map(|_| Row::NodeRed));
     rows.push(Row::Panel);
@@ -93,6 +97,7 @@ pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> 
     let background = background.stop().await?;
     minimal.abort();
     drop(minimal_process);
+    drop(heard);
     drop(paho);
     drop(node_red);
     home.command(&disarm(PIN), PanelState::Disarmed).await?;
@@ -139,6 +144,7 @@ async fn intrusion(home: &mut Home, row: Row) -> anyhow::Result<Duration> {
         Row::Bare => (&names.bare, &names.bare),
         Row::Minimal => (&names.minimal_door, &names.minimal_siren),
         Row::MinimalProcess => (&names.minimal_process_door, &names.minimal_process_siren),
+        Row::MinimalSiren => (&names.heard_door, &names.heard_siren),
         Row::Paho => (&names.paho_door, &names.paho_siren),
         Row::NodeRed => (&names.node_red_door, &names.node_red_siren),
         Row::Panel => (&names.door, &names.siren_command),
@@ -152,6 +158,9 @@ async fn intrusion(home: &mut Home, row: Row) -> anyhow::Result<Duration> {
         .await?;
     if row == Row::Panel {
         home.rearm().await.context("the panel did not re-arm")?;
+    }
+    if row == Row::MinimalSiren {
+        home.silence_heard().await.context("the minimal controller's siren did not stop")?;
     }
     Ok(seen.at.duration_since(opened))
 }

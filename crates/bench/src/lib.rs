@@ -89,6 +89,12 @@ async fn run(options: &Options, scratch: &Path) -> anyhow::Result<()> {
 }
 
 async fn phases(options: &Options, home: &mut panel::Home) -> anyhow::Result<()> {
+    if options.latency_only {
+        let table = latency::table(options, home).await?;
+        report::latency(&table);
+        report::optional_rows(&table);
+        return Ok(());
+    }
     let started_rss = home.panel.rss_kib().context("cannot read the panel's VmRSS")?;
     let cycles = memory::arm_disarm_cycles(home, options.cycles).await?;
     let table = latency::table(options, home).await?;

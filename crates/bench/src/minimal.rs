@@ -59,7 +59,9 @@ pub fn serve_if_asked() -> Option<ExitCode> {
         std::process::exit(0);
     });
     Some(device_runtime::daemon::block_on("minimal-controller", 1, async move {
-        let answering = start_as(port, &names, "bench-minimal-process").await?;
+        // One client id per door: two of these processes run at once (with and without a siren).
+        let id = format!("bench-minimal-process-{}", door.replace('/', "-"));
+        let answering = start_as(port, &names, &id).await?;
         // The parent reads this line: subscribed, ready for its first door.
         println!("ready");
         answering.await.context("the minimal controller stopped")

@@ -14,6 +14,8 @@ use tokio::task::JoinHandle;
 pub const WITHIN: Duration = Duration::from_secs(30);
 /// The measured door: a perimeter zone, so opening it while armed sounds the siren at once.
 pub const DOOR: &str = "bench-door";
+/// The topic root of the minimal controller's own siren (a second `alarm-actuator`).
+pub const HEARD_ROOT: &str = "bench-heard";
 
 /// Every topic the bench uses, named once.
 #[derive(Clone)]
@@ -33,6 +35,11 @@ pub struct Names {
     /// The same controller in a process of its own, as the panel is.
     pub minimal_process_door: String,
     pub minimal_process_siren: String,
+    /// The same controller commanding a real siren of its own (an `alarm-actuator` under
+    /// [`HEARD_ROOT`]), so that its command goes to two subscribers, as the panel's does.
+    pub heard_door: String,
+    pub heard_siren: String,
+    pub heard_siren_state: String,
     /// The paho-mqtt peer's input and output.
     pub paho_door: String,
     pub paho_siren: String,
@@ -56,6 +63,9 @@ impl Names {
             minimal_siren: "bench/minimal/siren".to_owned(),
             minimal_process_door: "bench/minimal-process/door".to_owned(),
             minimal_process_siren: "bench/minimal-process/siren".to_owned(),
+            heard_door: "bench/heard/door".to_owned(),
+            heard_siren: Topics::new(HEARD_ROOT).name(&Topic::AlarmControl),
+            heard_siren_state: Topics::new(HEARD_ROOT).name(&Topic::AlarmState),
             paho_door: "bench/paho/door".to_owned(),
             paho_siren: "bench/paho/siren".to_owned(),
             node_red_door: "bench/node-red/door".to_owned(),
@@ -120,9 +130,16 @@ impl Seen {
     }
 
     pub fn siren_state(&self, names: &Names) -> Option<Power> {
-        (self.topic == names.siren_state)
-            .then(|| protocol::AlarmState::decode(&self.payload).ok().map(|s| s.state))
-            .flatten()
+        self.state_on(&names.siren_state)
+    }
+
+    /// The minimal controller's siren's state.
+    pub fn heard_siren_state(&self, names: &Names) -> Option<Power> {
+        self.state_on(&names.heard_siren_state)
+    }
+
+    fn state_on(&self, topic: &str) -> Option<Power> {
+        (self.topic == topic).then(|| protocol::AlarmState::decode(&self.payload).ok().map(|s| s.state)).flatten()
     }
 }
 

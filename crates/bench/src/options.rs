@@ -8,6 +8,8 @@ pub struct Options {
     /// Seconds per row and load of the latency table.
     pub seconds: u64,
     pub quick: bool,
+    /// Only the latency table (phase 1): `--latency-only`.
+    pub latency_only: bool,
     /// Arm/disarm cycles before the memory reading.
     pub cycles: u32,
     /// Sensor readings of the memory phase.
@@ -24,11 +26,12 @@ pub struct Options {
 
 impl Options {
     /// `--seconds N`, `--events N` (readings of the memory phase), `--areas N`, `--users N`,
-    /// `--quick`; anything else (`--bench`, a filter from `cargo bench`) is ignored.
+    /// `--quick`, `--latency-only`; anything else (`--bench`, a filter from `cargo bench`) is ignored.
     pub fn parse(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         let mut options = Options {
             seconds: 4,
             quick: false,
+            latency_only: false,
             cycles: 1_000,
             events: 1_000_000,
             floods: 20,
@@ -52,6 +55,7 @@ impl Options {
                 Some(("--events", v)) => events = Some(v.to_owned()),
                 _ if arg == "--events" => events = Some(args.next().context("--events needs a value")?),
                 _ if arg == "--quick" => options.quick = true,
+                _ if arg == "--latency-only" => options.latency_only = true,
                 _ if arg == "--areas" => options.areas = count("--areas", args.next())?,
                 _ if arg == "--users" => options.users = count("--users", args.next())?,
                 _ => {}
@@ -72,7 +76,12 @@ impl Options {
 
     /// The command line as typed, for the report.
     pub fn command(&self) -> String {
-        let quick = if self.quick { " --quick" } else { "" };
+        let quick = match (self.quick, self.latency_only) {
+            (true, true) => " --quick --latency-only",
+            (true, false) => " --quick",
+            (false, true) => " --latency-only",
+            (false, false) => "",
+        };
         let mut layout = String::new();
         if self.areas > 1 {
             layout.push_str(&format!(" --areas {}", self.areas));

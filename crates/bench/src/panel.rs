@@ -14,7 +14,7 @@ use security_controller::codes;
 use security_controller::config::{Area, ModeDelays, PanelConfig, SensorConfig, User, Zone};
 use tokio::task::JoinHandle;
 
-use crate::mqtt::{self, DOOR, Names, WITHIN, Watcher};
+use crate::mqtt::{self, DOOR, HEARD_ROOT, Names, WITHIN, Watcher};
 
 pub const PIN: &str = "2580";
 /// Wrong codes that lock the keypad, and for how long: short, so the flood phase stays short.
@@ -33,6 +33,8 @@ pub struct Home {
     /// The real `alarm-actuator`: a process of its own, not a task beside the watcher, so that
     /// the command it receives costs the watcher's process nothing.
     siren: Daemon,
+    /// The minimal controller's siren (see [`Names::heard_siren`]).
+    heard_siren: Daemon,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -48,17 +50,22 @@ impl Home {
             &names.bare,
             &names.minimal_siren,
             &names.minimal_process_siren,
+            &names.heard_siren,
+            &names.heard_siren_state,
             &names.paho_siren,
             &names.node_red_siren,
         ];
         let mut watch = Watcher::connect(mosquitto.port(), &filters.map(String::as_str)).await?;
         let siren = Daemon::spawn("alarm-actuator", dir, ["--broker".into(), mosquitto.url().into()])?;
+        let heard = ["--broker", &mosquitto.url(), "--topic-root", HEARD_ROOT, "--id", "bench-heard-siren"];
+        let heard = heard.into_iter().chain(["--ha-discovery", "false"]).map(OsString::from);
+        let heard_siren = Daemon::spawn_as("alarm-actuator", "heard-siren", dir, heard)?;
         let panel = spawn_panel(&mosquitto.url(), dir, layout)?;
         wait_for_daemons(&mut watch, &names).await?;
         let keypad = testkit::Probe::connect(&mosquitto.url(), "bench-keypad").await?;
         let (sensor, sensor_task) = mqtt::publisher(mosquitto.port(), "bench-door-sensor");
-        let home =
-            Home { port: mosquitto.port(), names, watch, keypad, sensor, panel, siren, tasks: vec![sensor_task] };
+        let tasks = vec![sensor_task];
+        let home = Home { port: mosquitto.port(), names, watch, keypad, sensor, panel, siren, heard_siren, tasks };
         // A door the panel has never seen: its first reading may bring no status; arming checks it.
         home.sense(&home.names.door.clone(), SensorState::Closed).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -68,6 +75,7 @@ impl Home {
     pub async fn stop(mut self) {
         self.panel.stop();
         self.siren.stop();
+        self.heard_siren.stop();
         self.tasks.iter().for_each(JoinHandle::abort);
     }
 
@@ -118,6 +126,19 @@ impl Home {
         Ok(())
     }
 
+    /// Turns the minimal controller's siren off again, as disarming does the panel's, so that
+    /// each of its intrusions turns it on (and it says so) as each of the panel's does.
+    pub async fn silence_heard(&mut self) -> anyhow::Result<()> {
+        self.watch.drain();
+        let off = protocol::AlarmCommand::siren(Power::Off, Some("bench".into()));
+        self.keypad.publish(&self.names.heard_siren.clone(), protocol::Payload::encode(&off), false).await?;
+        let names = &self.names;
+        self.watch
+            .until("the minimal controller's siren OFF", WITHIN, |m| m.heard_siren_state(names) == Some(Power::Off))
+            .await?;
+        Ok(())
+    }
+
     /// Closes the door and waits until the panel says it is closed.
     pub async fn close_door(&mut self) -> anyhow::Result<()> {
         self.watch.drain();
@@ -147,16 +168,17 @@ pub fn disarm(pin: &str) -> String {
     format!(r#"{{"action":"DISARM","code":"{pin}"}}"#)
 }
 
-/// The panel's first status and the siren's first state, in either order.
+/// The panel's first status and both sirens' first states, in any order.
 async fn wait_for_daemons(watch: &mut Watcher, names: &Names) -> anyhow::Result<()> {
-    let (mut panel_up, mut siren_up) = (false, false);
-    while !(panel_up && siren_up) {
-        let m = watch
-            .until("the panel's first status and the siren's first state", WITHIN, |_| true)
-            .await
-            .with_context(|| format!("the daemons never came up (panel: {panel_up}, siren: {siren_up})"))?;
+    let (mut panel_up, mut siren_up, mut heard_up) = (false, false, false);
+    while !(panel_up && siren_up && heard_up) {
+        let m =
+            watch.until("the panel's first status and the sirens' first states", WITHIN, |_| true).await.with_context(
+                || format!("the daemons never came up (panel: {panel_up}, siren: {siren_up}, heard: {heard_up})"),
+            )?;
         panel_up |= m.status(names).is_some_and(|s| s.state == PanelState::Disarmed);
         siren_up |= m.siren_state(names) == Some(Power::Off);
+        heard_up |= m.heard_siren_state(names) == Some(Power::Off);
     }
     Ok(())
 }
@@ -194,7 +216,17 @@ pub struct Daemon {
 
 impl Daemon {
     fn spawn(name: &'static str, dir: &Path, args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Daemon> {
-        let log = dir.join(format!("{name}.log"));
+        Daemon::spawn_as(name, name, dir, args)
+    }
+
+    /// The binary `name`, its log in `<dir>/<log_name>.log` (a second siren beside the first).
+    fn spawn_as(
+        name: &'static str,
+        log_name: &str,
+        dir: &Path,
+        args: impl IntoIterator<Item = OsString>,
+    ) -> anyhow::Result<Daemon> {
+        let log = dir.join(format!("{log_name}.log"));
         let log_file = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
         let child = Command::new(binary(name)?)
             .args(args)
