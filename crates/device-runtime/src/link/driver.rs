@@ -338,20 +338,27 @@ impl Driver {
             return;
         }
         let Some(out) = reflex.fire(&self.topics, &publish.topic, &publish.payload, Timestamp::now()) else { return };
-        let Some(network) = eventloop.network.as_mut() else { return };
         let qos = out.topic.qos();
         let mut request = rumqttc::Publish::new(self.topics.name(&out.topic), to_qos(qos), out.payload);
         request.retain = out.topic.retained();
+        // Numbered and kept by rumqttc's state first: only a publish it holds is the daemon told of.
+        let packet = match eventloop.state.handle_outgoing_packet(rumqttc::Request::Publish(request)) {
+            Ok(packet) => packet,
+            Err(e) => {
+                tracing::error!("could not send a reflex ({e}); the daemon's step sends it");
+                return;
+            }
+        };
         self.progress.queue(1);
         if qos != protocol::Qos::AtMostOnce {
             self.progress.to_acknowledge.fetch_add(1, Ordering::SeqCst);
         }
         self.fired.set();
+        // None: its packet id is still in flight; rumqttc sends it once that one is acknowledged.
+        let Some(packet) = packet else { return };
+        let Some(network) = eventloop.network.as_mut() else { return };
         let written = async {
-            // None: its packet id is still in flight; rumqttc sends it once that one is acknowledged.
-            if let Some(packet) = eventloop.state.handle_outgoing_packet(rumqttc::Request::Publish(request))? {
-                network.write(packet).await?;
-            }
+            network.write(packet).await?;
             network.flush().await
         };
         // A broken connection is the next poll's to find; the publish is resent after it.
