@@ -177,10 +177,12 @@ impl House {
             let area = &self.areas[i];
             area.panel.sounds_at_once(&area.config, kind, id, now)
         };
-        match self.guards.get(id).map(Vec::as_slice) {
-            Some(list) if self.has_areas() => list.iter().any(|&i| sounds(i)),
-            _ => sounds(0),
-        }
+        self.guarding(id).iter().any(|&i| sounds(i))
+    }
+
+    /// The areas sensor `id` goes to: those that guard it, else the first.
+    fn guarding(&self, id: &str) -> &[usize] {
+        self.guards.get(id).map_or(&[0], Vec::as_slice)
     }
 
     /// Takes a command, its code checked: to `area`, or (none) to the house.
@@ -237,10 +239,9 @@ impl House {
             // The state file and the command topic are the house's: its first area reports them.
             Input::Saved(_) | Input::UnreadableCommand { .. } => return Targets::One(0),
         };
-        match self.guards.get(id).map(Vec::as_slice) {
-            None => Targets::One(0),
-            Some([one]) => Targets::One(*one),
-            Some(list) => Targets::Many(list.to_vec()),
+        match self.guarding(id) {
+            [one] => Targets::One(*one),
+            list => Targets::Many(list.to_vec()),
         }
     }
 
@@ -287,7 +288,7 @@ impl House {
         if !self.has_areas() {
             return actions;
         }
-        let sounding = self.areas.iter().any(|a| matches!(a.panel.arm, Arm::Triggered { .. }));
+        let sounding = self.sounding();
         let mut out = Vec::with_capacity(actions.len() + 1);
         // The siren never waits for a disk: an area's alarm goes out before another area's save.
         out.extend(actions.iter().filter(|a| matches!(a, Action::Siren { on: true, .. })).take(1).cloned());
