@@ -226,7 +226,7 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
                     if link.reflexed() {
                         device.on_reflex();
                         // The broker hands the reflex on before the step competes with it.
-                        publisher.acknowledged(REFLEX_WAIT).await;
+                        link.reflex_heard(REFLEX_WAIT).await;
                     }
                     take(&mut device, &topics, &mut stats, inbound)
                 }
@@ -245,8 +245,10 @@ pub async fn run<D: Device>(mut device: D, config: &MqttConfig, shutdown: Shutdo
 }
 
 /// How long the step of a message the link had a reflex to waits for the broker to acknowledge
-/// that reflex: once the broker has handed it to its subscribers, the step, its publishes and
-/// its disk no longer compete with it for the machine's cores.
+/// that reflex (its own PUBACK, by packet id): once the broker has handed it to its subscribers,
+/// the step, its publishes and its disk no longer compete with it for the machine's cores. The
+/// broker is woken on the core the daemon runs on; a daemon that steps at once keeps it waiting
+/// (measured: the siren reached its subscribers ~120 µs after the write, ~35 µs once it waits).
 pub const REFLEX_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What the link brought, to the device (and counted).

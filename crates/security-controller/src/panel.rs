@@ -432,7 +432,7 @@ impl Panel {
             Arm::Arming { until, .. } | Arm::Pending { until, .. } | Arm::Triggered { until, .. } => Some(*until),
             Arm::Disarmed | Arm::Armed { .. } => None,
         };
-        self.supervision_is_due(now)
+        self.supervision_finds(now)
             || self.schedule_deadline().is_some_and(|t| t <= now)
             || arm_deadline.is_some_and(|t| t <= now)
             || self.lockout_until.is_some_and(|t| t <= now)
@@ -444,6 +444,14 @@ impl Panel {
     /// for it would leave every sensor unsupervised for as long as the clock went back).
     fn supervision_is_due(&self, now: Timestamp) -> bool {
         now >= self.next_supervision || self.next_supervision > now.plus(SUPERVISION_EVERY)
+    }
+
+    /// Whether supervision, looking at `now`, could find anything: a sensor past its window or
+    /// grace (`supervision_due` is never later than the earliest of those), or a clock set back.
+    /// Once a second it looks anyway; a look that finds nothing changes nothing but its time.
+    fn supervision_finds(&self, now: Timestamp) -> bool {
+        let clock_back = self.next_supervision > now.plus(SUPERVISION_EVERY);
+        clock_back || (self.supervision_is_due(now) && self.supervision_due.is_some_and(|due| due <= now))
     }
 
     /// Whether codes are refused at `now` without being checked.

@@ -31,6 +31,8 @@ const EVENTS: &str = "home/security/events";
 const SIREN: &str = "home/security/alarm";
 const SIREN_COMMAND: &str = "home/control/alarm";
 const PANEL_SET: &str = "home/security/panel/set";
+const KITCHEN_WINDOW: &str = "home/security/window/kitchen-window";
+const BATH_WINDOW: &str = "home/security/window/bath-window";
 
 const PIN: &str = "1234";
 const DURESS_PIN: &str = "4321";
@@ -719,7 +721,11 @@ async fn kill_9_while_armed_restarts_armed_on(url: String) {
 
 /// The panel's binary runs on a current-thread runtime, where its link sends the siren's ON the
 /// moment it reads a window that sounds it (the reflex, `reflex.rs`): once, and the step does not
-/// send it again; what the step sends comes after; a window opened disarmed sends nothing.
+/// send it again; what the step sends comes after; a window opened disarmed sends nothing. Two
+/// windows that open together sound it once: the second arrives while the first waits for its
+/// reflex's PUBACK, stepped after it, and must not have a reflex of its own (the first's step
+/// has not yet made the panel sound; a second ON would leave the step nothing to send, and the
+/// panel would take it for a reflex in error and turn the siren off).
 async fn the_siren_command_goes_out_once_ahead_of_the_step_on(url: String) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("controller.log");
@@ -729,12 +735,20 @@ async fn the_siren_command_goes_out_once_ahead_of_the_step_on(url: String) {
     let mut controller = controller_process(&url, dir.path(), &log);
     probe.expect(STATUS, status("disarmed"), WITHIN).await.unwrap();
     let window = Sensor::connect(&url, SensorKind::Window, "kitchen-window").await;
-    for round in 0..3 {
+    for round in 0..6 {
         let n = probe.count(STATUS);
         probe.publish(PANEL_SET, r#"{"action":"ARM_AWAY"}"#, false).await.unwrap();
         probe.expect_after(n, STATUS, status("armed_away"), WITHIN).await.unwrap();
         let sirens = probe.count(SIREN_COMMAND);
-        window.report(SensorState::Open).await;
+        if round == 0 {
+            window.report(SensorState::Open).await;
+        } else {
+            let open =
+                |id: &str| SensorReading { state: SensorState::Open, device_id: id.into(), ts: Timestamp::now() };
+            let together =
+                [(KITCHEN_WINDOW, open("kitchen-window").encode()), (BATH_WINDOW, open("bath-window").encode())];
+            probe.publish_all(&together, true).await.unwrap();
+        }
         probe.expect_after(sirens, SIREN_COMMAND, siren_command("ON"), WITHIN).await.unwrap();
         probe.expect_after(n, STATUS, status("triggered"), WITHIN).await.unwrap();
         let n = probe.count(STATUS);
@@ -747,6 +761,11 @@ async fn the_siren_command_goes_out_once_ahead_of_the_step_on(url: String) {
         assert!(siren_command("ON")(commands[0].as_bytes()), "round {round}: {commands:?}");
         let n = probe.count(STATUS);
         window.report(SensorState::Closed).await;
+        if round > 0 {
+            let closed =
+                SensorReading { state: SensorState::Closed, device_id: "bath-window".into(), ts: Timestamp::now() };
+            probe.publish(BATH_WINDOW, closed.encode(), true).await.unwrap();
+        }
         let closed = |p: &[u8]| PanelStatus::decode(p).is_ok_and(|s| s.open_sensors.is_empty());
         probe.expect_after(n, STATUS, closed, WITHIN).await.unwrap();
     }

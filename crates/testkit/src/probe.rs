@@ -97,6 +97,18 @@ impl Probe {
         self.wait_ack(|a| matches!(a, Ack::Pub)).await.with_context(|| format!("no PubAck on {topic}"))
     }
 
+    /// Publishes every message at QoS 1 back to back (each written before the first is
+    /// acknowledged), then waits for all their PubAcks: messages that reach a subscriber together.
+    pub async fn publish_all(&mut self, messages: &[(&str, Vec<u8>)], retain: bool) -> anyhow::Result<()> {
+        for (topic, payload) in messages {
+            self.client.publish(*topic, QoS::AtLeastOnce, retain, payload.clone()).await?;
+        }
+        for (topic, _) in messages {
+            self.wait_ack(|a| matches!(a, Ack::Pub)).await.with_context(|| format!("no PubAck on {topic}"))?;
+        }
+        Ok(())
+    }
+
     async fn wait_ack(&mut self, want: impl Fn(&Ack) -> bool) -> anyhow::Result<()> {
         let wait = async {
             while let Some(ack) = self.acks.recv().await {

@@ -206,7 +206,10 @@ impl Driver {
             Ok(Event::Incoming(Packet::SubAck(ack))) => {
                 return Some(LinkEvent::SubAck { refused: subscriptions::refused(&self.subscribes, &ack) });
             }
-            Ok(Event::Incoming(Packet::PubAck(_) | Packet::PubComp(_))) => {
+            Ok(Event::Incoming(
+                Packet::PubAck(rumqttc::PubAck { pkid }) | Packet::PubComp(rumqttc::PubComp { pkid }),
+            )) => {
+                self.fired.acknowledged(pkid);
                 self.progress.acked.fetch_add(1, Ordering::SeqCst);
                 self.progress.wrote.notify_waiters();
             }
@@ -242,6 +245,8 @@ impl Driver {
                 // Acks owed by the connection before are void from now on (see `Publisher::ack`).
                 self.progress.connection.fetch_add(1, Ordering::SeqCst);
                 publisher::lock(&self.acks).connection_ended();
+                // A reflex written on the lost connection is sent again; its step waits no longer.
+                self.fired.forget();
             }
             LinkAction::Health(connected) => mark_health(self.health_file.as_deref(), connected),
             LinkAction::Resend { session_present } => self.unsent.give_back(eventloop, session_present),
@@ -334,7 +339,7 @@ impl Driver {
     /// broker's PUBACK, to send again after a reconnect), not queued behind this turn.
     async fn reflex(&self, publish: &rumqttc::Publish, eventloop: &mut EventLoop) {
         let Some(reflex) = &self.reflex else { return };
-        if self.tx.capacity() < self.tx.max_capacity() {
+        if self.tx.capacity() < self.tx.max_capacity() || !self.fired.ready() {
             return;
         }
         let Some(out) = reflex.fire(&self.topics, &publish.topic, &publish.payload, Timestamp::now()) else { return };
@@ -353,9 +358,15 @@ impl Driver {
         if qos != protocol::Qos::AtMostOnce {
             self.progress.to_acknowledge.fetch_add(1, Ordering::SeqCst);
         }
-        self.fired.set();
         // None: its packet id is still in flight; rumqttc sends it once that one is acknowledged.
-        let Some(packet) = packet else { return };
+        let Some(packet) = packet else {
+            self.fired.set(0);
+            return;
+        };
+        self.fired.set(match &packet {
+            rumqttc::Packet::Publish(p) => p.pkid,
+            _ => 0,
+        });
         let Some(network) = eventloop.network.as_mut() else { return };
         let written = async {
             network.write(packet).await?;

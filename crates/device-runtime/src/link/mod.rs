@@ -240,6 +240,14 @@ impl Link {
         self.fired.take()
     }
 
+    /// Waits until the broker has acknowledged the reflex the link fired last, or `within` has
+    /// passed (at once when none waits). The broker acknowledges once it has handed the publish
+    /// to its subscribers: a daemon that steps after it does not compete with the broker for
+    /// the core the broker was woken on.
+    pub async fn reflex_heard(&self, within: Duration) {
+        self.fired.heard(within).await;
+    }
+
     /// Waits up to `timeout` for the first connect; false if it did not come (or the link stopped).
     /// For short-lived tools; daemons do not wait: they run and the link connects when it can.
     pub async fn connected(&mut self, timeout: Duration) -> bool {

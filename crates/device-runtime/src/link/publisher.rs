@@ -155,12 +155,6 @@ impl Publisher {
         };
         let _ = tokio::time::timeout(within, all_written).await;
     }
-
-    /// Waits until every publish queued so far has been written and the broker has
-    /// acknowledged those of QoS 1 and 2, or `within` passed.
-    pub async fn acknowledged(&self, within: Duration) {
-        self.progress.acknowledged(within).await;
-    }
 }
 
 /// How far the link has come with the daemon's publishes.
