@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use device_runtime::{DeviceSpec, Inbound, Link, LinkError, MqttConfig, Secret, Shutdown};
-use protocol::{DeviceKind, Qos};
+use device_runtime::{DeviceSpec, Inbound, Link, LinkError, MqttConfig, Outgoing, Secret, Shutdown};
+use protocol::{AlarmCommand, DeviceKind, Power, Qos, Topic};
 use testkit::{Mosquitto, Probe, WITHIN};
 
 fn config(url: &str, id: &str) -> MqttConfig {
@@ -458,4 +458,105 @@ async fn the_health_file_is_there_exactly_while_connected() {
     };
     tokio::time::timeout(WITHIN, gone).await.expect("the file outlived the connection");
     stop(link, shutdown).await;
+}
+
+/// A reflex to the front door: the siren's ON.
+#[derive(Debug)]
+struct SirenOnFrontDoor;
+
+impl device_runtime::link::Reflex for SirenOnFrontDoor {
+    fn fire(&self, _: &protocol::Topics, topic: &str, _: &[u8], _: protocol::Timestamp) -> Option<Outgoing> {
+        let on = AlarmCommand::siren(Power::On, Some("test".into()));
+        (topic == FRONT_DOOR).then(|| Outgoing::new(Topic::AlarmControl, &on))
+    }
+}
+
+const FRONT_DOOR: &str = "home/security/door/front";
+const BACK_DOOR: &str = "home/security/door/back";
+
+/// What a client wrote, as the broker read it.
+#[derive(Debug, PartialEq, Eq)]
+enum Wrote {
+    Publish(String),
+    PubAck(u16),
+}
+
+/// One connection of a scripted broker: CONNACK, SUBACK, PUBACKs for the client's publishes,
+/// then, once `go` says so, the two doors' readings in one write (QoS 1, packet ids 10 and 11);
+/// what the client wrote from then on, until it has acknowledged both.
+async fn scripted_broker(listener: tokio::net::TcpListener, go: tokio::sync::oneshot::Receiver<()>) -> Vec<Wrote> {
+    use rumqttc::{ConnAck, ConnectReturnCode, Packet, PubAck, Publish, QoS, SubAck, SubscribeReasonCode};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut socket, _) = listener.accept().await.unwrap();
+    let (mut inbox, mut out) = (bytes::BytesMut::new(), bytes::BytesMut::new());
+    let mut wrote = Vec::new();
+    let mut sent_doors = false;
+    let mut go = Some(go);
+    while !wrote.contains(&Wrote::PubAck(11)) {
+        let packet = match Packet::read(&mut inbox, 1 << 20) {
+            Ok(packet) => packet,
+            Err(_) => {
+                assert!(socket.read_buf(&mut inbox).await.unwrap() > 0, "the client hung up; it wrote {wrote:?}");
+                continue;
+            }
+        };
+        match packet {
+            Packet::Connect(_) => {
+                Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)).write(&mut out, 1 << 20)
+            }
+            Packet::Subscribe(s) => {
+                let granted = vec![SubscribeReasonCode::Success(QoS::AtLeastOnce); s.filters.len()];
+                Packet::SubAck(SubAck::new(s.pkid, granted)).write(&mut out, 1 << 20).unwrap();
+                socket.write_all(&out.split()).await.unwrap();
+                go.take().expect("one SUBSCRIBE").await.unwrap();
+                for (pkid, topic) in [(10, FRONT_DOOR), (11, BACK_DOOR)] {
+                    let mut reading = Publish::new(topic, QoS::AtLeastOnce, "OPEN");
+                    reading.pkid = pkid;
+                    Packet::Publish(reading).write(&mut out, 1 << 20).unwrap();
+                }
+                sent_doors = true;
+                Ok(0)
+            }
+            Packet::Publish(p) => {
+                if sent_doors {
+                    wrote.push(Wrote::Publish(p.topic.clone()));
+                }
+                Packet::PubAck(PubAck::new(p.pkid)).write(&mut out, 1 << 20)
+            }
+            Packet::PubAck(a) if sent_doors => {
+                wrote.push(Wrote::PubAck(a.pkid));
+                continue;
+            }
+            _ => continue,
+        }
+        .unwrap();
+        socket.write_all(&out.split()).await.unwrap();
+    }
+    wrote
+}
+
+/// A daemon with a reflex (the panel): the link writes the reflex to a message before that
+/// message's PUBACK (rumqttc would write the PUBACK first, and the broker it wakes would compete
+/// with the reflex), acknowledges every message itself, in the order they came, and has no
+/// reflex for a message read while an earlier one waits in the inbox.
+#[tokio::test]
+async fn a_reflex_goes_out_ahead_of_the_puback_of_the_message_it_answers() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("mqtt://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let (go, ready) = tokio::sync::oneshot::channel();
+    let broker = tokio::spawn(scripted_broker(listener, ready));
+    let shutdown = Shutdown::new();
+    let mut spec = DeviceSpec::new(DeviceKind::SecurityController);
+    spec.presence = false;
+    spec.subscriptions = vec![("home/security/door/+".to_owned(), Qos::AtLeastOnce)];
+    spec.reflex = Some(Arc::new(SirenOnFrontDoor));
+    let mut link = Link::start(&config(&url, "reflex-test"), spec, shutdown.clone()).unwrap();
+    // The inbox empty, as a daemon keeps it: then the link may answer at once.
+    wait_connected(&mut link).await;
+    go.send(()).unwrap();
+    let wrote = tokio::time::timeout(WITHIN, broker).await.expect("the link never acknowledged both doors").unwrap();
+    let siren = Wrote::Publish("home/control/alarm".to_owned());
+    assert_eq!(wrote, [siren, Wrote::PubAck(10), Wrote::PubAck(11)]);
+    assert!(link.reflexed(), "the daemon is told of the reflex");
+    drop(link);
 }

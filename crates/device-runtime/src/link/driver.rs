@@ -61,6 +61,8 @@ pub(super) struct Driver {
     health_file: Option<PathBuf>,
     /// The daemon's reflex, where the runtime allows one, and the flag that tells it it fired.
     reflex: Option<Arc<dyn Reflex>>,
+    /// The link writes each message's PUBACK itself, after the reflex (see [`super::reflex::link_acks`]).
+    link_acks: bool,
     fired: Arc<Fired>,
     topics: Topics,
 }
@@ -93,7 +95,7 @@ impl Driver {
             subscribes: !filters.is_empty(),
         };
         let (urls, options) = parts.brokers.into_iter().unzip();
-        let reflex = super::reflex::usable(spec.reflex.clone());
+        let link_acks = super::reflex::link_acks(&spec);
         Driver {
             state: LinkState::new(&id, urls, plan),
             client: parts.client,
@@ -121,7 +123,8 @@ impl Driver {
             progress: parts.progress,
             acks: parts.acks,
             health_file: config.health_file.clone(),
-            reflex,
+            link_acks,
+            reflex: spec.reflex,
             fired: parts.fired,
             topics,
         }
@@ -295,6 +298,7 @@ impl Driver {
     }
 
     async fn on_publish(&mut self, publish: rumqttc::Publish, eventloop: &mut EventLoop) {
+        self.answer_at_once(&publish, eventloop).await;
         if self.home_assistant.is_status(&publish.topic) {
             if publish.payload.as_ref() == b"online" {
                 tracing::debug!("Home Assistant is online: sending its discovery configs again");
@@ -317,7 +321,6 @@ impl Driver {
             let Some(ack) = ack else { return };
             Inbound::Oversized { topic: publish.topic, size: publish.payload.len(), ack }
         } else {
-            self.reflex(&publish, eventloop).await;
             Inbound::Message {
                 topic: publish.topic,
                 payload: publish.payload.to_vec(),
@@ -333,16 +336,49 @@ impl Driver {
         }
     }
 
-    /// Publishes the daemon's reflex to `publish`, if it has one (see [`super::reflex`]), only
-    /// while every message read before has been taken by the daemon. It is written straight to
-    /// the socket, as rumqttc writes a request (its state numbers it and keeps it until the
-    /// broker's PUBACK, to send again after a reconnect), not queued behind this turn.
-    async fn reflex(&self, publish: &rumqttc::Publish, eventloop: &mut EventLoop) {
-        let Some(reflex) = &self.reflex else { return };
-        if self.tx.capacity() < self.tx.max_capacity() || !self.fired.ready() {
+    /// What the link writes the moment it reads `publish`, before anything else: the daemon's
+    /// reflex to it, if any, then (where the link acknowledges by itself) its PUBACK. The
+    /// reflex goes first, so that the broker is woken by it, not by the ack; both go with one
+    /// flush. Without a reflex the acks of a batch of messages go with one flush after the last.
+    async fn answer_at_once(&self, publish: &rumqttc::Publish, eventloop: &mut EventLoop) {
+        let reflex = self.reflex(publish, eventloop);
+        let ack = self.own_ack(publish, eventloop);
+        if reflex.is_none() && ack.is_none() {
             return;
         }
-        let Some(out) = reflex.fire(&self.topics, &publish.topic, &publish.payload, Timestamp::now()) else { return };
+        let reflexed = reflex.is_some();
+        let last_of_batch = !eventloop.state.events.iter().any(|e| matches!(e, Event::Incoming(Packet::Publish(_))));
+        let Some(network) = eventloop.network.as_mut() else { return };
+        let written = async {
+            for packet in reflex.into_iter().chain(ack) {
+                network.write(packet).await?;
+            }
+            if reflexed || last_of_batch {
+                network.flush().await?;
+            }
+            Ok::<(), rumqttc::StateError>(())
+        };
+        // A broken connection is the next poll's to find; the publish is resent after it, the
+        // message is redelivered.
+        match tokio::time::timeout(REFLEX_WRITE_TIMEOUT, written).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::debug!("could not write at once ({e}); it is sent again on reconnect"),
+            Err(_) => tracing::debug!("writing took over {REFLEX_WRITE_TIMEOUT:?}; it is sent again on reconnect"),
+        }
+    }
+
+    /// The daemon's reflex to `publish`, if it has one (see [`super::reflex`]), asked only while
+    /// every message read before has been stepped; the packet to write, numbered and kept by
+    /// rumqttc's state (until the broker's PUBACK, to send again after a reconnect).
+    fn reflex(&self, publish: &rumqttc::Publish, eventloop: &mut EventLoop) -> Option<Packet> {
+        let reflex = self.reflex.as_ref()?;
+        if self.tx.capacity() < self.tx.max_capacity() || !self.fired.ready() {
+            return None;
+        }
+        if publish.payload.len() > self.max_payload || self.home_assistant.is_status(&publish.topic) {
+            return None;
+        }
+        let out = reflex.fire(&self.topics, &publish.topic, &publish.payload, Timestamp::now())?;
         let qos = out.topic.qos();
         let mut request = rumqttc::Publish::new(self.topics.name(&out.topic), to_qos(qos), out.payload);
         request.retain = out.topic.retained();
@@ -351,7 +387,7 @@ impl Driver {
             Ok(packet) => packet,
             Err(e) => {
                 tracing::error!("could not send a reflex ({e}); the daemon's step sends it");
-                return;
+                return None;
             }
         };
         self.progress.queue(1);
@@ -359,25 +395,31 @@ impl Driver {
             self.progress.to_acknowledge.fetch_add(1, Ordering::SeqCst);
         }
         // None: its packet id is still in flight; rumqttc sends it once that one is acknowledged.
-        let Some(packet) = packet else {
-            self.fired.set(0);
-            return;
-        };
-        self.fired.set(match &packet {
-            rumqttc::Packet::Publish(p) => p.pkid,
+        let pkid = match &packet {
+            Some(Packet::Publish(p)) => p.pkid,
             _ => 0,
-        });
-        let Some(network) = eventloop.network.as_mut() else { return };
-        let written = async {
-            network.write(packet).await?;
-            network.flush().await
         };
-        // A broken connection is the next poll's to find; the publish is resent after it.
-        match tokio::time::timeout(REFLEX_WRITE_TIMEOUT, written).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::debug!("could not write a reflex at once ({e}); it is sent again on reconnect"),
-            Err(_) => {
-                tracing::debug!("writing a reflex took over {REFLEX_WRITE_TIMEOUT:?}; it is sent again on reconnect")
+        self.fired.set(pkid);
+        packet
+    }
+
+    /// The PUBACK (PUBREC at QoS 2) of `publish`, where the link acknowledges by itself: a
+    /// daemon with a reflex and no acks of its own. In the order messages
+    /// came, as MQTT wants (3.1.1 4.6).
+    fn own_ack(&self, publish: &rumqttc::Publish, eventloop: &mut EventLoop) -> Option<Packet> {
+        if !self.link_acks {
+            return None;
+        }
+        let request = match publish.qos {
+            QoS::AtMostOnce => return None,
+            QoS::AtLeastOnce => rumqttc::Request::PubAck(rumqttc::PubAck::new(publish.pkid)),
+            QoS::ExactlyOnce => rumqttc::Request::PubRec(rumqttc::PubRec::new(publish.pkid)),
+        };
+        match eventloop.state.handle_outgoing_packet(request) {
+            Ok(packet) => packet,
+            Err(e) => {
+                tracing::debug!("could not acknowledge packet {} ({e}); the broker sends it again", publish.pkid);
+                None
             }
         }
     }

@@ -200,7 +200,8 @@ pub struct Link {
 
 impl Link {
     /// Starts the link's task. Connecting happens in the background: an unreachable broker is retried, not fatal.
-    pub fn start(config: &MqttConfig, spec: DeviceSpec, shutdown: Shutdown) -> Result<Link, LinkError> {
+    pub fn start(config: &MqttConfig, mut spec: DeviceSpec, shutdown: Shutdown) -> Result<Link, LinkError> {
+        spec.reflex = reflex::usable(spec.reflex.take());
         let brokers = options::per_broker(config, &spec)?;
         for bad in config.broker.set_aside() {
             tracing::warn!("{bad}; it is left out, the other brokers are used: {}", config.broker);

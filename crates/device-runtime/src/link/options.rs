@@ -32,7 +32,7 @@ fn for_broker(config: &MqttConfig, spec: &DeviceSpec, url: &BrokerUrl) -> Result
         .set_keep_alive(Duration::from_secs(config.keep_alive_s.max(1)))
         .set_clean_session(!spec.persistent_session)
         .set_max_packet_size(INCOMING_PACKET_LIMIT, config.max_payload_bytes + PACKET_OVERHEAD)
-        .set_manual_acks(spec.manual_acks);
+        .set_manual_acks(spec.manual_acks || super::reflex::link_acks(spec));
     if spec.presence {
         let availability = Topics::new(&config.topic_root).name(&Topic::Availability(config.id.clone()));
         let will = LastWill::new(availability, Availability::Offline.encode(), QoS::AtLeastOnce, true);

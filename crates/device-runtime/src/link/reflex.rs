@@ -112,6 +112,15 @@ impl Drop for Holding<'_> {
     }
 }
 
+/// Whether the link writes each message's PUBACK itself (rumqttc's manual acks), so that a reflex
+/// goes out ahead of the PUBACK of the message it answers: rumqttc writes that PUBACK before it
+/// hands the message over, and the broker, woken by it, competes with the reflex for the core
+/// (measured: 10–30 µs on the siren's path). Only for a daemon with a reflex; one that
+/// acknowledges by itself (`manual_acks`) keeps doing so.
+pub(super) fn link_acks(spec: &super::DeviceSpec) -> bool {
+    spec.reflex.is_some() && !spec.manual_acks
+}
+
 /// A reflex, where the runtime allows one (current-thread); `None` elsewhere, with the reason
 /// logged once: the daemon then sends everything from its step, as without one.
 pub(super) fn usable(reflex: Option<Arc<dyn Reflex>>) -> Option<Arc<dyn Reflex>> {
