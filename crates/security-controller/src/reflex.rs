@@ -50,10 +50,12 @@ impl Reflex for PanelReflex {
                 return None;
             }
         }
-        let command = siren(None, true, format!("alarm triggered by {id}"));
         // Read as the step reads it: a payload it could not read is a trouble, not a trip.
-        let Ok(Message::Sensor { reading, .. }) = Message::from_payload(parsed, payload) else { return None };
-        reading.state.is_active().then(|| Outgoing::new(Topic::AlarmControl, &command))
+        let Ok(Message::Sensor { id, reading, .. }) = Message::from_payload(parsed, payload) else { return None };
+        if !reading.state.is_active() {
+            return None;
+        }
+        Some(Outgoing::new(Topic::AlarmControl, &siren(None, true, format!("alarm triggered by {id}"))))
     }
 }
 
