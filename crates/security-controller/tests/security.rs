@@ -9,7 +9,7 @@
 //! happen (no siren after a duress code), and they are a few seconds at most.
 
 use std::path::Path;
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use protocol::{
 use rumqttc::{AsyncClient, LastWill, MqttOptions, QoS};
 use security_controller::codes;
 use security_controller::config::{ModeDelays, PanelConfig, User};
-use testkit::{Probe, Running, WITHIN, on_both_brokers};
+use testkit::{Probe, Running, Spawned, WITHIN, on_both_brokers};
 use tokio::task::JoinHandle;
 
 /// After a broker restart the daemons' reconnect backoff adds up to a few seconds.
@@ -651,7 +651,7 @@ async fn kill_9_while_armed_restarts_armed() {
 }
 
 /// The real binary with its own config file and state file; its log goes to `log`.
-fn controller_process(url: &str, dir: &Path, log: &Path) -> Child {
+fn controller_process(url: &str, dir: &Path, log: &Path) -> Spawned {
     let mut file = String::from("[panel]\nexit_delay_s = { away = 0, home = 0, night = 0 }\n");
     file += "trigger_time_s = 120\nallow_demo_timings = true\n";
     for user in users() {
@@ -675,6 +675,7 @@ fn controller_process(url: &str, dir: &Path, log: &Path) -> Child {
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
+        .map(Spawned)
         .expect("cannot run security-controller")
 }
 

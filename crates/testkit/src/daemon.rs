@@ -77,6 +77,33 @@ macro_rules! on_both_brokers {
     };
 }
 
+/// A daemon's process that a test started: killed when dropped, so that a failing test (a
+/// panic before its own stop) leaves no daemon behind retrying a broker that is gone. Used as
+/// the `Child` it holds.
+pub struct Spawned(pub Child);
+
+impl std::ops::Deref for Spawned {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Spawned {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Stops a process as `docker stop` does: SIGTERM, then SIGKILL if it has not exited within
 /// `grace`. Whether it exited by itself in time.
 pub fn terminate(child: &mut Child, grace: Duration) -> bool {

@@ -30,7 +30,7 @@ mod sia;
 mod smtp;
 mod webhook;
 
-pub use daemon::{Running, WITHIN, on_embedded, on_mosquitto, terminate};
+pub use daemon::{Running, Spawned, WITHIN, on_embedded, on_mosquitto, terminate};
 pub use home_assistant::HomeAssistant;
 pub use home_config::shipped_home_config;
 
