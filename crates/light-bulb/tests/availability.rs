@@ -1,6 +1,6 @@
 //! Availability as the broker sees it when the real `light-bulb` process dies or is stopped.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use testkit::Probe;
@@ -8,12 +8,13 @@ use testkit::Probe;
 const WITHIN: Duration = Duration::from_secs(10);
 const AVAILABILITY: &str = "home/devices/lwt-bulb/availability";
 
-fn start_bulb(url: &str) -> Child {
+fn start_bulb(url: &str) -> testkit::Spawned {
     Command::new(env!("CARGO_BIN_EXE_light-bulb"))
         .args(["--broker", url, "--id", "lwt-bulb"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(testkit::Spawned)
         .expect("cannot start light-bulb")
 }
 

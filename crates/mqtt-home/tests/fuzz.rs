@@ -391,6 +391,7 @@ async fn fuzzed_messages_leave_every_daemon_of_the_home_serving() {
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
+        .map(testkit::Spawned)
         .unwrap();
     // Every daemon online: the shipped home has 16.
     let daemons = mqtt_home::home::HomeConfig::default().daemon_count();

@@ -33,6 +33,7 @@ async fn prometheus_scrapes_the_home_and_sees_it_reconnect() {
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("home.err")).unwrap())
         .spawn()
+        .map(testkit::Spawned)
         .unwrap();
     let daemons = mqtt_home::home::HomeConfig::default().daemon_count();
     let started = Instant::now();

@@ -2,7 +2,7 @@
 //! acknowledged is lost when it is killed or its database fails.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use device_runtime::{Brokers, MqttConfig};
@@ -96,7 +96,7 @@ async fn records_the_home_and_survives_garbage(url: String) {
 
 testkit::on_both_brokers!(the_home, super::records_the_home_and_survives_garbage);
 
-fn spawn_recorder(url: &str, database: &Path) -> Child {
+fn spawn_recorder(url: &str, database: &Path) -> testkit::Spawned {
     Command::new(env!("CARGO_BIN_EXE_recorder"))
         .args(["--broker", url, "--id", "recorder", "--database"])
         .arg(database)
@@ -104,6 +104,7 @@ fn spawn_recorder(url: &str, database: &Path) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
+        .map(testkit::Spawned)
         .expect("cannot start the recorder binary")
 }
 

@@ -345,6 +345,7 @@ async fn a_kill_9_of_the_transmitter_loses_and_repeats_nothing() {
                 .arg("--config")
                 .arg(&config_file)
                 .spawn()
+                .map(testkit::Spawned)
                 .unwrap()
         };
         let mut process = start();
