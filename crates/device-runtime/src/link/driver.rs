@@ -298,8 +298,11 @@ impl Driver {
     }
 
     async fn on_publish(&mut self, publish: rumqttc::Publish, eventloop: &mut EventLoop) {
-        self.answer_at_once(&publish, eventloop).await;
-        if self.home_assistant.is_status(&publish.topic) {
+        let status = self.home_assistant.is_status(&publish.topic);
+        let oversized = publish.payload.len() > self.max_payload;
+        // A reflex answers only what the daemon is handed.
+        self.answer_at_once(&publish, !status && !oversized, eventloop).await;
+        if status {
             if publish.payload.as_ref() == b"online" {
                 tracing::debug!("Home Assistant is online: sending its discovery configs again");
                 self.home_assistant.announce(&self.client, &self.progress);
@@ -307,7 +310,7 @@ impl Driver {
             return;
         }
         let ack = self.ack_for(&publish);
-        let inbound = if publish.payload.len() > self.max_payload {
+        let inbound = if oversized {
             tracing::warn!(
                 "ignored a {} byte message on {}: larger than mqtt.max_payload_bytes ({})",
                 publish.payload.len(),
@@ -340,8 +343,8 @@ impl Driver {
     /// reflex to it, if any, then (where the link acknowledges by itself) its PUBACK. The
     /// reflex goes first, so that the broker is woken by it, not by the ack; both go with one
     /// flush. Without a reflex the acks of a batch of messages go with one flush after the last.
-    async fn answer_at_once(&self, publish: &rumqttc::Publish, eventloop: &mut EventLoop) {
-        let reflex = self.reflex(publish, eventloop);
+    async fn answer_at_once(&self, publish: &rumqttc::Publish, for_daemon: bool, eventloop: &mut EventLoop) {
+        let reflex = if for_daemon { self.reflex(publish, eventloop) } else { None };
         let ack = self.own_ack(publish, eventloop);
         if reflex.is_none() && ack.is_none() {
             return;
@@ -373,9 +376,6 @@ impl Driver {
     fn reflex(&self, publish: &rumqttc::Publish, eventloop: &mut EventLoop) -> Option<Packet> {
         let reflex = self.reflex.as_ref()?;
         if self.tx.capacity() < self.tx.max_capacity() || !self.fired.ready() {
-            return None;
-        }
-        if publish.payload.len() > self.max_payload || self.home_assistant.is_status(&publish.topic) {
             return None;
         }
         let out = reflex.fire(&self.topics, &publish.topic, &publish.payload, Timestamp::now())?;
