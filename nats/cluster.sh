@@ -128,7 +128,7 @@ start() {
     fi
     mkdir -p "$dir/$n"
     # The store path goes into the config as a quoted string (see nats/node.conf).
-    NATS_NODE="$n" \
+    NATS_CLUSTER=mqtt-home NATS_NODE="$n" \
       NATS_CLIENT_PORT="${client_port[$n]}" \
       NATS_HTTP_PORT="${http_port[$n]}" \
       NATS_CLUSTER_PORT="${cluster_port[$n]}" \

