@@ -28,6 +28,7 @@ ROWS = {
     "panel": ("home/security/door/bench-door", "home/control/alarm"),
     "minimal + siren": ("bench/heard/door", "bench-heard/control/alarm"),
     "minimal": ("bench/minimal-process/door", "bench/minimal-process/siren"),
+    "blocking": ("bench/blocking/door", "bench/blocking/siren"),
 }
 WATCHER = "bench-watch"
 BACKGROUND = "home/security/motion/"

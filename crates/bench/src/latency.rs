@@ -9,10 +9,11 @@ use protocol::{PanelState, Power, SensorState};
 use rumqttc::QoS;
 
 use crate::load::{Background, Sent};
+use crate::minimal::{self, Kind};
 use crate::mqtt::{self, WITHIN};
 use crate::options::Options;
 use crate::panel::{Home, LOCKOUT_S, PIN, Silence, disarm};
-use crate::{minimal, peers, percentile};
+use crate::{peers, percentile};
 
 /// The rows of the table, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,8 @@ pub enum Row {
     Minimal,
     /// The minimal controller in a process of its own, as the panel is.
     MinimalProcess,
+    /// The same answer from a process with no runtime: one thread blocking in `read`.
+    Blocking,
     /// That process commanding a real siren, as the panel does (its command goes to the siren
     /// and the watcher): what the panel is held to.
     MinimalSiren,
@@ -77,16 +80,21 @@ pub struct Table {
 /// Every row idle, then every row again under the background load.
 pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> {
     let minimal = minimal::start(home.port, &home.names).await?;
+    let names = &home.names;
     let minimal_process =
-        minimal::Process::spawn(home.port, &home.names.minimal_process_door, &home.names.minimal_process_siren).await?;
-    let heard = minimal::Process::spawn(home.port, &home.names.heard_door, &home.names.heard_siren).await?;
+        minimal::Process::spawn(Kind::Runtime, home.port, &names.minimal_process_door, &names.minimal_process_siren)
+            .await?;
+    let blocking = minimal::Process::spawn(Kind::Blocking, home.port, &names.blocking_door, &names.blocking_siren)
+        .await
+        .context("the blocking controller")?;
+    let heard = minimal::Process::spawn(Kind::Runtime, home.port, &names.heard_door, &names.heard_siren).await?;
     let paho = if peers::paho_installed() { Some(peers::paho(home.port, &home.names).await?) } else { None };
     let installed = peers::NodeRed::find();
     let node_red = match &installed {
         Some(n) => Some(peers::node_red(n, home).await.context("cannot start Node-RED")?),
         None => None,
     };
-    let mut rows = vec![Row::Bare, Row::Minimal, Row::MinimalProcess, Row::MinimalSiren];
+    let mut rows = vec![Row::Bare, Row::Minimal, Row::MinimalProcess, Row::Blocking, Row::MinimalSiren];
     rows.extend(paho.as_ref().map(|_| Row::Paho));
     rows.extend(node_red.as_ref().map(|_| Row::NodeRed));
     rows.push(Row::Panel);
@@ -97,6 +105,7 @@ pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> 
     let background = background.stop().await?;
     minimal.abort();
     drop(minimal_process);
+    drop(blocking);
     drop(heard);
     drop(paho);
     drop(node_red);
@@ -144,6 +153,7 @@ async fn intrusion(home: &mut Home, row: Row) -> anyhow::Result<Duration> {
         Row::Bare => (&names.bare, &names.bare),
         Row::Minimal => (&names.minimal_door, &names.minimal_siren),
         Row::MinimalProcess => (&names.minimal_process_door, &names.minimal_process_siren),
+        Row::Blocking => (&names.blocking_door, &names.blocking_siren),
         Row::MinimalSiren => (&names.heard_door, &names.heard_siren),
         Row::Paho => (&names.paho_door, &names.paho_siren),
         Row::NodeRed => (&names.node_red_door, &names.node_red_siren),

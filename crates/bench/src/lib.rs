@@ -9,7 +9,8 @@
 //!    broker → subscriber, the floor); a minimal rumqttc controller ([`minimal`], the same four
 //!    hops as the panel: sensor → broker → controller → broker → watcher), as a task of the bench,
 //!    as a process of its own, and as a process commanding a real siren of its own (a second
-//!    `alarm-actuator`, so that its command has two subscribers as the panel's has); and the real
+//!    `alarm-actuator`, so that its command has two subscribers as the panel's has); the same
+//!    answer from a process with no runtime, one thread blocking in `read` ([`blocking`]); and the real
 //!    panel, the `security-controller` binary with its state file on the normal disk, plus the real
 //!    siren. The panel / minimal ratio (against the process with a siren) is checked against issue
 //!    20's goals (p50 ≤ 1.1×, p99 ≤ 1.5×, and faster than paho). `--latency-only` stops here. Where they
@@ -36,6 +37,7 @@
 pub mod adapter;
 mod armed;
 pub mod attack;
+pub mod blocking;
 pub mod home_assistant;
 pub mod ingest;
 mod latency;

@@ -40,24 +40,46 @@ async fn answer(client: AsyncClient, mut eventloop: EventLoop, siren: String) {
     }
 }
 
-/// The flag that makes the bench binary the minimal controller: `--minimal-controller PORT DOOR SIREN`.
-const FLAG: &str = "--minimal-controller";
+/// How a minimal controller's process answers: on a tokio runtime with rumqttc, as every daemon
+/// of the home does, or with one thread blocking in `read` ([`crate::blocking`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Runtime,
+    Blocking,
+}
 
-/// When the bench binary was started as the minimal controller: runs it (until killed) and
+impl Kind {
+    /// The flag that makes the bench binary this controller: `FLAG PORT DOOR SIREN`.
+    fn flag(self) -> &'static str {
+        match self {
+            Kind::Runtime => "--minimal-controller",
+            Kind::Blocking => "--blocking-controller",
+        }
+    }
+}
+
+/// When the bench binary was started as a minimal controller: runs it (until killed) and
 /// returns its exit code; `None` otherwise, for the bench to go on.
 pub fn serve_if_asked() -> Option<ExitCode> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [flag, port, door, siren] = args.as_slice() else { return None };
-    if flag != FLAG {
-        return None;
-    }
+    let kind = [Kind::Runtime, Kind::Blocking].into_iter().find(|k| k.flag() == flag)?;
     let port: u16 = port.parse().ok()?;
-    let names = Names { minimal_door: door.clone(), minimal_siren: siren.clone(), ..Names::new() };
     // The bench holds this process's stdin: when the bench is gone, so is this process.
     std::thread::spawn(|| {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
+    if kind == Kind::Blocking {
+        return Some(match crate::blocking::serve(port, door, siren) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("blocking-controller: {e:#}");
+                ExitCode::FAILURE
+            }
+        });
+    }
+    let names = Names { minimal_door: door.clone(), minimal_siren: siren.clone(), ..Names::new() };
     Some(device_runtime::daemon::block_on("minimal-controller", 1, async move {
         // One client id per door: two of these processes run at once (with and without a siren).
         let id = format!("bench-minimal-process-{}", door.replace('/', "-"));
@@ -76,10 +98,10 @@ pub struct Process {
 }
 
 impl Process {
-    pub async fn spawn(port: u16, door: &str, siren: &str) -> anyhow::Result<Process> {
+    pub async fn spawn(kind: Kind, port: u16, door: &str, siren: &str) -> anyhow::Result<Process> {
         let exe = std::env::current_exe().context("cannot find the bench binary")?;
         let mut child = tokio::process::Command::new(exe)
-            .args([FLAG, &port.to_string(), door, siren])
+            .args([kind.flag(), &port.to_string(), door, siren])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)

@@ -35,6 +35,9 @@ pub struct Names {
     /// The same controller in a process of its own, as the panel is.
     pub minimal_process_door: String,
     pub minimal_process_siren: String,
+    /// The same answer from a process without a runtime ([`crate::blocking`]).
+    pub blocking_door: String,
+    pub blocking_siren: String,
     /// The same controller commanding a real siren of its own (an `alarm-actuator` under
     /// [`HEARD_ROOT`]), so that its command goes to two subscribers, as the panel's does.
     pub heard_door: String,
@@ -63,6 +66,8 @@ impl Names {
             minimal_siren: "bench/minimal/siren".to_owned(),
             minimal_process_door: "bench/minimal-process/door".to_owned(),
             minimal_process_siren: "bench/minimal-process/siren".to_owned(),
+            blocking_door: "bench/blocking/door".to_owned(),
+            blocking_siren: "bench/blocking/siren".to_owned(),
             heard_door: "bench/heard/door".to_owned(),
             heard_siren: Topics::new(HEARD_ROOT).name(&Topic::AlarmControl),
             heard_siren_state: Topics::new(HEARD_ROOT).name(&Topic::AlarmState),

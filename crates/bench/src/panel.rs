@@ -50,6 +50,7 @@ impl Home {
             &names.bare,
             &names.minimal_siren,
             &names.minimal_process_siren,
+            &names.blocking_siren,
             &names.heard_siren,
             &names.heard_siren_state,
             &names.paho_siren,

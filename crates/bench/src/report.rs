@@ -68,6 +68,7 @@ fn label(row: Row) -> &'static str {
         Row::Bare => "bare two hops (floor)",
         Row::Minimal => "minimal, a task of the bench",
         Row::MinimalProcess => "minimal rumqttc controller",
+        Row::Blocking => "minimal, blocking read",
         Row::MinimalSiren => "minimal controller + a siren",
         Row::Paho => "Python paho-mqtt controller",
         Row::NodeRed => "Node-RED flow (defaults)",
@@ -108,37 +109,48 @@ pub fn latency(table: &Table) {
         );
     }
     for (load, samples) in [("idle", &table.idle), ("loaded", &table.loaded)] {
-        let (minimal, panel) = (row_of(table, samples, Row::MinimalSiren), row_of(table, samples, Row::Panel));
-        let (p50, p99) = (ratio(panel.p50(), minimal.p50()), ratio(panel.p99(), minimal.p99()));
-        println!(
-            "   panel / minimal, {load:<6}: p50 {p50:.2}× (goal ≤ {P50_GOAL}×: {}), p99 {p99:.2}× (goal ≤ {P99_GOAL}×: {})",
-            verdict(p50 <= P50_GOAL),
-            verdict(p99 <= P99_GOAL)
-        );
-        let alone = row_of(table, samples, Row::MinimalProcess);
-        println!(
-            "   panel / minimal without a siren, {load}: p50 {:.2}×, p99 {:.2}× (no goal: one subscriber fewer)",
-            ratio(panel.p50(), alone.p50()),
-            ratio(panel.p99(), alone.p99())
-        );
-        let task = row_of(table, samples, Row::Minimal);
-        println!(
-            "   panel / minimal as a task of the bench, {load}: p50 {:.2}×, p99 {:.2}× (no goal: a hot runtime)",
-            ratio(panel.p50(), task.p50()),
-            ratio(panel.p99(), task.p99())
-        );
-        if table.rows.contains(&Row::Paho) {
-            let paho = row_of(table, samples, Row::Paho);
-            let faster = panel.p50() < paho.p50() && panel.p99() < paho.p99();
-            println!(
-                "   panel / paho,    {load:<6}: p50 {:.2}×, p99 {:.2}× (goal: faster in both: {})",
-                ratio(panel.p50(), paho.p50()),
-                ratio(panel.p99(), paho.p99()),
-                verdict(faster)
-            );
-        }
+        ratios(table, load, samples);
     }
     println!();
+}
+
+/// The ratios of one load (`idle` or `loaded`): issue 20's goals, then the rows without a goal.
+fn ratios(table: &Table, load: &str, samples: &[Samples]) {
+    let (minimal, panel) = (row_of(table, samples, Row::MinimalSiren), row_of(table, samples, Row::Panel));
+    let (p50, p99) = (ratio(panel.p50(), minimal.p50()), ratio(panel.p99(), minimal.p99()));
+    println!(
+        "   panel / minimal, {load:<6}: p50 {p50:.2}× (goal ≤ {P50_GOAL}×: {}), p99 {p99:.2}× (goal ≤ {P99_GOAL}×: {})",
+        verdict(p50 <= P50_GOAL),
+        verdict(p99 <= P99_GOAL)
+    );
+    let alone = row_of(table, samples, Row::MinimalProcess);
+    println!(
+        "   panel / minimal without a siren, {load}: p50 {:.2}×, p99 {:.2}× (no goal: one subscriber fewer)",
+        ratio(panel.p50(), alone.p50()),
+        ratio(panel.p99(), alone.p99())
+    );
+    let blocking = row_of(table, samples, Row::Blocking);
+    println!(
+        "   minimal blocking read / rumqttc, {load}: p50 {:.2}×, p99 {:.2}× (no goal: what a runtime costs)",
+        ratio(blocking.p50(), alone.p50()),
+        ratio(blocking.p99(), alone.p99())
+    );
+    let task = row_of(table, samples, Row::Minimal);
+    println!(
+        "   panel / minimal as a task of the bench, {load}: p50 {:.2}×, p99 {:.2}× (no goal: a hot runtime)",
+        ratio(panel.p50(), task.p50()),
+        ratio(panel.p99(), task.p99())
+    );
+    if table.rows.contains(&Row::Paho) {
+        let paho = row_of(table, samples, Row::Paho);
+        let faster = panel.p50() < paho.p50() && panel.p99() < paho.p99();
+        println!(
+            "   panel / paho,    {load:<6}: p50 {:.2}×, p99 {:.2}× (goal: faster in both: {})",
+            ratio(panel.p50(), paho.p50()),
+            ratio(panel.p99(), paho.p99()),
+            verdict(faster)
+        );
+    }
 }
 
 pub fn wrong_codes(flooded: &CodeFlood, paced: &PacedCodes, table: &Table) {
