@@ -6,6 +6,7 @@
 //! (`mqttbytes`); the siren's command and the door's PUBACK go out in one write, the command
 //! first, as the panel's link writes them.
 
+use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 
@@ -19,8 +20,9 @@ use rumqttc::{Connect, Packet, PubAck, Publish, QoS, Subscribe};
 const MAX_PACKET: usize = 64 * 1024;
 
 /// Connects to the broker on `port`, subscribes to `door`, prints `ready` once subscribed, and
-/// answers every OPEN on `door` with the siren ON on `siren`, until the connection fails.
-pub fn serve(port: u16, door: &str, siren: &str) -> anyhow::Result<()> {
+/// answers every OPEN on `door` with the siren ON on `siren`, until the connection fails: it
+/// returns only with that failure.
+pub fn serve(port: u16, door: &str, siren: &str) -> anyhow::Result<Infallible> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).context("cannot connect to the broker")?;
     stream.set_nodelay(true)?;
     let mut out = BytesMut::new();

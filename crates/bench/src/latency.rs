@@ -88,7 +88,7 @@ pub async fn table(options: &Options, home: &mut Home) -> anyhow::Result<Table> 
         .await
         .context("the blocking controller")?;
     let heard = minimal::Process::spawn(Kind::Runtime, home.port, &names.heard_door, &names.heard_siren).await?;
-    let paho = if peers::paho_installed() { Some(peers::paho(home.port, &home.names).await?) } else { None };
+    let paho = if peers::paho_installed() { Some(peers::paho(home.port, names).await?) } else { None };
     let installed = peers::NodeRed::find();
     let node_red = match &installed {
         Some(n) => Some(peers::node_red(n, home).await.context("cannot start Node-RED")?),

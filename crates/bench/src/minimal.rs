@@ -71,13 +71,9 @@ pub fn serve_if_asked() -> Option<ExitCode> {
         std::process::exit(0);
     });
     if kind == Kind::Blocking {
-        return Some(match crate::blocking::serve(port, door, siren) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("blocking-controller: {e:#}");
-                ExitCode::FAILURE
-            }
-        });
+        let Err(e) = crate::blocking::serve(port, door, siren);
+        eprintln!("blocking-controller: {e:#}");
+        return Some(ExitCode::FAILURE);
     }
     let names = Names { minimal_door: door.clone(), minimal_siren: siren.clone(), ..Names::new() };
     Some(device_runtime::daemon::block_on("minimal-controller", 1, async move {
